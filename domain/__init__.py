@@ -1,0 +1,1 @@
+"""The pure model of the shop: entities, events, named errors. No I/O, no framework imports."""

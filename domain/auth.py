@@ -1,0 +1,22 @@
+"""Who is calling, and how they proved it: AppSync's authorization modes."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class AuthMode(enum.Enum):
+    API_KEY = "API_KEY"
+    AWS_IAM = "AWS_IAM"
+    OPENID_CONNECT = "OPENID_CONNECT"
+    AMAZON_COGNITO_USER_POOLS = "AMAZON_COGNITO_USER_POOLS"
+    AWS_LAMBDA = "AWS_LAMBDA"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """An authenticated caller. `principal` is the API key id or the IAM access key id."""
+
+    mode: AuthMode
+    principal: str

@@ -1,0 +1,49 @@
+"""Named errors of the domain; each carries the AppSync `errorType` a client sees.
+
+    HemisphereError
+    ├── BadRequestError            BadRequestException: malformed arguments, bad nextToken
+    ├── NotFoundError              NotFound
+    ├── UnauthorizedError          UnauthorizedException: no or wrong credentials (HTTP 401)
+    ├── ForbiddenFieldError        Unauthorized: the caller's mode may not read a field
+    └── BackendUnavailableError    ServiceUnavailable: a backend is down; retry later
+        └── ProjectionStoreUnavailableError
+"""
+
+from __future__ import annotations
+
+
+class HemisphereError(Exception):
+    error_type = "InternalFailure"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequestError(HemisphereError):
+    error_type = "BadRequestException"
+
+
+class NotFoundError(HemisphereError):
+    error_type = "NotFound"
+
+
+class UnauthorizedError(HemisphereError):
+    error_type = "UnauthorizedException"
+
+
+class ForbiddenFieldError(HemisphereError):
+    error_type = "Unauthorized"
+
+    def __init__(self, field_name: str, type_name: str) -> None:
+        super().__init__(f"Not Authorized to access {field_name} on type {type_name}")
+
+
+class BackendUnavailableError(HemisphereError):
+    """A backend did not answer in time. The request changed nothing; retry with backoff."""
+
+    error_type = "ServiceUnavailable"
+
+
+class ProjectionStoreUnavailableError(BackendUnavailableError):
+    pass

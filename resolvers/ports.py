@@ -1,0 +1,37 @@
+"""What the resolvers need from the read side: the projections, and nothing else.
+
+Queries never touch PostgreSQL: they read the region's DynamoDB projections through this port,
+with the eventual consistency that AppSync over DynamoDB has.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from domain.model import Customer, Order, Page, Product, RegionControl
+
+# A store's raw position of the next page (DynamoDB's LastEvaluatedKey, in plain form).
+Cursor = dict[str, Any]
+
+
+class ProjectionReader(Protocol):
+    async def products_by_id(self, ids: Sequence[str]) -> Mapping[str, Product]: ...
+
+    async def customers_by_id(self, ids: Sequence[str]) -> Mapping[str, Customer]: ...
+
+    async def orders_by_id(self, ids: Sequence[str]) -> Mapping[str, Order]: ...
+
+    async def products_page(
+        self, category: str | None, limit: int, cursor: Cursor | None
+    ) -> Page[Product]:
+        """Products in id order, of one category or of all, `limit` at most per page."""
+        ...
+
+    async def orders_page_by_customer(
+        self, customer_id: str, limit: int, cursor: Cursor | None
+    ) -> Page[Order]:
+        """A customer's orders, newest first."""
+        ...
+
+    async def region_control(self) -> RegionControl | None: ...
