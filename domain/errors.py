@@ -5,8 +5,10 @@
     ├── NotFoundError              NotFound
     ├── UnauthorizedError          UnauthorizedException: no or wrong credentials (HTTP 401)
     ├── ForbiddenFieldError        Unauthorized: the caller's mode may not read a field
-    └── BackendUnavailableError    ServiceUnavailable: a backend is down; retry later
-        └── ProjectionStoreUnavailableError
+    ├── BackendUnavailableError    ServiceUnavailable: a backend is down; retry later
+    │   └── ProjectionStoreUnavailableError
+    ├── ReadOnlyRegionError        ReadOnlyRegion: the primary is unreachable; nothing written
+    └── UnsupportedOperationError  UnsupportedOperation: in the contract, not served here
 """
 
 from __future__ import annotations
@@ -47,3 +49,15 @@ class BackendUnavailableError(HemisphereError):
 
 class ProjectionStoreUnavailableError(BackendUnavailableError):
     pass
+
+
+class ReadOnlyRegionError(HemisphereError):
+    """The primary region cannot be reached: this region serves reads only until it can."""
+
+    error_type = "ReadOnlyRegion"
+
+
+class UnsupportedOperationError(HemisphereError):
+    """The operation is in the contract but this deployment does not serve it."""
+
+    error_type = "UnsupportedOperation"

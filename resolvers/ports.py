@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from domain.commands import UpsertProduct
 from domain.model import Customer, Order, Page, Product, RegionControl
 
 # A store's raw position of the next page (DynamoDB's LastEvaluatedKey, in plain form).
@@ -35,3 +36,12 @@ class ProjectionReader(Protocol):
         ...
 
     async def region_control(self) -> RegionControl | None: ...
+
+
+class Catalog(Protocol):
+    """Catalog administration on the relational model (the primary region's write side)."""
+
+    async def upsert_product(self, command: UpsertProduct) -> Product:
+        """Write the product and its stock in one transaction that also appends the event
+        to the outbox; the projection follows through the relay."""
+        ...

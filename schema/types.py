@@ -12,18 +12,18 @@ from schema.scalars import AWSDateTime, AWSEmail
 
 # Every mode that may read the shop's types (the contract's type-level directives).
 READ_MODES = (AuthMode.API_KEY, AuthMode.AWS_IAM, AuthMode.OPENID_CONNECT)
-_READABLE = auth_directives(*READ_MODES)
+READABLE = auth_directives(*READ_MODES)
 
 OrderStatus = strawberry.enum(DomainOrderStatus, name="OrderStatus")
 
 
-@strawberry.type(directives=_READABLE)
+@strawberry.type(directives=READABLE)
 class Money:
     amount: int
     currency: str
 
 
-@strawberry.type(directives=_READABLE)
+@strawberry.type(directives=READABLE)
 class Product:
     id: strawberry.ID
     sku: str
@@ -36,13 +36,13 @@ class Product:
     version: int
 
 
-@strawberry.type(directives=_READABLE)
+@strawberry.type(directives=READABLE)
 class ProductConnection:
     items: list[Product]
     next_token: str | None
 
 
-@strawberry.type(directives=_READABLE)
+@strawberry.type(directives=READABLE)
 class Customer:
     id: strawberry.ID
     name: str
@@ -53,7 +53,7 @@ class Customer:
     version: int
 
 
-@strawberry.type(directives=_READABLE)
+@strawberry.type(directives=READABLE)
 class OrderLine:
     product_id: strawberry.ID
     product_name: str
@@ -61,14 +61,14 @@ class OrderLine:
     unit_price: Money
 
 
-@strawberry.type(directives=_READABLE)
+@strawberry.type(directives=READABLE)
 class StatusChange:
     status: OrderStatus
     at: AWSDateTime
     reason: str | None
 
 
-@strawberry.type(directives=_READABLE)
+@strawberry.type(directives=READABLE)
 class Order:
     id: strawberry.ID
     customer_id: strawberry.ID
@@ -86,13 +86,13 @@ class Order:
     version: int
 
 
-@strawberry.type(directives=_READABLE)
+@strawberry.type(directives=READABLE)
 class OrderConnection:
     items: list[Order]
     next_token: str | None
 
 
-@strawberry.type(directives=_READABLE)
+@strawberry.type(directives=READABLE)
 class RegionInfo:
     region: str
     primary_region: str
@@ -100,7 +100,7 @@ class RegionInfo:
     epoch: int
 
 
-@strawberry.type(directives=_READABLE)
+@strawberry.type(directives=READABLE)
 class AsyncReceipt:
     request_id: strawberry.ID
     accepted_at: AWSDateTime

@@ -1,0 +1,144 @@
+"""Create and delete the projection table (see items.py for its layout)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from adapters.dynamodb import items
+from adapters.dynamodb.client import endpoint_of, translate_errors
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb.client import DynamoDBClient
+    from types_aiobotocore_dynamodb.type_defs import (
+        GlobalSecondaryIndexTypeDef,
+        TableDescriptionTypeDef,
+    )
+
+
+def _index(name: str, pk: str, sk: str) -> GlobalSecondaryIndexTypeDef:
+    return {
+        "IndexName": name,
+        "KeySchema": [
+            {"AttributeName": pk, "KeyType": "HASH"},
+            {"AttributeName": sk, "KeyType": "RANGE"},
+        ],
+        # ALL: list pages are read from the index alone, with no fetch back to the table.
+        "Projection": {"ProjectionType": "ALL"},
+    }
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+async def _describe(client: DynamoDBClient, table_name: str) -> TableDescriptionTypeDef | None:
+    try:
+        with translate_errors(endpoint_of(client)):
+            return (await client.describe_table(TableName=table_name))["Table"]
+    except ClientError as error:
+        if _error_code(error) == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def _is_active(table: TableDescriptionTypeDef) -> bool:
+    indexes = table.get("GlobalSecondaryIndexes", [])
+    return table.get("TableStatus") == "ACTIVE" and all(
+        index.get("IndexStatus") == "ACTIVE" for index in indexes
+    )
+
+
+def _check_layout(table_name: str, table: TableDescriptionTypeDef) -> None:
+    # A table of the same name with another layout would fail every query with a
+    # ValidationException; say so once, at start-up, instead.
+    present = {index.get("IndexName") for index in table.get("GlobalSecondaryIndexes", [])}
+    missing = {items.GSI1, items.GSI2} - present
+    if missing:
+        raise RuntimeError(
+            f"table {table_name} exists without the indexes {sorted(missing)}: "
+            "delete it or rebuild it with `hemisphere projections rebuild`"
+        )
+
+
+async def ensure_table(
+    client: DynamoDBClient, table_name: str, *, timeout: float = 300.0
+) -> None:
+    """Create the table unless it exists, then wait until it and its indexes are ACTIVE.
+
+    Idempotent, and safe when several instances start at once (a concurrent creation is
+    waited for, not an error).
+    """
+    table = await _describe(client, table_name)
+    if table is None:
+        try:
+            with translate_errors(endpoint_of(client)):
+                await client.create_table(
+                    TableName=table_name,
+                    BillingMode="PAY_PER_REQUEST",
+                    AttributeDefinitions=[
+                        {"AttributeName": name, "AttributeType": "S"}
+                        for name in (
+                            items.PK, items.SK,
+                            items.GSI1_PK, items.GSI1_SK,
+                            items.GSI2_PK, items.GSI2_SK,
+                        )
+                    ],
+                    KeySchema=[
+                        {"AttributeName": items.PK, "KeyType": "HASH"},
+                        {"AttributeName": items.SK, "KeyType": "RANGE"},
+                    ],
+                    GlobalSecondaryIndexes=[
+                        _index(items.GSI1, items.GSI1_PK, items.GSI1_SK),
+                        _index(items.GSI2, items.GSI2_PK, items.GSI2_SK),
+                    ],
+                    # The subscription publisher reads the change stream; global tables
+                    # need NEW_AND_OLD_IMAGES as well.
+                    StreamSpecification={
+                        "StreamEnabled": True,
+                        "StreamViewType": "NEW_AND_OLD_IMAGES",
+                    },
+                )
+        except ClientError as error:
+            if _error_code(error) != "ResourceInUseException":  # created meanwhile
+                raise
+    await _wait(client, table_name, timeout)
+
+
+async def _wait(client: DynamoDBClient, table_name: str, timeout: float) -> None:
+    # Our own loop rather than the `table_exists` waiter: that one sleeps 20 s between polls
+    # and does not look at the indexes.
+    deadline = time.monotonic() + timeout
+    delay = 0.1
+    while True:
+        table = await _describe(client, table_name)
+        if table is not None and _is_active(table):
+            _check_layout(table_name, table)
+            return
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"table {table_name} is not ACTIVE after {timeout:.0f}s")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+async def delete_table(
+    client: DynamoDBClient, table_name: str, *, timeout: float = 300.0
+) -> None:
+    """Delete the table if it exists and wait until it is gone."""
+    try:
+        with translate_errors(endpoint_of(client)):
+            await client.delete_table(TableName=table_name)
+    except ClientError as error:
+        if _error_code(error) != "ResourceNotFoundException":
+            raise
+        return
+    deadline = time.monotonic() + timeout
+    delay = 0.1
+    while await _describe(client, table_name) is not None:
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"table {table_name} still exists after {timeout:.0f}s")
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 2.0)

@@ -1,0 +1,123 @@
+"""The composition root: which adapter serves which port, created in the lifespan (never at
+import), closed in reverse order."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+
+import aioboto3
+
+from adapters.dynamodb.client import dynamodb_client
+from adapters.dynamodb.reader import DynamoProjectionReader
+from adapters.dynamodb.table import ensure_table
+from adapters.dynamodb.writer import DynamoProjectionWriter
+from adapters.postgres.catalog import PostgresCatalog
+from adapters.postgres.migrations import apply_migrations
+from adapters.postgres.outbox import PostgresOutbox
+from adapters.postgres.pool import create_pool
+from adapters.postgres.seed import seed_demo_data
+from adapters.postgres.snapshots import PostgresSnapshotSource
+from domain.model import RegionControl
+from hemisphere.settings import Settings, SettingsError
+from projections.projector import Projector
+from projections.rebuild import rebuild
+from projections.relay import OutboxRelay
+from resolvers.context import Topology
+from resolvers.pagination import PageTokens
+from resolvers.ports import Catalog, ProjectionReader
+from subscriptions.inprocess import InProcessBroker
+from subscriptions.ports import Broker
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    reader: ProjectionReader
+    catalog: Catalog | None
+    broker: Broker
+    tokens: PageTokens
+    topology: Topology
+
+
+@dataclass(frozen=True)
+class StartupOptions:
+    """What `hemisphere serve` adds to a plain start: demo data and a projection rebuild
+    (the local AWS endpoint keeps nothing between runs)."""
+
+    seed_demo_data: bool = False
+    rebuild_projections: bool = False
+    rebuild_progress: Progress | None = None
+
+
+def aws_session(settings: Settings) -> aioboto3.Session:
+    return aioboto3.Session(
+        aws_access_key_id=settings.aws_access_key_id,
+        aws_secret_access_key=settings.aws_secret_access_key,
+        region_name=settings.region,
+    )
+
+
+@contextlib.asynccontextmanager
+async def start_runtime(
+    settings: Settings, options: StartupOptions = StartupOptions()
+) -> AsyncIterator[Runtime]:
+    if settings.database_url is None:
+        raise SettingsError("DATABASE_URL is not set (hemisphere serve starts an embedded one)")
+    if settings.token_secret is None:
+        raise SettingsError("HEMISPHERE_TOKEN_SECRET is not set")
+    is_primary = settings.region == settings.primary_region
+
+    async with contextlib.AsyncExitStack() as stack:
+        pool = await create_pool(settings.database_url, min_size=2, max_size=10)
+        stack.push_async_callback(pool.close)
+        async with pool.acquire() as conn:
+            applied = await apply_migrations(conn)
+        if applied:
+            log.info("applied migrations: %s", ", ".join(applied))
+        if options.seed_demo_data and await seed_demo_data(pool):
+            log.info("seeded the demo catalog")
+
+        client = await stack.enter_async_context(
+            dynamodb_client(aws_session(settings), settings.aws_endpoint_url)
+        )
+        await ensure_table(client, settings.table_name)
+        reader = DynamoProjectionReader(client, settings.table_name)
+        writer = DynamoProjectionWriter(client, settings.table_name)
+        if is_primary:
+            # Only the primary creates the topology record; the epoch never goes down.
+            await writer.put_region_control(RegionControl(settings.primary_region, epoch=1))
+        if options.rebuild_projections:
+            written = await rebuild(PostgresSnapshotSource(pool), writer,
+                                    progress=options.rebuild_progress)
+            log.info("rebuilt %d projection items", written)
+
+        if is_primary:
+            # The outbox lives with the writable relational model: drain it here.
+            outbox = PostgresOutbox(pool, settings.database_url)
+            stack.push_async_callback(outbox.aclose)
+            relay = OutboxRelay(outbox, Projector(writer))
+            await relay.drain_all()
+            task = asyncio.create_task(relay.run(), name="outbox-relay")
+            stack.push_async_callback(_cancel, task)
+
+        assert settings.token_secret is not None
+        yield Runtime(
+            reader=reader,
+            catalog=PostgresCatalog(pool) if is_primary else None,
+            broker=InProcessBroker(),
+            tokens=PageTokens(settings.token_secret),
+            topology=Topology(settings.region, settings.primary_region),
+        )
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

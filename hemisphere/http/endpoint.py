@@ -1,0 +1,105 @@
+"""GraphQL over HTTP as AppSync serves it: POST /graphql with a JSON body, authenticated by API
+key or SigV4; GET /graphql from a browser opens GraphiQL."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+import strawberry
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from domain.auth import Caller
+from domain.errors import UnauthorizedError
+from hemisphere.http.authn import NOT_AUTHORIZED, Authenticator
+from schema.errors import format_error, request_error
+
+log = logging.getLogger(__name__)
+
+# AppSync refuses request bodies over 1 MB... we do the same rather than parse them.
+MAX_BODY_BYTES = 1_048_576
+
+
+def _json(payload: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+def _malformed(message: str) -> Response:
+    return _json(request_error("MalformedHttpRequestException", message), status=400)
+
+
+class GraphQLHTTP:
+    def __init__(
+        self,
+        schema: strawberry.Schema,
+        authenticator: Authenticator,
+        make_context: Callable[[Caller], object],
+        graphiql_html: str | None,
+    ) -> None:
+        self._schema = schema
+        self._authenticator = authenticator
+        self._make_context = make_context
+        self._graphiql_html = graphiql_html
+
+    async def get(self, request: Request) -> Response:
+        if self._graphiql_html is not None and "text/html" in request.headers.get("accept", ""):
+            return HTMLResponse(self._graphiql_html)
+        return _json(request_error("MalformedHttpRequestException",
+                                   "Send GraphQL requests as POST with a JSON body."), status=405)
+
+    async def post(self, request: Request) -> Response:
+        body = await request.body()
+        if len(body) > MAX_BODY_BYTES:
+            return _json(request_error("MalformedHttpRequestException",
+                                       "The request body is larger than 1 MB."), status=413)
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
+        try:
+            caller = self._authenticator.authenticate(
+                method="POST", url=_signed_url(request, headers), headers=headers, body=body
+            )
+        except UnauthorizedError as exc:
+            # AppSync says the same thing for a missing and a wrong key: nothing to probe.
+            message = exc.message if "authorization" in headers else NOT_AUTHORIZED
+            return _json(request_error("UnauthorizedException", message), status=401)
+
+        if not body.strip():
+            return _malformed("The request body is empty: send {\"query\": \"...\"}.")
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return _malformed("Invalid JSON payload in POST request.")
+        if not isinstance(payload, dict):
+            return _malformed("The JSON payload must be an object with a \"query\" string.")
+        query = payload.get("query")
+        variables = payload.get("variables")
+        operation_name = payload.get("operationName")
+        if not isinstance(query, str) or not query.strip():
+            return _malformed("The JSON payload has no \"query\" string.")
+        if variables is not None and not isinstance(variables, dict):
+            return _malformed("\"variables\" must be a JSON object.")
+        if operation_name is not None and not isinstance(operation_name, str):
+            return _malformed("\"operationName\" must be a string.")
+
+        result = await self._schema.execute(
+            query,
+            variable_values=variables,
+            context_value=self._make_context(caller),
+            operation_name=operation_name,
+        )
+        response: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            response["errors"] = [format_error(e) for e in result.errors]
+        return _json(response)
+
+
+def _signed_url(request: Request, headers: dict[str, str]) -> str:
+    """The URL the client signed: its Host header, our path and query (the scheme is not part
+    of a SigV4 signature, so a TLS-terminating proxy in front changes nothing)."""
+    host = headers.get("host", "")
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+    path = path.split("?", 1)[0]
+    return f"http://{host}{path}" + (f"?{query}" if query else "")

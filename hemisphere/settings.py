@@ -1,0 +1,86 @@
+"""One immutable settings object, read from the environment once. Nothing else reads
+os.environ. A missing or malformed setting stops start-up with one line naming the variable."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Backends. None selects the embedded local stack (only `hemisphere serve` starts one).
+    database_url: str | None = None
+    aws_endpoint_url: str | None = None
+    redis_url: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: str | None = None
+    # Topology.
+    region: str = "us-east-1"
+    primary_region: str = "us-east-1"
+    table_name: str = "hemisphere"
+    # Auth: API keys accepted (x-api-key) and IAM credentials whose SigV4 signatures verify.
+    api_keys: tuple[str, ...] = ()
+    iam_credentials: Mapping[str, str] = field(default_factory=dict)
+    # Signs pagination tokens; every instance of a deployment must share it.
+    token_secret: str | None = None
+    data_dir: Path = Path(".hemisphere")
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        region = get("HEMISPHERE_REGION") or get("AWS_REGION") or "us-east-1"
+        primary = get("HEMISPHERE_PRIMARY_REGION") or region
+        for name, value in (("HEMISPHERE_REGION", region), ("HEMISPHERE_PRIMARY_REGION", primary)):
+            if not _REGION.match(value):
+                raise SettingsError(f"{name}={value!r} is not an AWS region name like us-east-1")
+        return cls(
+            database_url=get("DATABASE_URL"),
+            aws_endpoint_url=get("AWS_ENDPOINT_URL"),
+            redis_url=get("REDIS_URL"),
+            aws_access_key_id=get("AWS_ACCESS_KEY_ID"),
+            aws_secret_access_key=get("AWS_SECRET_ACCESS_KEY"),
+            region=region,
+            primary_region=primary,
+            table_name=get("HEMISPHERE_TABLE") or "hemisphere",
+            api_keys=_api_keys(get("HEMISPHERE_API_KEYS")),
+            iam_credentials=_iam_credentials(get("HEMISPHERE_IAM_CREDENTIALS")),
+            token_secret=get("HEMISPHERE_TOKEN_SECRET"),
+            data_dir=Path(get("HEMISPHERE_DATA_DIR") or ".hemisphere"),
+            log_level=(get("HEMISPHERE_LOG_LEVEL") or "INFO").upper(),
+        )
+
+
+def _api_keys(raw: str | None) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+    for key in keys:
+        if len(key) < 8 or any(c.isspace() for c in key):
+            raise SettingsError("HEMISPHERE_API_KEYS: each key needs 8+ characters, no spaces")
+    return keys
+
+
+def _iam_credentials(raw: str | None) -> dict[str, str]:
+    """`AKID:SECRET[,AKID:SECRET…]`: the IAM principals allowed to call @aws_iam fields."""
+    if raw is None:
+        return {}
+    pairs: dict[str, str] = {}
+    for entry in raw.split(","):
+        akid, sep, secret = entry.strip().partition(":")
+        if not sep or not akid or not secret:
+            raise SettingsError("HEMISPHERE_IAM_CREDENTIALS must be AKID:SECRET[,AKID:SECRET...]")
+        pairs[akid] = secret
+    return pairs

@@ -1,0 +1,100 @@
+"""Mutation resolvers: build a command and hand it to the write side; the client learns the
+outcome from the projections (and by subscription)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from domain.auth import AuthMode
+from domain.codec import customer_to_plain, order_to_plain, product_to_plain
+from domain.commands import UpsertProduct
+from domain.errors import ReadOnlyRegionError, UnsupportedOperationError
+from domain.model import Money
+from resolvers.auth import auth_field_options
+from resolvers.context import Info
+from resolvers.publications import customer_of, order_of, product_of
+from resolvers.values import as_graphql
+from schema.inputs import (
+    CheckoutInput,
+    CustomerProfileInput,
+    CustomerPublication,
+    OrderPublication,
+    ProductInput,
+    ProductPublication,
+)
+from schema.types import AsyncReceipt, Customer, Order, Product
+
+_PUBLIC = auth_field_options(AuthMode.API_KEY, AuthMode.OPENID_CONNECT)
+_IAM = auth_field_options(AuthMode.AWS_IAM)
+
+_SAGAS_PENDING = (
+    "{} starts a saga on the write path (Step Functions in the primary region), "
+    "which this release does not include yet"
+)
+
+
+@strawberry.type(name="Mutation")
+class Mutation:
+    @strawberry.mutation(
+        description="Starts the checkout saga in the primary region; returns the order as PENDING.",
+        **_PUBLIC,
+    )
+    async def checkout(self, info: Info, input: CheckoutInput) -> Order | None:
+        raise UnsupportedOperationError(_SAGAS_PENDING.format("checkout"))
+
+    @strawberry.mutation(
+        description="Starts the cancellation saga: refund, release stock, revert loyalty points.",
+        **_PUBLIC,
+    )
+    async def cancel_order(
+        self, info: Info, id: strawberry.ID, idempotency_key: str
+    ) -> Order | None:
+        raise UnsupportedOperationError(_SAGAS_PENDING.format("cancelOrder"))
+
+    @strawberry.mutation(
+        description=(
+            "Asynchronous: put on the event bus; the change arrives through onCustomerChanged."
+        ),
+        **_PUBLIC,
+    )
+    async def update_customer_profile(
+        self, info: Info, input: CustomerProfileInput
+    ) -> AsyncReceipt | None:
+        raise UnsupportedOperationError(_SAGAS_PENDING.format("updateCustomerProfile"))
+
+    @strawberry.mutation(description="Catalog administration.", **_IAM)
+    async def upsert_product(self, info: Info, input: ProductInput) -> Product | None:
+        catalog = info.context.catalog
+        if catalog is None:
+            raise ReadOnlyRegionError("this region cannot reach the primary's relational model")
+        command = UpsertProduct(
+            id=None if input.id is None else str(input.id),
+            sku=input.sku,
+            name=input.name,
+            description=input.description,
+            category=input.category,
+            price=Money(amount=input.price.amount, currency=input.price.currency),
+            available=input.available,
+        )
+        return as_graphql(await catalog.upsert_product(command))
+
+    @strawberry.mutation(
+        description="Called by the change-stream publisher in each region to trigger subscriptions.",
+        **_IAM,
+    )
+    async def publish_order(self, info: Info, input: OrderPublication) -> Order | None:
+        order = order_of(input)
+        await info.context.broker.publish("publishOrder", order_to_plain(order))
+        return as_graphql(order)
+
+    @strawberry.mutation(**_IAM)
+    async def publish_product(self, info: Info, input: ProductPublication) -> Product | None:
+        product = product_of(input)
+        await info.context.broker.publish("publishProduct", product_to_plain(product))
+        return as_graphql(product)
+
+    @strawberry.mutation(**_IAM)
+    async def publish_customer(self, info: Info, input: CustomerPublication) -> Customer | None:
+        customer = customer_of(input)
+        await info.context.broker.publish("publishCustomer", customer_to_plain(customer))
+        return as_graphql(customer)

@@ -1,0 +1,83 @@
+"""Query resolvers: read the region's projections, never the relational model."""
+
+from __future__ import annotations
+
+import strawberry
+
+from resolvers.context import Info
+from resolvers.pagination import page_limit
+from resolvers.values import OMITTED, as_graphql, given
+from schema.types import (
+    READABLE,
+    Customer,
+    Order,
+    OrderConnection,
+    Product,
+    ProductConnection,
+    RegionInfo,
+)
+
+
+@strawberry.type(name="Query", directives=READABLE)
+class Query:
+    @strawberry.field
+    async def product(self, info: Info, id: strawberry.ID) -> Product | None:
+        return as_graphql(await info.context.loaders.products.load(id))
+
+    @strawberry.field
+    async def products(
+        self,
+        info: Info,
+        category: str | None = OMITTED,
+        limit: int | None = OMITTED,
+        next_token: str | None = OMITTED,
+    ) -> ProductConnection:
+        context = info.context
+        scope = f"products:{given(category) or ''}"
+        cursor = context.tokens.open(scope, given(next_token))
+        page = await context.reader.products_page(given(category), page_limit(given(limit)), cursor)
+        return ProductConnection(
+            items=as_graphql(page.items), next_token=context.tokens.issue(scope, page.cursor)
+        )
+
+    @strawberry.field
+    async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
+        return as_graphql(await info.context.loaders.customers.load(id))
+
+    @strawberry.field
+    async def order(self, info: Info, id: strawberry.ID) -> Order | None:
+        return as_graphql(await info.context.loaders.orders.load(id))
+
+    @strawberry.field
+    async def orders_by_customer(
+        self,
+        info: Info,
+        customer_id: strawberry.ID,
+        limit: int | None = OMITTED,
+        next_token: str | None = OMITTED,
+    ) -> OrderConnection:
+        context = info.context
+        scope = f"orders:{customer_id}"
+        cursor = context.tokens.open(scope, given(next_token))
+        page = await context.reader.orders_page_by_customer(
+            customer_id, page_limit(given(limit)), cursor
+        )
+        return OrderConnection(
+            items=as_graphql(page.items), next_token=context.tokens.issue(scope, page.cursor)
+        )
+
+    @strawberry.field
+    async def region(self, info: Info) -> RegionInfo:
+        """This region, and who is primary, from the replicated topology record."""
+        topology = info.context.topology
+        control = await info.context.reader.region_control()
+        if control is None:
+            # No record yet (a fresh table): the configured topology holds.
+            return RegionInfo(region=topology.region, primary_region=topology.primary_region,
+                              read_only=False, epoch=0)
+        return RegionInfo(
+            region=topology.region,
+            primary_region=control.primary_region,
+            read_only=control.read_only,
+            epoch=control.epoch,
+        )

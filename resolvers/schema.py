@@ -1,0 +1,35 @@
+"""The executable schema: the contract's roots, with the caches that make it fast."""
+
+from __future__ import annotations
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.types import ExecutionContext
+from strawberry.extensions import ParserCache, ValidationCache
+
+from resolvers.mutations import Mutation
+from resolvers.queries import Query
+from schema.errors import is_unexpected
+from subscriptions.fields import Subscription
+
+
+class AppSyncSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # Named errors (a bad token, a refused field) are answers, not incidents: log only
+        # the unexpected ones, with their traceback.
+        unexpected = [e for e in errors if is_unexpected(e)]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+
+def build_schema() -> strawberry.Schema:
+    return AppSyncSchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        # Parsing and validating a document costs about 1 ms; clients send the same few
+        # documents over and over, so both are cached by document text.
+        extensions=[ParserCache(maxsize=1024), ValidationCache(maxsize=1024)],
+    )

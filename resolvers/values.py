@@ -1,0 +1,24 @@
+"""Small conversions between what Strawberry hands a resolver and what the domain takes."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar, cast
+
+from strawberry import UNSET
+
+T = TypeVar("T")
+
+# Optional arguments default to UNSET rather than None, so the SDL shows `limit: Int` as the
+# contract does (a None default would print `limit: Int = null`).
+OMITTED: Any = UNSET
+
+
+def given(value: T | None) -> T | None:
+    """The argument's value, or None when the caller left it out."""
+    return None if value is UNSET else value
+
+
+def as_graphql(value: object) -> Any:
+    """A domain snapshot where the schema names its GraphQL type: Strawberry resolves the
+    fields by attribute name, so the snapshot serves as it is (no copy per request)."""
+    return cast(Any, value)

@@ -1,0 +1,55 @@
+"""GraphQL errors in AppSync's shape: message, errorType, errorInfo, path, locations, data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from graphql import GraphQLError, GraphQLSyntaxError
+
+from domain.errors import HemisphereError
+
+
+INTERNAL_MESSAGE = "An internal failure occurred; it has been logged."
+
+
+def error_type_of(error: GraphQLError) -> str:
+    original = error.original_error
+    if isinstance(original, HemisphereError):
+        return original.error_type
+    if isinstance(error, GraphQLSyntaxError):
+        return "InvalidSyntax"
+    if original is None or error.path is None:
+        # Raised while validating the document or coercing variables (a bad AWSEmail, say).
+        return "ValidationError"
+    return "InternalFailure"
+
+
+def is_unexpected(error: GraphQLError) -> bool:
+    return error_type_of(error) == "InternalFailure"
+
+
+def format_error(error: GraphQLError) -> dict[str, Any]:
+    error_type = error_type_of(error)
+    original = error.original_error
+    if isinstance(original, HemisphereError):
+        message = original.message
+    elif error_type == "InternalFailure":
+        message = INTERNAL_MESSAGE  # never leak an unexpected exception's text to clients
+    else:
+        message = error.message
+    return {
+        "path": error.path,
+        "data": None,
+        "errorType": error_type,
+        "errorInfo": None,
+        "locations": [
+            {"line": loc.line, "column": loc.column, "sourceName": None}
+            for loc in error.locations or ()
+        ],
+        "message": message,
+    }
+
+
+def request_error(error_type: str, message: str) -> dict[str, Any]:
+    """A whole-request error (bad JSON, no credentials): no data, no path, no locations."""
+    return {"errors": [{"errorType": error_type, "message": message}]}
