@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from domain.auth import Caller
-from hemisphere.bootstrap import Runtime, start_runtime
+from hemisphere.runtime import Runtime
 from hemisphere.http.authn import Authenticator
 from hemisphere.http.endpoint import GraphQLHTTP
 from hemisphere.http.graphiql import graphiql_page
@@ -28,10 +28,15 @@ RuntimeFactory = Callable[[Settings], AbstractAsyncContextManager[Runtime]]
 def create_app(
     settings: Settings,
     *,
-    runtime_factory: RuntimeFactory = start_runtime,
+    runtime_factory: RuntimeFactory | None = None,
     graphiql_api_key: str | None = None,
 ) -> Starlette:
-    """`graphiql_api_key` prefills GraphiQL's headers: for the local default only."""
+    """`graphiql_api_key` prefills GraphiQL's headers: for the local default only.
+    `runtime_factory` defaults to bootstrap's, which wires the real backends."""
+    if runtime_factory is None:
+        from hemisphere.bootstrap import start_runtime
+
+        runtime_factory = start_runtime
     if settings.token_secret is None:
         # Tokens would not survive a restart nor cross instances; serve persists a secret.
         settings = _with_token_secret(settings, secrets.token_urlsafe(32))

@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 
 import aioboto3
 
@@ -22,39 +21,16 @@ from adapters.postgres.pool import create_pool
 from adapters.postgres.seed import seed_demo_data
 from adapters.postgres.snapshots import PostgresSnapshotSource
 from domain.model import RegionControl
+from hemisphere.runtime import Runtime, StartupOptions
 from hemisphere.settings import Settings, SettingsError
 from projections.projector import Projector
 from projections.rebuild import rebuild
 from projections.relay import OutboxRelay
 from resolvers.context import Topology
 from resolvers.pagination import PageTokens
-from resolvers.ports import Catalog, ProjectionReader
 from subscriptions.inprocess import InProcessBroker
-from subscriptions.ports import Broker
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class Runtime:
-    reader: ProjectionReader
-    catalog: Catalog | None
-    broker: Broker
-    tokens: PageTokens
-    topology: Topology
-
-
-@dataclass(frozen=True)
-class StartupOptions:
-    """What `hemisphere serve` adds to a plain start: demo data and a projection rebuild
-    (the local AWS endpoint keeps nothing between runs)."""
-
-    seed_demo_data: bool = False
-    rebuild_projections: bool = False
-    rebuild_progress: Progress | None = None
-
 
 def aws_session(settings: Settings) -> aioboto3.Session:
     return aioboto3.Session(

@@ -20,7 +20,7 @@ class RequireAuthModes(FieldExtension):
 
     def _check(self, info: strawberry.Info) -> None:
         if info.context.caller.mode not in self.modes:
-            raise ForbiddenFieldError(info.field_name, info.parent_type.name)
+            raise ForbiddenFieldError(info.field_name, info._raw_info.parent_type.name)
 
     def resolve(self, next_: Callable[..., Any], source: Any, info: strawberry.Info,
                 **kwargs: Any) -> Any:

@@ -6,10 +6,12 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.types import ExecutionContext
 from strawberry.extensions import ParserCache, ValidationCache
+from strawberry.schema.config import StrawberryConfig
 
 from resolvers.mutations import Mutation
 from resolvers.queries import Query
 from schema.errors import is_unexpected
+from schema.scalars import SCALAR_MAP
 from subscriptions.fields import Subscription
 
 
@@ -29,7 +31,8 @@ def build_schema() -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
+        config=StrawberryConfig(scalar_map=SCALAR_MAP),
         # Parsing and validating a document costs about 1 ms; clients send the same few
         # documents over and over, so both are cached by document text.
-        extensions=[ParserCache(maxsize=1024), ValidationCache(maxsize=1024)],
+        extensions=[lambda: ParserCache(maxsize=1024), lambda: ValidationCache(maxsize=1024)],
     )

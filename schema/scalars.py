@@ -14,6 +14,7 @@ from typing import Any, NewType
 from urllib.parse import urlsplit
 
 import strawberry
+from strawberry.types.scalar import ScalarDefinition
 
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
@@ -109,37 +110,40 @@ def parse_ip_address(value: Any) -> str:
     return text
 
 
-AWSDateTime = strawberry.scalar(
-    NewType("AWSDateTime", datetime),
-    name="AWSDateTime",
-    serialize=serialize_datetime,
-    parse_value=parse_datetime,
-)
-AWSDate = strawberry.scalar(
-    NewType("AWSDate", date), name="AWSDate", serialize=date.isoformat, parse_value=parse_date
-)
-AWSTime = strawberry.scalar(
-    NewType("AWSTime", time), name="AWSTime", serialize=time.isoformat, parse_value=parse_time
-)
-AWSTimestamp = strawberry.scalar(
-    NewType("AWSTimestamp", int), name="AWSTimestamp", serialize=int, parse_value=parse_timestamp
-)
-AWSEmail = strawberry.scalar(
-    NewType("AWSEmail", str), name="AWSEmail", serialize=str, parse_value=parse_email
-)
-AWSJSON = strawberry.scalar(
-    NewType("AWSJSON", object),
-    name="AWSJSON",
-    serialize=lambda v: json.dumps(v, separators=(",", ":")),
-    parse_value=parse_json,
-)
-AWSPhone = strawberry.scalar(
-    NewType("AWSPhone", str), name="AWSPhone", serialize=str, parse_value=parse_phone
-)
-AWSURL = strawberry.scalar(NewType("AWSURL", str), name="AWSURL", serialize=str, parse_value=parse_url)
-AWSIPAddress = strawberry.scalar(
-    NewType("AWSIPAddress", str), name="AWSIPAddress", serialize=str, parse_value=parse_ip_address
-)
+# The Python types the schema names; SCALAR_MAP tells Strawberry how each one travels.
+AWSDateTime = NewType("AWSDateTime", datetime)
+AWSDate = NewType("AWSDate", date)
+AWSTime = NewType("AWSTime", time)
+AWSTimestamp = NewType("AWSTimestamp", int)
+AWSEmail = NewType("AWSEmail", str)
+AWSJSON = NewType("AWSJSON", object)
+AWSPhone = NewType("AWSPhone", str)
+AWSURL = NewType("AWSURL", str)
+AWSIPAddress = NewType("AWSIPAddress", str)
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _scalar(name: str, serialize: Any, parse_value: Any) -> ScalarDefinition:
+    definition: ScalarDefinition = strawberry.scalar(
+        name=name, serialize=serialize, parse_value=parse_value
+    )
+    return definition
+
+
+SCALAR_MAP: dict[object, ScalarDefinition] = {
+    AWSDateTime: _scalar("AWSDateTime", serialize_datetime, parse_datetime),
+    AWSDate: _scalar("AWSDate", date.isoformat, parse_date),
+    AWSTime: _scalar("AWSTime", time.isoformat, parse_time),
+    AWSTimestamp: _scalar("AWSTimestamp", int, parse_timestamp),
+    AWSEmail: _scalar("AWSEmail", str, parse_email),
+    AWSJSON: _scalar("AWSJSON", _json_text, parse_json),
+    AWSPhone: _scalar("AWSPhone", str, parse_phone),
+    AWSURL: _scalar("AWSURL", str, parse_url),
+    AWSIPAddress: _scalar("AWSIPAddress", str, parse_ip_address),
+}
 
 APPSYNC_SCALARS = frozenset(
     {"AWSDate", "AWSTime", "AWSDateTime", "AWSTimestamp", "AWSEmail", "AWSJSON", "AWSPhone",

@@ -2,12 +2,12 @@
 
 Pure: no I/O. One table holds every projection:
 
-    item            pk                  sk          gsi1pk / gsi1sk                   gsi2pk / gsi2sk
-    Product         PRODUCT#<id>        A           CATEGORY#<category> / <id>        PRODUCTS / <id>
-    Customer        CUSTOMER#<id>       A           -                                 -
-    Order           ORDER#<id>          A           CUSTOMER#<customerId> /           -
-                                                    <createdAt ISO>#<id>
-    RegionControl   CONTROL             TOPOLOGY    -                                 -
+    item           pk              sk         gsi1pk / gsi1sk                   gsi2pk / gsi2sk
+    Product        PRODUCT#<id>    A          CATEGORY#<category> / <id>        PRODUCTS / <id>
+    Customer       CUSTOMER#<id>   A          -                                 -
+    Order          ORDER#<id>      A          CUSTOMER#<customerId> /           -
+                                              <createdAt ISO>#<id>
+    RegionControl  CONTROL         TOPOLOGY   -                                 -
 
 gsi1 is overloaded (products by category, orders by customer); its partition prefixes keep
 the two apart. Timestamps are encoded by domain.codec with a fixed width (microseconds, `Z`), so

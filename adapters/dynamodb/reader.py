@@ -85,13 +85,14 @@ class DynamoProjectionReader:
             if attempt:
                 # UnprocessedKeys means throttling or the 16 MB response limit: back off a
                 # little (with jitter, so concurrent loaders do not retry in step).
-                delay = self._unprocessed_backoff * 2 ** (attempt - 1)
+                delay = self._unprocessed_backoff * 2.0 ** (attempt - 1)
                 await asyncio.sleep(delay * (0.5 + random.random() / 2))
             with translate_errors(self._endpoint):
                 response = await self._client.batch_get_item(RequestItems=request)
             found.extend(response.get("Responses", {}).get(self._table, []))
             unprocessed = response.get("UnprocessedKeys") or {}
-            if not unprocessed.get(self._table, {}).get("Keys"):
+            pending = unprocessed.get(self._table)
+            if not pending or not pending.get("Keys"):
                 return found
             request = unprocessed
         raise ProjectionStoreUnavailableError(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
@@ -17,6 +16,10 @@ if TYPE_CHECKING:
         GlobalSecondaryIndexTypeDef,
         TableDescriptionTypeDef,
     )
+
+# How long creation or deletion may take before we give up (real DynamoDB: seconds to a
+# minute; moto: immediate). Callers wanting less wrap the call in asyncio.timeout().
+WAIT_SECONDS = 300.0
 
 
 def _index(name: str, pk: str, sk: str) -> GlobalSecondaryIndexTypeDef:
@@ -64,9 +67,7 @@ def _check_layout(table_name: str, table: TableDescriptionTypeDef) -> None:
         )
 
 
-async def ensure_table(
-    client: DynamoDBClient, table_name: str, *, timeout: float = 300.0
-) -> None:
+async def ensure_table(client: DynamoDBClient, table_name: str) -> None:
     """Create the table unless it exists, then wait until it and its indexes are ACTIVE.
 
     Idempotent, and safe when several instances start at once (a concurrent creation is
@@ -105,28 +106,27 @@ async def ensure_table(
         except ClientError as error:
             if _error_code(error) != "ResourceInUseException":  # created meanwhile
                 raise
-    await _wait(client, table_name, timeout)
+    try:
+        async with asyncio.timeout(WAIT_SECONDS):
+            table = await _wait_until_active(client, table_name)
+    except TimeoutError:
+        raise TimeoutError(f"table {table_name} is not ACTIVE after {WAIT_SECONDS:.0f}s") from None
+    _check_layout(table_name, table)
 
 
-async def _wait(client: DynamoDBClient, table_name: str, timeout: float) -> None:
+async def _wait_until_active(client: DynamoDBClient, table_name: str) -> TableDescriptionTypeDef:
     # Our own loop rather than the `table_exists` waiter: that one sleeps 20 s between polls
     # and does not look at the indexes.
-    deadline = time.monotonic() + timeout
-    delay = 0.1
+    delay = 0.05
     while True:
         table = await _describe(client, table_name)
         if table is not None and _is_active(table):
-            _check_layout(table_name, table)
-            return
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"table {table_name} is not ACTIVE after {timeout:.0f}s")
+            return table
         await asyncio.sleep(delay)
         delay = min(delay * 2, 2.0)
 
 
-async def delete_table(
-    client: DynamoDBClient, table_name: str, *, timeout: float = 300.0
-) -> None:
+async def delete_table(client: DynamoDBClient, table_name: str) -> None:
     """Delete the table if it exists and wait until it is gone."""
     try:
         with translate_errors(endpoint_of(client)):
@@ -135,10 +135,11 @@ async def delete_table(
         if _error_code(error) != "ResourceNotFoundException":
             raise
         return
-    deadline = time.monotonic() + timeout
-    delay = 0.1
-    while await _describe(client, table_name) is not None:
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"table {table_name} still exists after {timeout:.0f}s")
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 2.0)
+    try:
+        async with asyncio.timeout(WAIT_SECONDS):
+            delay = 0.05
+            while await _describe(client, table_name) is not None:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+    except TimeoutError:
+        raise TimeoutError(f"table {table_name} still exists after {WAIT_SECONDS:.0f}s") from None

@@ -1,0 +1,32 @@
+"""What the running app holds: the ports the resolvers use, wired by bootstrap."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from resolvers.context import Topology
+from resolvers.pagination import PageTokens
+from resolvers.ports import Catalog, ProjectionReader
+from subscriptions.ports import Broker
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    reader: ProjectionReader
+    catalog: Catalog | None
+    broker: Broker
+    tokens: PageTokens
+    topology: Topology
+
+
+@dataclass(frozen=True)
+class StartupOptions:
+    """What `hemisphere serve` adds to a plain start: demo data and a projection rebuild
+    (the local AWS endpoint keeps nothing between runs)."""
+
+    seed_demo_data: bool = False
+    rebuild_projections: bool = False
+    rebuild_progress: Progress | None = None

@@ -1,0 +1,72 @@
+"""Run the ASGI app in-process, lifespan included, with fake or real runtimes."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import httpx
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from starlette.applications import Starlette
+
+from hemisphere.runtime import Runtime
+from hemisphere.settings import Settings
+from resolvers.context import Topology
+from resolvers.pagination import PageTokens
+from subscriptions.inprocess import InProcessBroker
+from tests.support.fakes import InMemoryCatalog, InMemoryReader
+
+API_KEY = "da2-testtesttesttesttesttestte"
+IAM_AKID = "AKIATESTHEMISPHERE"
+IAM_SECRET = "test-secret-for-sigv4-signatures"
+
+SETTINGS = Settings(
+    api_keys=(API_KEY,),
+    iam_credentials={IAM_AKID: IAM_SECRET},
+    token_secret="test-token-secret",
+    region="us-east-1",
+    primary_region="us-east-1",
+)
+
+
+def fake_runtime(reader: InMemoryReader, broker: InProcessBroker | None = None) -> Runtime:
+    return Runtime(
+        reader=reader,
+        catalog=InMemoryCatalog(reader),
+        broker=broker or InProcessBroker(),
+        tokens=PageTokens(SETTINGS.token_secret or ""),
+        topology=Topology("us-east-1", "us-east-1"),
+    )
+
+
+def runtime_factory(runtime: Runtime) -> Any:
+    @contextlib.asynccontextmanager
+    async def factory(settings: Settings) -> AsyncIterator[Runtime]:
+        yield runtime
+
+    return factory
+
+
+@contextlib.asynccontextmanager
+async def client_for(app: Starlette, base_url: str = "http://testserver") -> AsyncIterator[httpx.AsyncClient]:
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=base_url
+    ) as client:
+        yield client
+
+
+def sigv4_headers(url: str, body: bytes, *, secret: str = IAM_SECRET,
+                  akid: str = IAM_AKID, region: str = "us-east-1") -> dict[str, str]:
+    """Headers of a request signed as AppSync clients sign (service `appsync`)."""
+    request = AWSRequest(method="POST", url=url, data=body,
+                         headers={"content-type": "application/json"})
+    SigV4Auth(Credentials(akid, secret), "appsync", region).add_auth(request)
+    return dict(request.headers.items())
+
+
+def with_settings(**changes: Any) -> Settings:
+    return replace(SETTINGS, **changes)
