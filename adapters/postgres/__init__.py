@@ -1,0 +1,2 @@
+"""The relational model on PostgreSQL (asyncpg): pool, migrations, snapshots, repositories,
+the transactional outbox and the demo seed."""

@@ -44,9 +44,7 @@ def load_migrations(directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     return [Migration(path.name, path.read_text(encoding="utf-8")) for path in files]
 
 
-async def apply_migrations(
-    conn: Connection, directory: Path = MIGRATIONS_DIR
-) -> list[str]:
+async def apply_migrations(conn: Connection, directory: Path = MIGRATIONS_DIR) -> list[str]:
     """Apply the pending migrations, each in its own transaction; returns their names.
 
     Raises MigrationError if a file already applied has changed since: the database would

@@ -8,6 +8,7 @@ unpublished events to the projector and wakes the relay through LISTEN/NOTIFY.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -34,6 +35,11 @@ _CONNECTION_TROUBLE: tuple[type[BaseException], ...] = (
     asyncpg.InterfaceError,
     RelationalStoreUnavailableError,
 )
+
+
+def _setter(event: asyncio.Event) -> Callable[..., None]:
+    """A callback for asyncpg's listeners that only sets `event` (whatever it is passed)."""
+    return lambda *_args: event.set()
 
 
 def _identity(event: Event) -> tuple[str, str, int]:
@@ -124,8 +130,7 @@ class PostgresOutbox:
             if not rows:
                 return 0
             events = [
-                event_from_plain(row["aggregate_kind"], json.loads(row["payload"]))
-                for row in rows
+                event_from_plain(row["aggregate_kind"], json.loads(row["payload"])) for row in rows
             ]
             await handle(events)
             await conn.execute(
@@ -155,9 +160,9 @@ class PostgresOutbox:
             self._listeners.add(conn)
             self._wakers.add(wake)
             # A dropped connection wakes the loop too; it then sees the connection closed.
-            conn.add_termination_listener(lambda _conn: wake.set())
+            conn.add_termination_listener(_setter(wake))
             try:
-                await conn.add_listener(CHANNEL, lambda *_args: wake.set())
+                await conn.add_listener(CHANNEL, _setter(wake))
                 delay = self._reconnect_delay
                 yield None
                 while await self._wait(conn, wake):
@@ -199,10 +204,8 @@ class PostgresOutbox:
 
     async def _pause(self, seconds: float) -> None:
         """Sleep before reconnecting, but wake at once if the outbox is closed."""
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closed.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
 
     async def _close_connection(self, conn: asyncpg.Connection[Any]) -> None:
         if conn.is_closed():

@@ -168,9 +168,7 @@ async def upsert_product(
         "SELECT id FROM products WHERE sku = $1 AND id <> $2", sku, product_id
     )
     _require(owner is None, f"sku {sku} already belongs to product {owner}")
-    exists = await conn.fetchval(
-        "SELECT true FROM products WHERE id = $1 FOR UPDATE", product_id
-    )
+    exists = await conn.fetchval("SELECT true FROM products WHERE id = $1 FOR UPDATE", product_id)
     if exists:
         # Stock first: its trigger stamps updated_at with now(), which `at` then replaces.
         await conn.execute(

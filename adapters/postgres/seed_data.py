@@ -206,10 +206,8 @@ def products() -> list[ProductSeed]:
         for item, base, blurb in category.items:
             for variant, maker in enumerate(category.makers):
                 number = len(result) + 1
-                if category.maker_first:
-                    name = f"{maker} {item}"
-                else:  # books: the title first, then the edition
-                    name = f"{item} ({maker})"
+                # Books read "Title (Edition)"; everything else "Maker Item".
+                name = f"{maker} {item}" if category.maker_first else f"{item} ({maker})"
                 result.append(
                     ProductSeed(
                         id=f"p-{number:04d}",
