@@ -8,9 +8,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-import aioboto3
-
-from adapters.dynamodb.client import dynamodb_client
+from adapters.dynamodb.client import StaticCredentials, create_client
 from adapters.dynamodb.reader import DynamoProjectionReader
 from adapters.dynamodb.table import ensure_table
 from adapters.dynamodb.writer import DynamoProjectionWriter
@@ -32,12 +30,11 @@ from subscriptions.inprocess import InProcessBroker
 
 log = logging.getLogger(__name__)
 
-def aws_session(settings: Settings) -> aioboto3.Session:
-    return aioboto3.Session(
-        aws_access_key_id=settings.aws_access_key_id,
-        aws_secret_access_key=settings.aws_secret_access_key,
-        region_name=settings.region,
-    )
+def aws_credentials(settings: Settings) -> StaticCredentials | None:
+    """Explicit credentials when configured; otherwise botocore's default chain (a task role)."""
+    if settings.aws_access_key_id and settings.aws_secret_access_key:
+        return StaticCredentials(settings.aws_access_key_id, settings.aws_secret_access_key)
+    return None
 
 
 @contextlib.asynccontextmanager
@@ -61,7 +58,7 @@ async def start_runtime(
             log.info("seeded the demo catalog")
 
         client = await stack.enter_async_context(
-            dynamodb_client(aws_session(settings), settings.aws_endpoint_url)
+            create_client(settings.aws_endpoint_url, settings.region, aws_credentials(settings))
         )
         await ensure_table(client, settings.table_name)
         reader = DynamoProjectionReader(client, settings.table_name)
@@ -86,7 +83,7 @@ async def start_runtime(
         assert settings.token_secret is not None
         yield Runtime(
             reader=reader,
-            catalog=PostgresCatalog(pool) if is_primary else None,
+            catalog=PostgresCatalog(pool, settings.database_url) if is_primary else None,
             broker=InProcessBroker(),
             tokens=PageTokens(settings.token_secret),
             topology=Topology(settings.region, settings.primary_region),

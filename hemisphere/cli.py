@@ -118,6 +118,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     settings = _settings(args.data_dir)
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    # pgserver narrates every pg_ctl call at INFO; its warnings are all a user needs.
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
     generated_key = not settings.api_keys
     settings = with_local_secrets(settings)
     with _local_stack(settings) as settings:
@@ -165,6 +167,8 @@ async def _serve_runtime(settings: Settings, *, banner: str) -> AsyncIterator[ob
         if bar is None:
             bar = tqdm(total=total, desc="Rebuilding projections", unit="item")
         bar.update(done - bar.n)
+        if done >= total:
+            bar.close()
 
     options = StartupOptions(seed_demo_data=True, rebuild_projections=True,
                              rebuild_progress=progress)
@@ -192,18 +196,19 @@ def _projections_rebuild(args: argparse.Namespace) -> int:
 async def _rebuild(settings: Settings, *, fresh: bool) -> int:
     from tqdm import tqdm
 
-    from adapters.dynamodb.client import dynamodb_client
+    from adapters.dynamodb.client import create_client
     from adapters.dynamodb.table import delete_table, ensure_table
     from adapters.dynamodb.writer import DynamoProjectionWriter
     from adapters.postgres.pool import create_pool
     from adapters.postgres.snapshots import PostgresSnapshotSource
-    from hemisphere.bootstrap import aws_session
+    from hemisphere.bootstrap import aws_credentials
     from projections.rebuild import rebuild
 
     assert settings.database_url is not None
     pool = await create_pool(settings.database_url, min_size=1, max_size=4)
     try:
-        async with dynamodb_client(aws_session(settings), settings.aws_endpoint_url) as client:
+        async with create_client(settings.aws_endpoint_url, settings.region,
+                                 aws_credentials(settings)) as client:
             if fresh:
                 await delete_table(client, settings.table_name)
             await ensure_table(client, settings.table_name)

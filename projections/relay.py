@@ -63,7 +63,9 @@ class OutboxRelay:
                     delay = self._retry_delay(failures)
                     log.warning(
                         "outbox relay: projecting failed (%d in a row), retrying in %.1fs: %s",
-                        failures, delay, error,
+                        failures,
+                        delay,
+                        error,
                         # The traceback once per outage, not on every retry.
                         exc_info=failures == 1,
                     )
@@ -101,7 +103,9 @@ class OutboxRelay:
                 log.warning(
                     "outbox relay: notifications failed, polling every %.0fs; "
                     "listening again in %.1fs: %s",
-                    self._poll_interval, delay, error,
+                    self._poll_interval,
+                    delay,
+                    error,
                 )
                 await asyncio.sleep(delay)
                 continue

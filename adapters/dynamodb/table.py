@@ -83,9 +83,12 @@ async def ensure_table(client: DynamoDBClient, table_name: str) -> None:
                     AttributeDefinitions=[
                         {"AttributeName": name, "AttributeType": "S"}
                         for name in (
-                            items.PK, items.SK,
-                            items.GSI1_PK, items.GSI1_SK,
-                            items.GSI2_PK, items.GSI2_SK,
+                            items.PK,
+                            items.SK,
+                            items.GSI1_PK,
+                            items.GSI1_SK,
+                            items.GSI2_PK,
+                            items.GSI2_SK,
                         )
                     ],
                     KeySchema=[

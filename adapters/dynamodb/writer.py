@@ -26,9 +26,13 @@ if TYPE_CHECKING:
 # Equal versions are skipped too: replaying an event is a no-op, not a rewrite (which would
 # emit a stream record and wake subscribers for nothing).
 _NEWER_ONLY = "attribute_not_exists(pk) OR version < :version"
-# The epoch may stay (read-only on/off within one epoch) but never go back: a demoted
-# primary that comes back must not undo a promotion.
-_EPOCH_NOT_LOWER = "attribute_not_exists(pk) OR epoch <= :epoch"
+# The epoch never goes back: a demoted primary that comes back must not undo a promotion.
+# Within one epoch only its own primary may rewrite the record (read-only on/off); two regions
+# claiming the same epoch is a split brain, and the first claim wins.
+_EPOCH_NOT_LOWER = (
+    "attribute_not_exists(pk) OR epoch < :epoch"
+    " OR (epoch = :epoch AND primaryRegion = :primary)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +75,12 @@ class DynamoProjectionWriter:
             )
 
     async def put_region_control(self, control: RegionControl) -> bool:
-        """Write the topology record unless the stored one has a higher epoch.
-        Returns whether it was written."""
+        """Write the topology record unless the stored one has a higher epoch, or the same
+        epoch with another primary. Returns whether it was written."""
         return await self._put_conditionally(
             items.region_control_item(control),
             _EPOCH_NOT_LOWER,
-            {":epoch": {"N": str(control.epoch)}},
+            {":epoch": {"N": str(control.epoch)}, ":primary": {"S": control.primary_region}},
         )
 
     async def _put_conditionally(

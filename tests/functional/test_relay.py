@@ -89,10 +89,13 @@ def _events(n: int, start: int = 0) -> list[Event]:
     return [ProductChanged(product(f"p-{i:05}")) for i in range(start, start + n)]
 
 
-async def eventually(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.005)
+async def eventually(predicate: Callable[[], bool], within: float = 2.0) -> None:
+    """Wait until `predicate()` holds (the fakes have no event to await for every state)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"not true within {within}s")
+        await asyncio.sleep(0.005)
 
 
 @contextlib.asynccontextmanager
@@ -180,9 +183,9 @@ async def test_a_notification_wakes_the_relay(
 
             first, second = _events(2)
             outbox.append(first)
-            await eventually(lambda: writer.written == [first], timeout=1.0)
+            await eventually(lambda: writer.written == [first], within=1.0)
             outbox.append(second)
-            await eventually(lambda: writer.written == [first, second], timeout=1.0)
+            await eventually(lambda: writer.written == [first, second], within=1.0)
 
 
 async def test_a_notification_during_a_drain_causes_another_drain(
@@ -197,7 +200,7 @@ async def test_a_notification_during_a_drain_causes_another_drain(
     writer.on_apply = append_late_once
     outbox.append(first, notify=False)
     async with running(relay_of(outbox, writer)):
-        await eventually(lambda: writer.written == [first, late], timeout=1.0)
+        await eventually(lambda: writer.written == [first, late], within=1.0)
 
 
 async def test_the_safety_poll_finds_events_without_a_notification(
@@ -207,7 +210,7 @@ async def test_the_safety_poll_finds_events_without_a_notification(
         await eventually(lambda: outbox.drains >= 1)
         events = _events(3)
         outbox.append(*events, notify=False)
-        await eventually(lambda: writer.written == events, timeout=1.0)
+        await eventually(lambda: writer.written == events, within=1.0)
 
 
 async def test_a_failing_projection_is_retried_with_backoff_and_never_lost_nor_doubled(
@@ -258,7 +261,7 @@ async def test_failing_notifications_are_listened_to_again(
         await eventually(lambda: outbox.listening == 1)
         events = _events(1)
         outbox.append(*events)
-        await eventually(lambda: writer.written == events, timeout=1.0)
+        await eventually(lambda: writer.written == events, within=1.0)
 
 
 async def test_closed_notifications_leave_the_safety_poll(
@@ -270,7 +273,7 @@ async def test_closed_notifications_leave_the_safety_poll(
         await eventually(lambda: outbox.listening == 0)
         events = _events(2)
         outbox.append(*events, notify=False)
-        await eventually(lambda: writer.written == events, timeout=1.0)
+        await eventually(lambda: writer.written == events, within=1.0)
         assert not task.done()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import random
 from collections.abc import AsyncIterator
@@ -128,8 +129,6 @@ async def test_only_the_newest_version_in_a_batch_is_written(
 async def test_concurrent_batches_converge_on_the_newest(
     writer: DynamoProjectionWriter, reader: DynamoProjectionReader
 ) -> None:
-    import asyncio
-
     batches = [[OrderChanged(order(f"o-{i}", version=v)) for i in range(20)] for v in range(1, 6)]
     random.Random(7).shuffle(batches)
 
@@ -139,7 +138,7 @@ async def test_concurrent_batches_converge_on_the_newest(
     assert {o.version for o in found.values()} == {5}
 
 
-async def test_region_control_epoch_never_goes_back(
+async def test_region_control_epoch_never_goes_back_nor_changes_hands_within_one(
     writer: DynamoProjectionWriter, reader: DynamoProjectionReader
 ) -> None:
     assert await reader.region_control() is None
@@ -149,6 +148,10 @@ async def test_region_control_epoch_never_goes_back(
     assert await reader.region_control() == RegionControl("us-east-1", epoch=2)
 
     assert await writer.put_region_control(RegionControl("us-east-1", epoch=2, read_only=True))
+    assert await reader.region_control() == RegionControl("us-east-1", epoch=2, read_only=True)
+    # Another region claiming the same epoch: a split brain, refused.
+    assert not await writer.put_region_control(RegionControl("eu-west-1", epoch=2))
+
     assert await writer.put_region_control(RegionControl("eu-west-1", epoch=3))
     assert await reader.region_control() == RegionControl("eu-west-1", epoch=3)
 
@@ -217,9 +220,7 @@ async def test_orders_of_a_customer_newest_first(
             break
         cursor = dict(page.cursor)
 
-    expected = sorted(
-        [*mine, *same_moment], key=lambda o: (o.created_at, o.id), reverse=True
-    )
+    expected = sorted([*mine, *same_moment], key=lambda o: (o.created_at, o.id), reverse=True)
     assert walked == expected
 
 
