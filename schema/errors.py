@@ -6,7 +6,7 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 
-from domain.errors import HemisphereError
+from domain.errors import BackendUnavailableError, HemisphereError
 
 
 INTERNAL_MESSAGE = "An internal failure occurred; it has been logged."
@@ -41,7 +41,8 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
         "path": error.path,
         "data": None,
         "errorType": error_type,
-        "errorInfo": None,
+        # A client may retry what failed on a backend outage; nothing was written.
+        "errorInfo": {"retryable": True} if isinstance(original, BackendUnavailableError) else None,
         "locations": [
             {"line": loc.line, "column": loc.column, "sourceName": None}
             for loc in error.locations or ()

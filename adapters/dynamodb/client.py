@@ -118,6 +118,6 @@ def translate_errors(endpoint: str) -> Iterator[None]:
     except Exception as error:
         if is_unavailable(error):
             raise ProjectionStoreUnavailableError(
-                f"the projection store at {endpoint} is unavailable: {error}"
+                f"the projection store at {endpoint} is unavailable ({error}); retry later"
             ) from error
         raise

@@ -119,15 +119,13 @@ async def test_new_files_apply_in_order_and_a_failing_one_is_not_recorded(
         await conn.close()
 
 
-async def test_an_applied_file_that_changed_stops_the_start(
-    empty_dsn: str, tmp_path: Path
-) -> None:
+async def test_an_applied_file_that_changed_stops_the_start(empty_dsn: str, tmp_path: Path) -> None:
     (tmp_path / "0001_a.sql").write_text("CREATE TABLE a (x int);")
     conn = await asyncpg.connect(empty_dsn)
     try:
         await apply_migrations(conn, tmp_path)
         (tmp_path / "0001_a.sql").write_text("CREATE TABLE a (x bigint);")
-        with pytest.raises(MigrationError, match="0001_a.sql changed"):
+        with pytest.raises(MigrationError, match=r"0001_a\.sql changed"):
             await apply_migrations(conn, tmp_path)
     finally:
         await conn.close()
@@ -135,5 +133,5 @@ async def test_an_applied_file_that_changed_stops_the_start(
 
 def test_misnamed_files_are_refused(tmp_path: Path) -> None:
     (tmp_path / "initial.sql").write_text("SELECT 1;")
-    with pytest.raises(MigrationError, match="NNNN_name.sql"):
+    with pytest.raises(MigrationError, match=r"NNNN_name\.sql"):
         load_migrations(tmp_path)

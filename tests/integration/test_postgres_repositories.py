@@ -72,7 +72,9 @@ async def test_upsert_customer_creates_then_bumps_and_appends_each_version(
             )
         async with conn.transaction():
             # No points given: an existing customer keeps hers.
-            kept = await upsert_customer(conn, "c-0100", "Ada Lovelace", "a@example.com", "us-east-1")
+            kept = await upsert_customer(
+                conn, "c-0100", "Ada Lovelace", "a@example.com", "us-east-1"
+            )
         rows = await outbox_rows(conn)
     assert (created.version, created.loyalty_points, created.updated_at) == (1, 0, T0)
     assert (moved.version, moved.home_region, moved.loyalty_points) == (2, "us-east-1", 7)
