@@ -64,8 +64,9 @@ async def start_runtime(
         reader = DynamoProjectionReader(client, settings.table_name)
         writer = DynamoProjectionWriter(client, settings.table_name)
         if is_primary:
-            # Only the primary creates the topology record; the epoch never goes down.
-            await writer.put_region_control(RegionControl(settings.primary_region, epoch=1))
+            # The first start of the primary creates the topology record; later starts leave
+            # it as promotions and read-only switches left it.
+            await writer.init_region_control(RegionControl(settings.primary_region, epoch=1))
         if options.rebuild_projections:
             written = await rebuild(PostgresSnapshotSource(pool), writer,
                                     progress=options.rebuild_progress)

@@ -133,7 +133,9 @@ def _serve(args: argparse.Namespace) -> int:
             config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
                                     lifespan="on", ws="websockets-sansio")
             server = uvicorn.Server(config)
-            asyncio.run(server.serve())
+            # uvicorn shuts down gracefully on Ctrl-C, then re-raises it: a clean stop.
+            with contextlib.suppress(KeyboardInterrupt):
+                asyncio.run(server.serve())
             return 0 if server.started else 1
         finally:
             remove_stack_file(settings.data_dir)

@@ -83,6 +83,23 @@ class DynamoProjectionWriter:
             {":epoch": {"N": str(control.epoch)}, ":primary": {"S": control.primary_region}},
         )
 
+    async def init_region_control(self, control: RegionControl) -> bool:
+        """Create the topology record if there is none; never touch an existing one (a
+        restart must not undo a promotion or a read-only switch). Returns whether it wrote."""
+        item = items.region_control_item(control)
+        try:
+            with translate_errors(self._endpoint):
+                await self._client.put_item(
+                    TableName=self._table,
+                    Item=items.item_to_wire(item),
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     async def _put_conditionally(
         self, item: items.Item, condition: str, values: dict[str, items.WireValue]
     ) -> bool:

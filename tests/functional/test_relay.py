@@ -13,7 +13,7 @@ from domain.errors import ProjectionStoreUnavailableError
 from domain.events import Event, ProductChanged
 from projections.projector import Projector
 from projections.relay import OutboxRelay
-from tests.unit.test_items_builders import product
+from tests.support.builders import product
 
 _CLOSED = object()
 

@@ -18,7 +18,7 @@ from adapters.dynamodb.writer import DynamoProjectionWriter, WriteCounts
 from domain.errors import BadRequestError
 from domain.events import CustomerChanged, Event, OrderChanged, ProductChanged
 from domain.model import RegionControl
-from tests.unit.test_items_builders import T0, customer, order, product
+from tests.support.builders import T0, customer, order, product
 
 pytestmark = pytest.mark.integration
 
@@ -154,6 +154,16 @@ async def test_region_control_epoch_never_goes_back_nor_changes_hands_within_one
 
     assert await writer.put_region_control(RegionControl("eu-west-1", epoch=3))
     assert await reader.region_control() == RegionControl("eu-west-1", epoch=3)
+
+
+async def test_start_up_creates_the_region_control_once(
+    writer: DynamoProjectionWriter, reader: DynamoProjectionReader
+) -> None:
+    assert await writer.init_region_control(RegionControl("us-east-1", epoch=1))
+    assert await writer.put_region_control(RegionControl("us-east-1", epoch=1, read_only=True))
+    # A restart of the old primary must not undo the read-only switch (nor a promotion).
+    assert not await writer.init_region_control(RegionControl("us-east-1", epoch=1))
+    assert await reader.region_control() == RegionControl("us-east-1", epoch=1, read_only=True)
 
 
 # --- reads ----------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from adapters.dynamodb.writer import DynamoProjectionWriter
 from domain.errors import ProjectionStoreUnavailableError
 from domain.events import ProductChanged
 from hemisphere.localstack import free_port
-from tests.unit.test_items_builders import product
+from tests.support.builders import product
 
 pytestmark = pytest.mark.integration
 

@@ -16,7 +16,7 @@ from domain.events import CustomerChanged, Event, OrderChanged, ProductChanged
 from domain.model import RegionControl
 from projections.projector import Projector
 from projections.rebuild import rebuild
-from tests.unit.test_items_builders import T0, customer, order, product
+from tests.support.builders import T0, customer, order, product
 
 pytestmark = pytest.mark.integration
 

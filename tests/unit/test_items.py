@@ -12,7 +12,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from adapters.dynamodb import items
 from domain.events import CustomerChanged, Event, OrderChanged, ProductChanged
 from domain.model import OrderStatus, RegionControl, StatusChange
-from tests.unit.test_items_builders import T0, customer, order, product
+from tests.support.builders import T0, customer, order, product
 
 EVENTS: list[Event] = [
     ProductChanged(product()),

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from domain.events import CustomerChanged, Event, ProductChanged
 from projections.projector import Projector
-from tests.unit.test_items_builders import customer, product
+from tests.support.builders import customer, product
 
 
 class RecordingWriter:

@@ -20,7 +20,7 @@ from adapters.dynamodb.client import translate_errors
 from adapters.dynamodb.reader import DynamoProjectionReader
 from domain.errors import ProjectionStoreUnavailableError
 from domain.events import ProductChanged
-from tests.unit.test_items_builders import product
+from tests.support.builders import product
 
 ENDPOINT = "http://dynamodb.test:8000"
 

@@ -10,7 +10,7 @@ import pytest
 from domain.errors import ProjectionStoreUnavailableError
 from domain.events import Event, ProductChanged
 from projections.rebuild import rebuild
-from tests.unit.test_items_builders import product
+from tests.support.builders import product
 
 
 class ListSource:

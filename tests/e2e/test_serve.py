@@ -1,0 +1,217 @@
+"""`hemisphere serve` as a new user runs it (embedded PostgreSQL and local AWS endpoint), driven
+by a real third-party GraphQL client (gql) with AppSync's API key and IAM authentication."""
+
+from __future__ import annotations
+
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from botocore.credentials import Credentials
+from gql import Client, GraphQLRequest, gql
+from gql.transport.aiohttp import AIOHTTPTransport
+from gql.transport.appsync_auth import AppSyncApiKeyAuthentication, AppSyncIAMAuthentication
+from gql.transport.exceptions import TransportQueryError
+
+from hemisphere.localstack import free_port
+
+pytestmark = pytest.mark.e2e
+
+# What the user's shell might hold that would point serve away from its embedded defaults.
+_BACKEND_VARIABLES = ("DATABASE_URL", "AWS_ENDPOINT_URL", "REDIS_URL", "HEMISPHERE_API_KEYS",
+                      "HEMISPHERE_IAM_CREDENTIALS", "HEMISPHERE_TOKEN_SECRET")
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen[str]
+    port: int
+    output: list[str]
+    data_dir: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/graphql"
+
+    @property
+    def api_key(self) -> str:
+        return (self.data_dir / "api-key").read_text().strip()
+
+    @property
+    def iam(self) -> tuple[str, str]:
+        akid, secret = (self.data_dir / "iam-credentials").read_text().strip().split(":", 1)
+        return akid, secret
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=30)
+
+
+def start_serve(data_dir: Path, timeout: float = 120) -> Served:
+    env = {k: v for k, v in os.environ.items() if k not in _BACKEND_VARIABLES}
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "hemisphere.cli", "serve", "--port", str(port),
+         "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    output: list[str] = []
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            output.append(line)
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if "Press Ctrl-C to stop." in lines.get(timeout=1):
+                return Served(process, port, output, data_dir)
+        except queue.Empty:
+            if process.poll() is not None:
+                break
+    process.kill()
+    raise AssertionError("hemisphere serve did not start:\n" + "".join(output))
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    server = start_serve(tmp_path_factory.mktemp("serve") / "data")
+    try:
+        yield server
+    finally:
+        if server.process.poll() is None:
+            server.stop()
+
+
+def api_key_client(served: Served) -> Client:
+    auth = AppSyncApiKeyAuthentication(host=f"127.0.0.1:{served.port}", api_key=served.api_key)
+    return Client(transport=AIOHTTPTransport(url=served.url, auth=auth))
+
+
+def iam_client(served: Served) -> Client:
+    akid, secret = served.iam
+    auth = AppSyncIAMAuthentication(host=f"127.0.0.1:{served.port}",
+                                    credentials=Credentials(akid, secret),
+                                    region_name="us-east-1")
+    return Client(transport=AIOHTTPTransport(url=served.url, auth=auth))
+
+
+def test_serve_prints_the_graphiql_url_and_the_key(served: Served) -> None:
+    text = "".join(served.output)
+    assert f"GraphiQL:   http://127.0.0.1:{served.port}/graphql" in text
+    assert served.api_key.startswith("da2-") and served.api_key in text
+
+
+async def test_readme_queries_with_an_appsync_api_key_client(served: Served) -> None:
+    async with api_key_client(served) as session:
+        result = await session.execute(gql("""{
+            product(id: "p-0001") { id name price { amount currency } }
+            products(category: "books", limit: 5) { items { id category } nextToken }
+            customer(id: "c-0050") { id email }
+            ordersByCustomer(customerId: "c-0001") { items { id status } }
+            region { region primaryRegion epoch }
+        }"""))
+    assert result["product"]["id"] == "p-0001"
+    assert len(result["products"]["items"]) == 5 and result["products"]["nextToken"]
+    assert result["customer"]["id"] == "c-0050"
+    assert len(result["ordersByCustomer"]["items"]) >= 3
+    assert result["region"]["epoch"] >= 1
+
+
+async def test_iam_client_writes_and_the_projection_follows(served: Served) -> None:
+    async with iam_client(served) as session:
+        written = await session.execute(gql("""mutation {
+            upsertProduct(input: {sku: "E2E-LAMP", name: "E2E Lamp", category: "garden",
+              price: {amount: 4200, currency: "EUR"}, available: 7}) { id version } }"""))
+    product_id = written["upsertProduct"]["id"]
+    deadline = time.monotonic() + 5
+    async with api_key_client(served) as session:
+        while True:
+            seen = await session.execute(GraphQLRequest(
+                "query($id: ID!) { product(id: $id) { name } }", variable_values={"id": product_id}))
+            if seen["product"] is not None:
+                break
+            assert time.monotonic() < deadline
+    assert seen["product"] == {"name": "E2E Lamp"}
+
+
+async def test_api_key_client_may_not_call_iam_fields(served: Served) -> None:
+    with pytest.raises(TransportQueryError) as refused:
+        async with api_key_client(served) as session:
+            await session.execute(
+                gql("mutation { upsertProduct(input: {sku: \"X\", name: \"X\", category: \"x\","
+                    " price: {amount: 1, currency: \"USD\"}, available: 1}) { id } }"))
+    assert refused.value.data == {"upsertProduct": None}
+    assert refused.value.errors is not None
+    assert refused.value.errors[0]["errorType"] == "Unauthorized"
+
+
+async def test_wrong_key_is_refused(served: Served) -> None:
+    auth = AppSyncApiKeyAuthentication(host=f"127.0.0.1:{served.port}",
+                                       api_key="da2-nottherightkeynottheright")
+    # gql reads the JSON errors of the 401 response as the query's result.
+    with pytest.raises(TransportQueryError) as refused:
+        async with Client(transport=AIOHTTPTransport(url=served.url, auth=auth)) as session:
+            await session.execute(gql("{ region { region } }"))
+    assert refused.value.errors is not None
+    assert refused.value.errors[0]["errorType"] == "UnauthorizedException"
+    status = httpx.post(served.url, json={"query": "{ region { region } }"}, timeout=10)
+    assert status.status_code == 401
+
+
+def test_graphiql_opens_in_a_browser(served: Served) -> None:
+    page = httpx.get(served.url, headers={"accept": "text/html"}, timeout=10)
+    assert page.status_code == 200 and "graphiql" in page.text.lower()
+    assert served.api_key in page.text
+
+
+def _moto_port(served: Served) -> int | None:
+    stack = served.data_dir / "stack.json"
+    if not stack.exists():
+        return None
+    import json
+
+    url: Any = json.loads(stack.read_text()).get("AWS_ENDPOINT_URL")
+    return int(url.rsplit(":", 1)[1]) if url else None
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_ctrl_c_stops_everything_and_the_next_start_keeps_the_data(served: Served) -> None:
+    moto_port = _moto_port(served)
+    assert moto_port is not None and _listening(moto_port)
+    with httpx.Client(timeout=10) as http:
+        body = {"query": '{ product(id: "p-0001") { name } }'}
+        before = http.post(served.url, json=body, headers={"x-api-key": served.api_key}).json()
+    assert served.stop() == 0
+    assert not _listening(moto_port) and not _listening(served.port)
+
+    again = start_serve(served.data_dir)
+    try:
+        assert again.api_key == served.api_key
+        with httpx.Client(timeout=10) as http:
+            after = http.post(again.url, json=body, headers={"x-api-key": again.api_key}).json()
+            lamp = http.post(again.url, headers={"x-api-key": again.api_key}, json={
+                "query": '{ products(category: "garden", limit: 100) { items { sku } } }'}).json()
+        assert after == before
+        assert "E2E-LAMP" in {p["sku"] for p in lamp["data"]["products"]["items"]}
+    finally:
+        assert again.stop() == 0
