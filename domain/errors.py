@@ -1,14 +1,14 @@
 """Named errors of the domain; each carries the AppSync `errorType` a client sees.
 
-    HemisphereError
-    ├── BadRequestError            BadRequestException: malformed arguments, bad nextToken
-    ├── NotFoundError              NotFound
-    ├── UnauthorizedError          UnauthorizedException: no or wrong credentials (HTTP 401)
-    ├── ForbiddenFieldError        Unauthorized: the caller's mode may not read a field
-    ├── BackendUnavailableError    ServiceUnavailable: a backend is down; retry later
-    │   └── ProjectionStoreUnavailableError
-    ├── ReadOnlyRegionError        ReadOnlyRegion: the primary is unreachable; nothing written
-    └── UnsupportedOperationError  UnsupportedOperation: in the contract, not served here
+HemisphereError
+├── BadRequestError            BadRequestException: malformed arguments, bad nextToken
+├── NotFoundError              NotFound
+├── UnauthorizedError          UnauthorizedException: no or wrong credentials (HTTP 401)
+├── ForbiddenFieldError        Unauthorized: the caller's mode may not read a field
+├── BackendUnavailableError    ServiceUnavailable: a backend is down; retry later
+│   └── ProjectionStoreUnavailableError
+├── ReadOnlyRegionError        ReadOnlyRegion: the primary is unreachable; nothing written
+└── UnsupportedOperationError  UnsupportedOperation: in the contract, not served here
 """
 
 from __future__ import annotations

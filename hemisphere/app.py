@@ -14,10 +14,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from domain.auth import Caller
-from hemisphere.runtime import Runtime
 from hemisphere.http.authn import Authenticator
 from hemisphere.http.endpoint import GraphQLHTTP
 from hemisphere.http.graphiql import graphiql_page
+from hemisphere.runtime import Runtime
 from hemisphere.settings import Settings
 from resolvers.context import Context
 from resolvers.schema import build_schema

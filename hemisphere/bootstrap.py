@@ -30,6 +30,7 @@ from subscriptions.inprocess import InProcessBroker
 
 log = logging.getLogger(__name__)
 
+
 def aws_credentials(settings: Settings) -> StaticCredentials | None:
     """Explicit credentials when configured; otherwise botocore's default chain (a task role)."""
     if settings.aws_access_key_id and settings.aws_secret_access_key:
@@ -39,12 +40,13 @@ def aws_credentials(settings: Settings) -> StaticCredentials | None:
 
 @contextlib.asynccontextmanager
 async def start_runtime(
-    settings: Settings, options: StartupOptions = StartupOptions()
+    settings: Settings, options: StartupOptions | None = None
 ) -> AsyncIterator[Runtime]:
     if settings.database_url is None:
         raise SettingsError("DATABASE_URL is not set (hemisphere serve starts an embedded one)")
     if settings.token_secret is None:
         raise SettingsError("HEMISPHERE_TOKEN_SECRET is not set")
+    options = options or StartupOptions()
     is_primary = settings.region == settings.primary_region
 
     async with contextlib.AsyncExitStack() as stack:
@@ -68,8 +70,9 @@ async def start_runtime(
             # it as promotions and read-only switches left it.
             await writer.init_region_control(RegionControl(settings.primary_region, epoch=1))
         if options.rebuild_projections:
-            written = await rebuild(PostgresSnapshotSource(pool), writer,
-                                    progress=options.rebuild_progress)
+            written = await rebuild(
+                PostgresSnapshotSource(pool), writer, progress=options.rebuild_progress
+            )
             log.info("rebuilt %d projection items", written)
 
         if is_primary:

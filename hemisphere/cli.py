@@ -13,6 +13,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+from hemisphere.runtime import Runtime
 from hemisphere.settings import Settings, SettingsError
 
 LOCAL_AWS_CREDENTIALS = ("hemisphere-local", "hemisphere-local")
@@ -40,28 +41,42 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve one region on embedded defaults")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--data-dir", type=Path, default=None,
-                       help="where the embedded PostgreSQL keeps its data (default .hemisphere/)")
+    serve.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where the embedded PostgreSQL keeps its data (default .hemisphere/)",
+    )
     serve.set_defaults(run=_serve)
 
     schema = commands.add_parser("schema", help="the AppSync schema")
     schema_commands = schema.add_subparsers(title="schema commands")
     export = schema_commands.add_parser("export", help="print the AppSync SDL")
-    export.add_argument("--check", action="store_true",
-                        help="exit 1 and show the difference if the code and "
-                             "schema/appsync.graphql disagree")
-    export.add_argument("--contract", type=Path, default=None,
-                        help="compare with this SDL instead of schema/appsync.graphql")
+    export.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 and show the difference if the code and schema/appsync.graphql disagree",
+    )
+    export.add_argument(
+        "--contract",
+        type=Path,
+        default=None,
+        help="compare with this SDL instead of schema/appsync.graphql",
+    )
     export.set_defaults(run=_schema_export)
 
     projections = commands.add_parser("projections", help="the DynamoDB projections")
     projection_commands = projections.add_subparsers(title="projections commands")
     rebuild = projection_commands.add_parser(
-        "rebuild", help="recreate every projection item from PostgreSQL")
-    rebuild.add_argument("--data-dir", type=Path, default=None,
-                         help="find a running `hemisphere serve`'s backends here")
-    rebuild.add_argument("--fresh", action="store_true",
-                         help="delete and recreate the table first")
+        "rebuild", help="recreate every projection item from PostgreSQL"
+    )
+    rebuild.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="find a running `hemisphere serve`'s backends here",
+    )
+    rebuild.add_argument("--fresh", action="store_true", help="delete and recreate the table first")
     rebuild.set_defaults(run=_projections_rebuild)
     return parser
 
@@ -83,8 +98,11 @@ def _schema_export(args: argparse.Namespace) -> int:
     diff = contract_diff(schema, contract)
     if diff:
         sys.stdout.write(diff)
-        print(f"\nThe schema in code differs from {contract}: the contract changes only "
-              "through an issue.", file=sys.stderr)
+        print(
+            f"\nThe schema in code differs from {contract}: the contract changes only "
+            "through an issue.",
+            file=sys.stderr,
+        )
         return 1
     print(f"The schema in code matches {contract}.")
     return 0
@@ -97,16 +115,21 @@ def _local_stack(settings: Settings) -> Iterator[Settings]:
 
     with contextlib.ExitStack() as stack:
         if settings.database_url is None:
-            print(f"Starting the embedded PostgreSQL (data in {settings.data_dir / 'postgres'}) ...")
+            print(
+                f"Starting the embedded PostgreSQL (data in {settings.data_dir / 'postgres'}) ..."
+            )
             url = stack.enter_context(embedded_postgres(settings.data_dir / "postgres"))
             settings = replace(settings, database_url=url)
         if settings.aws_endpoint_url is None:
             print("Starting the local AWS endpoint (moto server) ...")
             moto = stack.enter_context(MotoServer())
             key, secret = LOCAL_AWS_CREDENTIALS
-            settings = replace(settings, aws_endpoint_url=moto.url,
-                               aws_access_key_id=settings.aws_access_key_id or key,
-                               aws_secret_access_key=settings.aws_secret_access_key or secret)
+            settings = replace(
+                settings,
+                aws_endpoint_url=moto.url,
+                aws_access_key_id=settings.aws_access_key_id or key,
+                aws_secret_access_key=settings.aws_secret_access_key or secret,
+            )
         yield settings
 
 
@@ -130,8 +153,14 @@ def _serve(args: argparse.Namespace) -> int:
                 runtime_factory=partial(_serve_runtime, banner=_banner(args, settings)),
                 graphiql_api_key=settings.api_keys[0] if generated_key else None,
             )
-            config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning",
-                                    lifespan="on", ws="websockets-sansio")
+            config = uvicorn.Config(
+                app,
+                host=args.host,
+                port=args.port,
+                log_level="warning",
+                lifespan="on",
+                ws="websockets-sansio",
+            )
             server = uvicorn.Server(config)
             # uvicorn shuts down gracefully on Ctrl-C, then re-raises it: a clean stop.
             with contextlib.suppress(KeyboardInterrupt):
@@ -143,20 +172,21 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _banner(args: argparse.Namespace, settings: Settings) -> str:
     akid = next(iter(settings.iam_credentials))
-    return "\n".join([
-        "",
-        f"Hemisphere is serving region {settings.region} "
-        f"(primary: {settings.primary_region}).",
-        f"  GraphiQL:   http://{args.host}:{args.port}/graphql",
-        f"  API key:    {settings.api_keys[0]}   (header x-api-key)",
-        f"  IAM:        {akid}:{settings.iam_credentials[akid]}   (SigV4, service appsync)",
-        "Press Ctrl-C to stop.",
-        "",
-    ])
+    return "\n".join(
+        [
+            "",
+            f"Hemisphere is serving region {settings.region} (primary: {settings.primary_region}).",
+            f"  GraphiQL:   http://{args.host}:{args.port}/graphql",
+            f"  API key:    {settings.api_keys[0]}   (header x-api-key)",
+            f"  IAM:        {akid}:{settings.iam_credentials[akid]}   (SigV4, service appsync)",
+            "Press Ctrl-C to stop.",
+            "",
+        ]
+    )
 
 
 @contextlib.asynccontextmanager
-async def _serve_runtime(settings: Settings, *, banner: str) -> AsyncIterator[object]:
+async def _serve_runtime(settings: Settings, *, banner: str) -> AsyncIterator[Runtime]:
     from tqdm import tqdm
 
     from hemisphere.bootstrap import start_runtime
@@ -172,8 +202,9 @@ async def _serve_runtime(settings: Settings, *, banner: str) -> AsyncIterator[ob
         if done >= total:
             bar.close()
 
-    options = StartupOptions(seed_demo_data=True, rebuild_projections=True,
-                             rebuild_progress=progress)
+    options = StartupOptions(
+        seed_demo_data=True, rebuild_projections=True, rebuild_progress=progress
+    )
     async with start_runtime(settings, options) as runtime:
         if bar is not None:
             bar.close()
@@ -190,7 +221,8 @@ def _projections_rebuild(args: argparse.Namespace) -> int:
         if running is None:
             raise SettingsError(
                 "DATABASE_URL and AWS_ENDPOINT_URL are not set and no `hemisphere serve` is "
-                f"running with data in {settings.data_dir}")
+                f"running with data in {settings.data_dir}"
+            )
         settings = Settings.from_env({**running, **os.environ})
     return asyncio.run(_rebuild(settings, fresh=args.fresh))
 
@@ -209,13 +241,15 @@ async def _rebuild(settings: Settings, *, fresh: bool) -> int:
     assert settings.database_url is not None
     pool = await create_pool(settings.database_url, min_size=1, max_size=4)
     try:
-        async with create_client(settings.aws_endpoint_url, settings.region,
-                                 aws_credentials(settings)) as client:
+        async with create_client(
+            settings.aws_endpoint_url, settings.region, aws_credentials(settings)
+        ) as client:
             if fresh:
                 await delete_table(client, settings.table_name)
             await ensure_table(client, settings.table_name)
             writer = DynamoProjectionWriter(client, settings.table_name)
             with tqdm(desc="Rebuilding projections", unit="item") as bar:
+
                 def progress(done: int, total: int) -> None:
                     bar.total = total
                     bar.update(done - bar.n)

@@ -33,9 +33,12 @@ def with_local_secrets(settings: Settings) -> Settings:
     data = settings.data_dir
     api_keys = settings.api_keys or (_kept(data / "api-key", new_api_key()),)
     iam = settings.iam_credentials or dict(
-        [_kept(data / "iam-credentials",
-               "AKIAHEMISPHERE" + secrets.token_hex(3).upper() + ":" + secrets.token_urlsafe(30))
-         .split(":", 1)]
+        [
+            _kept(
+                data / "iam-credentials",
+                "AKIAHEMISPHERE" + secrets.token_hex(3).upper() + ":" + secrets.token_urlsafe(30),
+            ).split(":", 1)
+        ]
     )
     token_secret = settings.token_secret or _kept(data / "token-secret", secrets.token_urlsafe(32))
     return replace(settings, api_keys=api_keys, iam_credentials=iam, token_secret=token_secret)
@@ -43,13 +46,17 @@ def with_local_secrets(settings: Settings) -> Settings:
 
 def write_stack_file(data_dir: Path, settings: Settings) -> None:
     """Where a running `serve` keeps its backends, for `projections rebuild` beside it."""
-    (data_dir / STACK_FILE).write_text(json.dumps({
-        "DATABASE_URL": settings.database_url,
-        "AWS_ENDPOINT_URL": settings.aws_endpoint_url,
-        "AWS_ACCESS_KEY_ID": settings.aws_access_key_id,
-        "AWS_SECRET_ACCESS_KEY": settings.aws_secret_access_key,
-        "HEMISPHERE_TABLE": settings.table_name,
-    }))
+    (data_dir / STACK_FILE).write_text(
+        json.dumps(
+            {
+                "DATABASE_URL": settings.database_url,
+                "AWS_ENDPOINT_URL": settings.aws_endpoint_url,
+                "AWS_ACCESS_KEY_ID": settings.aws_access_key_id,
+                "AWS_SECRET_ACCESS_KEY": settings.aws_secret_access_key,
+                "HEMISPHERE_TABLE": settings.table_name,
+            }
+        )
+    )
 
 
 def read_stack_file(data_dir: Path) -> dict[str, str] | None:

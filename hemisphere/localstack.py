@@ -40,7 +40,9 @@ def embedded_postgres(data_dir: Path, database: str = "hemisphere") -> Iterator[
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
         warnings.simplefilter("ignore")
-        server = pgserver.get_server(str(data_dir), cleanup_mode="stop")
+        server = pgserver.get_server(  # type: ignore[attr-defined]
+            str(data_dir), cleanup_mode="stop"
+        )
     try:
         exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
         if "1 row" not in exists:
@@ -94,7 +96,9 @@ class MotoServer:
     def _enable_state_machine_execution(self) -> None:
         body = b'{"stepfunctions": {"execute_state_machine": true}}'
         request = urllib.request.Request(
-            f"{self.url}/moto-api/config", data=body, method="POST",
+            f"{self.url}/moto-api/config",
+            data=body,
+            method="POST",
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=5):

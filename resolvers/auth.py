@@ -4,6 +4,7 @@ that may read it; one field refused does not fail the rest of the request."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import strawberry
@@ -22,13 +23,19 @@ class RequireAuthModes(FieldExtension):
         if info.context.caller.mode not in self.modes:
             raise ForbiddenFieldError(info.field_name, info._raw_info.parent_type.name)
 
-    def resolve(self, next_: Callable[..., Any], source: Any, info: strawberry.Info,
-                **kwargs: Any) -> Any:
+    def resolve(
+        self, next_: Callable[..., Any], source: Any, info: strawberry.Info, **kwargs: Any
+    ) -> Any:
         self._check(info)
         return next_(source, info, **kwargs)
 
-    async def resolve_async(self, next_: Callable[..., Awaitable[Any]], source: Any,
-                            info: strawberry.Info, **kwargs: Any) -> Any:
+    async def resolve_async(
+        self,
+        next_: Callable[..., Awaitable[Any]],
+        source: Any,
+        info: strawberry.Info,
+        **kwargs: Any,
+    ) -> Any:
         self._check(info)
         result = next_(source, info, **kwargs)
         # Subscription resolvers return async generators; others return awaitables.
@@ -37,10 +44,14 @@ class RequireAuthModes(FieldExtension):
         return await result
 
 
-def auth_field_options(*modes: AuthMode) -> dict[str, Any]:
-    """The `directives` and `extensions` of a field readable only by `modes`: one declaration
-    gives both the SDL the contract shows and the check that enforces it."""
-    return {
-        "directives": auth_directives(*modes),
-        "extensions": [RequireAuthModes(frozenset(modes))],
-    }
+@dataclass(frozen=True)
+class FieldAuth:
+    """The `directives` and `extensions` of a field readable only by some modes: one
+    declaration gives both the SDL the contract shows and the check that enforces it."""
+
+    directives: list[object]
+    extensions: list[FieldExtension]
+
+
+def field_auth(*modes: AuthMode) -> FieldAuth:
+    return FieldAuth(auth_directives(*modes), [RequireAuthModes(frozenset(modes))])

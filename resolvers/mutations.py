@@ -10,7 +10,7 @@ from domain.codec import customer_to_plain, order_to_plain, product_to_plain
 from domain.commands import UpsertProduct
 from domain.errors import ReadOnlyRegionError, UnsupportedOperationError
 from domain.model import Money
-from resolvers.auth import auth_field_options
+from resolvers.auth import field_auth
 from resolvers.context import Info
 from resolvers.publications import customer_of, order_of, product_of
 from resolvers.values import as_graphql
@@ -24,8 +24,8 @@ from schema.inputs import (
 )
 from schema.types import AsyncReceipt, Customer, Order, Product
 
-_PUBLIC = auth_field_options(AuthMode.API_KEY, AuthMode.OPENID_CONNECT)
-_IAM = auth_field_options(AuthMode.AWS_IAM)
+_PUBLIC = field_auth(AuthMode.API_KEY, AuthMode.OPENID_CONNECT)
+_IAM = field_auth(AuthMode.AWS_IAM)
 
 _SAGAS_PENDING = (
     "{} starts a saga on the write path (Step Functions in the primary region), "
@@ -37,14 +37,16 @@ _SAGAS_PENDING = (
 class Mutation:
     @strawberry.mutation(
         description="Starts the checkout saga in the primary region; returns the order as PENDING.",
-        **_PUBLIC,
+        directives=_PUBLIC.directives,
+        extensions=_PUBLIC.extensions,
     )
     async def checkout(self, info: Info, input: CheckoutInput) -> Order | None:
         raise UnsupportedOperationError(_SAGAS_PENDING.format("checkout"))
 
     @strawberry.mutation(
         description="Starts the cancellation saga: refund, release stock, revert loyalty points.",
-        **_PUBLIC,
+        directives=_PUBLIC.directives,
+        extensions=_PUBLIC.extensions,
     )
     async def cancel_order(
         self, info: Info, id: strawberry.ID, idempotency_key: str
@@ -55,14 +57,19 @@ class Mutation:
         description=(
             "Asynchronous: put on the event bus; the change arrives through onCustomerChanged."
         ),
-        **_PUBLIC,
+        directives=_PUBLIC.directives,
+        extensions=_PUBLIC.extensions,
     )
     async def update_customer_profile(
         self, info: Info, input: CustomerProfileInput
     ) -> AsyncReceipt | None:
         raise UnsupportedOperationError(_SAGAS_PENDING.format("updateCustomerProfile"))
 
-    @strawberry.mutation(description="Catalog administration.", **_IAM)
+    @strawberry.mutation(
+        description="Catalog administration.",
+        directives=_IAM.directives,
+        extensions=_IAM.extensions,
+    )
     async def upsert_product(self, info: Info, input: ProductInput) -> Product | None:
         catalog = info.context.catalog
         if catalog is None:
@@ -76,25 +83,28 @@ class Mutation:
             price=Money(amount=input.price.amount, currency=input.price.currency),
             available=input.available,
         )
-        return as_graphql(await catalog.upsert_product(command))
+        return as_graphql(await catalog.upsert_product(command), Product)
 
     @strawberry.mutation(
-        description="Called by the change-stream publisher in each region to trigger subscriptions.",
-        **_IAM,
+        description=(
+            "Called by the change-stream publisher in each region to trigger subscriptions."
+        ),
+        directives=_IAM.directives,
+        extensions=_IAM.extensions,
     )
     async def publish_order(self, info: Info, input: OrderPublication) -> Order | None:
         order = order_of(input)
         await info.context.broker.publish("publishOrder", order_to_plain(order))
-        return as_graphql(order)
+        return as_graphql(order, Order)
 
-    @strawberry.mutation(**_IAM)
+    @strawberry.mutation(directives=_IAM.directives, extensions=_IAM.extensions)
     async def publish_product(self, info: Info, input: ProductPublication) -> Product | None:
         product = product_of(input)
         await info.context.broker.publish("publishProduct", product_to_plain(product))
-        return as_graphql(product)
+        return as_graphql(product, Product)
 
-    @strawberry.mutation(**_IAM)
+    @strawberry.mutation(directives=_IAM.directives, extensions=_IAM.extensions)
     async def publish_customer(self, info: Info, input: CustomerPublication) -> Customer | None:
         customer = customer_of(input)
         await info.context.broker.publish("publishCustomer", customer_to_plain(customer))
-        return as_graphql(customer)
+        return as_graphql(customer, Customer)

@@ -43,7 +43,11 @@ class PageTokens:
             data = self._serializer.loads(token)
         except BadData as exc:
             raise BadRequestError("Invalid pagination token given.") from exc
-        if not isinstance(data, dict) or data.get("s") != scope or not isinstance(data.get("c"), dict):
+        if (
+            not isinstance(data, dict)
+            or data.get("s") != scope
+            or not isinstance(data.get("c"), dict)
+        ):
             raise BadRequestError("Invalid pagination token given: it belongs to another query.")
         cursor: dict[str, Any] = data["c"]
         return cursor

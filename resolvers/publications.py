@@ -11,14 +11,29 @@ def _money(m: MoneyInput) -> Money:
 
 
 def product_of(p: ProductPublication) -> Product:
-    return Product(id=str(p.id), sku=p.sku, name=p.name, description=p.description,
-                   category=p.category, price=_money(p.price), available=p.available,
-                   updated_at=p.updated_at, version=p.version)
+    return Product(
+        id=str(p.id),
+        sku=p.sku,
+        name=p.name,
+        description=p.description,
+        category=p.category,
+        price=_money(p.price),
+        available=p.available,
+        updated_at=p.updated_at,
+        version=p.version,
+    )
 
 
 def customer_of(c: CustomerPublication) -> Customer:
-    return Customer(id=str(c.id), name=c.name, email=c.email, home_region=c.home_region,
-                    loyalty_points=c.loyalty_points, updated_at=c.updated_at, version=c.version)
+    return Customer(
+        id=str(c.id),
+        name=c.name,
+        email=c.email,
+        home_region=c.home_region,
+        loyalty_points=c.loyalty_points,
+        updated_at=c.updated_at,
+        version=c.version,
+    )
 
 
 def order_of(o: OrderPublication) -> Order:
@@ -28,8 +43,12 @@ def order_of(o: OrderPublication) -> Order:
         customer_name=o.customer_name,
         status=o.status,
         lines=tuple(
-            OrderLine(product_id=str(line.product_id), product_name=line.product_name,
-                      quantity=line.quantity, unit_price=_money(line.unit_price))
+            OrderLine(
+                product_id=str(line.product_id),
+                product_name=line.product_name,
+                quantity=line.quantity,
+                unit_price=_money(line.unit_price),
+            )
             for line in o.lines
         ),
         total=_money(o.total),

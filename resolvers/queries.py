@@ -22,7 +22,7 @@ from schema.types import (
 class Query:
     @strawberry.field
     async def product(self, info: Info, id: strawberry.ID) -> Product | None:
-        return as_graphql(await info.context.loaders.products.load(id))
+        return as_graphql(await info.context.loaders.products.load(id), Product)
 
     @strawberry.field
     async def products(
@@ -37,16 +37,17 @@ class Query:
         cursor = context.tokens.open(scope, given(next_token))
         page = await context.reader.products_page(given(category), page_limit(given(limit)), cursor)
         return ProductConnection(
-            items=as_graphql(page.items), next_token=context.tokens.issue(scope, page.cursor)
+            items=as_graphql(page.items, list[Product]),
+            next_token=context.tokens.issue(scope, page.cursor),
         )
 
     @strawberry.field
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
-        return as_graphql(await info.context.loaders.customers.load(id))
+        return as_graphql(await info.context.loaders.customers.load(id), Customer)
 
     @strawberry.field
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
-        return as_graphql(await info.context.loaders.orders.load(id))
+        return as_graphql(await info.context.loaders.orders.load(id), Order)
 
     @strawberry.field
     async def orders_by_customer(
@@ -63,7 +64,8 @@ class Query:
             customer_id, page_limit(given(limit)), cursor
         )
         return OrderConnection(
-            items=as_graphql(page.items), next_token=context.tokens.issue(scope, page.cursor)
+            items=as_graphql(page.items, list[Order]),
+            next_token=context.tokens.issue(scope, page.cursor),
         )
 
     @strawberry.field
@@ -73,8 +75,12 @@ class Query:
         control = await info.context.reader.region_control()
         if control is None:
             # No record yet (a fresh table): the configured topology holds.
-            return RegionInfo(region=topology.region, primary_region=topology.primary_region,
-                              read_only=False, epoch=0)
+            return RegionInfo(
+                region=topology.region,
+                primary_region=topology.primary_region,
+                read_only=False,
+                epoch=0,
+            )
         return RegionInfo(
             region=topology.region,
             primary_region=control.primary_region,

@@ -31,9 +31,7 @@ class AwsLambda:
     pass
 
 
-@strawberry.schema_directive(
-    locations=_ON, name="aws_cognito_user_pools", print_definition=False
-)
+@strawberry.schema_directive(locations=_ON, name="aws_cognito_user_pools", print_definition=False)
 class AwsCognitoUserPools:
     cognito_groups: list[str] | None = strawberry.directive_field(
         name="cognito_groups", default=None

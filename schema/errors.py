@@ -8,7 +8,6 @@ from graphql import GraphQLError, GraphQLSyntaxError
 
 from domain.errors import BackendUnavailableError, HemisphereError
 
-
 INTERNAL_MESSAGE = "An internal failure occurred; it has been logged."
 
 

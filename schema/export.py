@@ -47,21 +47,19 @@ def export_sdl(schema: strawberry.Schema) -> str:
     printed = _BLOCK_DESCRIPTION.sub(_as_comment, printed)
     printed = _LINE_DESCRIPTION.sub(_as_comment, printed)
     if not printed.lstrip().startswith("schema {"):
-        roots = [("query", schema.query), ("mutation", schema.mutation),
-                 ("subscription", schema.subscription)]
-        lines = [f"  {op}: {_graphql_name(schema, root)}" for op, root in roots if root]
+        core = schema._schema  # graphql-core's schema: the root types by their GraphQL names
+        roots = [
+            ("query", core.query_type),
+            ("mutation", core.mutation_type),
+            ("subscription", core.subscription_type),
+        ]
+        lines = [f"  {op}: {root.name}" for op, root in roots if root is not None]
         printed = "schema {\n" + "\n".join(lines) + "\n}\n\n" + printed
     sdl = HEADER + "\n" + printed.rstrip() + "\n"
     problems = appsync_violations(sdl)
     if problems:
         raise ValueError("the exported SDL breaks AppSync's rules:\n" + "\n".join(problems))
     return sdl
-
-
-def _graphql_name(schema: strawberry.Schema, root: type) -> str:
-    definition = schema.get_type_by_name(root.__strawberry_definition__.name)  # type: ignore[attr-defined]
-    assert definition is not None
-    return str(definition.name)
 
 
 def _as_comment(match: re.Match[str]) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import strawberry
 
+from domain.model import OrderStatus
 from schema.scalars import AWSDateTime, AWSEmail
-from schema.types import OrderStatus
 
 
 @strawberry.input

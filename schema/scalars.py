@@ -16,8 +16,10 @@ from urllib.parse import urlsplit
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
 _PHONE = re.compile(r"^\+?[0-9][0-9 ()\-.]{3,30}[0-9]$")
 # AppSync's AWSDateTime is ISO 8601 "YYYY-MM-DDThh:mm:ss.sssZ" with a mandatory offset.
 _DATETIME = re.compile(
@@ -146,6 +148,15 @@ SCALAR_MAP: dict[object, ScalarDefinition] = {
 }
 
 APPSYNC_SCALARS = frozenset(
-    {"AWSDate", "AWSTime", "AWSDateTime", "AWSTimestamp", "AWSEmail", "AWSJSON", "AWSPhone",
-     "AWSURL", "AWSIPAddress"}
+    {
+        "AWSDate",
+        "AWSTime",
+        "AWSDateTime",
+        "AWSTimestamp",
+        "AWSEmail",
+        "AWSJSON",
+        "AWSPhone",
+        "AWSURL",
+        "AWSIPAddress",
+    }
 )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import strawberry
 
 from domain.auth import AuthMode
-from domain.model import OrderStatus as DomainOrderStatus
+from domain.model import OrderStatus
 from schema.directives import auth_directives
 from schema.scalars import AWSDateTime, AWSEmail
 
@@ -14,7 +14,8 @@ from schema.scalars import AWSDateTime, AWSEmail
 READ_MODES = (AuthMode.API_KEY, AuthMode.AWS_IAM, AuthMode.OPENID_CONNECT)
 READABLE = auth_directives(*READ_MODES)
 
-OrderStatus = strawberry.enum(DomainOrderStatus, name="OrderStatus")
+# The domain's enum serves as the GraphQL enum (Strawberry only attaches its definition).
+strawberry.enum(OrderStatus, name="OrderStatus")
 
 
 @strawberry.type(directives=READABLE)
@@ -80,7 +81,9 @@ class Order:
         description="Why the order failed or was cancelled: PAYMENT_DECLINED, OUT_OF_STOCK, ..."
     )
     history: list[StatusChange]
-    placed_in: str = strawberry.field(description="The region in which the client placed the order.")
+    placed_in: str = strawberry.field(
+        description="The region in which the client placed the order."
+    )
     created_at: AWSDateTime
     updated_at: AWSDateTime
     version: int

@@ -23,19 +23,21 @@ async def _changes(
 ) -> AsyncGenerator[T, None]:
     async for payload in info.context.broker.subscribe(mutation):
         if arguments_match(arguments, payload):
-            yield as_graphql(decode(payload))
+            yield decode(payload)
 
 
 @strawberry.type(name="Subscription", directives=READABLE)
 class Subscription:
     @strawberry.subscription(directives=[AwsSubscribe(mutations=["publishOrder"])])
     async def on_order_changed(
-        self, info: Info, id: strawberry.ID | None = OMITTED,
+        self,
+        info: Info,
+        id: strawberry.ID | None = OMITTED,
         customer_id: strawberry.ID | None = OMITTED,
     ) -> AsyncGenerator[Order | None, None]:
         arguments = {"id": given(id), "customerId": given(customer_id)}
         async for order in _changes(info, "publishOrder", arguments, order_from_plain):
-            yield order
+            yield as_graphql(order, Order)
 
     @strawberry.subscription(directives=[AwsSubscribe(mutations=["publishProduct"])])
     async def on_product_changed(
@@ -43,7 +45,7 @@ class Subscription:
     ) -> AsyncGenerator[Product | None, None]:
         arguments = {"id": given(id), "category": given(category)}
         async for product in _changes(info, "publishProduct", arguments, product_from_plain):
-            yield product
+            yield as_graphql(product, Product)
 
     @strawberry.subscription(directives=[AwsSubscribe(mutations=["publishCustomer"])])
     async def on_customer_changed(
@@ -51,4 +53,4 @@ class Subscription:
     ) -> AsyncGenerator[Customer | None, None]:
         arguments = {"id": given(id)}
         async for customer in _changes(info, "publishCustomer", arguments, customer_from_plain):
-            yield customer
+            yield as_graphql(customer, Customer)

@@ -25,8 +25,9 @@ class InProcessBroker:
             try:
                 queue.put_nowait(message)
             except asyncio.QueueFull:
-                log.warning("dropping a slow subscriber of %s (%d messages behind)",
-                            channel, queue.qsize())
+                log.warning(
+                    "dropping a slow subscriber of %s (%d messages behind)", channel, queue.qsize()
+                )
                 self._subscribers[channel].discard(queue)
                 queue.get_nowait()
                 queue.put_nowait(_CLOSED)

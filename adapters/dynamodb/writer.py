@@ -30,8 +30,7 @@ _NEWER_ONLY = "attribute_not_exists(pk) OR version < :version"
 # Within one epoch only its own primary may rewrite the record (read-only on/off); two regions
 # claiming the same epoch is a split brain, and the first claim wins.
 _EPOCH_NOT_LOWER = (
-    "attribute_not_exists(pk) OR epoch < :epoch"
-    " OR (epoch = :epoch AND primaryRegion = :primary)"
+    "attribute_not_exists(pk) OR epoch < :epoch OR (epoch = :epoch AND primaryRegion = :primary)"
 )
 
 

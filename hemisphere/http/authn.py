@@ -24,8 +24,13 @@ class Authenticator:
         """`headers` must have lower-case names."""
         authorization = headers.get("authorization")
         if is_sigv4(authorization):
-            akid = verify_sigv4(method=method, url=url, headers=headers, body=body,
-                                credentials=self._iam_credentials)
+            akid = verify_sigv4(
+                method=method,
+                url=url,
+                headers=headers,
+                body=body,
+                credentials=self._iam_credentials,
+            )
             return Caller(AuthMode.AWS_IAM, akid)
         api_key = headers.get("x-api-key")
         if api_key is not None and self.is_api_key(api_key):

@@ -47,14 +47,22 @@ class GraphQLHTTP:
     async def get(self, request: Request) -> Response:
         if self._graphiql_html is not None and "text/html" in request.headers.get("accept", ""):
             return HTMLResponse(self._graphiql_html)
-        return _json(request_error("MalformedHttpRequestException",
-                                   "Send GraphQL requests as POST with a JSON body."), status=405)
+        return _json(
+            request_error(
+                "MalformedHttpRequestException", "Send GraphQL requests as POST with a JSON body."
+            ),
+            status=405,
+        )
 
     async def post(self, request: Request) -> Response:
         body = await request.body()
         if len(body) > MAX_BODY_BYTES:
-            return _json(request_error("MalformedHttpRequestException",
-                                       "The request body is larger than 1 MB."), status=413)
+            return _json(
+                request_error(
+                    "MalformedHttpRequestException", "The request body is larger than 1 MB."
+                ),
+                status=413,
+            )
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
         try:
             caller = self._authenticator.authenticate(
@@ -66,22 +74,22 @@ class GraphQLHTTP:
             return _json(request_error("UnauthorizedException", message), status=401)
 
         if not body.strip():
-            return _malformed("The request body is empty: send {\"query\": \"...\"}.")
+            return _malformed('The request body is empty: send {"query": "..."}.')
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError:
             return _malformed("Invalid JSON payload in POST request.")
         if not isinstance(payload, dict):
-            return _malformed("The JSON payload must be an object with a \"query\" string.")
+            return _malformed('The JSON payload must be an object with a "query" string.')
         query = payload.get("query")
         variables = payload.get("variables")
         operation_name = payload.get("operationName")
         if not isinstance(query, str) or not query.strip():
-            return _malformed("The JSON payload has no \"query\" string.")
+            return _malformed('The JSON payload has no "query" string.')
         if variables is not None and not isinstance(variables, dict):
-            return _malformed("\"variables\" must be a JSON object.")
+            return _malformed('"variables" must be a JSON object.')
         if operation_name is not None and not isinstance(operation_name, str):
-            return _malformed("\"operationName\" must be a string.")
+            return _malformed('"operationName" must be a string.')
 
         result = await self._schema.execute(
             query,

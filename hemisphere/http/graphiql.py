@@ -26,12 +26,16 @@ query Shop {
 
 def graphiql_page(api_key: str | None) -> str:
     html = get_graphql_ide_html(graphql_ide="graphiql")
-    html = html.replace("parameters.q || EXAMPLE_QUERY", f"parameters.q || {json.dumps(EXAMPLE_QUERY)}")
+    html = html.replace(
+        "parameters.q || EXAMPLE_QUERY", f"parameters.q || {json.dumps(EXAMPLE_QUERY)}"
+    )
     if api_key is not None:
         headers = json.dumps(json.dumps({"x-api-key": api_key}, indent=2))
         html = html.replace(
             "React.useState(parameters.headers)", f"React.useState(parameters.headers || {headers})"
         )
-        html = html.replace("const defaultHeaders = {};",
-                            f"const defaultHeaders = {{\"x-api-key\": {json.dumps(api_key)}}};")
+        html = html.replace(
+            "const defaultHeaders = {};",
+            f'const defaultHeaders = {{"x-api-key": {json.dumps(api_key)}}};',
+        )
     return html.replace("<title>Strawberry GraphiQL</title>", "<title>Hemisphere GraphiQL</title>")

@@ -29,8 +29,14 @@ from hemisphere.localstack import free_port
 pytestmark = pytest.mark.e2e
 
 # What the user's shell might hold that would point serve away from its embedded defaults.
-_BACKEND_VARIABLES = ("DATABASE_URL", "AWS_ENDPOINT_URL", "REDIS_URL", "HEMISPHERE_API_KEYS",
-                      "HEMISPHERE_IAM_CREDENTIALS", "HEMISPHERE_TOKEN_SECRET")
+_BACKEND_VARIABLES = (
+    "DATABASE_URL",
+    "AWS_ENDPOINT_URL",
+    "REDIS_URL",
+    "HEMISPHERE_API_KEYS",
+    "HEMISPHERE_IAM_CREDENTIALS",
+    "HEMISPHERE_TOKEN_SECRET",
+)
 
 
 @dataclass
@@ -62,9 +68,20 @@ def start_serve(data_dir: Path, timeout: float = 120) -> Served:
     env = {k: v for k, v in os.environ.items() if k not in _BACKEND_VARIABLES}
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "hemisphere.cli", "serve", "--port", str(port),
-         "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "hemisphere.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
     )
     lines: queue.Queue[str] = queue.Queue()
     output: list[str] = []
@@ -105,9 +122,11 @@ def api_key_client(served: Served) -> Client:
 
 def iam_client(served: Served) -> Client:
     akid, secret = served.iam
-    auth = AppSyncIAMAuthentication(host=f"127.0.0.1:{served.port}",
-                                    credentials=Credentials(akid, secret),
-                                    region_name="us-east-1")
+    auth = AppSyncIAMAuthentication(
+        host=f"127.0.0.1:{served.port}",
+        credentials=Credentials(akid, secret),
+        region_name="us-east-1",
+    )
     return Client(transport=AIOHTTPTransport(url=served.url, auth=auth))
 
 
@@ -119,13 +138,15 @@ def test_serve_prints_the_graphiql_url_and_the_key(served: Served) -> None:
 
 async def test_readme_queries_with_an_appsync_api_key_client(served: Served) -> None:
     async with api_key_client(served) as session:
-        result = await session.execute(gql("""{
+        result = await session.execute(
+            gql("""{
             product(id: "p-0001") { id name price { amount currency } }
             products(category: "books", limit: 5) { items { id category } nextToken }
             customer(id: "c-0050") { id email }
             ordersByCustomer(customerId: "c-0001") { items { id status } }
             region { region primaryRegion epoch }
-        }"""))
+        }""")
+        )
     assert result["product"]["id"] == "p-0001"
     assert len(result["products"]["items"]) == 5 and result["products"]["nextToken"]
     assert result["customer"]["id"] == "c-0050"
@@ -135,15 +156,21 @@ async def test_readme_queries_with_an_appsync_api_key_client(served: Served) -> 
 
 async def test_iam_client_writes_and_the_projection_follows(served: Served) -> None:
     async with iam_client(served) as session:
-        written = await session.execute(gql("""mutation {
+        written = await session.execute(
+            gql("""mutation {
             upsertProduct(input: {sku: "E2E-LAMP", name: "E2E Lamp", category: "garden",
-              price: {amount: 4200, currency: "EUR"}, available: 7}) { id version } }"""))
+              price: {amount: 4200, currency: "EUR"}, available: 7}) { id version } }""")
+        )
     product_id = written["upsertProduct"]["id"]
     deadline = time.monotonic() + 5
     async with api_key_client(served) as session:
         while True:
-            seen = await session.execute(GraphQLRequest(
-                "query($id: ID!) { product(id: $id) { name } }", variable_values={"id": product_id}))
+            seen = await session.execute(
+                GraphQLRequest(
+                    "query($id: ID!) { product(id: $id) { name } }",
+                    variable_values={"id": product_id},
+                )
+            )
             if seen["product"] is not None:
                 break
             assert time.monotonic() < deadline
@@ -154,23 +181,28 @@ async def test_api_key_client_may_not_call_iam_fields(served: Served) -> None:
     with pytest.raises(TransportQueryError) as refused:
         async with api_key_client(served) as session:
             await session.execute(
-                gql("mutation { upsertProduct(input: {sku: \"X\", name: \"X\", category: \"x\","
-                    " price: {amount: 1, currency: \"USD\"}, available: 1}) { id } }"))
+                gql(
+                    'mutation { upsertProduct(input: {sku: "X", name: "X", category: "x",'
+                    ' price: {amount: 1, currency: "USD"}, available: 1}) { id } }'
+                )
+            )
     assert refused.value.data == {"upsertProduct": None}
     assert refused.value.errors is not None
     assert refused.value.errors[0]["errorType"] == "Unauthorized"
 
 
 async def test_wrong_key_is_refused(served: Served) -> None:
-    auth = AppSyncApiKeyAuthentication(host=f"127.0.0.1:{served.port}",
-                                       api_key="da2-nottherightkeynottheright")
+    auth = AppSyncApiKeyAuthentication(
+        host=f"127.0.0.1:{served.port}", api_key="da2-nottherightkeynottheright"
+    )
     # gql reads the JSON errors of the 401 response as the query's result.
     with pytest.raises(TransportQueryError) as refused:
         async with Client(transport=AIOHTTPTransport(url=served.url, auth=auth)) as session:
             await session.execute(gql("{ region { region } }"))
     assert refused.value.errors is not None
     assert refused.value.errors[0]["errorType"] == "UnauthorizedException"
-    status = httpx.post(served.url, json={"query": "{ region { region } }"}, timeout=10)
+    async with httpx.AsyncClient(timeout=10) as http:
+        status = await http.post(served.url, json={"query": "{ region { region } }"})
     assert status.status_code == 401
 
 
@@ -209,8 +241,11 @@ def test_ctrl_c_stops_everything_and_the_next_start_keeps_the_data(served: Serve
         assert again.api_key == served.api_key
         with httpx.Client(timeout=10) as http:
             after = http.post(again.url, json=body, headers={"x-api-key": again.api_key}).json()
-            lamp = http.post(again.url, headers={"x-api-key": again.api_key}, json={
-                "query": '{ products(category: "garden", limit: 100) { items { sku } } }'}).json()
+            lamp = http.post(
+                again.url,
+                headers={"x-api-key": again.api_key},
+                json={"query": '{ products(category: "garden", limit: 100) { items { sku } } }'},
+            ).json()
         assert after == before
         assert "E2E-LAMP" in {p["sku"] for p in lamp["data"]["products"]["items"]}
     finally:

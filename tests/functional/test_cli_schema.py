@@ -8,15 +8,21 @@ from schema.export import CONTRACT_PATH
 
 
 def hemisphere(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hemisphere.cli", *args],
-                          capture_output=True, text=True, check=False, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "hemisphere.cli", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
 
 
 def test_export_prints_the_sdl() -> None:
     result = hemisphere("schema", "export")
     assert result.returncode == 0, result.stderr
     assert "schema {\n  query: Query\n  mutation: Mutation\n  subscription: Subscription\n}" in (
-        result.stdout)
+        result.stdout
+    )
 
 
 def test_check_passes_on_the_committed_contract() -> None:

@@ -32,16 +32,24 @@ def reader() -> InMemoryReader:
 
 @pytest.fixture
 async def client(reader: InMemoryReader) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(SETTINGS, runtime_factory=runtime_factory(fake_runtime(reader)),
-                     graphiql_api_key=API_KEY)
+    app = create_app(
+        SETTINGS, runtime_factory=runtime_factory(fake_runtime(reader)), graphiql_api_key=API_KEY
+    )
     async with client_for(app) as c:
         yield c
 
 
-async def gql(client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None,
-              headers: dict[str, str] | None = None) -> httpx.Response:
-    return await client.post("/graphql", json={"query": query, "variables": variables},
-                             headers={"x-api-key": API_KEY} if headers is None else headers)
+async def gql(
+    client: httpx.AsyncClient,
+    query: str,
+    variables: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    return await client.post(
+        "/graphql",
+        json={"query": query, "variables": variables},
+        headers={"x-api-key": API_KEY} if headers is None else headers,
+    )
 
 
 def assert_appsync_error(error: dict[str, Any], error_type: str) -> None:
@@ -51,12 +59,21 @@ def assert_appsync_error(error: dict[str, Any], error_type: str) -> None:
 
 
 async def test_product_by_id(client: httpx.AsyncClient) -> None:
-    response = await gql(client, '{ product(id: "p-0002") { id name price { amount currency }'
-                                 " updatedAt version } }")
+    response = await gql(
+        client, '{ product(id: "p-0002") { id name price { amount currency } updatedAt version } }'
+    )
     assert response.status_code == 200
-    assert response.json() == {"data": {"product": {
-        "id": "p-0002", "name": "Product 2", "price": {"amount": 200, "currency": "USD"},
-        "updatedAt": "2026-01-01T00:00:00.000Z", "version": 1}}}
+    assert response.json() == {
+        "data": {
+            "product": {
+                "id": "p-0002",
+                "name": "Product 2",
+                "price": {"amount": 200, "currency": "USD"},
+                "updatedAt": "2026-01-01T00:00:00.000Z",
+                "version": 1,
+            }
+        }
+    }
 
 
 async def test_unknown_product_is_null(client: httpx.AsyncClient) -> None:
@@ -64,8 +81,9 @@ async def test_unknown_product_is_null(client: httpx.AsyncClient) -> None:
     assert response.json() == {"data": {"product": None}}
 
 
-async def test_aliases_are_batched_into_one_read(client: httpx.AsyncClient,
-                                                 reader: InMemoryReader) -> None:
+async def test_aliases_are_batched_into_one_read(
+    client: httpx.AsyncClient, reader: InMemoryReader
+) -> None:
     query = "{ " + " ".join(f'a{i}: product(id: "p-{i:04d}") {{ id }}' for i in range(1, 11))
     query += ' again: product(id: "p-0001") { name } }'
     response = await gql(client, query)
@@ -85,9 +103,11 @@ async def test_missing_and_wrong_api_key_are_401(client: httpx.AsyncClient) -> N
 
 async def test_malformed_json_and_empty_body_are_400(client: httpx.AsyncClient) -> None:
     for body in (b"{not json", b"", b"[]", b'{"variables": {}}'):
-        response = await client.post("/graphql", content=body,
-                                     headers={"x-api-key": API_KEY,
-                                              "content-type": "application/json"})
+        response = await client.post(
+            "/graphql",
+            content=body,
+            headers={"x-api-key": API_KEY, "content-type": "application/json"},
+        )
         assert response.status_code == 400, body
         assert response.json()["errors"][0]["errorType"] == "MalformedHttpRequestException"
 
@@ -108,11 +128,16 @@ async def test_api_key_caller_of_iam_field_is_refused_that_field(
     assert len(reader.products) == len(PRODUCTS)  # nothing written
 
 
-async def test_iam_signed_caller_may_upsert(client: httpx.AsyncClient,
-                                            reader: InMemoryReader) -> None:
-    body = json.dumps({"query": """mutation { upsertProduct(input: {sku: "S-1", name: "Lamp",
+async def test_iam_signed_caller_may_upsert(
+    client: httpx.AsyncClient, reader: InMemoryReader
+) -> None:
+    body = json.dumps(
+        {
+            "query": """mutation { upsertProduct(input: {sku: "S-1", name: "Lamp",
         category: "garden", price: {amount: 1999, currency: "USD"}, available: 3})
-        { id name version } }"""}).encode()
+        { id name version } }"""
+        }
+    ).encode()
     url = "http://testserver/graphql"
     response = await client.post("/graphql", content=body, headers=sigv4_headers(url, body))
     assert response.status_code == 200, response.text
@@ -125,19 +150,22 @@ async def test_tampered_or_unknown_signature_is_401(client: httpx.AsyncClient) -
     body = b'{"query": "{ region { region } }"}'
     url = "http://testserver/graphql"
     headers = sigv4_headers(url, body)
-    response = await client.post("/graphql", content=body.replace(b"region }", b"epoch }"),
-                                 headers=headers)
+    response = await client.post(
+        "/graphql", content=body.replace(b"region }", b"epoch }"), headers=headers
+    )
     assert response.status_code == 401
     assert "signature" in response.json()["errors"][0]["message"]
-    response = await client.post("/graphql", content=body,
-                                 headers=sigv4_headers(url, body, secret="not-the-secret"))
+    response = await client.post(
+        "/graphql", content=body, headers=sigv4_headers(url, body, secret="not-the-secret")
+    )
     assert response.status_code == 401
 
 
 async def test_iam_caller_reads_queries(client: httpx.AsyncClient) -> None:
     body = b'{"query": "{ product(id: \\"p-0001\\") { id } }"}'
-    response = await client.post("/graphql", content=body,
-                                 headers=sigv4_headers("http://testserver/graphql", body))
+    response = await client.post(
+        "/graphql", content=body, headers=sigv4_headers("http://testserver/graphql", body)
+    )
     assert response.json() == {"data": {"product": {"id": "p-0001"}}}
 
 
@@ -146,8 +174,10 @@ async def walk(client: httpx.AsyncClient, field: str, args: str, limit: int | No
     token: str | None = None
     limit_arg = f", limit: {limit}" if limit is not None else ""
     while True:
-        query = (f"query($t: String) {{ {field}({args}{limit_arg}, nextToken: $t)"
-                 " { items { id } nextToken } }")
+        query = (
+            f"query($t: String) {{ {field}({args}{limit_arg}, nextToken: $t)"
+            " { items { id } nextToken } }"
+        )
         page = (await gql(client, query, {"t": token})).json()["data"][field]
         ids += [item["id"] for item in page["items"]]
         token = page["nextToken"]
@@ -163,8 +193,9 @@ async def test_walking_pages_returns_every_item_once(client: httpx.AsyncClient) 
     assert orders == [o.id for o in reversed(ORDERS)]
 
 
-async def test_limit_defaults_to_20_and_is_capped_at_100(client: httpx.AsyncClient,
-                                                         reader: InMemoryReader) -> None:
+async def test_limit_defaults_to_20_and_is_capped_at_100(
+    client: httpx.AsyncClient, reader: InMemoryReader
+) -> None:
     page = (await gql(client, "{ products { items { id } } }")).json()["data"]["products"]
     assert len(page["items"]) == 20
     await gql(client, "{ products(limit: 1000) { items { id } } }")
@@ -172,16 +203,20 @@ async def test_limit_defaults_to_20_and_is_capped_at_100(client: httpx.AsyncClie
 
 
 async def test_bad_limit_and_tokens_are_bad_requests(client: httpx.AsyncClient) -> None:
-    first = (await gql(client, '{ products(category: "books", limit: 2) { nextToken } }'))
+    first = await gql(client, '{ products(category: "books", limit: 2) { nextToken } }')
     token = first.json()["data"]["products"]["nextToken"]
     cases = [
         ("{ products(limit: 0) { nextToken } }", None),
-        ('query($t: String) { products(nextToken: $t) { nextToken } }', {"t": "garbage"}),
-        ('query($t: String) { products(category: "books", nextToken: $t) { nextToken } }',
-         {"t": token[:-2] + ("AA" if not token.endswith("AA") else "BB")}),
+        ("query($t: String) { products(nextToken: $t) { nextToken } }", {"t": "garbage"}),
+        (
+            'query($t: String) { products(category: "books", nextToken: $t) { nextToken } }',
+            {"t": token[:-2] + ("AA" if not token.endswith("AA") else "BB")},
+        ),
         # A token of one query is no good for another.
-        ('query($t: String) { products(category: "music", nextToken: $t) { nextToken } }',
-         {"t": token}),
+        (
+            'query($t: String) { products(category: "music", nextToken: $t) { nextToken } }',
+            {"t": token},
+        ),
     ]
     for query, variables in cases:
         body = (await gql(client, query, variables)).json()
@@ -190,12 +225,17 @@ async def test_bad_limit_and_tokens_are_bad_requests(client: httpx.AsyncClient) 
 
 
 async def test_invalid_scalars_are_validation_errors(client: httpx.AsyncClient) -> None:
-    body = json.dumps({"query": """mutation($e: AWSEmail!) { publishCustomer(input: {
+    body = json.dumps(
+        {
+            "query": """mutation($e: AWSEmail!) { publishCustomer(input: {
         id: "c-1", name: "N", email: $e, homeRegion: "us-east-1", loyaltyPoints: 0,
         updatedAt: "2026-01-01T00:00:00Z", version: 1}) { id } }""",
-        "variables": {"e": "not-an-email"}}).encode()
-    response = await client.post("/graphql", content=body,
-                                 headers=sigv4_headers("http://testserver/graphql", body))
+            "variables": {"e": "not-an-email"},
+        }
+    ).encode()
+    response = await client.post(
+        "/graphql", content=body, headers=sigv4_headers("http://testserver/graphql", body)
+    )
     [error] = response.json()["errors"]
     assert_appsync_error(error, "ValidationError")
     assert "AWSEmail" in error["message"]
@@ -204,8 +244,9 @@ async def test_invalid_scalars_are_validation_errors(client: httpx.AsyncClient) 
         category: "c", price: {amount: 1, currency: "USD"}, available: 1,
         updatedAt: "yesterday", version: 1}) { id } }"""
     body = json.dumps({"query": literal}).encode()
-    response = await client.post("/graphql", content=body,
-                                 headers=sigv4_headers("http://testserver/graphql", body))
+    response = await client.post(
+        "/graphql", content=body, headers=sigv4_headers("http://testserver/graphql", body)
+    )
     [error] = response.json()["errors"]
     assert_appsync_error(error, "ValidationError")
     assert "AWSDateTime" in error["message"]
@@ -221,8 +262,16 @@ async def test_unknown_field_and_syntax_errors(client: httpx.AsyncClient) -> Non
 
 async def test_region_falls_back_to_configuration(client: httpx.AsyncClient) -> None:
     data = (await gql(client, "{ region { region primaryRegion readOnly epoch } }")).json()
-    assert data == {"data": {"region": {"region": "us-east-1", "primaryRegion": "us-east-1",
-                                        "readOnly": False, "epoch": 0}}}
+    assert data == {
+        "data": {
+            "region": {
+                "region": "us-east-1",
+                "primaryRegion": "us-east-1",
+                "readOnly": False,
+                "epoch": 0,
+            }
+        }
+    }
 
 
 async def test_graphiql_for_browsers(client: httpx.AsyncClient) -> None:

@@ -37,9 +37,14 @@ LOCAL = StaticCredentials("hemisphere-local", "hemisphere-local")
 
 
 def settings_for(pg_dsn: str, aws_endpoint: str, table_name: str) -> Settings:
-    return replace(SETTINGS, database_url=pg_dsn, aws_endpoint_url=aws_endpoint,
-                   aws_access_key_id=LOCAL.access_key_id,
-                   aws_secret_access_key=LOCAL.secret_access_key, table_name=table_name)
+    return replace(
+        SETTINGS,
+        database_url=pg_dsn,
+        aws_endpoint_url=aws_endpoint,
+        aws_access_key_id=LOCAL.access_key_id,
+        aws_secret_access_key=LOCAL.secret_access_key,
+        table_name=table_name,
+    )
 
 
 @contextlib.asynccontextmanager
@@ -51,35 +56,45 @@ async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-async def gql(client: httpx.AsyncClient, query: str,
-              variables: dict[str, Any] | None = None) -> dict[str, Any]:
-    response = await client.post("/graphql", json={"query": query, "variables": variables},
-                                 headers={"x-api-key": API_KEY})
+async def gql(
+    client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": variables}, headers={"x-api-key": API_KEY}
+    )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
 
 
-async def test_queries_read_the_projections(pg_dsn: str, aws_endpoint: str,
-                                            table_name: str) -> None:
+async def test_queries_read_the_projections(
+    pg_dsn: str, aws_endpoint: str, table_name: str
+) -> None:
     async with serving(settings_for(pg_dsn, aws_endpoint, table_name)) as client:
-        body = await gql(client, """{
+        body = await gql(
+            client,
+            """{
             region { region primaryRegion readOnly epoch }
             product(id: "p-0001") { id name category price { amount currency } version }
             customer(id: "c-0001") { id email homeRegion }
             ordersByCustomer(customerId: "c-0001") { items { id customerId createdAt } }
-        }""")
+        }""",
+        )
         data = body["data"]
-        assert data["region"] == {"region": "us-east-1", "primaryRegion": "us-east-1",
-                                  "readOnly": False, "epoch": 1}
+        assert data["region"] == {
+            "region": "us-east-1",
+            "primaryRegion": "us-east-1",
+            "readOnly": False,
+            "epoch": 1,
+        }
         assert data["product"]["id"] == "p-0001" and data["product"]["price"]["currency"] == "USD"
         assert data["customer"]["id"] == "c-0001"
         orders = data["ordersByCustomer"]["items"]
         assert len(orders) >= 3 and all(o["customerId"] == "c-0001" for o in orders)
         created = [o["createdAt"] for o in orders]
         assert created == sorted(created, reverse=True)
-        first = (await gql(client, '{ order(id: "%s") { id lines { productName } } }'
-                           % orders[0]["id"]))["data"]["order"]
+        query = "query($id: ID!) { order(id: $id) { id lines { productName } } }"
+        first = (await gql(client, query, {"id": orders[0]["id"]}))["data"]["order"]
         assert first["id"] == orders[0]["id"] and first["lines"]
 
 
@@ -91,9 +106,14 @@ async def test_walking_every_page_returns_every_product_once(
         categories: set[str] = set()
         token = None
         while True:
-            page = (await gql(client, "query($t: String) { products(limit: 37, nextToken: $t)"
-                                      " { items { id category } nextToken } }",
-                              {"t": token}))["data"]["products"]
+            page = (
+                await gql(
+                    client,
+                    "query($t: String) { products(limit: 37, nextToken: $t)"
+                    " { items { id category } nextToken } }",
+                    {"t": token},
+                )
+            )["data"]["products"]
             seen += [p["id"] for p in page["items"]]
             categories |= {p["category"] for p in page["items"]}
             token = page["nextToken"]
@@ -105,9 +125,14 @@ async def test_walking_every_page_returns_every_product_once(
         for category in sorted(categories):
             token = None
             while True:
-                page = (await gql(client, "query($c: String, $t: String) { products(category: $c,"
-                                          " nextToken: $t) { items { id category } nextToken } }",
-                                  {"c": category, "t": token}))["data"]["products"]
+                page = (
+                    await gql(
+                        client,
+                        "query($c: String, $t: String) { products(category: $c,"
+                        " nextToken: $t) { items { id category } nextToken } }",
+                        {"c": category, "t": token},
+                    )
+                )["data"]["products"]
                 assert {p["category"] for p in page["items"]} <= {category}
                 by_category += [p["id"] for p in page["items"]]
                 token = page["nextToken"]
@@ -120,37 +145,50 @@ async def test_a_write_reaches_the_projection_within_a_second(
     pg_dsn: str, aws_endpoint: str, table_name: str
 ) -> None:
     async with serving(settings_for(pg_dsn, aws_endpoint, table_name)) as client:
-        before = (await gql(client, '{ product(id: "p-0007") { sku name version } }'))
+        before = await gql(client, '{ product(id: "p-0007") { sku name version } }')
         product = before["data"]["product"]
-        body = json.dumps({"query": """mutation($sku: String!) { upsertProduct(input: {
+        body = json.dumps(
+            {
+                "query": """mutation($sku: String!) { upsertProduct(input: {
             id: "p-0007", sku: $sku, name: "Renamed", category: "books",
             price: {amount: 999, currency: "USD"}, available: 5}) { id name version } }""",
-            "variables": {"sku": product["sku"]}}).encode()
-        response = await client.post("/graphql", content=body,
-                                     headers=sigv4_headers("http://testserver/graphql", body))
+                "variables": {"sku": product["sku"]},
+            }
+        ).encode()
+        response = await client.post(
+            "/graphql", content=body, headers=sigv4_headers("http://testserver/graphql", body)
+        )
         written = response.json()["data"]["upsertProduct"]
         assert written["name"] == "Renamed" and written["version"] > product["version"]
 
         started = time.monotonic()
         while True:
-            seen = (await gql(client, '{ product(id: "p-0007") { name version available } }'))
+            seen = await gql(client, '{ product(id: "p-0007") { name version available } }')
             if seen["data"]["product"]["version"] == written["version"]:
                 break
             assert time.monotonic() - started < 1.0, "the projection did not follow in 1 s"
             await asyncio.sleep(0.02)
-        assert seen["data"]["product"] == {"name": "Renamed", "version": written["version"],
-                                           "available": 5}
+        assert seen["data"]["product"] == {
+            "name": "Renamed",
+            "version": written["version"],
+            "available": 5,
+        }
 
 
 async def test_bad_product_input_is_a_bad_request_and_writes_nothing(
     pg_dsn: str, aws_endpoint: str, table_name: str
 ) -> None:
     async with serving(settings_for(pg_dsn, aws_endpoint, table_name)) as client:
-        body = json.dumps({"query": """mutation { upsertProduct(input: {sku: "X-1", name: "X",
+        body = json.dumps(
+            {
+                "query": """mutation { upsertProduct(input: {sku: "X-1", name: "X",
             category: "books", price: {amount: 5, currency: "dollars"}, available: 1})
-            { id } }"""}).encode()
-        response = await client.post("/graphql", content=body,
-                                     headers=sigv4_headers("http://testserver/graphql", body))
+            { id } }"""
+            }
+        ).encode()
+        response = await client.post(
+            "/graphql", content=body, headers=sigv4_headers("http://testserver/graphql", body)
+        )
         error = response.json()["errors"][0]
         assert error["errorType"] == "BadRequestException" and "currency" in error["message"]
     conn = await asyncpg.connect(pg_dsn)
@@ -160,9 +198,7 @@ async def test_bad_product_input_is_a_bad_request_and_writes_nothing(
         await conn.close()
 
 
-async def test_rebuild_equals_the_incrementally_built_table(
-    pg_dsn: str, aws_endpoint: str
-) -> None:
+async def test_rebuild_equals_the_incrementally_built_table(pg_dsn: str, aws_endpoint: str) -> None:
     pool = await create_pool(pg_dsn)
     outbox = PostgresOutbox(pool, pg_dsn)
     try:

@@ -52,18 +52,28 @@ def runtime_factory(runtime: Runtime) -> Any:
 
 
 @contextlib.asynccontextmanager
-async def client_for(app: Starlette, base_url: str = "http://testserver") -> AsyncIterator[httpx.AsyncClient]:
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url=base_url
-    ) as client:
+async def client_for(
+    app: Starlette, base_url: str = "http://testserver"
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base_url) as client,
+    ):
         yield client
 
 
-def sigv4_headers(url: str, body: bytes, *, secret: str = IAM_SECRET,
-                  akid: str = IAM_AKID, region: str = "us-east-1") -> dict[str, str]:
+def sigv4_headers(
+    url: str,
+    body: bytes,
+    *,
+    secret: str = IAM_SECRET,
+    akid: str = IAM_AKID,
+    region: str = "us-east-1",
+) -> dict[str, str]:
     """Headers of a request signed as AppSync clients sign (service `appsync`)."""
-    request = AWSRequest(method="POST", url=url, data=body,
-                         headers={"content-type": "application/json"})
+    request = AWSRequest(
+        method="POST", url=url, data=body, headers={"content-type": "application/json"}
+    )
     SigV4Auth(Credentials(akid, secret), "appsync", region).add_auth(request)
     return dict(request.headers.items())
 

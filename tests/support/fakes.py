@@ -26,35 +26,61 @@ CATEGORIES = ("books", "garden", "music")
 
 def make_products(n: int = 45) -> list[Product]:
     return [
-        Product(id=f"p-{i:04d}", sku=f"SKU-{i:04d}", name=f"Product {i}", description=None,
-                category=CATEGORIES[i % len(CATEGORIES)], price=Money(100 * i, "USD"),
-                available=i, updated_at=BASE, version=1)
+        Product(
+            id=f"p-{i:04d}",
+            sku=f"SKU-{i:04d}",
+            name=f"Product {i}",
+            description=None,
+            category=CATEGORIES[i % len(CATEGORIES)],
+            price=Money(100 * i, "USD"),
+            available=i,
+            updated_at=BASE,
+            version=1,
+        )
         for i in range(1, n + 1)
     ]
 
 
 def make_customer(i: int = 1) -> Customer:
-    return Customer(id=f"c-{i:04d}", name=f"Customer {i}", email=f"customer{i}@example.com",
-                    home_region="us-east-1", loyalty_points=10 * i, updated_at=BASE, version=1)
+    return Customer(
+        id=f"c-{i:04d}",
+        name=f"Customer {i}",
+        email=f"customer{i}@example.com",
+        home_region="us-east-1",
+        loyalty_points=10 * i,
+        updated_at=BASE,
+        version=1,
+    )
 
 
 def make_order(i: int, customer: Customer, product: Product) -> Order:
     at = BASE + timedelta(hours=i)
     return Order(
-        id=f"o-{i:04d}", customer_id=customer.id, customer_name=customer.name,
+        id=f"o-{i:04d}",
+        customer_id=customer.id,
+        customer_name=customer.name,
         status=OrderStatus.CONFIRMED,
         lines=(OrderLine(product.id, product.name, 2, product.price),),
-        total=Money(product.price.amount * 2, "USD"), failure_reason=None,
+        total=Money(product.price.amount * 2, "USD"),
+        failure_reason=None,
         history=(StatusChange(OrderStatus.PENDING, at), StatusChange(OrderStatus.CONFIRMED, at)),
-        placed_in="us-east-1", created_at=at, updated_at=at, version=2,
+        placed_in="us-east-1",
+        created_at=at,
+        updated_at=at,
+        version=2,
     )
 
 
 class InMemoryReader:
     """The ProjectionReader port over dicts; counts calls so tests can see batching."""
 
-    def __init__(self, products: Sequence[Product] = (), customers: Sequence[Customer] = (),
-                 orders: Sequence[Order] = (), control: RegionControl | None = None) -> None:
+    def __init__(
+        self,
+        products: Sequence[Product] = (),
+        customers: Sequence[Customer] = (),
+        orders: Sequence[Order] = (),
+        control: RegionControl | None = None,
+    ) -> None:
         self.products = {p.id: p for p in products}
         self.customers = {c.id: c for c in customers}
         self.orders = {o.id: o for o in orders}
@@ -73,18 +99,25 @@ class InMemoryReader:
         self.calls.append(("orders_by_id", list(ids)))
         return {i: self.orders[i] for i in ids if i in self.orders}
 
-    async def products_page(self, category: str | None, limit: int,
-                            cursor: dict[str, Any] | None) -> Page[Product]:
+    async def products_page(
+        self, category: str | None, limit: int, cursor: dict[str, Any] | None
+    ) -> Page[Product]:
         self.calls.append(("products_page", (category, limit, cursor)))
-        items = sorted((p for p in self.products.values()
-                        if category is None or p.category == category), key=lambda p: p.id)
+        items = sorted(
+            (p for p in self.products.values() if category is None or p.category == category),
+            key=lambda p: p.id,
+        )
         return _page(items, limit, cursor)
 
-    async def orders_page_by_customer(self, customer_id: str, limit: int,
-                                      cursor: dict[str, Any] | None) -> Page[Order]:
+    async def orders_page_by_customer(
+        self, customer_id: str, limit: int, cursor: dict[str, Any] | None
+    ) -> Page[Order]:
         self.calls.append(("orders_page_by_customer", (customer_id, limit, cursor)))
-        items = sorted((o for o in self.orders.values() if o.customer_id == customer_id),
-                       key=lambda o: o.created_at, reverse=True)
+        items = sorted(
+            (o for o in self.orders.values() if o.customer_id == customer_id),
+            key=lambda o: o.created_at,
+            reverse=True,
+        )
         return _page(items, limit, cursor)
 
     async def region_control(self) -> RegionControl | None:
@@ -93,7 +126,7 @@ class InMemoryReader:
 
 def _page(items: list[Any], limit: int, cursor: dict[str, Any] | None) -> Page[Any]:
     start = int(cursor["offset"]) if cursor else 0
-    chunk = items[start:start + limit]
+    chunk = items[start : start + limit]
     more = start + limit < len(items)
     return Page(items=chunk, cursor={"offset": start + limit} if more else None)
 
@@ -105,9 +138,16 @@ class InMemoryCatalog:
     async def upsert_product(self, command: UpsertProduct) -> Product:
         existing = self.reader.products.get(command.id or "")
         product_id = command.id or f"p-{len(self.reader.products) + 1:04d}"
-        product = Product(id=product_id, sku=command.sku, name=command.name,
-                          description=command.description, category=command.category,
-                          price=command.price, available=command.available,
-                          updated_at=BASE, version=(existing.version + 1) if existing else 1)
+        product = Product(
+            id=product_id,
+            sku=command.sku,
+            name=command.name,
+            description=command.description,
+            category=command.category,
+            price=command.price,
+            available=command.available,
+            updated_at=BASE,
+            version=(existing.version + 1) if existing else 1,
+        )
         self.reader.products[product_id] = replace(product)
         return product

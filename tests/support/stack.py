@@ -20,9 +20,10 @@ def postgres_server(url: str | None) -> Iterator[str]:
     if url:
         yield url
         return
-    with tempfile.TemporaryDirectory(prefix="hemisphere-pg-") as tmp, embedded_postgres(
-        Path(tmp) / "pg", database="postgres"
-    ) as embedded:
+    with (
+        tempfile.TemporaryDirectory(prefix="hemisphere-pg-") as tmp,
+        embedded_postgres(Path(tmp) / "pg", database="postgres") as embedded,
+    ):
         yield embedded
 
 

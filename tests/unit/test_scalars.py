@@ -5,14 +5,22 @@ import pytest
 from schema import scalars
 
 
-@pytest.mark.parametrize("text", ["2026-11-27T10:00:00Z", "2026-11-27T10:00:00.123Z",
-                                  "2026-11-27T10:00:00+01:00", "2026-11-27T10:00Z"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-27T10:00:00Z",
+        "2026-11-27T10:00:00.123Z",
+        "2026-11-27T10:00:00+01:00",
+        "2026-11-27T10:00Z",
+    ],
+)
 def test_datetime_accepts_iso_8601_with_a_zone(text: str) -> None:
     assert scalars.parse_datetime(text).tzinfo is not None
 
 
-@pytest.mark.parametrize("text", ["2026-11-27T10:00:00", "2026-11-27", "yesterday",
-                                  "2026-13-40T10:00:00Z", ""])
+@pytest.mark.parametrize(
+    "text", ["2026-11-27T10:00:00", "2026-11-27", "yesterday", "2026-13-40T10:00:00Z", ""]
+)
 def test_datetime_refuses_the_rest(text: str) -> None:
     with pytest.raises(ValueError, match="AWSDateTime"):
         scalars.parse_datetime(text)

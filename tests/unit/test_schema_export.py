@@ -34,7 +34,7 @@ def test_drift_is_shown(tmp_path: Path) -> None:
 
 
 def test_violations_are_named() -> None:
-    bad = 'scalar AWSDateTime\ndirective @aws_iam on OBJECT\ntype AWSThing { a: Int }\n'
+    bad = "scalar AWSDateTime\ndirective @aws_iam on OBJECT\ntype AWSThing { a: Int }\n"
     bad += 'extend type AWSThing { b: Int }\n"""doc"""\ntype Q { a: Int }'
     problems = " | ".join(appsync_violations(bad))
     for word in ("schema {", "AWSDateTime", "@aws_iam", "AWSThing", "extend", '"""'):

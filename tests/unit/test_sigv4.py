@@ -13,15 +13,17 @@ CREDENTIALS = {"AKIAEXAMPLE": "secret-key"}
 
 
 def signed(body: bytes, secret: str = "secret-key", token: str | None = None) -> dict[str, str]:
-    request = AWSRequest(method="POST", url=URL, data=body,
-                         headers={"content-type": "application/json"})
+    request = AWSRequest(
+        method="POST", url=URL, data=body, headers={"content-type": "application/json"}
+    )
     SigV4Auth(Credentials("AKIAEXAMPLE", secret, token), "appsync", "eu-west-1").add_auth(request)
     return {k.lower(): v for k, v in request.headers.items()} | {"host": "api.example.com"}
 
 
 def verify(headers: dict[str, str], body: bytes, **kw: object) -> str:
-    return verify_sigv4(method="POST", url=URL, headers=headers, body=body,
-                        credentials=CREDENTIALS, **kw)  # type: ignore[arg-type]
+    return verify_sigv4(
+        method="POST", url=URL, headers=headers, body=body, credentials=CREDENTIALS, **kw
+    )  # type: ignore[arg-type]
 
 
 def test_a_correct_signature_names_its_key() -> None:
