@@ -11,12 +11,13 @@ from contextlib import AbstractAsyncContextManager
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from domain.auth import Caller
 from hemisphere.http.authn import Authenticator
 from hemisphere.http.endpoint import GraphQLHTTP
-from hemisphere.http.graphiql import graphiql_page
+from hemisphere.http.graphiql import STATIC_DIR, STATIC_PATH, graphiql_page
 from hemisphere.runtime import Runtime
 from hemisphere.settings import Settings
 from resolvers.context import Context
@@ -83,6 +84,7 @@ def create_app(
             Route("/graphql", endpoint.post, methods=["POST"]),
             Route("/graphql", endpoint.get, methods=["GET"]),
             Route("/health", health, methods=["GET"]),
+            Mount(STATIC_PATH, app=StaticFiles(directory=STATIC_DIR), name="graphiql-static"),
         ],
         lifespan=lifespan,
     )

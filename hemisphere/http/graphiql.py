@@ -4,8 +4,25 @@ with the local API key already in the headers editor."""
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 from strawberry.http.ides import get_graphql_ide_html
+
+STATIC_DIR = Path(__file__).with_name("static") / "graphiql"
+STATIC_PATH = "/graphiql/static"
+
+# Strawberry's page loads its scripts from unpkg; we serve the same files (static/graphiql).
+_LOCAL_ASSETS = {
+    "react@18.2.0/umd/react.production.min.js": "react.production.min.js",
+    "react-dom@18.2.0/umd/react-dom.production.min.js": "react-dom.production.min.js",
+    "js-cookie@3.0.5/dist/js.cookie.min.js": "js.cookie.min.js",
+    "graphiql@3.8.3/graphiql.min.css": "graphiql.min.css",
+    "graphiql@3.8.3/graphiql.min.js": "graphiql.min.js",
+    "@graphiql/plugin-explorer@1.0.2/dist/style.css": "plugin-explorer.css",
+    "@graphiql/plugin-explorer@1.0.2/dist/index.umd.js": "plugin-explorer.umd.js",
+}
+_CDN_URL = re.compile(r"https://unpkg\.com/(?P<asset>[^\"]+)")
 
 EXAMPLE_QUERY = """\
 # Welcome to Hemisphere: the shop's AppSync contract, served from this region's projections.
@@ -38,4 +55,11 @@ def graphiql_page(api_key: str | None) -> str:
             "const defaultHeaders = {};",
             f'const defaultHeaders = {{"x-api-key": {json.dumps(api_key)}}};',
         )
+    html = _CDN_URL.sub(_local_asset, html)
     return html.replace("<title>Strawberry GraphiQL</title>", "<title>Hemisphere GraphiQL</title>")
+
+
+def _local_asset(match: re.Match[str]) -> str:
+    # An asset we do not ship (a newer Strawberry page) still loads from the CDN.
+    local = _LOCAL_ASSETS.get(match["asset"])
+    return f"{STATIC_PATH}/{local}" if local else match[0]

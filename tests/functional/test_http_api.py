@@ -278,6 +278,10 @@ async def test_graphiql_for_browsers(client: httpx.AsyncClient) -> None:
     response = await client.get("/graphql", headers={"accept": "text/html"})
     assert response.status_code == 200
     assert "graphiql" in response.text.lower() and API_KEY in response.text
+    assert "unpkg.com" not in response.text  # every asset is served by us: works offline
+    for asset in ("graphiql.min.js", "react.production.min.js", "graphiql.min.css"):
+        static = await client.get(f"/graphiql/static/{asset}")
+        assert static.status_code == 200 and len(static.content) > 1000
     response = await client.get("/graphql", headers={"accept": "application/json"})
     assert response.status_code == 405
 
