@@ -25,8 +25,10 @@ _LOCAL_ASSETS = {
 _CDN_URL = re.compile(r"https://unpkg\.com/(?P<asset>[^\"]+)")
 
 EXAMPLE_QUERY = """\
-# Welcome to Hemisphere: the shop's AppSync contract, served from this region's projections.
-# Press the play button to run the query; the x-api-key header is in the Headers tab below.
+# Welcome to Hemisphere: the shop's AppSync contract,
+# served from this region's projections.
+# Press the play button to run the query; the API key
+# is in the Headers tab below.
 
 query Shop {
   region { region primaryRegion readOnly epoch }
