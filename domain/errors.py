@@ -61,3 +61,15 @@ class UnsupportedOperationError(HemisphereError):
     """The operation is in the contract but this deployment does not serve it."""
 
     error_type = "UnsupportedOperation"
+
+
+class IdempotencyConflictError(HemisphereError):
+    """The idempotency key was used before for a different request."""
+
+    error_type = "IdempotencyConflict"
+
+
+class OrderNotCancellableError(HemisphereError):
+    """Only a CONFIRMED order can be cancelled."""
+
+    error_type = "OrderNotCancellable"

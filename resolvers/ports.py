@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from domain.commands import UpsertProduct
+from datetime import datetime
+
+from domain.commands import CancelOrder, Checkout, UpdateCustomerProfile, UpsertProduct
 from domain.model import Customer, Order, Page, Product, RegionControl
 
 # A store's raw position of the next page (DynamoDB's LastEvaluatedKey, in plain form).
@@ -44,4 +46,27 @@ class Catalog(Protocol):
     async def upsert_product(self, command: UpsertProduct) -> Product:
         """Write the product and its stock in one transaction that also appends the event
         to the outbox; the projection follows through the relay."""
+        ...
+
+
+class OrderWorkflows(Protocol):
+    """The sagas, started in the primary region (from a secondary, across regions)."""
+
+    async def start_checkout(self, command: Checkout, placed_in: str) -> None:
+        """Start the checkout saga, or find the one this request started before.
+        Raises IdempotencyConflictError when the key was used for another request, and
+        ReadOnlyRegionError when the primary region cannot be reached (nothing started)."""
+        ...
+
+    async def start_cancellation(self, command: CancelOrder) -> None:
+        """Start the cancellation saga (idempotent per key), with the same errors."""
+        ...
+
+
+class ProfileUpdates(Protocol):
+    """Asynchronous customer profile changes through the event bus."""
+
+    async def submit(self, command: UpdateCustomerProfile) -> tuple[str, datetime]:
+        """Put the request on the bus; returns (request id, accepted at). The same
+        (customer, key) always gives the same request id."""
         ...
