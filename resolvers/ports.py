@@ -7,9 +7,8 @@ with the eventual consistency that AppSync over DynamoDB has.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
-
 from datetime import datetime
+from typing import Any, Protocol
 
 from domain.commands import CancelOrder, Checkout, UpdateCustomerProfile, UpsertProduct
 from domain.model import Customer, Order, Page, Product, RegionControl
