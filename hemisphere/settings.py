@@ -27,6 +27,13 @@ class Settings:
     region: str = "us-east-1"
     primary_region: str = "us-east-1"
     table_name: str = "hemisphere"
+    # The AWS endpoint of the primary region's Step Functions, where a secondary sends its
+    # writes (None: AWS's own regional endpoint, or AWS_ENDPOINT_URL in this region).
+    primary_aws_endpoint_url: str | None = None
+    # The card provider's API (None: `serve` starts the simulated provider).
+    payments_url: str | None = None
+    payments_timeout_seconds: float = 5.0
+    event_bus_name: str = "hemisphere"
     # Auth: API keys accepted (x-api-key) and IAM credentials whose SigV4 signatures verify.
     api_keys: tuple[str, ...] = ()
     iam_credentials: Mapping[str, str] = field(default_factory=dict)
@@ -55,12 +62,32 @@ class Settings:
             region=region,
             primary_region=primary,
             table_name=get("HEMISPHERE_TABLE") or "hemisphere",
+            primary_aws_endpoint_url=get("HEMISPHERE_PRIMARY_AWS_ENDPOINT_URL"),
+            payments_url=get("HEMISPHERE_PAYMENTS_URL"),
+            payments_timeout_seconds=_positive_float(
+                "HEMISPHERE_PAYMENTS_TIMEOUT_SECONDS",
+                get("HEMISPHERE_PAYMENTS_TIMEOUT_SECONDS"),
+                5.0,
+            ),
+            event_bus_name=get("HEMISPHERE_EVENT_BUS") or "hemisphere",
             api_keys=_api_keys(get("HEMISPHERE_API_KEYS")),
             iam_credentials=_iam_credentials(get("HEMISPHERE_IAM_CREDENTIALS")),
             token_secret=get("HEMISPHERE_TOKEN_SECRET"),
             data_dir=Path(get("HEMISPHERE_DATA_DIR") or ".hemisphere"),
             log_level=(get("HEMISPHERE_LOG_LEVEL") or "INFO").upper(),
         )
+
+
+def _positive_float(name: str, raw: str | None, default: float) -> float:
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive")
+    return value
 
 
 def _api_keys(raw: str | None) -> tuple[str, ...]:
