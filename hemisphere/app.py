@@ -53,6 +53,8 @@ def create_app(
             topology=runtime.topology,
             broker=runtime.broker,
             catalog=runtime.catalog,
+            workflows=runtime.workflows,
+            profiles=runtime.profiles,
         )
 
     endpoint = GraphQLHTTP(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from resolvers.context import Topology
 from resolvers.pagination import PageTokens
-from resolvers.ports import Catalog, ProjectionReader
+from resolvers.ports import Catalog, OrderWorkflows, ProfileUpdates, ProjectionReader
 from subscriptions.ports import Broker
 
 Progress = Callable[[int, int], None]
@@ -20,6 +20,8 @@ class Runtime:
     broker: Broker
     tokens: PageTokens
     topology: Topology
+    workflows: OrderWorkflows | None = None
+    profiles: ProfileUpdates | None = None
 
 
 @dataclass(frozen=True)

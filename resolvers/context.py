@@ -11,7 +11,7 @@ from strawberry.dataloader import DataLoader
 from domain.auth import Caller
 from domain.model import Customer, Order, Product
 from resolvers.pagination import PageTokens
-from resolvers.ports import Catalog, ProjectionReader
+from resolvers.ports import Catalog, OrderWorkflows, ProfileUpdates, ProjectionReader
 from subscriptions.ports import Broker
 
 
@@ -61,6 +61,8 @@ class Context:
     topology: Topology
     broker: Broker
     catalog: Catalog | None
+    workflows: OrderWorkflows | None = None
+    profiles: ProfileUpdates | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:

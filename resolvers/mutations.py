@@ -7,9 +7,16 @@ import strawberry
 
 from domain.auth import AuthMode
 from domain.codec import customer_to_plain, order_to_plain, product_to_plain
-from domain.commands import UpsertProduct
-from domain.errors import ReadOnlyRegionError, UnsupportedOperationError
+from domain.commands import (
+    CancelOrder,
+    Checkout,
+    CheckoutLine,
+    UpdateCustomerProfile,
+    UpsertProduct,
+)
+from domain.errors import ReadOnlyRegionError
 from domain.model import Money
+from resolvers import writes
 from resolvers.auth import field_auth
 from resolvers.context import Info
 from resolvers.publications import customer_of, order_of, product_of
@@ -22,15 +29,11 @@ from schema.inputs import (
     ProductInput,
     ProductPublication,
 )
+from schema.scalars import AWSDateTime
 from schema.types import AsyncReceipt, Customer, Order, Product
 
 _PUBLIC = field_auth(AuthMode.API_KEY, AuthMode.OPENID_CONNECT)
 _IAM = field_auth(AuthMode.AWS_IAM)
-
-_SAGAS_PENDING = (
-    "{} starts a saga on the write path (Step Functions in the primary region), "
-    "which this release does not include yet"
-)
 
 
 @strawberry.type(name="Mutation")
@@ -41,7 +44,13 @@ class Mutation:
         extensions=_PUBLIC.extensions,
     )
     async def checkout(self, info: Info, input: CheckoutInput) -> Order | None:
-        raise UnsupportedOperationError(_SAGAS_PENDING.format("checkout"))
+        command = Checkout(
+            customer_id=str(input.customer_id),
+            lines=tuple(CheckoutLine(str(ln.product_id), ln.quantity) for ln in input.lines),
+            payment_token=input.payment_token,
+            idempotency_key=input.idempotency_key,
+        )
+        return as_graphql(await writes.checkout(info.context, command), Order)
 
     @strawberry.mutation(
         description="Starts the cancellation saga: refund, release stock, revert loyalty points.",
@@ -51,7 +60,8 @@ class Mutation:
     async def cancel_order(
         self, info: Info, id: strawberry.ID, idempotency_key: str
     ) -> Order | None:
-        raise UnsupportedOperationError(_SAGAS_PENDING.format("cancelOrder"))
+        command = CancelOrder(order_id=str(id), idempotency_key=idempotency_key)
+        return as_graphql(await writes.cancel_order(info.context, command), Order)
 
     @strawberry.mutation(
         description=(
@@ -63,7 +73,16 @@ class Mutation:
     async def update_customer_profile(
         self, info: Info, input: CustomerProfileInput
     ) -> AsyncReceipt | None:
-        raise UnsupportedOperationError(_SAGAS_PENDING.format("updateCustomerProfile"))
+        command = UpdateCustomerProfile(
+            customer_id=str(input.customer_id),
+            name=input.name,
+            email=input.email,
+            idempotency_key=input.idempotency_key,
+        )
+        request_id, accepted_at = await writes.update_customer_profile(info.context, command)
+        return AsyncReceipt(
+            request_id=strawberry.ID(request_id), accepted_at=AWSDateTime(accepted_at)
+        )
 
     @strawberry.mutation(
         description="Catalog administration.",

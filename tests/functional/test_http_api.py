@@ -284,10 +284,3 @@ async def test_graphiql_for_browsers(client: httpx.AsyncClient) -> None:
         assert static.status_code == 200 and len(static.content) > 1000
     response = await client.get("/graphql", headers={"accept": "application/json"})
     assert response.status_code == 405
-
-
-async def test_unsupported_write_path_is_a_named_error(client: httpx.AsyncClient) -> None:
-    mutation = """mutation { checkout(input: {customerId: "c-0001", paymentToken: "tok_visa",
-        idempotencyKey: "k1", lines: [{productId: "p-0001", quantity: 1}]}) { id } }"""
-    body = (await gql(client, mutation)).json()
-    assert_appsync_error(body["errors"][0], "UnsupportedOperation")

@@ -18,7 +18,12 @@ from hemisphere.settings import Settings
 from resolvers.context import Topology
 from resolvers.pagination import PageTokens
 from subscriptions.inprocess import InProcessBroker
-from tests.support.fakes import InMemoryCatalog, InMemoryReader
+from tests.support.fakes import (
+    FakeProfileUpdates,
+    FakeWorkflows,
+    InMemoryCatalog,
+    InMemoryReader,
+)
 
 API_KEY = "da2-testtesttesttesttesttestte"
 IAM_AKID = "AKIATESTHEMISPHERE"
@@ -33,13 +38,20 @@ SETTINGS = Settings(
 )
 
 
-def fake_runtime(reader: InMemoryReader, broker: InProcessBroker | None = None) -> Runtime:
+def fake_runtime(
+    reader: InMemoryReader,
+    broker: InProcessBroker | None = None,
+    workflows: FakeWorkflows | None = None,
+    profiles: FakeProfileUpdates | None = None,
+) -> Runtime:
     return Runtime(
         reader=reader,
         catalog=InMemoryCatalog(reader),
         broker=broker or InProcessBroker(),
         tokens=PageTokens(SETTINGS.token_secret or ""),
         topology=Topology("us-east-1", "us-east-1"),
+        workflows=workflows or FakeWorkflows(),
+        profiles=profiles or FakeProfileUpdates(),
     )
 
 

@@ -7,7 +7,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from domain.commands import UpsertProduct
+from domain.commands import CancelOrder, Checkout, UpdateCustomerProfile, UpsertProduct
+from domain.errors import IdempotencyConflictError, ReadOnlyRegionError
 from domain.model import (
     Customer,
     Money,
@@ -19,6 +20,7 @@ from domain.model import (
     RegionControl,
     StatusChange,
 )
+from domain.saga import checkout_request, order_id_for
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
 CATEGORIES = ("books", "garden", "music")
@@ -151,3 +153,35 @@ class InMemoryCatalog:
         )
         self.reader.products[product_id] = replace(product)
         return product
+
+
+class FakeWorkflows:
+    """The OrderWorkflows port as Step Functions behaves: one execution per name; the same
+    name with another request is a conflict."""
+
+    def __init__(self, *, reachable: bool = True) -> None:
+        self.reachable = reachable
+        self.checkouts: dict[str, dict[str, Any]] = {}
+        self.cancellations: list[CancelOrder] = []
+
+    async def start_checkout(self, command: Checkout, placed_in: str) -> None:
+        if not self.reachable:
+            raise ReadOnlyRegionError("the primary region us-east-1 cannot be reached")
+        order_id = order_id_for(command.customer_id, command.idempotency_key)
+        request = checkout_request(command)
+        if self.checkouts.setdefault(order_id, request) != request:
+            raise IdempotencyConflictError("this idempotencyKey was used for another checkout")
+
+    async def start_cancellation(self, command: CancelOrder) -> None:
+        if not self.reachable:
+            raise ReadOnlyRegionError("the primary region us-east-1 cannot be reached")
+        self.cancellations.append(command)
+
+
+class FakeProfileUpdates:
+    def __init__(self) -> None:
+        self.submitted: list[UpdateCustomerProfile] = []
+
+    async def submit(self, command: UpdateCustomerProfile) -> tuple[str, datetime]:
+        self.submitted.append(command)
+        return f"req-{command.customer_id}-{command.idempotency_key}", BASE
