@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from hemisphere.payments_sim import PaymentsSimulator
 from tests.support import stack
 
 
@@ -30,6 +31,13 @@ def redis_url() -> Iterator[str]:
 def aws_endpoint() -> Iterator[str]:
     with stack.moto_server() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def payments_url() -> Iterator[str]:
+    """The simulated card provider, one process for the session."""
+    with PaymentsSimulator() as simulator:
+        yield simulator.url
 
 
 @pytest.fixture(scope="session")

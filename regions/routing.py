@@ -1,0 +1,196 @@
+"""Write routing: read local, write global.
+
+Every region reads its own projections; every write goes to the primary region: sagas start
+in the primary's Step Functions, profile updates go on the primary's event bus. From a
+secondary that is a cross-region call, and when it cannot be made the region is read-only:
+the mutation fails at once with errorType ReadOnlyRegion and nothing is started, rather than
+hanging on a dead endpoint or answering a vague ServiceUnavailable.
+
+This module decides where writes go (`write_target`), opens clients there that fail fast
+(`primary_client`), and wraps the write ports so that "the primary cannot be reached" reads
+as ReadOnlyRegionError (`ReadOnlyWhenPrimaryUnreachable`, `ProfileUpdatesReadOnlyWhen...`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+import aioboto3
+from botocore.config import Config
+
+from domain.commands import CancelOrder, Checkout, UpdateCustomerProfile
+from domain.errors import BackendUnavailableError, ReadOnlyRegionError
+from resolvers.ports import OrderWorkflows, ProfileUpdates
+
+# A healthy cross-region StartExecution or PutEvents takes well under a second. One retry
+# covers a dropped keep-alive connection; more would only make a down primary slow to report.
+CONNECT_TIMEOUT_SECONDS = 1.0
+READ_TIMEOUT_SECONDS = 3.0
+MAX_ATTEMPTS = 2
+# The wrappers' own bound on one write call, whatever the client underneath is configured
+# with: past it the primary counts as unreachable.
+DEFAULT_DEADLINE_SECONDS = 3.0
+
+
+class RoutingSettings(Protocol):
+    """What routing reads from hemisphere.settings.Settings."""
+
+    @property
+    def region(self) -> str: ...
+
+    @property
+    def primary_region(self) -> str: ...
+
+    @property
+    def aws_endpoint_url(self) -> str | None: ...
+
+    @property
+    def primary_aws_endpoint_url(self) -> str | None: ...
+
+    @property
+    def aws_access_key_id(self) -> str | None: ...
+
+    @property
+    def aws_secret_access_key(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WriteTarget:
+    """Where this region's writes go."""
+
+    region: str  # this instance's region
+    primary_region: str  # where the sagas run and the event bus lives
+    # The primary's AWS endpoint; None means AWS's own endpoint for `primary_region`.
+    endpoint_url: str | None
+
+    @property
+    def is_remote(self) -> bool:
+        """Whether writes cross regions (this region is a secondary)."""
+        return self.region != self.primary_region
+
+
+def write_target(settings: RoutingSettings) -> WriteTarget:
+    """In the primary, writes stay in this region's endpoint. In a secondary they go to
+    HEMISPHERE_PRIMARY_AWS_ENDPOINT_URL; without it, to AWS_ENDPOINT_URL when set (one local
+    endpoint serving every region), else to AWS's regional endpoint of the primary."""
+    if settings.region == settings.primary_region:
+        endpoint = settings.aws_endpoint_url
+    else:
+        endpoint = settings.primary_aws_endpoint_url or settings.aws_endpoint_url
+    return WriteTarget(settings.region, settings.primary_region, endpoint)
+
+
+def primary_client_config() -> Config:
+    return Config(
+        connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        read_timeout=READ_TIMEOUT_SECONDS,
+        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+        max_pool_connections=32,
+    )
+
+
+@contextlib.asynccontextmanager
+async def primary_client(
+    service: Literal["stepfunctions", "events"],
+    settings: RoutingSettings,
+    *,
+    config: Config | None = None,
+) -> AsyncIterator[Any]:
+    """A client of the primary region's `service` (its region name, its endpoint), failing
+    fast, for the `async with` block. Pass it to the Step Functions adapter or to
+    EventBridgeProfileUpdates; wrap those in the read-only wrappers below when remote."""
+    target = write_target(settings)
+    credentials: dict[str, Any] = {}
+    if settings.aws_access_key_id and settings.aws_secret_access_key:
+        credentials = {
+            "aws_access_key_id": settings.aws_access_key_id,
+            "aws_secret_access_key": settings.aws_secret_access_key,
+        }
+    async with aioboto3.Session().client(
+        service,
+        # The primary's name, not ours: SigV4 signs for the region that answers.
+        region_name=target.primary_region,
+        endpoint_url=target.endpoint_url,
+        config=config or primary_client_config(),
+        **credentials,
+    ) as client:
+        yield client
+
+
+class _PrimaryGuard:
+    """Turns "the primary cannot be reached" into ReadOnlyRegionError."""
+
+    def __init__(self, region: str, primary_region: str, deadline_seconds: float) -> None:
+        self.region = region
+        self.primary_region = primary_region
+        self.deadline_seconds = deadline_seconds
+
+    @contextlib.asynccontextmanager
+    async def reachable(self) -> AsyncIterator[None]:
+        try:
+            async with asyncio.timeout(self.deadline_seconds):
+                yield
+        except BackendUnavailableError as exc:
+            raise self._read_only(exc.message) from exc
+        except TimeoutError as exc:
+            raise self._read_only(f"no answer within {self.deadline_seconds:g}s") from exc
+
+    def _read_only(self, cause: str) -> ReadOnlyRegionError:
+        # A call that timed out may have reached the primary after all; the write's
+        # deterministic name (execution name, request id) makes a retry with the same
+        # idempotencyKey safe either way.
+        return ReadOnlyRegionError(
+            f"region {self.region} cannot reach the primary region {self.primary_region} "
+            f"({cause}): it serves reads only until it can. "
+            "Retry later with the same idempotencyKey."
+        )
+
+
+class ReadOnlyWhenPrimaryUnreachable:
+    """OrderWorkflows of a secondary region: the primary's sagas, or ReadOnlyRegionError
+    within `deadline_seconds` when the primary is down. Other errors (an idempotency
+    conflict) pass unchanged."""
+
+    def __init__(
+        self,
+        inner: OrderWorkflows,
+        *,
+        region: str,
+        primary_region: str,
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+    ) -> None:
+        self._inner = inner
+        self._guard = _PrimaryGuard(region, primary_region, deadline_seconds)
+
+    async def start_checkout(self, command: Checkout, placed_in: str) -> None:
+        async with self._guard.reachable():
+            await self._inner.start_checkout(command, placed_in)
+
+    async def start_cancellation(self, command: CancelOrder) -> None:
+        async with self._guard.reachable():
+            await self._inner.start_cancellation(command)
+
+
+class ProfileUpdatesReadOnlyWhenPrimaryUnreachable:
+    """ProfileUpdates of a secondary region, putting on the primary's bus: an unreachable
+    bus is ReadOnlyRegionError, as for the sagas."""
+
+    def __init__(
+        self,
+        inner: ProfileUpdates,
+        *,
+        region: str,
+        primary_region: str,
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+    ) -> None:
+        self._inner = inner
+        self._guard = _PrimaryGuard(region, primary_region, deadline_seconds)
+
+    async def submit(self, command: UpdateCustomerProfile) -> tuple[str, datetime]:
+        async with self._guard.reachable():
+            return await self._inner.submit(command)
