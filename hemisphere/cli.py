@@ -112,6 +112,7 @@ def _schema_export(args: argparse.Namespace) -> int:
 def _local_stack(settings: Settings) -> Iterator[Settings]:
     """Start the embedded backends for what the environment leaves unset."""
     from hemisphere.localstack import MotoServer, embedded_postgres
+    from hemisphere.payments_sim import PaymentsSimulator
 
     with contextlib.ExitStack() as stack:
         if settings.database_url is None:
@@ -130,6 +131,10 @@ def _local_stack(settings: Settings) -> Iterator[Settings]:
                 aws_access_key_id=settings.aws_access_key_id or key,
                 aws_secret_access_key=settings.aws_secret_access_key or secret,
             )
+        if settings.payments_url is None:
+            print("Starting the simulated card provider ...")
+            simulator = stack.enter_context(PaymentsSimulator())
+            settings = replace(settings, payments_url=simulator.url)
         yield settings
 
 
