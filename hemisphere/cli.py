@@ -167,9 +167,10 @@ def _serve(args: argparse.Namespace) -> int:
                 ws="websockets-sansio",
             )
             server = uvicorn.Server(config)
-            # uvicorn shuts down gracefully on Ctrl-C, then re-raises it: a clean stop.
+            # server.run() picks uvicorn's event loop (uvloop when installed: +25% on small
+            # requests); it shuts down gracefully on Ctrl-C, then re-raises it: a clean stop.
             with contextlib.suppress(KeyboardInterrupt):
-                asyncio.run(server.serve())
+                server.run()
             return 0 if server.started else 1
         finally:
             remove_stack_file(settings.data_dir)
