@@ -59,6 +59,9 @@ def client_config(
         read_timeout=read_timeout,
         retries={"mode": "standard", "total_max_attempts": max_attempts},
         max_pool_connections=max_pool_connections,
+        # Every request is built by this adapter from typed values; botocore re-validating
+        # each against the service model costs CPU on the hot read path for nothing.
+        parameter_validation=False,
     )
 
 
