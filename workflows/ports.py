@@ -1,10 +1,14 @@
-"""What the sagas' activities need: a card provider. (The relational model is reached through
-adapters.postgres.saga, one transaction per step.)"""
+"""What the sagas need from the outside: a card provider, the relational model (one transaction
+per step, adapters/postgres/saga.py), the task queue and the workflow engine (Step Functions,
+adapters/stepfunctions.py and adapters/sqs.py)."""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any, Protocol
 
+from domain.commands import Checkout
 from domain.model import Money
 
 
@@ -27,4 +31,125 @@ class PaymentProvider(Protocol):
 
     async def refund(self, *, capture_id: str, idempotency_key: str) -> str:
         """Gives a captured amount back; returns the refund id."""
+        ...
+
+
+# -- the steps' relational side --------------------------------------------------------------
+
+# A step's result as recorded and returned to the state machine (a JSON object).
+StepResult = dict[str, Any]
+
+
+class SagaStore(Protocol):
+    """One method per step and compensation, each idempotent per (order, step): once a step
+    succeeded, calling it again returns the recorded result and changes nothing.
+
+    Expected refusals raise exceptions carrying `step_error` (Inventory.Insufficient,
+    Order.Aborted) or domain errors (BadRequestError / NotFoundError for an invalid order,
+    OrderNotCancellableError, BackendUnavailableError when PostgreSQL cannot be reached).
+    Compensations take the failure reason to record if they are the first to abort the saga.
+    """
+
+    async def create_order(
+        self, order_id: str, placed_in: str, command: Checkout, execution_input: Mapping[str, Any]
+    ) -> StepResult: ...
+
+    async def reserve_inventory(self, order_id: str) -> StepResult: ...
+
+    async def authorize_payment(self, order_id: str) -> StepResult: ...
+
+    async def capture_payment(self, order_id: str) -> StepResult: ...
+
+    async def update_customer(self, order_id: str) -> StepResult: ...
+
+    async def confirm_order(self, order_id: str) -> StepResult: ...
+
+    async def revert_loyalty(self, order_id: str, reason: str) -> StepResult: ...
+
+    async def refund_payment(self, order_id: str, reason: str) -> StepResult: ...
+
+    async def void_authorization(self, order_id: str, reason: str) -> StepResult: ...
+
+    async def release_inventory(self, order_id: str, reason: str) -> StepResult: ...
+
+    async def mark_order_failed(
+        self, order_id: str, reason: str, execution_input: Mapping[str, Any]
+    ) -> StepResult: ...
+
+    async def begin_cancellation(
+        self, order_id: str, execution_input: Mapping[str, Any]
+    ) -> StepResult: ...
+
+    async def mark_order_cancelled(self, order_id: str) -> StepResult: ...
+
+
+# -- the task queue and the answers to the state machine -------------------------------------
+
+
+class QueuedTask(Protocol):
+    """A task message as the queue delivered it."""
+
+    @property
+    def body(self) -> str: ...
+
+    @property
+    def receipt(self) -> str:
+        """What deleting this delivery takes (SQS's receipt handle)."""
+        ...
+
+
+class TaskQueue(Protocol):
+    async def receive(self, max_messages: int) -> Sequence[QueuedTask]:
+        """Up to `max_messages` tasks, waiting a while (long polling) if there are none."""
+        ...
+
+    async def delete(self, task: QueuedTask) -> None: ...
+
+
+class TaskAnswers(Protocol):
+    """SendTaskSuccess / SendTaskFailure. Both return False when the state machine no longer
+    waits for this token (the task timed out, or the execution ended): the answer is moot.
+    Both raise BackendUnavailableError when the engine cannot be reached."""
+
+    async def succeed(self, token: str, output: str) -> bool: ...
+
+    async def fail(self, token: str, error: str, cause: str) -> bool: ...
+
+
+# -- what the reconciler needs ---------------------------------------------------------------
+
+
+class StalledSaga(Protocol):
+    @property
+    def order_id(self) -> str: ...
+
+    @property
+    def saga(self) -> str:
+        """domain.saga.CHECKOUT or domain.saga.CANCEL."""
+        ...
+
+    @property
+    def execution_input(self) -> str:
+        """The input its executions were started with (canonical JSON)."""
+        ...
+
+
+class SagaLedger(Protocol):
+    async def stalled(self, idle_for: timedelta, limit: int) -> Sequence[StalledSaga]:
+        """Unfinished sagas whose order has not changed for `idle_for`, idlest first."""
+        ...
+
+    async def claim_rerun(self, order_id: str, idle_for: timedelta) -> int | None:
+        """Take the next re-run of this saga: returns its attempt number (1, 2, ...), or None
+        if the saga moved or another reconciler claimed it meanwhile."""
+        ...
+
+
+class SagaEngine(Protocol):
+    async def running_order_ids(self) -> set[str]:
+        """Orders that have an execution running now (of either saga)."""
+        ...
+
+    async def start(self, saga: str, name: str, execution_input: str) -> None:
+        """Start an execution; one that already exists under `name` is left as it is."""
         ...

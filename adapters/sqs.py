@@ -1,0 +1,158 @@
+"""SQS: the aioboto3 client (failing fast like the DynamoDB one), queues created at start, and
+the sagas' task queue (workflows.ports.TaskQueue).
+
+The task queue's visibility timeout is its crash recovery: a message received by a worker that
+dies before deleting it becomes visible again after that long, and another worker runs the
+(idempotent) step again. It must outlast the slowest step, and stay below the state
+machine's HeartbeatSeconds so the redelivery happens within the same task attempt.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+import aioboto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from adapters.dynamodb.client import StaticCredentials, client_config, is_unavailable
+from domain.errors import BackendUnavailableError
+
+# aiobotocore's SQS client (no type stubs for SQS are installed).
+SqsClient = Any
+
+# The workers' long poll: an idle worker costs one request per this many seconds.
+LONG_POLL_SECONDS: Final = 20
+# A task message that crashed this many workers goes to the dead-letter queue rather than
+# crash more; its state machine's task then times out and is retried with a new message.
+MAX_RECEIVES: Final = 5
+
+
+class TaskQueueUnavailableError(BackendUnavailableError):
+    """SQS could not be reached or refused for now."""
+
+
+@contextlib.contextmanager
+def translate_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as error:
+        if is_unavailable(error):
+            raise TaskQueueUnavailableError(
+                f"{what} is unavailable ({error}); retry later"
+            ) from error
+        raise
+
+
+@contextlib.asynccontextmanager
+async def create_client(
+    endpoint_url: str | None,
+    region: str,
+    credentials: StaticCredentials | None = None,
+    *,
+    config: Config | None = None,
+) -> AsyncIterator[SqsClient]:
+    """An SQS client for the `async with` block; its read timeout outlasts a long poll."""
+    kwargs: dict[str, Any] = {}
+    if credentials is not None:
+        kwargs = {
+            "aws_access_key_id": credentials.access_key_id,
+            "aws_secret_access_key": credentials.secret_access_key,
+            "aws_session_token": credentials.session_token,
+        }
+    async with aioboto3.Session().client(
+        "sqs",
+        region_name=region,
+        endpoint_url=endpoint_url,
+        config=config or client_config(read_timeout=LONG_POLL_SECONDS + 10),
+        **kwargs,
+    ) as client:
+        yield client
+
+
+def _error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+async def ensure_queue(sqs: SqsClient, name: str, attributes: Mapping[str, str]) -> str:
+    """The URL of queue `name`, created if missing, with `attributes` set either way (so a
+    changed setting reaches a queue made by an earlier version). Safe at every start."""
+    with translate_errors(f"SQS (queue {name})"):
+        try:
+            url = str((await sqs.get_queue_url(QueueName=name))["QueueUrl"])
+        except ClientError as error:
+            code = _error_code(error)
+            if "NonExistentQueue" not in code and "QueueDoesNotExist" not in code:
+                raise
+            url = str((await sqs.create_queue(QueueName=name))["QueueUrl"])
+        await sqs.set_queue_attributes(QueueUrl=url, Attributes=dict(attributes))
+    return url
+
+
+async def queue_arn(sqs: SqsClient, queue_url: str) -> str:
+    with translate_errors(f"SQS (queue {queue_url})"):
+        answer = await sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    return str(answer["Attributes"]["QueueArn"])
+
+
+async def ensure_task_queue(sqs: SqsClient, name: str, *, visibility_timeout: int) -> str:
+    """The sagas' task queue and its dead-letter queue; returns the task queue's URL."""
+    dead_letters = await ensure_queue(sqs, f"{name}-dlq", {"MessageRetentionPeriod": "1209600"})
+    redrive = {
+        "deadLetterTargetArn": await queue_arn(sqs, dead_letters),
+        "maxReceiveCount": MAX_RECEIVES,
+    }
+    return await ensure_queue(
+        sqs,
+        name,
+        {
+            "VisibilityTimeout": str(visibility_timeout),
+            "ReceiveMessageWaitTimeSeconds": str(LONG_POLL_SECONDS),
+            "RedrivePolicy": json.dumps(redrive),
+        },
+    )
+
+
+class Delivery(Protocol):
+    """What deleting a received message takes (structurally workflows.ports.QueuedTask)."""
+
+    @property
+    def receipt(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SqsTask:
+    body: str
+    receipt: str
+    message_id: str
+
+
+class SqsTaskQueue:
+    """workflows.ports.TaskQueue over one SQS queue."""
+
+    def __init__(
+        self, sqs: SqsClient, queue_url: str, *, wait_seconds: int = LONG_POLL_SECONDS
+    ) -> None:
+        self._sqs = sqs
+        self._queue_url = queue_url
+        self._wait_seconds = wait_seconds
+
+    async def receive(self, max_messages: int) -> list[SqsTask]:
+        with translate_errors(f"the task queue {self._queue_url}"):
+            answer = await self._sqs.receive_message(
+                QueueUrl=self._queue_url,
+                MaxNumberOfMessages=max(1, min(10, max_messages)),
+                WaitTimeSeconds=self._wait_seconds,
+            )
+        return [
+            SqsTask(str(m["Body"]), str(m["ReceiptHandle"]), str(m["MessageId"]))
+            for m in answer.get("Messages", [])
+        ]
+
+    async def delete(self, task: Delivery) -> None:
+        with translate_errors(f"the task queue {self._queue_url}"):
+            await self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=task.receipt)

@@ -1,0 +1,150 @@
+"""The activities against an in-memory store: which error name each failure leaves with,
+which failure reason a compensation records, and what each handler hands the store."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from domain.errors import (
+    BackendUnavailableError,
+    BadRequestError,
+    NotFoundError,
+    OrderNotCancellableError,
+)
+from domain.payments import (
+    PaymentDeclinedError,
+    PaymentError,
+    PaymentInsufficientFundsError,
+    PaymentProviderUnavailableError,
+    PaymentTimeoutError,
+)
+from domain.saga import FailureReason, Step, StepError
+from workflows.activities import (
+    INTERNAL_ERROR,
+    Activities,
+    StepFailure,
+    failure_reason_for,
+    step_error_for,
+)
+
+
+class Named(Exception):
+    step_error = StepError.INVENTORY_INSUFFICIENT
+
+
+@pytest.mark.parametrize(
+    ("error", "name"),
+    [
+        (Named("no stock"), StepError.INVENTORY_INSUFFICIENT),
+        (PaymentDeclinedError("no"), StepError.PAYMENT_DECLINED),
+        (PaymentInsufficientFundsError("no"), StepError.PAYMENT_INSUFFICIENT_FUNDS),
+        (PaymentProviderUnavailableError("503"), StepError.PAYMENT_UNAVAILABLE),
+        (PaymentTimeoutError("slow"), StepError.PAYMENT_TIMEOUT),
+        (PaymentError("409"), "Payment.Failed"),
+        (NotFoundError("no product"), StepError.ORDER_INVALID),
+        (BadRequestError("two currencies"), StepError.ORDER_INVALID),
+        (OrderNotCancellableError("PENDING"), StepError.ORDER_NOT_CANCELLABLE),
+        (BackendUnavailableError("PostgreSQL down"), StepError.BACKEND_UNAVAILABLE),
+        (KeyError("bug"), INTERNAL_ERROR),
+    ],
+)
+def test_each_failure_leaves_with_the_name_the_state_machine_catches(
+    error: Exception, name: str
+) -> None:
+    assert step_error_for(error) == name
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (StepError.INVENTORY_INSUFFICIENT, FailureReason.OUT_OF_STOCK),
+        (StepError.PAYMENT_DECLINED, FailureReason.PAYMENT_DECLINED),
+        (StepError.PAYMENT_INSUFFICIENT_FUNDS, FailureReason.INSUFFICIENT_FUNDS),
+        (StepError.PAYMENT_TIMEOUT, FailureReason.PAYMENT_UNAVAILABLE),
+        (StepError.PAYMENT_UNAVAILABLE, FailureReason.PAYMENT_UNAVAILABLE),
+        (StepError.ORDER_INVALID, FailureReason.INVALID_ORDER),
+        (StepError.ORDER_ABORTED, FailureReason.INTERNAL_ERROR),
+        ("States.Timeout", FailureReason.INTERNAL_ERROR),
+        (None, FailureReason.INTERNAL_ERROR),
+    ],
+)
+def test_the_failure_reason_follows_the_error(error: str | None, reason: str) -> None:
+    assert failure_reason_for(error) == reason
+
+
+class RecordingStore:
+    """Records each call; raises `error` if set."""
+
+    def __init__(self, error: Exception | None = None) -> None:
+        self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.error = error
+
+    def __getattr__(self, name: str) -> Any:
+        async def call(*args: Any) -> dict[str, Any]:
+            self.calls.append((name, args))
+            if self.error is not None:
+                raise self.error
+            return {"step": name}
+
+        return call
+
+
+STATE = {
+    "orderId": "o-1",
+    "placedIn": "eu-west-1",
+    "request": {
+        "customerId": "c-0001",
+        "lines": [{"productId": "p-0001", "quantity": 2}],
+        "paymentToken": "tok_visa",
+        "idempotencyKey": "k1",
+    },
+    "results": {"CreateOrder": {"status": "PENDING"}},
+    "error": {"Error": StepError.PAYMENT_DECLINED, "Cause": "declined"},
+}
+
+
+async def test_handlers_hand_the_store_the_order_and_the_reason() -> None:
+    store = RecordingStore()
+    activities = Activities(store)  # type: ignore[arg-type]
+
+    assert await activities.run(Step.RESERVE_INVENTORY, STATE) == {"step": "reserve_inventory"}
+    await activities.run(Step.RELEASE_INVENTORY, STATE)
+    await activities.run(Step.MARK_ORDER_FAILED, STATE)
+    await activities.run(Step.CREATE_ORDER, STATE)
+
+    assert store.calls[0] == ("reserve_inventory", ("o-1",))
+    assert store.calls[1] == ("release_inventory", ("o-1", FailureReason.PAYMENT_DECLINED))
+    # MarkOrderFailed gets the execution input, without what the steps added.
+    name, (order_id, reason, execution_input) = store.calls[2]
+    assert (name, order_id, reason) == ("mark_order_failed", "o-1", FailureReason.PAYMENT_DECLINED)
+    assert set(execution_input) == {"orderId", "placedIn", "request"}
+    name, (order_id, placed_in, command, _) = store.calls[3]
+    assert (name, placed_in, command.lines[0].quantity) == ("create_order", "eu-west-1", 2)
+
+
+async def test_a_malformed_request_is_an_invalid_order() -> None:
+    activities = Activities(RecordingStore())  # type: ignore[arg-type]
+    state = {**STATE, "request": {**STATE["request"], "lines": []}}  # type: ignore[dict-item]
+    with pytest.raises(StepFailure) as failure:
+        await activities.run(Step.CREATE_ORDER, state)
+    assert failure.value.error == StepError.ORDER_INVALID
+
+
+async def test_unexpected_errors_and_unknown_steps_are_internal_errors() -> None:
+    activities = Activities(RecordingStore(RuntimeError("a bug")))  # type: ignore[arg-type]
+    with pytest.raises(StepFailure) as failure:
+        await activities.run(Step.CONFIRM_ORDER, STATE)
+    assert (failure.value.error, failure.value.cause) == (INTERNAL_ERROR, "a bug")
+    with pytest.raises(StepFailure) as failure:
+        await activities.run("Teleport", STATE)
+    assert failure.value.error == INTERNAL_ERROR
+
+
+def test_there_is_a_handler_for_every_step() -> None:
+    handlers: Mapping[str, Any] = Activities(RecordingStore()).handlers  # type: ignore[arg-type]
+    assert set(handlers) == {
+        value for name, value in vars(Step).items() if not name.startswith("_")
+    }
