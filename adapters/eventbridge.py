@@ -18,11 +18,10 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
-import aioboto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters.dynamodb.client import StaticCredentials, client_config
+from adapters.aws import StaticCredentials, aws_client, client_config
 from domain.codec import encode_time
 from domain.commands import UpdateCustomerProfile
 from domain.errors import BackendUnavailableError
@@ -215,20 +214,7 @@ async def create_client(
 ) -> AsyncIterator[Any]:
     """An EventBridge or SQS client for the `async with` block, failing fast like the
     DynamoDB one; an SQS client's read timeout outlasts the worker's long poll."""
-    if config is None:
-        config = (
-            client_config(read_timeout=LONG_POLL_SECONDS + 10)
-            if service == "sqs"
-            else client_config()
-        )
-    kwargs: dict[str, Any] = {}
-    if credentials is not None:
-        kwargs = {
-            "aws_access_key_id": credentials.access_key_id,
-            "aws_secret_access_key": credentials.secret_access_key,
-            "aws_session_token": credentials.session_token,
-        }
-    async with aioboto3.Session().client(
-        service, region_name=region, endpoint_url=endpoint_url, config=config, **kwargs
-    ) as client:
+    if config is None and service == "sqs":
+        config = client_config(read_timeout=LONG_POLL_SECONDS + 10)
+    async with aws_client(service, endpoint_url, region, credentials, config=config) as client:
         yield client

@@ -15,11 +15,11 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-import aioboto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from adapters.dynamodb.client import StaticCredentials, client_config, is_unavailable
+from adapters.aws import StaticCredentials, aws_client, client_config
+from adapters.dynamodb.client import is_unavailable
 from domain.errors import BackendUnavailableError
 
 # aiobotocore's SQS client (no type stubs for SQS are installed).
@@ -57,20 +57,8 @@ async def create_client(
     config: Config | None = None,
 ) -> AsyncIterator[SqsClient]:
     """An SQS client for the `async with` block; its read timeout outlasts a long poll."""
-    kwargs: dict[str, Any] = {}
-    if credentials is not None:
-        kwargs = {
-            "aws_access_key_id": credentials.access_key_id,
-            "aws_secret_access_key": credentials.secret_access_key,
-            "aws_session_token": credentials.session_token,
-        }
-    async with aioboto3.Session().client(
-        "sqs",
-        region_name=region,
-        endpoint_url=endpoint_url,
-        config=config or client_config(read_timeout=LONG_POLL_SECONDS + 10),
-        **kwargs,
-    ) as client:
+    config = config or client_config(read_timeout=LONG_POLL_SECONDS + 10)
+    async with aws_client("sqs", endpoint_url, region, credentials, config=config) as client:
         yield client
 
 

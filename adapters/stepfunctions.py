@@ -19,11 +19,11 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
-import aioboto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from adapters.dynamodb.client import StaticCredentials, client_config, is_unavailable
+from adapters.aws import StaticCredentials, aws_client
+from adapters.dynamodb.client import is_unavailable
 from adapters.sqs import SqsClient, ensure_task_queue
 from domain.commands import CancelOrder, Checkout
 from domain.errors import BackendUnavailableError, IdempotencyConflictError
@@ -81,21 +81,8 @@ async def create_client(
 ) -> AsyncIterator[SfnClient]:
     """A Step Functions client for the `async with` block. `endpoint_url` None means AWS's
     regional endpoint; the local stack passes its moto URL, a secondary region the primary's."""
-    kwargs: dict[str, Any] = {}
-    if credentials is not None:
-        kwargs = {
-            "aws_access_key_id": credentials.access_key_id,
-            "aws_secret_access_key": credentials.secret_access_key,
-            "aws_session_token": credentials.session_token,
-        }
-    async with aioboto3.Session().client(
-        "stepfunctions",
-        region_name=region,
-        endpoint_url=endpoint_url,
-        config=config or client_config(),
-        **kwargs,
-    ) as client:
-        yield client
+    async with aws_client("stepfunctions", endpoint_url, region, credentials, config=config) as c:
+        yield c
 
 
 def _error_code(error: ClientError) -> str:

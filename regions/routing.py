@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-import aioboto3
 from botocore.config import Config
 
+from adapters.aws import StaticCredentials, aws_client
 from domain.commands import CancelOrder, Checkout, UpdateCustomerProfile
 from domain.errors import BackendUnavailableError, ReadOnlyRegionError
 from resolvers.ports import OrderWorkflows, ProfileUpdates
@@ -105,19 +105,16 @@ async def primary_client(
     fast, for the `async with` block. Pass it to the Step Functions adapter or to
     EventBridgeProfileUpdates; wrap those in the read-only wrappers below when remote."""
     target = write_target(settings)
-    credentials: dict[str, Any] = {}
+    credentials = None
     if settings.aws_access_key_id and settings.aws_secret_access_key:
-        credentials = {
-            "aws_access_key_id": settings.aws_access_key_id,
-            "aws_secret_access_key": settings.aws_secret_access_key,
-        }
-    async with aioboto3.Session().client(
+        credentials = StaticCredentials(settings.aws_access_key_id, settings.aws_secret_access_key)
+    # The primary's region name, not ours: SigV4 signs for the region that answers.
+    async with aws_client(
         service,
-        # The primary's name, not ours: SigV4 signs for the region that answers.
-        region_name=target.primary_region,
-        endpoint_url=target.endpoint_url,
+        target.endpoint_url,
+        target.primary_region,
+        credentials,
         config=config or primary_client_config(),
-        **credentials,
     ) as client:
         yield client
 

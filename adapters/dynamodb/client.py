@@ -10,15 +10,24 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import aioboto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from adapters.aws import StaticCredentials, aws_client, client_config
 from domain.errors import ProjectionStoreUnavailableError
+
+# StaticCredentials and client_config live in adapters.aws; re-exported for callers here.
+__all__ = [
+    "StaticCredentials",
+    "client_config",
+    "create_client",
+    "endpoint_of",
+    "is_unavailable",
+    "translate_errors",
+]
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb.client import DynamoDBClient
@@ -36,35 +45,6 @@ _UNAVAILABLE_CODES = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class StaticCredentials:
-    """Explicit credentials (the local endpoint's); None means botocore's default chain."""
-
-    access_key_id: str
-    secret_access_key: str
-    session_token: str | None = None
-
-
-def client_config(
-    *,
-    connect_timeout: float = 1.0,
-    read_timeout: float = 3.0,
-    max_attempts: int = 2,
-    max_pool_connections: int = 64,
-) -> Config:
-    """Short timeouts and one retry; the pool fits ~64 concurrent requests (DataLoader batches
-    of concurrent queries plus the projector's bounded writes) without queueing."""
-    return Config(
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-        retries={"mode": "standard", "total_max_attempts": max_attempts},
-        max_pool_connections=max_pool_connections,
-        # Every request is built by this adapter from typed values; botocore re-validating
-        # each against the service model costs CPU on the hot read path for nothing.
-        parameter_validation=False,
-    )
-
-
 @contextlib.asynccontextmanager
 async def create_client(
     endpoint_url: str | None,
@@ -73,25 +53,8 @@ async def create_client(
     *,
     config: Config | None = None,
 ) -> AsyncIterator[DynamoDBClient]:
-    """A DynamoDB client for the lifespan of the `async with` block.
-
-    `endpoint_url` None means AWS's regional endpoint; the local stack passes its moto URL.
-    """
-    session = aioboto3.Session()
-    kwargs: dict[str, Any] = {}
-    if credentials is not None:
-        kwargs = {
-            "aws_access_key_id": credentials.access_key_id,
-            "aws_secret_access_key": credentials.secret_access_key,
-            "aws_session_token": credentials.session_token,
-        }
-    async with session.client(
-        "dynamodb",
-        region_name=region,
-        endpoint_url=endpoint_url,
-        config=config or client_config(),
-        **kwargs,
-    ) as client:
+    """A DynamoDB client for the lifespan of the `async with` block."""
+    async with aws_client("dynamodb", endpoint_url, region, credentials, config=config) as client:
         yield client
 
 
