@@ -18,6 +18,8 @@ from domain.auth import Caller
 from hemisphere.http.authn import Authenticator
 from hemisphere.http.endpoint import GraphQLHTTP
 from hemisphere.http.graphiql import STATIC_DIR, STATIC_PATH, graphiql_page
+from hemisphere.http.realtime_options import RealtimeOptions
+from hemisphere.http.websocket_routes import websocket_routes
 from hemisphere.runtime import Runtime
 from hemisphere.settings import Settings
 from resolvers.context import Context
@@ -31,9 +33,11 @@ def create_app(
     *,
     runtime_factory: RuntimeFactory | None = None,
     graphiql_api_key: str | None = None,
+    realtime: RealtimeOptions | None = None,
 ) -> Starlette:
     """`graphiql_api_key` prefills GraphiQL's headers: for the local default only.
-    `runtime_factory` defaults to bootstrap's, which wires the real backends."""
+    `runtime_factory` defaults to bootstrap's, which wires the real backends. `realtime`
+    tunes the WebSocket endpoints (keep-alive interval, server-side filter rules)."""
     if runtime_factory is None:
         from hemisphere.bootstrap import start_runtime
 
@@ -57,12 +61,8 @@ def create_app(
             profiles=runtime.profiles,
         )
 
-    endpoint = GraphQLHTTP(
-        schema,
-        Authenticator(settings.api_keys, settings.iam_credentials),
-        make_context,
-        graphiql_page(graphiql_api_key),
-    )
+    authenticator = Authenticator(settings.api_keys, settings.iam_credentials)
+    endpoint = GraphQLHTTP(schema, authenticator, make_context, graphiql_page(graphiql_api_key))
 
     async def health(request: Request) -> Response:
         ready = runtime is not None
@@ -85,6 +85,7 @@ def create_app(
         routes=[
             Route("/graphql", endpoint.post, methods=["POST"]),
             Route("/graphql", endpoint.get, methods=["GET"]),
+            *websocket_routes(schema, authenticator, make_context, realtime or RealtimeOptions()),
             Route("/health", health, methods=["GET"]),
             Mount(STATIC_PATH, app=StaticFiles(directory=STATIC_DIR), name="graphiql-static"),
         ],

@@ -31,6 +31,7 @@ from schema.inputs import (
 )
 from schema.scalars import AWSDateTime
 from schema.types import AsyncReceipt, Customer, Order, Product
+from subscriptions.publication import publish_change
 
 _PUBLIC = field_auth(AuthMode.API_KEY, AuthMode.OPENID_CONNECT)
 _IAM = field_auth(AuthMode.AWS_IAM)
@@ -113,17 +114,17 @@ class Mutation:
     )
     async def publish_order(self, info: Info, input: OrderPublication) -> Order | None:
         order = order_of(input)
-        await info.context.broker.publish("publishOrder", order_to_plain(order))
+        await publish_change(info, "publishOrder", order_to_plain(order))
         return as_graphql(order, Order)
 
     @strawberry.mutation(directives=_IAM.directives, extensions=_IAM.extensions)
     async def publish_product(self, info: Info, input: ProductPublication) -> Product | None:
         product = product_of(input)
-        await info.context.broker.publish("publishProduct", product_to_plain(product))
+        await publish_change(info, "publishProduct", product_to_plain(product))
         return as_graphql(product, Product)
 
     @strawberry.mutation(directives=_IAM.directives, extensions=_IAM.extensions)
     async def publish_customer(self, info: Info, input: CustomerPublication) -> Customer | None:
         customer = customer_of(input)
-        await info.context.broker.publish("publishCustomer", customer_to_plain(customer))
+        await publish_change(info, "publishCustomer", customer_to_plain(customer))
         return as_graphql(customer, Customer)

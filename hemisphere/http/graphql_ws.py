@@ -1,0 +1,178 @@
+"""`graphql-transport-ws` and the legacy `graphql-ws` on /graphql, through Strawberry's own
+protocol handlers (for Apollo, urql, the graphql-ws client). HTTP stays on our endpoint.
+
+Authentication is per connection, at `connection_init`: the API key (or IAM headers, signed
+as AppSync's connect) in the init payload, since browsers cannot set WebSocket headers, or
+else in the upgrade request's headers. A connection that proves nothing is closed without an
+acknowledgement: graphql-transport-ws closes with 4403; legacy graphql-ws sends its
+`connection_error` first.
+
+An operation's `extensions` (where a client puts an enhanced filter) reach the schema too:
+Strawberry's handlers pass only query, variables and operation name, so each handler marks
+the extensions of the operation it is starting in a context variable, which the task it
+creates for the operation copies, and the schema wrapper below hands them on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, cast
+
+import strawberry
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.schema import BaseSchema
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import (
+    ConnectionInitMessage,
+    SubscribeMessage,
+)
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionInitMessage as LegacyConnectionInitMessage,
+)
+from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
+
+from domain.auth import Caller
+from domain.errors import UnauthorizedError
+from hemisphere.http.authn import NOT_AUTHORIZED, Authenticator
+from hemisphere.http.realtime_auth import authenticate_connection
+from hemisphere.http.realtime_options import RealtimeOptions
+from subscriptions.root import SubscriptionRoot
+
+_OPERATION_EXTENSIONS: ContextVar[dict[str, Any] | None] = ContextVar(
+    "operation_extensions", default=None
+)
+_CREDENTIALS = ("x-api-key", "authorization")
+
+
+@dataclass(frozen=True)
+class PendingConnection:
+    """The context of a connection until `connection_init` proves who it is."""
+
+    headers: Mapping[str, str]
+
+
+class _ForwardExtensions:
+    """The schema as Strawberry's handlers see it, with the operation's extensions added."""
+
+    def __init__(self, schema: strawberry.Schema) -> None:
+        self._schema = schema
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._schema, name)
+
+    async def stream(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["operation_extensions"] = _OPERATION_EXTENSIONS.get()
+        return await self._schema.stream(*args, **kwargs)
+
+    async def subscribe(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["operation_extensions"] = _OPERATION_EXTENSIONS.get()
+        return await self._schema.subscribe(*args, **kwargs)
+
+
+def _extensions_of(payload: object) -> dict[str, Any] | None:
+    extensions = payload.get("extensions") if isinstance(payload, dict) else None
+    return extensions if isinstance(extensions, dict) else None
+
+
+class _TransportWSHandler(BaseGraphQLTransportWSHandler[Any, SubscriptionRoot]):
+    async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
+        # Strawberry itself refuses a second connection_init; only the first is checked.
+        if not self.connection_init_received:
+            context = cast(GraphQLWebSockets, self.view).context_for(
+                self.context, message.get("payload")
+            )
+            if context is None:
+                await self.websocket.close(code=4403, reason="Forbidden")
+                return
+            self.context = context
+        await super().handle_connection_init(message)
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        token = _OPERATION_EXTENSIONS.set(_extensions_of(message.get("payload")))
+        try:
+            await super().handle_subscribe(message)
+        finally:
+            _OPERATION_EXTENSIONS.reset(token)
+
+
+class _LegacyWSHandler(BaseGraphQLWSHandler[Any, SubscriptionRoot]):
+    async def handle_connection_init(self, message: LegacyConnectionInitMessage) -> None:
+        context = cast(GraphQLWebSockets, self.view).context_for(
+            self.context, message.get("payload")
+        )
+        if context is None:
+            await self.send_message(
+                {"type": "connection_error", "payload": {"message": NOT_AUTHORIZED}}
+            )
+            await self.websocket.close(code=4403, reason="Forbidden")
+            return
+        self.context = context
+        await super().handle_connection_init(message)
+
+    async def handle_start(self, message: StartMessage) -> None:
+        token = _OPERATION_EXTENSIONS.set(_extensions_of(message.get("payload")))
+        try:
+            await super().handle_start(message)
+        finally:
+            _OPERATION_EXTENSIONS.reset(token)
+
+
+class GraphQLWebSockets(GraphQL[Any, SubscriptionRoot]):
+    """Strawberry's ASGI view, for WebSocket scopes only."""
+
+    graphql_transport_ws_handler_class = _TransportWSHandler
+    graphql_ws_handler_class = _LegacyWSHandler
+
+    def __init__(
+        self,
+        schema: strawberry.Schema,
+        authenticator: Authenticator,
+        make_context: Callable[[Caller], object],
+        options: RealtimeOptions,
+    ) -> None:
+        super().__init__(
+            cast(BaseSchema, _ForwardExtensions(schema)),
+            graphql_ide=None,
+            allow_queries_via_get=False,
+            keep_alive=True,
+            keep_alive_interval=options.keepalive_seconds,
+            connection_init_wait_timeout=timedelta(seconds=options.init_timeout_seconds),
+            # Any page may connect: credentials travel in connection_init, never in cookies,
+            # so a cross-origin page gains nothing it could not do from anywhere.
+            allowed_origins=["*"],
+        )
+        self._authenticator = authenticator
+        self._make_context = make_context
+        self._rules = options.filter_rules
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> Any:
+        return PendingConnection({k.lower(): v for k, v in request.headers.items()})
+
+    async def get_root_value(self, request: Request | WebSocket) -> SubscriptionRoot:
+        return SubscriptionRoot(rules=self._rules)
+
+    def context_for(self, pending: object, init_payload: object) -> object | None:
+        """The connection's context once its credentials verify, else None."""
+        headers: Mapping[str, str] = {}
+        if isinstance(pending, PendingConnection):
+            headers = pending.headers
+        if isinstance(init_payload, dict):
+            given = {k.lower(): v for k, v in init_payload.items() if isinstance(v, str)}
+            if any(name in given for name in _CREDENTIALS):
+                headers = given
+        try:
+            caller = authenticate_connection(self._authenticator, headers, b"{}")
+        except UnauthorizedError:
+            return None
+        return self._make_context(caller)

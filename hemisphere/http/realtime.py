@@ -1,0 +1,187 @@
+"""AppSync's real-time endpoint (`/graphql/realtime`, and `/graphql?header=…&payload=…`): the
+socket side of subscriptions/appsync_session.py.
+
+The upgrade is always accepted (with subprotocol `graphql-ws`); credentials that do not
+verify are answered after it, with `connection_error` once the client sends
+`connection_init`, then the socket is closed. Answering after the upgrade is what AppSync
+clients expect: a refused upgrade tells them nothing, and Amplify retries it forever, while a
+`connection_error` of errorCode 401 makes it stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import orjson
+import strawberry
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from domain.auth import Caller
+from domain.errors import UnauthorizedError
+from hemisphere.http.authn import NOT_AUTHORIZED, Authenticator
+from hemisphere.http.realtime_auth import authenticate_connection, authenticate_start
+from hemisphere.http.realtime_options import RealtimeOptions
+from subscriptions import appsync_protocol as protocol
+from subscriptions.appsync_session import AppSyncSession
+
+log = logging.getLogger(__name__)
+
+SendText = Callable[[str], None]
+
+# Close codes: ours are in the 4000 range the WebSocket RFC leaves to applications.
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_TOO_SLOW = 4408
+CLOSE_BAD_FRAME = 1003
+
+
+class AppSyncRealtime:
+    """An ASGI app for WebSocket scopes."""
+
+    def __init__(
+        self,
+        schema: strawberry.Schema,
+        authenticator: Authenticator,
+        make_context: Callable[[Caller], object],
+        options: RealtimeOptions,
+    ) -> None:
+        self._schema = schema
+        self._authenticator = authenticator
+        self._make_context = make_context
+        self._options = options
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        websocket = WebSocket(scope, receive, send)
+        offered = list(scope.get("subprotocols") or [])
+        await websocket.accept(
+            subprotocol=protocol.SUBPROTOCOL if protocol.SUBPROTOCOL in offered else None
+        )
+        refusal = self._refusal(websocket, offered)
+        try:
+            first = await asyncio.wait_for(
+                websocket.receive_text(), self._options.init_timeout_seconds
+            )
+        except (WebSocketDisconnect, TimeoutError, KeyError):
+            await _close(websocket, CLOSE_UNAUTHORIZED if refusal else 1000)
+            return
+        if refusal is not None:
+            error = protocol.connection_error("UnauthorizedException", refusal, 401)
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await websocket.send_text(orjson.dumps(error).decode())
+            await _close(websocket, CLOSE_UNAUTHORIZED)
+            return
+        await _Connection(websocket, self._options).serve(self._session, first)
+
+    def _refusal(self, websocket: WebSocket, offered: list[str]) -> str | None:
+        """Why the connection's credentials are refused, or None when they verify."""
+        encoded = websocket.query_params.get("header") or protocol.header_subprotocol(offered)
+        if not encoded:
+            return NOT_AUTHORIZED
+        try:
+            headers = protocol.decode_header(encoded)
+            payload = protocol.decode_payload(websocket.query_params.get("payload"))
+            authenticate_connection(self._authenticator, headers, payload)
+        except ValueError:
+            return "The connection header is not base64-encoded JSON."
+        except UnauthorizedError as exc:
+            # As over HTTP: the same answer for a missing and a wrong key.
+            return exc.message if "authorization" in headers else NOT_AUTHORIZED
+        return None
+
+    def _session(self, send: SendText, on_stream_end: Callable[[str], None]) -> AppSyncSession:
+        return AppSyncSession(
+            schema=self._schema,
+            make_context=self._make_context,
+            authorize=lambda headers, data: authenticate_start(self._authenticator, headers, data),
+            send=send,
+            on_stream_end=on_stream_end,
+            rules=self._options.filter_rules,
+        )
+
+
+class _Connection:
+    """The socket of an accepted connection: a reader that feeds the session, a writer that
+    drains a bounded queue of outgoing messages, and the keep-alive ticker. Whichever ends
+    first (the client leaves, the queue overflows) ends the others."""
+
+    def __init__(self, websocket: WebSocket, options: RealtimeOptions) -> None:
+        self._websocket = websocket
+        self._options = options
+        self._outgoing: asyncio.Queue[str] = asyncio.Queue(options.max_pending_messages)
+        self._too_slow = asyncio.Event()
+
+    def send(self, text: str) -> None:
+        if self._too_slow.is_set():
+            return
+        try:
+            self._outgoing.put_nowait(text)
+        except asyncio.QueueFull:
+            self._too_slow.set()
+
+    def stream_ended(self, id: str) -> None:
+        # The broker dropped a subscriber of this connection for falling behind.
+        self._too_slow.set()
+
+    async def serve(
+        self,
+        make_session: Callable[[SendText, Callable[[str], None]], AppSyncSession],
+        first: str,
+    ) -> None:
+        session = make_session(self.send, self.stream_ended)
+        # The first message (connection_init) is answered before the first `ka` is queued.
+        await session.receive(first)
+        tasks = [
+            asyncio.create_task(self._read(session)),
+            asyncio.create_task(self._write()),
+            asyncio.create_task(self._keep_alive()),
+            asyncio.create_task(self._too_slow.wait()),
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await session.close()
+        if self._too_slow.is_set():
+            log.warning(
+                "disconnected a slow real-time client (%d messages waiting, %d subscriptions)",
+                self._outgoing.qsize(),
+                session.subscription_count,
+            )
+            await _close(self._websocket, CLOSE_TOO_SLOW)
+
+    async def _read(self, session: AppSyncSession) -> None:
+        while True:
+            try:
+                text = await self._websocket.receive_text()
+            except WebSocketDisconnect:
+                return
+            except KeyError:
+                # A binary frame: the protocol is JSON text only.
+                await _close(self._websocket, CLOSE_BAD_FRAME)
+                return
+            await session.receive(text)
+
+    async def _write(self) -> None:
+        while True:
+            text = await self._outgoing.get()
+            try:
+                await self._websocket.send_text(text)
+            except (WebSocketDisconnect, RuntimeError):
+                return
+
+    async def _keep_alive(self) -> None:
+        ka = orjson.dumps(protocol.keep_alive()).decode()
+        while True:
+            self.send(ka)
+            await asyncio.sleep(self._options.keepalive_seconds)
+
+
+async def _close(websocket: WebSocket, code: int) -> None:
+    # The client may be gone already; closing twice is not an error worth a traceback.
+    with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+        await websocket.close(code)

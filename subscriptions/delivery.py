@@ -1,0 +1,96 @@
+"""What one subscription passes on of the changes published on its broker channel.
+
+A change reaches the subscriber when
+- every subscription argument given equals the same-named top-level field of the mutation's
+  result (an omitted argument matches anything; a field the mutation did not select matches
+  no given argument), as AppSync's `@aws_subscribe` does;
+- the server's filter rule for the field, if any, and the client's enhanced filters, if any,
+  all pass (subscriptions/filters.py).
+The subscriber sees only the fields the mutation selected (subscriptions/selection.py). That a
+subscriber never gets an older version of an item after a newer one is the broker's work
+(subscriptions/inprocess.py): every subscriber of an instance is fed through one gate.
+
+The client passes enhanced filters in the operation's `extensions` under "filter": an AppSync
+filterJsonObject, or a list of them (all must pass). See docs/decisions.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from typing import Any
+
+import strawberry
+
+from domain.errors import BadRequestError
+from resolvers.context import Context
+from subscriptions.filter_fields import check_filter_fields
+from subscriptions.filters import Filter, FilterError, matches_all, parse_filter
+from subscriptions.ports import Message
+from subscriptions.publication import selection_of
+from subscriptions.root import SubscriptionRoot
+from subscriptions.selection import graphql_value, top_level, view
+from subscriptions.triggers import arguments_match
+
+SubscriptionInfo = strawberry.Info[Context, SubscriptionRoot | None]
+
+FILTER_EXTENSION = "filter"
+
+
+async def changes(
+    info: SubscriptionInfo,
+    mutation: str,
+    arguments: Mapping[str, Any],
+    decode: Callable[[Any], object],
+    graphql_type: type,
+) -> AsyncGenerator[Any, None]:
+    """Checks the request, subscribes to the broker, and returns the deliveries. Errors in the
+    request (a bad filter) are raised here, before the subscription is established, so the
+    transport answers them with an error instead of an acknowledgement."""
+    filters = requested_filters(info, arguments, graphql_type)
+    source = info.context.broker.subscribe(mutation)
+    root = info.root_value
+    if root is not None and root.on_established is not None:
+        root.on_established()
+    return _deliveries(source, arguments, filters, decode)
+
+
+def requested_filters(
+    info: SubscriptionInfo, arguments: Mapping[str, Any], graphql_type: type
+) -> tuple[Filter, ...]:
+    caller = info.context.caller
+    root = info.root_value
+    rule = root.rules.get(info.field_name) if root is not None else None
+    server_raw = rule(arguments, caller) if rule is not None else None
+    client_raw = (info.input_extensions or {}).get(FILTER_EXTENSION)
+    client_raws = client_raw if isinstance(client_raw, list) else [client_raw]
+    try:
+        server = [parse_filter(server_raw)] if server_raw is not None else []
+        client = [parse_filter(raw) for raw in client_raws if raw is not None]
+    except FilterError as exc:
+        raise BadRequestError(str(exc)) from exc
+    check_filter_fields(server, graphql_type, None)
+    check_filter_fields(client, graphql_type, caller.mode)
+    return (*server, *client)
+
+
+async def _deliveries(
+    source: AsyncIterator[Message],
+    arguments: Mapping[str, Any],
+    filters: tuple[Filter, ...],
+    decode: Callable[[Any], object],
+) -> AsyncGenerator[Any, None]:
+    try:
+        async for message in source:
+            mask = selection_of(message)
+            if not arguments_match(arguments, top_level(message, mask)):
+                continue
+            snapshot = decode(message)
+            if filters and not matches_all(filters, graphql_value(snapshot, mask)):
+                continue
+            yield view(snapshot, mask)
+    finally:
+        # Stopping a subscription closes this generator; close the broker's too, now, so it
+        # forgets the subscriber at once rather than when the garbage collector gets to it.
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()
