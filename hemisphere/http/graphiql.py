@@ -53,6 +53,13 @@ def graphiql_page(api_key: str | None) -> str:
         html = html.replace(
             "React.useState(parameters.headers)", f"React.useState(parameters.headers || {headers})"
         )
+        # Browsers cannot set headers on a WebSocket: subscriptions carry the key in the
+        # connection_init payload (graphql-transport-ws), as Apollo and urql do.
+        connection_params = json.dumps({"x-api-key": api_key})
+        html = html.replace(
+            "        subscriptionUrl,\n",
+            f"        subscriptionUrl,\n        wsConnectionParams: {connection_params},\n",
+        )
         html = html.replace(
             "const defaultHeaders = {};",
             f'const defaultHeaders = {{"x-api-key": {json.dumps(api_key)}}};',
