@@ -21,6 +21,7 @@ from adapters.postgres.snapshots import PostgresSnapshotSource
 from domain.model import RegionControl
 from hemisphere.runtime import Runtime, StartupOptions
 from hemisphere.settings import Settings, SettingsError
+from hemisphere.write_path import cancel_task, open_write_clients, start_workers, write_ports
 from projections.projector import Projector
 from projections.rebuild import rebuild
 from projections.relay import OutboxRelay
@@ -75,14 +76,18 @@ async def start_runtime(
             )
             log.info("rebuilt %d projection items", written)
 
-        if is_primary:
+        clients = await open_write_clients(stack, settings, aws_credentials(settings))
+        workflows, profiles = await write_ports(stack, settings, clients)
+        if is_primary and settings.run_workers:
             # The outbox lives with the writable relational model: drain it here.
             outbox = PostgresOutbox(pool, settings.database_url)
             stack.push_async_callback(outbox.aclose)
             relay = OutboxRelay(outbox, Projector(writer))
             await relay.drain_all()
-            task = asyncio.create_task(relay.run(), name="outbox-relay")
-            stack.push_async_callback(_cancel, task)
+            stack.push_async_callback(
+                cancel_task, asyncio.create_task(relay.run(), name="outbox-relay")
+            )
+            await start_workers(stack, settings, pool, clients)
 
         assert settings.token_secret is not None
         yield Runtime(
@@ -91,10 +96,6 @@ async def start_runtime(
             broker=InProcessBroker(),
             tokens=PageTokens(settings.token_secret),
             topology=Topology(settings.region, settings.primary_region),
+            workflows=workflows,
+            profiles=profiles,
         )
-
-
-async def _cancel(task: asyncio.Task[None]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

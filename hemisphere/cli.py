@@ -8,7 +8,7 @@ import contextlib
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
@@ -152,10 +152,15 @@ def _serve(args: argparse.Namespace) -> int:
     settings = with_local_secrets(settings)
     with _local_stack(settings) as settings:
         write_stack_file(settings.data_dir, settings)
+        servers: list[uvicorn.Server] = []  # the app's lifespan asks it whether it listens
         try:
             app = create_app(
                 settings,
-                runtime_factory=partial(_serve_runtime, banner=_banner(args, settings)),
+                runtime_factory=partial(
+                    _serve_runtime,
+                    banner=_banner(args, settings),
+                    listening=lambda: bool(servers) and servers[0].started,
+                ),
                 graphiql_api_key=settings.api_keys[0] if generated_key else None,
             )
             config = uvicorn.Config(
@@ -167,6 +172,7 @@ def _serve(args: argparse.Namespace) -> int:
                 ws="websockets-sansio",
             )
             server = uvicorn.Server(config)
+            servers.append(server)
             # server.run() picks uvicorn's event loop (uvloop when installed: +25% on small
             # requests); it shuts down gracefully on Ctrl-C, then re-raises it: a clean stop.
             with contextlib.suppress(KeyboardInterrupt):
@@ -192,7 +198,9 @@ def _banner(args: argparse.Namespace, settings: Settings) -> str:
 
 
 @contextlib.asynccontextmanager
-async def _serve_runtime(settings: Settings, *, banner: str) -> AsyncIterator[Runtime]:
+async def _serve_runtime(
+    settings: Settings, *, banner: str, listening: Callable[[], bool]
+) -> AsyncIterator[Runtime]:
     from tqdm import tqdm
 
     from hemisphere.bootstrap import start_runtime
@@ -214,8 +222,19 @@ async def _serve_runtime(settings: Settings, *, banner: str) -> AsyncIterator[Ru
     async with start_runtime(settings, options) as runtime:
         if bar is not None:
             bar.close()
-        print(banner, flush=True)
-        yield runtime
+        # uvicorn binds its socket after the lifespan started: announce once it listens, so
+        # whoever reads the banner can connect at once.
+        announcing = asyncio.create_task(_announce(banner, listening))
+        try:
+            yield runtime
+        finally:
+            announcing.cancel()
+
+
+async def _announce(banner: str, listening: Callable[[], bool]) -> None:
+    while not listening():  # noqa: ASYNC110 - uvicorn offers no event for "listening"
+        await asyncio.sleep(0.02)
+    print(banner, flush=True)
 
 
 def _projections_rebuild(args: argparse.Namespace) -> int:

@@ -34,6 +34,11 @@ class Settings:
     payments_url: str | None = None
     payments_timeout_seconds: float = 5.0
     event_bus_name: str = "hemisphere"
+    # The role Step Functions assumes to send task messages (moto accepts any).
+    state_machine_role_arn: str = "arn:aws:iam::123456789012:role/hemisphere-sagas"
+    # Whether this process also runs the workers (outbox relay, saga steps, profile updates,
+    # reconciler); a deployment with `hemisphere worker` containers may turn it off.
+    run_workers: bool = True
     # Auth: API keys accepted (x-api-key) and IAM credentials whose SigV4 signatures verify.
     api_keys: tuple[str, ...] = ()
     iam_credentials: Mapping[str, str] = field(default_factory=dict)
@@ -70,12 +75,25 @@ class Settings:
                 5.0,
             ),
             event_bus_name=get("HEMISPHERE_EVENT_BUS") or "hemisphere",
+            state_machine_role_arn=get("HEMISPHERE_STATE_MACHINE_ROLE_ARN")
+            or "arn:aws:iam::123456789012:role/hemisphere-sagas",
+            run_workers=_flag("HEMISPHERE_RUN_WORKERS", get("HEMISPHERE_RUN_WORKERS"), True),
             api_keys=_api_keys(get("HEMISPHERE_API_KEYS")),
             iam_credentials=_iam_credentials(get("HEMISPHERE_IAM_CREDENTIALS")),
             token_secret=get("HEMISPHERE_TOKEN_SECRET"),
             data_dir=Path(get("HEMISPHERE_DATA_DIR") or ".hemisphere"),
             log_level=(get("HEMISPHERE_LOG_LEVEL") or "INFO").upper(),
         )
+
+
+def _flag(name: str, raw: str | None, default: bool) -> bool:
+    if raw is None:
+        return default
+    if raw.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if raw.lower() in {"0", "false", "no", "off"}:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not true or false")
 
 
 def _positive_float(name: str, raw: str | None, default: float) -> float:

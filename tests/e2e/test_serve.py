@@ -233,6 +233,13 @@ def test_ctrl_c_stops_everything_and_the_next_start_keeps_the_data(served: Serve
     with httpx.Client(timeout=10) as http:
         body = {"query": '{ product(id: "p-0001") { name } }'}
         before = http.post(served.url, json=body, headers={"x-api-key": served.api_key}).json()
+    # A sync call: gql runs the async transport in its own loop.
+    iam_client(served).execute(
+        gql(
+            'mutation { upsertProduct(input: {sku: "KEEP-1", name: "Kept", category: "garden",'
+            ' price: {amount: 100, currency: "USD"}, available: 1}) { id } }'
+        )
+    )
     assert served.stop() == 0
     assert not _listening(moto_port) and not _listening(served.port)
 
@@ -247,6 +254,6 @@ def test_ctrl_c_stops_everything_and_the_next_start_keeps_the_data(served: Serve
                 json={"query": '{ products(category: "garden", limit: 100) { items { sku } } }'},
             ).json()
         assert after == before
-        assert "E2E-LAMP" in {p["sku"] for p in lamp["data"]["products"]["items"]}
+        assert "KEEP-1" in {p["sku"] for p in lamp["data"]["products"]["items"]}
     finally:
         assert again.stop() == 0

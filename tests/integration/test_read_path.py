@@ -36,9 +36,10 @@ pytestmark = pytest.mark.integration
 LOCAL = StaticCredentials("hemisphere-local", "hemisphere-local")
 
 
-def settings_for(pg_dsn: str, aws_endpoint: str, table_name: str) -> Settings:
+def settings_for(pg_dsn: str, aws_endpoint: str, table_name: str, payments_url: str) -> Settings:
     return replace(
         SETTINGS,
+        payments_url=payments_url,
         database_url=pg_dsn,
         aws_endpoint_url=aws_endpoint,
         aws_access_key_id=LOCAL.access_key_id,
@@ -68,9 +69,9 @@ async def gql(
 
 
 async def test_queries_read_the_projections(
-    pg_dsn: str, aws_endpoint: str, table_name: str
+    pg_dsn: str, aws_endpoint: str, table_name: str, payments_url: str
 ) -> None:
-    async with serving(settings_for(pg_dsn, aws_endpoint, table_name)) as client:
+    async with serving(settings_for(pg_dsn, aws_endpoint, table_name, payments_url)) as client:
         body = await gql(
             client,
             """{
@@ -99,9 +100,9 @@ async def test_queries_read_the_projections(
 
 
 async def test_walking_every_page_returns_every_product_once(
-    pg_dsn: str, aws_endpoint: str, table_name: str
+    pg_dsn: str, aws_endpoint: str, table_name: str, payments_url: str
 ) -> None:
-    async with serving(settings_for(pg_dsn, aws_endpoint, table_name)) as client:
+    async with serving(settings_for(pg_dsn, aws_endpoint, table_name, payments_url)) as client:
         seen: list[str] = []
         categories: set[str] = set()
         token = None
@@ -142,9 +143,9 @@ async def test_walking_every_page_returns_every_product_once(
 
 
 async def test_a_write_reaches_the_projection_within_a_second(
-    pg_dsn: str, aws_endpoint: str, table_name: str
+    pg_dsn: str, aws_endpoint: str, table_name: str, payments_url: str
 ) -> None:
-    async with serving(settings_for(pg_dsn, aws_endpoint, table_name)) as client:
+    async with serving(settings_for(pg_dsn, aws_endpoint, table_name, payments_url)) as client:
         before = await gql(client, '{ product(id: "p-0007") { sku name version } }')
         product = before["data"]["product"]
         body = json.dumps(
@@ -176,9 +177,9 @@ async def test_a_write_reaches_the_projection_within_a_second(
 
 
 async def test_bad_product_input_is_a_bad_request_and_writes_nothing(
-    pg_dsn: str, aws_endpoint: str, table_name: str
+    pg_dsn: str, aws_endpoint: str, table_name: str, payments_url: str
 ) -> None:
-    async with serving(settings_for(pg_dsn, aws_endpoint, table_name)) as client:
+    async with serving(settings_for(pg_dsn, aws_endpoint, table_name, payments_url)) as client:
         body = json.dumps(
             {
                 "query": """mutation { upsertProduct(input: {sku: "X-1", name: "X",
@@ -224,12 +225,12 @@ async def test_rebuild_equals_the_incrementally_built_table(pg_dsn: str, aws_end
 
 
 async def test_a_down_projection_store_is_a_named_error_not_a_hang(
-    pg_dsn: str, table_name: str
+    pg_dsn: str, table_name: str, payments_url: str
 ) -> None:
     moto = MotoServer()
     moto.start()
     try:
-        async with serving(settings_for(pg_dsn, moto.url, table_name)) as client:
+        async with serving(settings_for(pg_dsn, moto.url, table_name, payments_url)) as client:
             assert (await gql(client, '{ product(id: "p-0001") { id } }'))["data"]["product"]
             moto.stop()
             started = time.monotonic()
