@@ -49,6 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=_serve)
 
+    worker = commands.add_parser(
+        "worker",
+        help="run the primary region's workers (outbox relay, saga steps, reconciler, profile "
+        "updates) without the API, against DATABASE_URL and AWS_ENDPOINT_URL or AWS",
+    )
+    worker.set_defaults(run=_worker)
+
     schema = commands.add_parser("schema", help="the AppSync schema")
     schema_commands = schema.add_subparsers(title="schema commands")
     export = schema_commands.add_parser("export", help="print the AppSync SDL")
@@ -235,6 +242,31 @@ async def _announce(banner: str, listening: Callable[[], bool]) -> None:
     while not listening():  # noqa: ASYNC110 - uvicorn offers no event for "listening"
         await asyncio.sleep(0.02)
     print(banner, flush=True)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(os.environ)
+    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    if settings.region != settings.primary_region:
+        raise SettingsError("hemisphere worker runs in the primary region only")
+    # The workers sign no pagination tokens; start_runtime wants a secret all the same.
+    settings = replace(settings, run_workers=True, token_secret=settings.token_secret or "-")
+    asyncio.run(_run_workers(settings))
+    return 0
+
+
+async def _run_workers(settings: Settings) -> None:
+    import signal
+
+    from hemisphere.bootstrap import start_runtime
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with start_runtime(settings):
+        print(f"Hemisphere workers running in {settings.region}. Press Ctrl-C to stop.", flush=True)
+        await stop.wait()
 
 
 def _projections_rebuild(args: argparse.Namespace) -> int:
