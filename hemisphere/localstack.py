@@ -20,6 +20,7 @@ import urllib.request
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Self
 
 log = logging.getLogger(__name__)
 
@@ -53,56 +54,52 @@ def embedded_postgres(data_dir: Path, database: str = "hemisphere") -> Iterator[
         server.cleanup()
 
 
-class MotoServer:
-    """moto's HTTP server in a child process on 127.0.0.1:`port`.
+class ChildService:
+    """An HTTP service of the local stack in a child process on 127.0.0.1:`port`, in its own
+    process group: Ctrl-C in the terminal reaches the CLI, which stops the children in order,
+    after the API has drained. Subclasses say how to run it and how to tell it is up."""
 
-    MOTO_PORT must equal the server's port: Step Functions' service integrations call back
-    into `localhost:$MOTO_PORT`. State machines execute only with execute_state_machine on.
-    """
+    name = "service"
+    health_path = "/"
+    # Whether the child's stderr is dropped (a server that logs every request there).
+    quiet = False
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
 
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def ready(self) -> None:
+        """Runs once the health check answers (configuration the service takes at run time)."""
+
     def start(self, timeout: float = 30.0) -> None:
-        env = dict(os.environ)
-        env["MOTO_PORT"] = str(self.port)
-        env.setdefault("AWS_ACCESS_KEY_ID", "hemisphere-local")
-        env.setdefault("AWS_SECRET_ACCESS_KEY", "hemisphere-local")
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            env=env,
+            self.command(),
+            env=self.environment(),
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            # Its own process group: Ctrl-C in the terminal reaches the CLI, which stops
-            # the child in order, after the API has drained.
+            # Otherwise stderr is inherited: if it cannot start, its traceback says why.
+            stderr=subprocess.DEVNULL if self.quiet else None,
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                raise RuntimeError(f"the local AWS endpoint exited with {self._process.returncode}")
+                raise RuntimeError(f"the {self.name} exited with {self._process.returncode}")
             try:
-                with urllib.request.urlopen(f"{self.url}/moto-api/data.json", timeout=1):
+                with urllib.request.urlopen(f"{self.url}{self.health_path}", timeout=1):
                     pass
-                self._enable_state_machine_execution()
+                self.ready()
                 return
             except (urllib.error.URLError, OSError):
-                time.sleep(0.1)
+                time.sleep(0.05)
         self.stop()
-        raise RuntimeError(f"the local AWS endpoint did not start on {self.url} in {timeout}s")
-
-    def _enable_state_machine_execution(self) -> None:
-        body = b'{"stepfunctions": {"execute_state_machine": true}}'
-        request = urllib.request.Request(
-            f"{self.url}/moto-api/config",
-            data=body,
-            method="POST",
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=5):
-            pass
+        raise RuntimeError(f"the {self.name} did not start on {self.url} in {timeout}s")
 
     def stop(self) -> None:
         process, self._process = self._process, None
@@ -115,9 +112,45 @@ class MotoServer:
             process.kill()
             process.wait()
 
-    def __enter__(self) -> MotoServer:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class MotoServer(ChildService):
+    """moto's HTTP server in a child process on 127.0.0.1:`port`.
+
+    MOTO_PORT must equal the server's port: Step Functions' service integrations call back
+    into `localhost:$MOTO_PORT`. State machines execute only with execute_state_machine on.
+    """
+
+    name = "local AWS endpoint"
+    health_path = "/moto-api/data.json"
+    quiet = True  # werkzeug logs a line per request
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+
+    def environment(self) -> dict[str, str]:
+        env = super().environment()
+        env["MOTO_PORT"] = str(self.port)
+        env.setdefault("AWS_ACCESS_KEY_ID", "hemisphere-local")
+        env.setdefault("AWS_SECRET_ACCESS_KEY", "hemisphere-local")
+        return env
+
+    def ready(self) -> None:
+        self._enable_state_machine_execution()
+
+    def _enable_state_machine_execution(self) -> None:
+        body = b'{"stepfunctions": {"execute_state_machine": true}}'
+        request = urllib.request.Request(
+            f"{self.url}/moto-api/config",
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=5):
+            pass

@@ -36,12 +36,7 @@ import argparse
 import json
 import re
 import secrets
-import signal
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -52,7 +47,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from hemisphere.localstack import free_port
+from hemisphere.localstack import ChildService
 
 TOKEN_VISA: Final = "tok_visa"
 TOKEN_DECLINED: Final = "tok_chargeDeclined"
@@ -309,63 +304,24 @@ def _respond(outcome: Outcome) -> Response:
 # -- the child process ----------------------------------------------------------------------
 
 
-class PaymentsSimulator:
+class PaymentsSimulator(ChildService):
     """The simulated provider in a child process on 127.0.0.1:`port` (as MotoServer runs the
     local AWS endpoint): a hung tok_timeout request or a burst of test traffic never touches
     the API's event loop."""
 
-    def __init__(self, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._process: subprocess.Popen[bytes] | None = None
+    name = "simulated payment provider"
+    health_path = "/health"
 
-    def start(self, timeout: float = 30.0) -> None:
-        self._process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hemisphere.payments_sim",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-            ],
-            stdout=subprocess.DEVNULL,
-            # stderr is inherited: if it cannot start, its traceback is the explanation.
-            # Its own process group: Ctrl-C reaches the CLI, which stops the child in order.
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(
-                    f"the simulated payment provider exited with {self._process.returncode}"
-                )
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=1):
-                    return
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"the simulated payment provider did not start on {self.url}")
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def __enter__(self) -> PaymentsSimulator:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "hemisphere.payments_sim",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+        ]
 
 
 def main(argv: list[str] | None = None) -> None:
