@@ -1,0 +1,520 @@
+"""The change-stream publisher: the region's table stream → the contract's publish* mutations.
+
+It does what the stream-handler Lambda does beside a real AppSync API: every change of an
+order, a product or a customer in the region's projection table becomes `publishOrder`,
+`publishProduct` or `publishCustomer`, POSTed to the API's /graphql and signed with SigV4
+(service `appsync`), whose `@aws_subscribe` triggers put it on the region's broker.
+
+It runs inside every API instance; the LeaseKeeper lets one of them (per region) publish:
+
+    lease held ─▶ load checkpoints ─▶ for each ready shard (parents first, in parallel):
+        read changes ─▶ publish each entity's snapshot, one after another (retrying while
+        the API or the broker is down) ─▶ checkpoint, fenced by the lease's token
+    lease lost / fenced out / overdue ─▶ stop publishing at once, wait to hold it again
+
+Guarantees: no change is skipped (a checkpoint only ever covers what was published; a new
+holder resumes from it; with no checkpoint a shard is read from its oldest record); a change
+may be published twice (after a crash or a takeover), which is harmless because each
+instance's LocalFanout drops a version of an item that is not newer than the last one it
+delivered, so a subscriber never receives an older version after a newer one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Protocol, TypeVar
+
+import httpx
+import orjson
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from graphql import (
+    DocumentNode,
+    FieldDefinitionNode,
+    ListTypeNode,
+    NamedTypeNode,
+    NonNullTypeNode,
+    ObjectTypeDefinitionNode,
+    TypeNode,
+    parse,
+)
+
+from domain import codec
+from domain.errors import BackendUnavailableError, HemisphereError
+from domain.model import Customer, Order, Product
+from schema.export import CONTRACT_PATH
+from subscriptions.checkpoints import ChangeStream, CheckpointStore, Snapshot, StreamShard
+from subscriptions.checkpoints import ready_shards as _ready_shards
+from subscriptions.lease import LeaseKeeper
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+def lease_name(region: str) -> str:
+    """The lease and checkpoints of `region`'s publisher (keys in adapters.dynamodb.stream)."""
+    return f"stream-publisher#{region}"
+
+
+# --- the mutations ----------------------------------------------------------------------------
+
+# Which mutation publishes which snapshot; the documents are derived from the contract.
+MUTATIONS: Final[Mapping[type, str]] = {
+    Product: "publishProduct",
+    Customer: "publishCustomer",
+    Order: "publishOrder",
+}
+
+
+def _named(node: TypeNode) -> str:
+    while isinstance(node, NonNullTypeNode | ListTypeNode):
+        node = node.type
+    assert isinstance(node, NamedTypeNode)
+    return node.name.value
+
+
+def _object_types(document: DocumentNode) -> dict[str, ObjectTypeDefinitionNode]:
+    return {
+        d.name.value: d for d in document.definitions if isinstance(d, ObjectTypeDefinitionNode)
+    }
+
+
+def selection_set(document: DocumentNode, type_name: str) -> str:
+    """Every field of `type_name`, recursively into object-typed fields: `{ id price {
+    amount currency } ... }`. The publisher selects everything, so every subscriber gets
+    every field it may ask for (AppSync passes subscribers only what the mutation selected)."""
+    types = _object_types(document)
+
+    def fields(name: str) -> str:
+        parts = []
+        for f in types[name].fields or ():
+            inner = _named(f.type)
+            parts.append(f"{f.name.value} {fields(inner)}" if inner in types else f.name.value)
+        return "{ " + " ".join(parts) + " }"
+
+    return fields(type_name)
+
+
+def publication_documents(contract: DocumentNode | None = None) -> dict[str, str]:
+    """The GraphQL document of each publish mutation, by mutation name."""
+    document = contract or parse(CONTRACT_PATH.read_text())
+    mutation_fields: dict[str, FieldDefinitionNode] = {
+        f.name.value: f for f in _object_types(document)["Mutation"].fields or ()
+    }
+    documents = {}
+    for mutation in MUTATIONS.values():
+        definition = mutation_fields[mutation]
+        (argument,) = definition.arguments or ()
+        input_type = _named(argument.type)
+        documents[mutation] = (
+            f"mutation {mutation[0].upper()}{mutation[1:]}($input: {input_type}!) "
+            f"{{ {mutation}(input: $input) {selection_set(document, _named(definition.type))} }}"
+        )
+    return documents
+
+
+def publication_input(snapshot: Snapshot) -> dict[str, Any]:
+    # The publication inputs have the snapshot's fields under the contract's names: the
+    # codec's plain form is the input as it is.
+    if isinstance(snapshot, Product):
+        return codec.product_to_plain(snapshot)
+    if isinstance(snapshot, Customer):
+        return codec.customer_to_plain(snapshot)
+    return codec.order_to_plain(snapshot)
+
+
+# --- sending them -----------------------------------------------------------------------------
+
+
+class PublicationFailedError(BackendUnavailableError):
+    """The API could not take the publication now (down, overloaded, broker down, or our
+    credentials refused): retry; the change must not be skipped."""
+
+
+class PublicationRejectedError(HemisphereError):
+    """The API refused this publication for good (it is invalid): retrying cannot help."""
+
+
+class PublicationSink(Protocol):
+    async def publish(self, snapshot: Snapshot) -> None:
+        """Raises PublicationFailedError (retry) or PublicationRejectedError (skip)."""
+        ...
+
+
+# errorTypes that say "not now" rather than "not this".
+_TRANSIENT_ERROR_TYPES: Final = frozenset({"ServiceUnavailable", "Throttling", "ReadOnlyRegion"})
+
+
+class AppSyncPublicationSink:
+    """POSTs publish mutations to `url` signed with SigV4 as AppSync's IAM callers sign
+    (service `appsync`). `credentials` may be botocore's refreshable ones (a task role)."""
+
+    def __init__(
+        self,
+        url: str,
+        credentials: Credentials,
+        region: str,
+        *,
+        timeout: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._url = url
+        self._credentials = credentials
+        self._region = region
+        self._documents = publication_documents()
+        self._client = httpx.AsyncClient(timeout=timeout, transport=transport)
+
+    async def publish(self, snapshot: Snapshot) -> None:
+        mutation = MUTATIONS[type(snapshot)]
+        body = orjson.dumps(
+            {
+                "query": self._documents[mutation],
+                "variables": {"input": publication_input(snapshot)},
+            }
+        )
+        try:
+            response = await self._client.post(
+                self._url, content=body, headers=self.signed_headers(body)
+            )
+        except httpx.HTTPError as error:
+            raise PublicationFailedError(f"{mutation} to {self._url}: {error!r}") from error
+        raise_for_answer(mutation, response)
+
+    def signed_headers(self, body: bytes) -> dict[str, str]:
+        request = AWSRequest(
+            method="POST", url=self._url, data=body, headers={"content-type": "application/json"}
+        )
+        SigV4Auth(self._credentials, "appsync", self._region).add_auth(request)
+        return dict(request.headers.items())
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def raise_for_answer(mutation: str, response: httpx.Response) -> None:
+    """Raise PublicationFailedError (retry) or PublicationRejectedError (skip) unless the API
+    took the publication."""
+    status = response.status_code
+    if status in (401, 403):
+        # Every publication would fail alike: a configuration error to fix, never a reason
+        # to skip changes.
+        raise PublicationFailedError(
+            f"{mutation}: HTTP {status} {response.text[:300]} (check the publisher's IAM "
+            "credentials against HEMISPHERE_IAM_CREDENTIALS)"
+        )
+    if status == 429 or status >= 500:
+        raise PublicationFailedError(f"{mutation}: HTTP {status} {response.text[:300]}")
+    if status != 200:
+        raise PublicationRejectedError(f"{mutation}: HTTP {status} {response.text[:300]}")
+    try:
+        errors = orjson.loads(response.content).get("errors") or []
+    except (orjson.JSONDecodeError, AttributeError) as error:
+        raise PublicationFailedError(f"{mutation}: the answer is not a JSON object") from error
+    if not errors:
+        return
+    types = {str(e.get("errorType")) for e in errors if isinstance(e, dict)}
+    if types & _TRANSIENT_ERROR_TYPES:
+        raise PublicationFailedError(f"{mutation}: {errors}")
+    raise PublicationRejectedError(f"{mutation}: {errors}")
+
+
+# --- the publisher ----------------------------------------------------------------------------
+
+
+class _FencedOutError(Exception):
+    """A checkpoint write was refused: another instance holds a newer lease."""
+
+
+class _StoppingError(Exception):
+    """stop() was called while a publication was being retried."""
+
+
+@dataclass
+class _ShardProgress:
+    shard_id: str
+    saved: str | None  # the checkpoint in the table
+    position: str | None  # the last change published (or skipped)
+    saved_at: float = field(default_factory=time.monotonic)
+    unsaved_publications: bool = False
+
+
+@dataclass(frozen=True)
+class PublisherTimings:
+    # Between reads of a shard that had nothing new (DynamoDB allows 5 reads/s per shard,
+    # shared by every reader; Lambda's poller reads 4 times a second).
+    poll_interval: float = 0.25
+    # A checkpoint after publishing at most this often: a crash republishes at most this
+    # much (harmlessly), and checkpoints cost a transaction each.
+    checkpoint_interval: float = 1.0
+    # When only control items went by (our own lease renewals and checkpoints are stream
+    # records too), checkpoint rarely: each checkpoint makes one more record.
+    idle_checkpoint_interval: float = 60.0
+    # How often to look for new shards when none ended meanwhile.
+    relist_interval: float = 10.0
+    min_backoff: float = 0.1
+    max_backoff: float = 5.0
+    # stop() waits this long for the publication in hand and the last checkpoint.
+    stop_grace: float = 10.0
+
+
+class StreamPublisher:
+    def __init__(
+        self,
+        stream: ChangeStream,
+        checkpoints: CheckpointStore,
+        lease: LeaseKeeper,
+        sink: PublicationSink,
+        timings: PublisherTimings | None = None,
+    ) -> None:
+        self._stream = stream
+        self._checkpoints = checkpoints
+        self._lease = lease
+        self._sink = sink
+        self._timings = timings or PublisherTimings()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this instance holds the region's lease (and so publishes)."""
+        return self._lease.token is not None
+
+    @property
+    def holder(self) -> str:
+        return self._lease.holder
+
+    # --- entry points ----------------------------------------------------------------------
+
+    def start(self) -> asyncio.Task[None]:
+        """Run in the background (see run) until stop(). Cancelling the task is a crash."""
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="stream-publisher")
+        return self._task
+
+    async def stop(self) -> None:
+        """Finish the publication in hand, checkpoint, release the lease (a standby takes
+        over at its next attempt), and return."""
+        self._stopping.set()
+        task, self._task = self._task, None
+        if task is None or task.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), self._timings.stop_grace)
+        except TimeoutError:
+            log.warning(
+                "the stream publisher did not stop within %.0f s; cancelling it",
+                self._timings.stop_grace,
+            )
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def run(self) -> None:
+        """Keep the lease keeper going; publish while holding the lease; return after
+        stop(). Cancelling run() is a crash: the lease is left to expire."""
+        keeper = asyncio.create_task(self._lease.run(), name="stream-publisher-lease")
+        try:
+            while not self._stopping.is_set():
+                token = await self._until_stopping(self._lease.acquired())
+                if token is None:
+                    break
+                await self._hold(token)
+            await self._lease.release()
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+
+    # --- one tenure ------------------------------------------------------------------------
+
+    async def _hold(self, token: int) -> None:
+        log.info("stream publisher %s: publishing (fencing token %d)", self.holder, token)
+        consume = asyncio.create_task(self._consume(token), name="stream-publisher-consume")
+        lost = asyncio.create_task(self._lease.lost(token), name="stream-publisher-lost")
+        try:
+            await asyncio.wait({consume, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not consume.done():
+                # The lease is gone: stop at once, mid-publication if need be (whatever
+                # follows is the new holder's, from the last checkpoint).
+                consume.cancel()
+            lost.cancel()
+            await asyncio.gather(consume, lost, return_exceptions=True)
+        log.info("stream publisher %s: not publishing any more (token %d)", self.holder, token)
+
+    async def _consume(self, token: int) -> None:
+        """Publish until stopping or fenced out, starting over after any failure."""
+        backoff = self._timings.min_backoff
+        while not self._stopping.is_set():
+            try:
+                await self._consume_stream(token)
+                return
+            except _FencedOutError:
+                self._lease.abandon(token)
+                return
+            except Exception as error:
+                log.warning(
+                    "stream publisher: %s; starting over in %.1f s",
+                    error,
+                    backoff,
+                    exc_info=not isinstance(error, BackendUnavailableError),
+                )
+                await self._pause(backoff)
+                backoff = min(backoff * 2, self._timings.max_backoff)
+
+    async def _consume_stream(self, token: int) -> None:
+        stream = await self._stream.latest_stream()
+        if stream is None:
+            log.warning("the projection table has no stream: nothing to publish")
+            await self._pause(self._timings.relist_interval)
+            return
+        stored = await self._checkpoints.load(stream)
+        finished = {shard_id for shard_id, cp in stored.items() if cp.finished}
+        resume = {shard_id: cp.sequence_number for shard_id, cp in stored.items()}
+        known = set(resume)
+        reading: dict[asyncio.Task[None], str] = {}
+        try:
+            while not self._stopping.is_set():
+                shards = await self._stream.shards(stream)
+                await self._forget_gone(stream, shards, known, token)
+                busy = set(reading.values())
+                for shard in _ready_shards(shards, finished, busy):
+                    task = asyncio.create_task(
+                        self._publish_shard(stream, shard, resume.get(shard.shard_id), token)
+                    )
+                    reading[task] = shard.shard_id
+                done = await self._next_done(set(reading))
+                for task in done:
+                    shard_id = reading.pop(task)
+                    task.result()  # a failed shard starts everything over (see _consume)
+                    if not self._stopping.is_set():
+                        finished.add(shard_id)
+        finally:
+            for task in reading:
+                task.cancel()
+            # Shards finish their publication in hand and checkpoint when stopping.
+            await asyncio.gather(*reading, return_exceptions=True)
+
+    async def _next_done(self, tasks: set[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
+        stopping: asyncio.Task[Any] = asyncio.create_task(self._stopping.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {*tasks, stopping},
+                timeout=self._timings.relist_interval,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            stopping.cancel()
+        if stopping in done:
+            # Let every shard checkpoint what it published, then report nothing done.
+            await asyncio.gather(*tasks, return_exceptions=True)
+            return set()
+        return {task for task in tasks if task in done}
+
+    async def _forget_gone(
+        self, stream: str, shards: Sequence[StreamShard], known: set[str], token: int
+    ) -> None:
+        """Delete the checkpoints of shards the stream no longer lists (trimmed)."""
+        gone = known - {shard.shard_id for shard in shards}
+        if gone and not await self._checkpoints.forget(
+            stream, gone, holder=self.holder, token=token
+        ):
+            raise _FencedOutError()
+        known -= gone
+
+    # --- one shard -------------------------------------------------------------------------
+
+    async def _publish_shard(
+        self, stream: str, shard: StreamShard, after: str | None, token: int
+    ) -> None:
+        progress = _ShardProgress(shard.shard_id, saved=after, position=after)
+        reader = await self._stream.open_shard(stream, shard.shard_id, after)
+        timings = self._timings
+        try:
+            while not self._stopping.is_set():
+                changes, ended = await reader.read()
+                for change in changes:
+                    if change.snapshot is not None:
+                        await self._publish(change.snapshot)
+                        progress.unsaved_publications = True
+                    progress.position = change.sequence_number
+                if ended:
+                    await self._save(stream, progress, token, finished=True)
+                    return
+                since = time.monotonic() - progress.saved_at
+                if progress.position != progress.saved and (
+                    (progress.unsaved_publications and since >= timings.checkpoint_interval)
+                    or since >= timings.idle_checkpoint_interval
+                ):
+                    await self._save(stream, progress, token, finished=False)
+                if not changes:
+                    await self._pause(timings.poll_interval)
+        except _StoppingError:
+            pass
+        if progress.position != progress.saved:
+            await self._save(stream, progress, token, finished=False)
+
+    async def _publish(self, snapshot: Snapshot) -> None:
+        delay = self._timings.min_backoff
+        while True:
+            try:
+                await self._sink.publish(snapshot)
+                return
+            except PublicationRejectedError as error:
+                # A publication the API refuses as invalid would block its shard forever;
+                # it is logged whole so that it can be replayed by hand once fixed.
+                log.error("skipping a publication the API rejected: %s; %r", error, snapshot)
+                return
+            except Exception as error:
+                log.warning(
+                    "publication of %s v%d failed (%s); retrying in %.1f s",
+                    snapshot.id,
+                    snapshot.version,
+                    error,
+                    delay,
+                )
+            if self._stopping.is_set():
+                raise _StoppingError()
+            await self._pause(delay)
+            delay = min(delay * 2, self._timings.max_backoff)
+
+    async def _save(
+        self, stream: str, progress: _ShardProgress, token: int, *, finished: bool
+    ) -> None:
+        saved = await self._checkpoints.save(
+            stream,
+            progress.shard_id,
+            progress.position,
+            finished=finished,
+            holder=self.holder,
+            token=token,
+        )
+        if not saved:
+            raise _FencedOutError()
+        progress.saved, progress.saved_at = progress.position, time.monotonic()
+        progress.unsaved_publications = False
+
+    # --- waiting ---------------------------------------------------------------------------
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, but wake up when stop() is called."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), seconds)
+
+    async def _until_stopping(self, awaitable: Awaitable[T]) -> T | None:
+        work = asyncio.ensure_future(awaitable)
+        stopping = asyncio.create_task(self._stopping.wait())
+        try:
+            await asyncio.wait({work, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not work.done():
+                work.cancel()
+        return work.result() if work.done() and not work.cancelled() else None

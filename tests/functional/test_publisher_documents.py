@@ -1,0 +1,111 @@
+"""The publisher's mutations against the real API (in process): signed as AppSync's IAM callers
+sign, every field selected, and the snapshot reaching the broker whole."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from botocore.credentials import Credentials
+from starlette.applications import Starlette
+
+from domain.model import Customer, Order, Product
+from hemisphere.app import create_app
+from subscriptions.inprocess import InProcessBroker
+from subscriptions.stream_publisher import (
+    MUTATIONS,
+    AppSyncPublicationSink,
+    PublicationFailedError,
+    publication_documents,
+    publication_input,
+)
+from tests.support.app import IAM_AKID, IAM_SECRET, SETTINGS, fake_runtime, runtime_factory
+from tests.support.builders import customer, order, product
+from tests.support.fakes import InMemoryReader
+from tests.support.fanout_fakes import Collector
+
+URL = "http://api.test/graphql"
+SNAPSHOTS = [product(), customer(), order(version=3)]
+
+
+@pytest.fixture
+async def broker_and_app() -> AsyncIterator[tuple[InProcessBroker, Starlette]]:
+    broker = InProcessBroker()
+    app = create_app(
+        SETTINGS, runtime_factory=runtime_factory(fake_runtime(InMemoryReader(), broker))
+    )
+    async with app.router.lifespan_context(app):
+        yield broker, app
+
+
+@pytest.fixture
+async def sink(
+    broker_and_app: tuple[InProcessBroker, Starlette],
+) -> AsyncIterator[AppSyncPublicationSink]:
+    transport = httpx.ASGITransport(app=broker_and_app[1])
+    sink = AppSyncPublicationSink(
+        URL, Credentials(IAM_AKID, IAM_SECRET), "us-east-1", transport=transport
+    )
+    yield sink
+    await sink.aclose()
+
+
+def _shape(value: Any) -> Any:
+    """A JSON value's keys, recursively (lists by their first element)."""
+    if isinstance(value, dict):
+        return {k: _shape(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shape(v) for v in value[:1]]
+    return None
+
+
+@pytest.mark.parametrize("snapshot", SNAPSHOTS, ids=lambda s: type(s).__name__)
+async def test_a_publication_reaches_the_broker_whole(
+    broker_and_app: tuple[InProcessBroker, Starlette],
+    sink: AppSyncPublicationSink,
+    snapshot: Product | Customer | Order,
+) -> None:
+    broker, _ = broker_and_app
+    collector = await Collector.start(broker.subscribe(MUTATIONS[type(snapshot)]))
+    await sink.publish(snapshot)
+    assert await collector.wait_for(1) == [publication_input(snapshot)]
+    await collector.stop()
+
+
+@pytest.mark.parametrize("snapshot", SNAPSHOTS, ids=lambda s: type(s).__name__)
+async def test_the_mutation_selects_every_field_of_its_type(
+    broker_and_app: tuple[InProcessBroker, Starlette],
+    sink: AppSyncPublicationSink,
+    snapshot: Product | Customer | Order,
+) -> None:
+    mutation = MUTATIONS[type(snapshot)]
+    body = orjson.dumps(
+        {
+            "query": publication_documents()[mutation],
+            "variables": {"input": publication_input(snapshot)},
+        }
+    )
+    transport = httpx.ASGITransport(app=broker_and_app[1])
+    async with httpx.AsyncClient(transport=transport) as client:
+        response = await client.post(URL, content=body, headers=sink.signed_headers(body))
+    selected = response.json()["data"][mutation]
+    assert _shape(selected) == _shape(publication_input(snapshot))
+
+
+async def test_wrong_credentials_are_a_failure_to_retry_not_a_change_to_skip(
+    broker_and_app: tuple[InProcessBroker, Starlette],
+) -> None:
+    sink = AppSyncPublicationSink(
+        URL,
+        Credentials(IAM_AKID, "not-the-secret"),
+        "us-east-1",
+        transport=httpx.ASGITransport(app=broker_and_app[1]),
+    )
+    try:
+        with pytest.raises(PublicationFailedError, match="HTTP 401"):
+            await sink.publish(product())
+    finally:
+        await sink.aclose()

@@ -1,0 +1,204 @@
+"""The stream publisher over in-memory ports: order, checkpoints, resumption, shard lineage,
+retries, fencing. (The same loop against moto and a signed HTTP endpoint: integration.)"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from subscriptions.checkpoints import ready_shards
+from subscriptions.lease import LeaseKeeper
+from subscriptions.stream_publisher import (
+    PublicationFailedError,
+    PublicationRejectedError,
+    PublisherTimings,
+    StreamPublisher,
+    raise_for_answer,
+)
+from tests.support.builders import customer, order, product
+from tests.support.fanout_fakes import (
+    InMemoryCheckpoints,
+    InMemoryLeaseStore,
+    InMemoryStream,
+    RecordingSink,
+    Shard,
+)
+
+FAST = PublisherTimings(
+    poll_interval=0.01,
+    checkpoint_interval=0.02,
+    idle_checkpoint_interval=0.5,
+    relist_interval=0.05,
+    min_backoff=0.01,
+    max_backoff=0.05,
+    stop_grace=2.0,
+)
+
+
+class World:
+    """One region: a stream, the lease and checkpoints it shares with every publisher."""
+
+    def __init__(self) -> None:
+        self.stream = InMemoryStream()
+        self.leases = InMemoryLeaseStore()
+        self.checkpoints = InMemoryCheckpoints(self.leases)
+        self.stream.add_shard("s1")
+
+    def publisher(
+        self, holder: str, sink: RecordingSink, timings: PublisherTimings = FAST
+    ) -> StreamPublisher:
+        keeper = LeaseKeeper(self.leases, holder, duration=0.6, renew_every=0.1)
+        return StreamPublisher(self.stream, self.checkpoints, keeper, sink, timings)
+
+
+@contextlib.asynccontextmanager
+async def running(publisher: StreamPublisher) -> AsyncIterator[StreamPublisher]:
+    publisher.start()
+    try:
+        yield publisher
+    finally:
+        await publisher.stop()
+
+
+async def test_entity_changes_are_published_in_stream_order_and_control_records_skipped() -> None:
+    world, sink = World(), RecordingSink()
+    for snapshot in (product(version=1), None, product(version=2), customer(), None, order()):
+        world.stream.append("s1", snapshot)
+    async with running(world.publisher("a", sink)):
+        await sink.wait_for(4)
+    assert sink.published == [("p-0001", 1), ("p-0001", 2), ("c-0001", 1), ("o-0001", 1)]
+    # Stopping checkpointed everything read, and released the lease.
+    assert world.checkpoints.saved["s1"].sequence_number == "s1:000006"
+    assert world.leases.row is not None and world.leases.row.expires == 0
+
+
+async def test_a_restarted_publisher_resumes_from_its_checkpoint() -> None:
+    world, first, second = World(), RecordingSink(), RecordingSink()
+    for version in (1, 2, 3):
+        world.stream.append("s1", product(version=version))
+    async with running(world.publisher("a", first)):
+        await first.wait_for(3)
+    for version in (4, 5):
+        world.stream.append("s1", product(version=version))
+    async with running(world.publisher("b", second)):
+        await second.wait_for(2)
+        await asyncio.sleep(0.1)
+    assert [v for _, v in second.published] == [4, 5]
+
+
+async def test_after_a_crash_the_next_holder_republishes_but_skips_nothing() -> None:
+    world, first, second = World(), RecordingSink(), RecordingSink()
+    never = PublisherTimings(**{**FAST.__dict__, "checkpoint_interval": 60.0})
+    for version in (1, 2, 3):
+        world.stream.append("s1", product(version=version))
+    crashed = world.publisher("a", first, never)
+    task = asyncio.create_task(crashed.run())
+    await first.wait_for(3)
+    task.cancel()  # a crash: no checkpoint, no release
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    world.stream.append("s1", product(version=4))
+    async with running(world.publisher("b", second)):
+        await second.wait_for(4, within=5)
+    assert [v for _, v in second.published] == [1, 2, 3, 4]
+    assert world.leases.tokens_issued == 2
+
+
+async def test_a_parent_shard_is_published_to_its_end_before_its_children() -> None:
+    world, sink = World(), RecordingSink()
+    world.stream.shard_list.clear()
+    world.stream.add_shard("child", parent_id="parent")  # listed first on purpose
+    world.stream.add_shard("parent")
+    world.stream.add_shard("s1")  # listed, no parent: read alongside
+    for version in (1, 2, 3, 4):
+        world.stream.append("parent", product("p-a", version=version))
+    world.stream.close("parent")
+    for version in (5, 6):
+        world.stream.append("child", product("p-a", version=version))
+    async with running(world.publisher("a", sink)):
+        await sink.wait_for(6)
+    assert [v for _, v in sink.published] == [1, 2, 3, 4, 5, 6]
+    assert world.checkpoints.saved["parent"].finished
+
+
+async def test_an_unavailable_api_is_retried_until_it_takes_the_change() -> None:
+    world, sink = World(), RecordingSink()
+    sink.failures = [PublicationFailedError("HTTP 503"), PublicationFailedError("HTTP 503")]
+    for version in (1, 2):
+        world.stream.append("s1", product(version=version))
+    async with running(world.publisher("a", sink)):
+        await sink.wait_for(2)
+    assert sink.published == [("p-0001", 1), ("p-0001", 2)]
+
+
+async def test_a_rejected_publication_is_logged_and_skipped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world, sink = World(), RecordingSink()
+    sink.failures = [PublicationRejectedError("ValidationError")]
+    for version in (1, 2):
+        world.stream.append("s1", product(version=version))
+    with caplog.at_level(logging.ERROR):
+        async with running(world.publisher("a", sink)):
+            await sink.wait_for(1)
+    assert sink.published == [("p-0001", 2)]
+    assert "skipping a publication the API rejected" in caplog.text
+
+
+async def test_a_holder_fenced_out_by_a_newer_token_stops_publishing() -> None:
+    world, sink = World(), RecordingSink()
+    world.stream.append("s1", product(version=1))
+    async with running(world.publisher("a", sink)) as publisher:
+        await sink.wait_for(1)
+        # Another instance took the lease meanwhile (a paused holder's view of the world).
+        assert world.leases.row is not None
+        world.leases.row.holder, world.leases.row.token = "b", 99
+        world.leases.row.expires += 3600
+        world.stream.append("s1", product(version=2))
+        await asyncio.sleep(0.3)
+        assert not publisher.is_leader
+        published_after_takeover = list(sink.published)
+        world.stream.append("s1", product(version=3))
+        await asyncio.sleep(0.2)
+    assert ("p-0001", 3) not in sink.published
+    assert len(published_after_takeover) <= 2  # at most the one in hand when fenced
+    # Its checkpoints after the takeover were refused.
+    saved = world.checkpoints.saved.get("s1")
+    assert saved is None or saved.sequence_number == "s1:000001"
+
+
+def test_ready_shards_follow_the_lineage() -> None:
+    shards = [Shard("a"), Shard("b", "a"), Shard("c", "b"), Shard("d", "gone")]
+    ids = lambda ready: [s.shard_id for s in ready]  # noqa: E731
+    assert ids(ready_shards(shards, finished=set(), busy=set())) == ["a", "d"]
+    assert ids(ready_shards(shards, finished={"a"}, busy={"d"})) == ["b"]
+    assert ids(ready_shards(shards, finished={"a", "b", "d"}, busy=set())) == ["c"]
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "raised"),
+    [
+        (200, {"data": {"publishProduct": {"id": "p"}}}, None),
+        (200, {"data": None, "errors": [{"errorType": "ServiceUnavailable"}]}, "failed"),
+        (200, {"data": None, "errors": [{"errorType": "ValidationError"}]}, "rejected"),
+        (401, {"errors": [{"errorType": "UnauthorizedException"}]}, "failed"),
+        (400, {"errors": [{"errorType": "MalformedHttpRequestException"}]}, "rejected"),
+        (502, {}, "failed"),
+        (429, {}, "failed"),
+    ],
+)
+def test_answers_are_sorted_into_retry_and_skip(
+    status: int, body: dict[str, object], raised: str | None
+) -> None:
+    response = httpx.Response(status, json=body)
+    if raised is None:
+        raise_for_answer("publishProduct", response)
+        return
+    expected = PublicationFailedError if raised == "failed" else PublicationRejectedError
+    with pytest.raises(expected):
+        raise_for_answer("publishProduct", response)
