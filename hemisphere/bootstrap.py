@@ -19,6 +19,7 @@ from adapters.postgres.pool import create_pool
 from adapters.postgres.seed import seed_demo_data
 from adapters.postgres.snapshots import PostgresSnapshotSource
 from domain.model import RegionControl
+from hemisphere.fanout import start_broker, start_stream_publisher
 from hemisphere.runtime import Runtime, StartupOptions
 from hemisphere.settings import Settings, SettingsError
 from hemisphere.write_path import cancel_task, open_write_clients, start_workers, write_ports
@@ -27,7 +28,6 @@ from projections.rebuild import rebuild
 from projections.relay import OutboxRelay
 from resolvers.context import Topology
 from resolvers.pagination import PageTokens
-from subscriptions.inprocess import InProcessBroker
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,9 @@ async def start_runtime(
             )
             log.info("rebuilt %d projection items", written)
 
+        broker = await start_broker(stack, settings)
+        await start_stream_publisher(stack, settings, client, aws_credentials(settings))
+
         clients = await open_write_clients(stack, settings, aws_credentials(settings))
         workflows, profiles = await write_ports(stack, settings, clients)
         if is_primary and settings.run_workers:
@@ -93,7 +96,7 @@ async def start_runtime(
         yield Runtime(
             reader=reader,
             catalog=PostgresCatalog(pool, settings.database_url) if is_primary else None,
-            broker=InProcessBroker(),
+            broker=broker,
             tokens=PageTokens(settings.token_secret),
             topology=Topology(settings.region, settings.primary_region),
             workflows=workflows,

@@ -157,6 +157,10 @@ def _serve(args: argparse.Namespace) -> int:
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     generated_key = not settings.api_keys
     settings = with_local_secrets(settings)
+    if settings.publish_url is None:
+        # The change-stream publisher calls this very API, as a stream handler calls AppSync.
+        host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+        settings = replace(settings, publish_url=f"http://{host}:{args.port}/graphql")
     with _local_stack(settings) as settings:
         write_stack_file(settings.data_dir, settings)
         servers: list[uvicorn.Server] = []  # the app's lifespan asks it whether it listens

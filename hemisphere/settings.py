@@ -39,6 +39,9 @@ class Settings:
     # Whether this process also runs the workers (outbox relay, saga steps, profile updates,
     # reconciler); a deployment with `hemisphere worker` containers may turn it off.
     run_workers: bool = True
+    # Where the change-stream publisher sends publish* mutations: the region's API (`serve`
+    # sets its own address). None: no publisher in this process.
+    publish_url: str | None = None
     # Auth: API keys accepted (x-api-key) and IAM credentials whose SigV4 signatures verify.
     api_keys: tuple[str, ...] = ()
     iam_credentials: Mapping[str, str] = field(default_factory=dict)
@@ -77,6 +80,7 @@ class Settings:
             event_bus_name=get("HEMISPHERE_EVENT_BUS") or "hemisphere",
             state_machine_role_arn=get("HEMISPHERE_STATE_MACHINE_ROLE_ARN")
             or "arn:aws:iam::123456789012:role/hemisphere-sagas",
+            publish_url=get("HEMISPHERE_PUBLISH_URL"),
             run_workers=_flag("HEMISPHERE_RUN_WORKERS", get("HEMISPHERE_RUN_WORKERS"), True),
             api_keys=_api_keys(get("HEMISPHERE_API_KEYS")),
             iam_credentials=_iam_credentials(get("HEMISPHERE_IAM_CREDENTIALS")),

@@ -10,7 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from gql import Client, GraphQLRequest
+from gql import Client, GraphQLRequest, gql
+from gql.transport.appsync_auth import AppSyncApiKeyAuthentication
+from gql.transport.appsync_websockets import AppSyncWebsocketsTransport
 
 from tests.e2e.test_serve import Served, api_key_client, start_serve
 
@@ -100,3 +102,31 @@ async def test_profile_update_reaches_the_projection(served: Served) -> None:
             break
         assert time.monotonic() - started < 5, customer
         await asyncio.sleep(0.05)
+
+
+async def test_subscribers_see_the_saga_through_the_change_stream(served: Served) -> None:
+    """checkout → saga → PostgreSQL → outbox → projection → DynamoDB stream → publisher →
+    publishOrder → broker → this AppSync real-time subscriber."""
+    auth = AppSyncApiKeyAuthentication(host=f"127.0.0.1:{served.port}", api_key=served.api_key)
+    transport = AppSyncWebsocketsTransport(url=f"ws://127.0.0.1:{served.port}/graphql", auth=auth)
+    subscription = gql("subscription($c: ID) { onOrderChanged(customerId: $c) { id status } }")
+    subscription.variable_values = {"c": "c-0005"}
+    seen: list[tuple[str, str]] = []
+    async with Client(transport=transport) as session:
+
+        async def listen() -> None:
+            async for event in session.subscribe(subscription):
+                change = event["onOrderChanged"]
+                seen.append((change["id"], change["status"]))
+                if change["status"] == "CONFIRMED":
+                    return
+
+        listening = asyncio.create_task(listen())
+        await asyncio.sleep(1)  # the subscription is registered after start_ack
+        body = checkout("tok_visa") | {}
+        body["input"]["customerId"] = "c-0005"
+        placed = (await run(api_key_client(served), CHECKOUT, body))["checkout"]
+        await asyncio.wait_for(listening, timeout=30)
+    statuses = [status for order_id, status in seen if order_id == placed["id"]]
+    assert statuses[-1] == "CONFIRMED"
+    assert "PENDING" in statuses or "RESERVED" in statuses

@@ -1,0 +1,69 @@
+"""The subscription fan-out's wiring: the region's broker (Redis when REDIS_URL is set, else
+in-process) and the change-stream publisher, which every instance runs and only the holder of
+the region's lease lets publish."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+from botocore.credentials import Credentials
+
+from adapters.aws import StaticCredentials
+from adapters.dynamodb.stream import (
+    DynamoChangeStream,
+    DynamoCheckpointStore,
+    DynamoLeaseStore,
+    create_streams_client,
+)
+from adapters.redis import RedisBroker
+from hemisphere.settings import Settings
+from subscriptions.inprocess import InProcessBroker
+from subscriptions.lease import LeaseKeeper, unique_holder
+from subscriptions.ports import Broker
+from subscriptions.stream_publisher import AppSyncPublicationSink, StreamPublisher, lease_name
+
+log = logging.getLogger(__name__)
+
+
+async def start_broker(stack: contextlib.AsyncExitStack, settings: Settings) -> Broker:
+    if settings.redis_url is None:
+        return InProcessBroker()
+    # One channel namespace per region: a region's changes reach that region's instances.
+    broker = RedisBroker(settings.redis_url, prefix=f"hemisphere:{settings.region}:")
+    stack.push_async_callback(broker.aclose)
+    return broker
+
+
+async def start_stream_publisher(
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    dynamodb: Any,
+    credentials: StaticCredentials | None,
+) -> StreamPublisher | None:
+    """Publish the table's changes as the contract's publish* mutations, signed with the
+    first IAM credentials, to `settings.publish_url` (the region's API)."""
+    if settings.publish_url is None or not settings.iam_credentials:
+        log.warning(
+            "no change-stream publisher: set HEMISPHERE_PUBLISH_URL and "
+            "HEMISPHERE_IAM_CREDENTIALS for subscriptions to see the projections' changes"
+        )
+        return None
+    streams = await stack.enter_async_context(
+        create_streams_client(settings.aws_endpoint_url, settings.region, credentials)
+    )
+    akid, secret = next(iter(settings.iam_credentials.items()))
+    sink = AppSyncPublicationSink(settings.publish_url, Credentials(akid, secret), settings.region)
+    stack.push_async_callback(sink.aclose)
+    name = lease_name(settings.region)
+    publisher = StreamPublisher(
+        DynamoChangeStream(dynamodb, streams, settings.table_name),
+        DynamoCheckpointStore(dynamodb, settings.table_name, name),
+        LeaseKeeper(DynamoLeaseStore(dynamodb, settings.table_name, name), unique_holder()),
+        sink,
+    )
+    publisher.start()
+    # Closed first: it checkpoints and releases the lease while its clients are still open.
+    stack.push_async_callback(publisher.stop)
+    return publisher
