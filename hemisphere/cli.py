@@ -155,6 +155,8 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     # pgserver narrates every pg_ctl call at INFO; its warnings are all a user needs.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    # httpx logs every request at INFO: one line per change the stream publisher sends.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     generated_key = not settings.api_keys
     settings = with_local_secrets(settings)
     if settings.publish_url is None:

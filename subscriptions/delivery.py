@@ -47,7 +47,9 @@ async def changes(
     request (a bad filter) are raised here, before the subscription is established, so the
     transport answers them with an error instead of an acknowledgement."""
     filters = requested_filters(info, arguments, graphql_type)
-    source = info.context.broker.subscribe(mutation)
+    # The broker routes by the arguments (an index, not a scan of every subscriber); the
+    # deliveries still check them, with the selection's rules.
+    source = info.context.broker.subscribe(mutation, where=arguments)
     root = info.root_value
     if root is not None and root.on_established is not None:
         root.on_established()

@@ -37,8 +37,9 @@ log = logging.getLogger(__name__)
 
 class LeaseStore(Protocol):
     async def acquire(self, holder: str, *, now: float, duration: float) -> int | None:
-        """Take the lease if nobody holds it or it expired before `now` (epoch seconds);
-        returns the new fencing token (greater than any before), or None if it is held."""
+        """Take the lease if nobody holds it, it expired before `now` (epoch seconds), or
+        `holder` itself holds it; returns the new fencing token (greater than any before), or
+        None if another holder has it."""
         ...
 
     async def renew(self, holder: str, token: int, *, now: float, duration: float) -> bool:

@@ -24,7 +24,7 @@ import logging
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
 
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -37,6 +37,7 @@ from domain.model import Customer, Order, Product
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb.client import DynamoDBClient
     from types_aiobotocore_dynamodb.type_defs import TransactWriteItemTypeDef
+    from types_aiobotocore_dynamodbstreams.client import DynamoDBStreamsClient
 
 log = logging.getLogger(__name__)
 
@@ -50,16 +51,6 @@ RECORDS_PER_READ: Final = 1000
 _TRANSACTION_RETRIES: Final = 5
 
 
-class StreamsClient(Protocol):
-    """The part of aiobotocore's `dynamodbstreams` client we use (it ships no stubs here)."""
-
-    async def describe_stream(self, **kwargs: Any) -> dict[str, Any]: ...
-
-    async def get_shard_iterator(self, **kwargs: Any) -> dict[str, Any]: ...
-
-    async def get_records(self, **kwargs: Any) -> dict[str, Any]: ...
-
-
 @contextlib.asynccontextmanager
 async def create_streams_client(
     endpoint_url: str | None,
@@ -67,7 +58,7 @@ async def create_streams_client(
     credentials: StaticCredentials | None = None,
     *,
     config: Config | None = None,
-) -> AsyncIterator[StreamsClient]:
+) -> AsyncIterator[DynamoDBStreamsClient]:
     """A DynamoDB Streams client (adapters.aws.aws_client: fails fast like the others)."""
     async with aws_client(
         "dynamodbstreams", endpoint_url, region, credentials, config=config
@@ -127,7 +118,9 @@ def _snapshot(image: Mapping[str, Any] | None) -> Product | Customer | Order | N
 
 
 class DynamoChangeStream:
-    def __init__(self, client: DynamoDBClient, streams: StreamsClient, table_name: str) -> None:
+    def __init__(
+        self, client: DynamoDBClient, streams: DynamoDBStreamsClient, table_name: str
+    ) -> None:
         self._client = client
         self._streams = streams
         self._table = table_name
@@ -248,7 +241,11 @@ class DynamoLeaseStore:
                     TableName=self._table, Key=self._key, ConsistentRead=True
                 )
             ).get("Item")
-        if current is not None and int(current["expiresAt"]["N"]) >= now_ms:
+        if (
+            current is not None
+            and int(current["expiresAt"]["N"]) >= now_ms
+            and current["holder"]["S"] != holder
+        ):
             return None
         try:
             with translate_errors(self._endpoint):
@@ -259,7 +256,12 @@ class DynamoLeaseStore:
                         "SET #kind = :kind, #holder = :holder, #expires = :expires, "
                         "#acquired = :at, #token = if_not_exists(#token, :zero) + :one"
                     ),
-                    ConditionExpression="attribute_not_exists(pk) OR #expires < :now",
+                    # Our own lease, still valid, is ours to take again: a holder that gave
+                    # it up for want of a timely renewal (an overloaded event loop) resumes at
+                    # once, under a new token that fences its former tenure.
+                    ConditionExpression=(
+                        "attribute_not_exists(pk) OR #expires < :now OR #holder = :holder"
+                    ),
                     ExpressionAttributeNames={
                         "#kind": "kind",
                         "#holder": "holder",

@@ -32,8 +32,11 @@ from gql.transport.appsync_auth import AppSyncApiKeyAuthentication, AppSyncIAMAu
 from gql.transport.appsync_websockets import AppSyncWebsocketsTransport
 from gql.transport.exceptions import TransportError
 
+from adapters.aws import StaticCredentials
+from adapters.dynamodb.client import create_client
+from adapters.dynamodb.stream import lease_key
 from hemisphere.localstack import free_port
-from subscriptions.stream_publisher import AppSyncPublicationSink
+from subscriptions.stream_publisher import AppSyncPublicationSink, lease_name
 from tests.support.builders import product
 
 pytestmark = pytest.mark.e2e
@@ -42,7 +45,8 @@ ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "da2-fanoutfanoutfanoutfanout"
 AKID, SECRET = "AKIAFANOUTE2E", "fanout-e2e-secret"
 WARM_UP = product("p-warm", category="fanout")
-LEASE, RENEW = 5.0, 1.5  # the defaults: the takeover below is the production one
+LOCAL_AWS = StaticCredentials("hemisphere-local", "hemisphere-local")
+LEASE, RENEW = 5.0, 1.5  # LeaseKeeper's defaults, which bootstrap uses
 
 
 @dataclass
@@ -78,10 +82,6 @@ def start_instance(env: dict[str, str], log_dir: Path) -> Instance:
             "tests.support.fanout_runner",
             "--port",
             str(port),
-            "--lease",
-            str(LEASE),
-            "--renew",
-            str(RENEW),
         ],
         cwd=ROOT,
         env=env,
@@ -112,8 +112,8 @@ def instances(
         "DATABASE_URL": pg_dsn,
         "AWS_ENDPOINT_URL": aws_endpoint,
         "REDIS_URL": redis_url,
-        "AWS_ACCESS_KEY_ID": "hemisphere-local",
-        "AWS_SECRET_ACCESS_KEY": "hemisphere-local",
+        "AWS_ACCESS_KEY_ID": LOCAL_AWS.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": LOCAL_AWS.secret_access_key,
         "HEMISPHERE_REGION": "us-east-1",
         "HEMISPHERE_TABLE": table_name,
         "HEMISPHERE_API_KEYS": API_KEY,
@@ -212,17 +212,25 @@ async def upsert_product(instance: Instance, name: str) -> str:
     return str(result["upsertProduct"]["id"])
 
 
-async def leader_of(instances: list[Instance], within: float = 15.0) -> Instance:
+async def leader_of(
+    instances: list[Instance], aws_endpoint: str, table_name: str, within: float = 15.0
+) -> Instance:
+    """The instance whose process holds the publisher's lease (its holder name is
+    host:pid:random), read from the lease item in the table."""
+    key = {name: {"S": value} for name, value in lease_key(lease_name("us-east-1")).items()}
     deadline = time.monotonic() + within
-    async with httpx.AsyncClient() as client:
+    async with create_client(aws_endpoint, "us-east-1", LOCAL_AWS) as client:
         while time.monotonic() < deadline:
-            for instance in instances:
-                with contextlib.suppress(httpx.HTTPError):
-                    status = (await client.get(f"{instance.base}/_fanout")).json()
-                    if status["leader"]:
+            item = (await client.get_item(TableName=table_name, Key=key, ConsistentRead=True)).get(
+                "Item"
+            )
+            if item is not None and int(item["expiresAt"]["N"]) > time.time() * 1000:
+                pid = int(item["holder"]["S"].split(":")[1])
+                for instance in instances:
+                    if instance.process.pid == pid:
                         return instance
             await asyncio.sleep(0.2)
-    raise AssertionError("no instance took the publisher's lease")
+    raise AssertionError("none of these instances holds the publisher's lease")
 
 
 async def test_a_change_made_through_one_instance_reaches_subscribers_on_both(
@@ -241,9 +249,9 @@ async def test_a_change_made_through_one_instance_reaches_subscribers_on_both(
 
 
 async def test_changes_keep_flowing_after_the_publishers_instance_is_killed(
-    instances: list[Instance],
+    instances: list[Instance], aws_endpoint: str, table_name: str
 ) -> None:
-    leader = await leader_of(instances)
+    leader = await leader_of(instances, aws_endpoint, table_name)
     (survivor,) = [i for i in instances if i is not leader]
     async with subscribed(survivor) as (subscriber,):
         before = [await upsert_product(survivor, f"Before {n}") for n in range(3)]
@@ -252,7 +260,7 @@ async def test_changes_keep_flowing_after_the_publishers_instance_is_killed(
         after = [await upsert_product(survivor, f"After {n}") for n in range(3)]
         await subscriber.wait_for_ids(set(before + after), within=LEASE + RENEW + 15)
         flowing_again = time.monotonic() - killed_at
-        assert await leader_of([survivor]) is survivor
+        assert await leader_of([survivor], aws_endpoint, table_name) is survivor
     # Every change arrived (some perhaps twice: the dead holder may not have checkpointed them).
     assert set(before + after) <= set(subscriber.ids())
     print(f"\nchanges flowing again {flowing_again:.1f} s after the lease holder was killed")

@@ -39,6 +39,9 @@ async def test_the_lease_is_taken_once_until_it_expires(client: Any, table_name:
     assert await leases.acquire("a", now=T0 + 8, duration=5) is None
     await leases.release("b", 2)
     assert await leases.acquire("a", now=T0 + 8, duration=5) == 3
+    # A holder that gave its lease up locally (renewed too late) takes it back at once.
+    assert await leases.acquire("a", now=T0 + 9, duration=5) == 4
+    assert not await leases.renew("a", 3, now=T0 + 9, duration=5)
 
 
 async def test_checkpoints_are_written_only_under_the_current_token(

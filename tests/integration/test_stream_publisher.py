@@ -24,7 +24,6 @@ from adapters.dynamodb.stream import (
     DynamoChangeStream,
     DynamoCheckpointStore,
     DynamoLeaseStore,
-    StreamsClient,
     create_streams_client,
     lease_key,
 )
@@ -100,7 +99,7 @@ class FakeApi:
 @dataclass
 class Region:
     client: Any
-    streams: StreamsClient
+    streams: Any
     table: str
     writer: DynamoProjectionWriter
     api: FakeApi

@@ -38,7 +38,8 @@ class _LeaseRow:
 
 
 class InMemoryLeaseStore:
-    """LeaseStore with the DynamoDB adapter's rules: take if absent or expired, new token."""
+    """LeaseStore with the DynamoDB adapter's rules: take if absent, expired or one's own;
+    a new token each time."""
 
     def __init__(self) -> None:
         self.row: _LeaseRow | None = None
@@ -48,7 +49,7 @@ class InMemoryLeaseStore:
 
     async def acquire(self, holder: str, *, now: float, duration: float) -> int | None:
         await self._maybe_fail()
-        if self.row is not None and self.row.expires >= now:
+        if self.row is not None and self.row.expires >= now and self.row.holder != holder:
             return None
         self.tokens_issued += 1
         self.row = _LeaseRow(holder, self.tokens_issued, now + duration)

@@ -115,6 +115,25 @@ async def test_a_holder_whose_renewal_hangs_stops_on_time_all_the_same() -> None
     running.cancel()
 
 
+async def test_a_holder_that_gave_up_on_time_takes_its_lease_back_under_a_new_token(
+    clocks: tuple[FakeClock, FakeClock],
+) -> None:
+    wall, mono = clocks
+    store = InMemoryLeaseStore()
+    a, b = _keepers(store, wall, mono, "a", "b")
+    await a.step()
+    store.fail_with = ProjectionStoreUnavailableError("slow")
+    mono.now += 3.5
+    with pytest.raises(ProjectionStoreUnavailableError):
+        await a.step()
+    assert a.token is None
+    store.fail_with = None
+    await b.step()
+    assert b.token is None  # still a's lease in the store
+    await a.step()
+    assert a.token == 2
+
+
 async def test_abandoning_a_fenced_token_ends_the_tenure(
     clocks: tuple[FakeClock, FakeClock],
 ) -> None:
