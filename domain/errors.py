@@ -8,7 +8,8 @@ HemisphereError
 ├── BackendUnavailableError    ServiceUnavailable: a backend is down; retry later
 │   └── ProjectionStoreUnavailableError
 ├── ReadOnlyRegionError        ReadOnlyRegion: the primary is unreachable; nothing written
-└── UnsupportedOperationError  UnsupportedOperation: in the contract, not served here
+├── IdempotencyConflictError   IdempotencyConflict: a key reused for another request
+└── OrderNotCancellableError   OrderNotCancellable: only CONFIRMED orders can be cancelled
 """
 
 from __future__ import annotations
@@ -55,12 +56,6 @@ class ReadOnlyRegionError(HemisphereError):
     """The primary region cannot be reached: this region serves reads only until it can."""
 
     error_type = "ReadOnlyRegion"
-
-
-class UnsupportedOperationError(HemisphereError):
-    """The operation is in the contract but this deployment does not serve it."""
-
-    error_type = "UnsupportedOperation"
 
 
 class IdempotencyConflictError(HemisphereError):
