@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 
-from adapters.aws import StaticCredentials
+from adapters.aws import StaticCredentials, aws_client, client_config
 from adapters.eventbridge import (
     EventBridgeProfileUpdates,
     ensure_profile_update_route,
@@ -33,7 +34,7 @@ from hemisphere.settings import Settings, SettingsError
 from regions.routing import (
     ProfileUpdatesReadOnlyWhenPrimaryUnreachable,
     ReadOnlyWhenPrimaryUnreachable,
-    primary_client,
+    write_target,
 )
 from resolvers.ports import OrderWorkflows, ProfileUpdates
 from workflows.activities import Activities
@@ -77,6 +78,29 @@ async def open_write_clients(
         events, sqs, settings.event_bus_name, f"{settings.event_bus_name}-profile-updates"
     )
     return AwsClients(sfn, sqs, events, machines, queue_url)
+
+
+@contextlib.asynccontextmanager
+async def primary_client(
+    service: Literal["stepfunctions", "events"], settings: Settings
+) -> AsyncIterator[Any]:
+    """A client of the primary region's `service` (its region name, its endpoint) that fails
+    fast: a secondary's writes go there, and an outage must read as ReadOnlyRegion quickly."""
+    target = write_target(settings)
+    credentials = None
+    if settings.aws_access_key_id and settings.aws_secret_access_key:
+        credentials = StaticCredentials(settings.aws_access_key_id, settings.aws_secret_access_key)
+    # The primary's region name, not ours: SigV4 signs for the region that answers. The
+    # shared config's 1 s connect / 3 s read / one retry is what makes a down primary report
+    # quickly; more retries would only make it slow to.
+    async with aws_client(
+        service,
+        target.endpoint_url,
+        target.primary_region,
+        credentials,
+        config=client_config(max_pool_connections=32),
+    ) as client:
+        yield client
 
 
 async def write_ports(

@@ -6,8 +6,8 @@ secondary that is a cross-region call, and when it cannot be made the region is 
 the mutation fails at once with errorType ReadOnlyRegion and nothing is started, rather than
 hanging on a dead endpoint or answering a vague ServiceUnavailable.
 
-This module decides where writes go (`write_target`), opens clients there that fail fast
-(`primary_client`), and wraps the write ports so that "the primary cannot be reached" reads
+This module decides where writes go (`write_target`; the composition root opens clients there
+that fail fast) and wraps the write ports so that "the primary cannot be reached" reads
 as ReadOnlyRegionError (`ReadOnlyWhenPrimaryUnreachable`, `ProfileUpdatesReadOnlyWhen...`).
 """
 
@@ -18,20 +18,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Protocol
+from typing import Protocol
 
-from botocore.config import Config
-
-from adapters.aws import StaticCredentials, aws_client
 from domain.commands import CancelOrder, Checkout, UpdateCustomerProfile
 from domain.errors import BackendUnavailableError, ReadOnlyRegionError
 from resolvers.ports import OrderWorkflows, ProfileUpdates
 
-# A healthy cross-region StartExecution or PutEvents takes well under a second. One retry
-# covers a dropped keep-alive connection; more would only make a down primary slow to report.
-CONNECT_TIMEOUT_SECONDS = 1.0
-READ_TIMEOUT_SECONDS = 3.0
-MAX_ATTEMPTS = 2
 # The wrappers' own bound on one write call, whatever the client underneath is configured
 # with: past it the primary counts as unreachable.
 DEFAULT_DEADLINE_SECONDS = 3.0
@@ -83,40 +75,6 @@ def write_target(settings: RoutingSettings) -> WriteTarget:
     else:
         endpoint = settings.primary_aws_endpoint_url or settings.aws_endpoint_url
     return WriteTarget(settings.region, settings.primary_region, endpoint)
-
-
-def primary_client_config() -> Config:
-    return Config(
-        connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        read_timeout=READ_TIMEOUT_SECONDS,
-        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
-        max_pool_connections=32,
-    )
-
-
-@contextlib.asynccontextmanager
-async def primary_client(
-    service: Literal["stepfunctions", "events"],
-    settings: RoutingSettings,
-    *,
-    config: Config | None = None,
-) -> AsyncIterator[Any]:
-    """A client of the primary region's `service` (its region name, its endpoint), failing
-    fast, for the `async with` block. Pass it to the Step Functions adapter or to
-    EventBridgeProfileUpdates; wrap those in the read-only wrappers below when remote."""
-    target = write_target(settings)
-    credentials = None
-    if settings.aws_access_key_id and settings.aws_secret_access_key:
-        credentials = StaticCredentials(settings.aws_access_key_id, settings.aws_secret_access_key)
-    # The primary's region name, not ours: SigV4 signs for the region that answers.
-    async with aws_client(
-        service,
-        target.endpoint_url,
-        target.primary_region,
-        credentials,
-        config=config or primary_client_config(),
-    ) as client:
-        yield client
 
 
 class _PrimaryGuard:

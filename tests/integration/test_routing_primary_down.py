@@ -25,7 +25,8 @@ from domain.saga import (
 )
 from hemisphere.localstack import free_port
 from hemisphere.settings import Settings
-from regions.routing import ReadOnlyWhenPrimaryUnreachable, primary_client, write_target
+from hemisphere.write_path import primary_client
+from regions.routing import ReadOnlyWhenPrimaryUnreachable, write_target
 
 pytestmark = pytest.mark.integration
 
