@@ -8,12 +8,28 @@ turn an outage into the adapter's named BackendUnavailableError within seconds.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import aioboto3
 from botocore.config import Config
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from domain.errors import BackendUnavailableError
+
+# Error codes that mean "the service is there but cannot serve you now"; the rest of the
+# ClientErrors (validation, missing resource, conditional check) are answers, not outages.
+_UNAVAILABLE_CODES = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +88,29 @@ async def aws_client(
         **kwargs,
     ) as client:
         yield client
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether `error` means the service cannot answer now (as opposed to a wrong request)."""
+    if isinstance(error, BotoConnectionError | HTTPClientError):
+        # Refused/unresolvable endpoint, connect and read timeouts, dropped connections.
+        return True
+    if isinstance(error, ClientError):
+        code = error.response.get("Error", {}).get("Code", "")
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return code in _UNAVAILABLE_CODES or status >= 500
+    return False
+
+
+@contextlib.contextmanager
+def translate_unavailable(
+    what: str, error: type[BackendUnavailableError], advice: str = "retry later"
+) -> Iterator[None]:
+    """Re-raise an outage of `what` as the adapter's named `error`; any other error passes
+    unchanged. Use around each call."""
+    try:
+        yield
+    except Exception as exc:
+        if is_unavailable(exc):
+            raise error(f"{what} is unavailable ({exc}); {advice}") from exc
+        raise

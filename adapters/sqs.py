@@ -18,8 +18,7 @@ from typing import Any, Final, Protocol
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from adapters.aws import StaticCredentials, aws_client, client_config
-from adapters.dynamodb.client import is_unavailable
+from adapters.aws import StaticCredentials, aws_client, client_config, translate_unavailable
 from domain.errors import BackendUnavailableError
 
 # aiobotocore's SQS client (no type stubs for SQS are installed).
@@ -38,14 +37,8 @@ class TaskQueueUnavailableError(BackendUnavailableError):
 
 @contextlib.contextmanager
 def translate_errors(what: str) -> Iterator[None]:
-    try:
+    with translate_unavailable(what, TaskQueueUnavailableError):
         yield
-    except Exception as error:
-        if is_unavailable(error):
-            raise TaskQueueUnavailableError(
-                f"{what} is unavailable ({error}); retry later"
-            ) from error
-        raise
 
 
 @contextlib.asynccontextmanager

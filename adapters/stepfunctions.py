@@ -22,8 +22,7 @@ from typing import Any, Final
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from adapters.aws import StaticCredentials, aws_client
-from adapters.dynamodb.client import is_unavailable
+from adapters.aws import StaticCredentials, aws_client, translate_unavailable
 from adapters.sqs import SqsClient, ensure_task_queue
 from domain.commands import CancelOrder, Checkout
 from domain.errors import BackendUnavailableError, IdempotencyConflictError
@@ -61,14 +60,10 @@ def translate_errors(what: str) -> Iterator[None]:
     """An outage of Step Functions as WorkflowEngineUnavailableError (a secondary region's
     routing, regions/routing.py, turns that into ReadOnlyRegionError); any other error
     passes unchanged."""
-    try:
+    with translate_unavailable(
+        what, WorkflowEngineUnavailableError, "retry later with the same idempotency key"
+    ):
         yield
-    except Exception as error:
-        if is_unavailable(error):
-            raise WorkflowEngineUnavailableError(
-                f"{what} is unavailable ({error}); retry later with the same idempotency key"
-            ) from error
-        raise
 
 
 @contextlib.asynccontextmanager

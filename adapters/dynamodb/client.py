@@ -13,10 +13,14 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 from botocore.config import Config
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from adapters.aws import StaticCredentials, aws_client, client_config
+from adapters.aws import (
+    StaticCredentials,
+    aws_client,
+    client_config,
+    is_unavailable,
+    translate_unavailable,
+)
 from domain.errors import ProjectionStoreUnavailableError
 
 # StaticCredentials and client_config live in adapters.aws; re-exported for callers here.
@@ -31,18 +35,6 @@ __all__ = [
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb.client import DynamoDBClient
-
-# Error codes that mean "the service is there but cannot serve you now"; the rest of the
-# ClientErrors (validation, missing table, conditional check) are answers, not outages.
-_UNAVAILABLE_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "InternalServerError",
-        "ServiceUnavailable",
-    }
-)
 
 
 @contextlib.asynccontextmanager
@@ -62,28 +54,12 @@ def endpoint_of(client: DynamoDBClient) -> str:
     return str(client.meta.endpoint_url)
 
 
-def is_unavailable(error: BaseException) -> bool:
-    """Whether `error` means the store cannot answer now (as opposed to a wrong request)."""
-    if isinstance(error, BotoConnectionError | HTTPClientError):
-        # Refused/unresolvable endpoint, connect and read timeouts, dropped connections.
-        return True
-    if isinstance(error, ClientError):
-        code = error.response.get("Error", {}).get("Code", "")
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return code in _UNAVAILABLE_CODES or status >= 500
-    return False
-
-
 @contextlib.contextmanager
 def translate_errors(endpoint: str) -> Iterator[None]:
     """Re-raise an outage of the store as ProjectionStoreUnavailableError naming `endpoint`;
     any other error passes unchanged. Use around each call: `with translate_errors(url): ...`.
     """
-    try:
+    with translate_unavailable(
+        f"the projection store at {endpoint}", ProjectionStoreUnavailableError
+    ):
         yield
-    except Exception as error:
-        if is_unavailable(error):
-            raise ProjectionStoreUnavailableError(
-                f"the projection store at {endpoint} is unavailable ({error}); retry later"
-            ) from error
-        raise
