@@ -85,6 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     rebuild.add_argument("--fresh", action="store_true", help="delete and recreate the table first")
     rebuild.set_defaults(run=_projections_rebuild)
+
+    # Command groups that live in modules of their own add themselves here, one call each
+    # (`register(commands)`), so this module does not grow with every role.
     return parser
 
 
