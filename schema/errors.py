@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
@@ -9,6 +10,24 @@ from graphql import GraphQLError, GraphQLSyntaxError
 from domain.errors import BackendUnavailableError, HemisphereError
 
 INTERNAL_MESSAGE = "An internal failure occurred; it has been logged."
+
+# Where a backend lives is the operator's business, never a client's: URLs, addresses with or
+# without a port, asyncpg's ('host', port) pairs, libpq's host=, PostgreSQL socket paths.
+_ENDPOINT = re.compile(
+    r"[a-z][a-z0-9+.-]*://[^\s'\"),]+"
+    r"|\('[^']*',\s*\d+\)"
+    r"|\bhost=[^\s&'\"]+"
+    r"|\S*/\.s\.PGSQL\.\d+"
+    r"|\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?"
+    r"|\blocalhost(?::\d+)?"
+    r"|\b[a-z0-9-]+(?:\.[a-z0-9-]+)+:\d{2,5}\b",
+    re.IGNORECASE,
+)
+
+
+def redact_endpoints(message: str) -> str:
+    """`message` with every backend address in it replaced by "an internal endpoint"."""
+    return _ENDPOINT.sub("an internal endpoint", message)
 
 
 def error_type_of(error: GraphQLError) -> str:
@@ -31,7 +50,7 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
     error_type = error_type_of(error)
     original = error.original_error
     if isinstance(original, HemisphereError):
-        message = original.message
+        message = redact_endpoints(original.message)
     elif error_type == "InternalFailure":
         message = INTERNAL_MESSAGE  # never leak an unexpected exception's text to clients
     else:
