@@ -61,7 +61,9 @@ def create_app(
             profiles=runtime.profiles,
         )
 
-    authenticator = Authenticator(settings.api_keys, settings.iam_credentials)
+    authenticator = Authenticator(
+        settings.api_keys, settings.iam_credentials, region=settings.region
+    )
     endpoint = GraphQLHTTP(schema, authenticator, make_context, graphiql_page(graphiql_api_key))
 
     async def health(request: Request) -> Response:

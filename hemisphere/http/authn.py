@@ -14,9 +14,13 @@ NOT_AUTHORIZED = "You are not authorized to make this call."
 
 
 class Authenticator:
-    def __init__(self, api_keys: tuple[str, ...], iam_credentials: Mapping[str, str]) -> None:
+    def __init__(
+        self, api_keys: tuple[str, ...], iam_credentials: Mapping[str, str], *, region: str
+    ) -> None:
+        """`region`: the one SigV4 signatures must be scoped to (this API's region)."""
         self._api_keys = tuple(k.encode() for k in api_keys)
         self._iam_credentials = dict(iam_credentials)
+        self._region = region
 
     def authenticate(
         self, *, method: str, url: str, headers: Mapping[str, str], body: bytes
@@ -30,6 +34,7 @@ class Authenticator:
                 headers=headers,
                 body=body,
                 credentials=self._iam_credentials,
+                region=self._region,
             )
             return Caller(AuthMode.AWS_IAM, akid)
         api_key = headers.get("x-api-key")

@@ -1,11 +1,15 @@
 """Verify AWS Signature Version 4 on an incoming request, as AppSync does for AWS_IAM callers.
 
 botocore computes the canonical request and the signature; we rebuild the request from the
-headers the caller signed and compare signatures in constant time.
+headers the caller signed and compare signatures in constant time. What botocore takes on
+trust we check ourselves, as AWS does: the payload hash is the real body's (botocore signs
+whatever `x-amz-content-sha256` claims), and the credential scope names this region and the
+`appsync` service (a signature made for S3 or for another region is not one for us).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import re
 from collections.abc import Mapping
@@ -22,8 +26,10 @@ _AUTHORIZATION = re.compile(
     r"(?P<service>[^/\s]+)/aws4_request,\s*SignedHeaders=(?P<signed>[^,\s]+),\s*"
     r"Signature=(?P<signature>[0-9a-f]{64})$"
 )
-# AWS refuses signatures whose time is further than this from its own clock.
-MAX_CLOCK_SKEW = timedelta(minutes=15)
+# SigV4 requests must reach AWS within five minutes of their X-Amz-Date (AWS's SigV4
+# documentation); a captured request is replayable for no longer than that.
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+SERVICE = "appsync"
 
 
 def is_sigv4(authorization: str | None) -> bool:
@@ -37,12 +43,26 @@ def verify_sigv4(
     headers: Mapping[str, str],
     body: bytes,
     credentials: Mapping[str, str],
+    region: str,
     now: datetime | None = None,
 ) -> str:
-    """Returns the access key id of a correctly signed request; raises UnauthorizedError."""
+    """Returns the access key id of a request correctly signed for `appsync` in `region`;
+    raises UnauthorizedError."""
     match = _AUTHORIZATION.match(headers.get("authorization", ""))
     if match is None:
         raise UnauthorizedError("Malformed AWS4-HMAC-SHA256 Authorization header.")
+    if match["service"] != SERVICE or match["region"] != region:
+        raise UnauthorizedError(
+            f"Credential should be scoped to a valid region ({region}) and to the "
+            f"'{SERVICE}' service."
+        )
+    claimed_hash = headers.get("x-amz-content-sha256")
+    if claimed_hash is not None and not hmac.compare_digest(
+        claimed_hash, hashlib.sha256(body).hexdigest()
+    ):
+        raise UnauthorizedError(
+            "The provided x-amz-content-sha256 header does not match the request body."
+        )
     akid = match["akid"]
     secret = credentials.get(akid)
     if secret is None:

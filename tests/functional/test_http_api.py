@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from hemisphere.app import create_app
 from tests.support.app import (
     API_KEY,
+    IAM_AKID,
+    IAM_SECRET,
     SETTINGS,
     client_for,
     fake_runtime,
@@ -158,6 +164,47 @@ async def test_tampered_or_unknown_signature_is_401(client: httpx.AsyncClient) -
     response = await client.post(
         "/graphql", content=body, headers=sigv4_headers(url, body, secret="not-the-secret")
     )
+    assert response.status_code == 401
+
+
+async def test_a_captured_signed_request_cannot_carry_another_body(
+    client: httpx.AsyncClient, reader: InMemoryReader
+) -> None:
+    """A signature over `{ region }` with its payload hash in x-amz-content-sha256 (as the
+    AWS SDKs send it) must not authorize an upsertProduct sent with the same headers."""
+    query = b'{"query": "{ region { region } }"}'
+    url = "http://testserver/graphql"
+    mutation = json.dumps(
+        {
+            "query": """mutation { upsertProduct(input: {sku: "S-9", name: "Forged",
+        category: "garden", price: {amount: 1, currency: "USD"}, available: 1}) { id } }"""
+        }
+    ).encode()
+    for claimed in (hashlib.sha256(query).hexdigest(), "UNSIGNED-PAYLOAD"):
+        request = AWSRequest(
+            method="POST",
+            url=url,
+            data=query,
+            headers={"content-type": "application/json", "x-amz-content-sha256": claimed},
+        )
+        SigV4Auth(Credentials(IAM_AKID, IAM_SECRET), "appsync", "us-east-1").add_auth(request)
+        response = await client.post("/graphql", content=mutation, headers=dict(request.headers))
+        assert response.status_code == 401, response.text
+    assert len(reader.products) == len(PRODUCTS)  # nothing written
+
+
+async def test_signatures_for_another_region_or_service_are_401(client: httpx.AsyncClient) -> None:
+    body = b'{"query": "{ region { region } }"}'
+    url = "http://testserver/graphql"
+    response = await client.post(
+        "/graphql", content=body, headers=sigv4_headers(url, body, region="eu-west-1")
+    )
+    assert response.status_code == 401
+    request = AWSRequest(
+        method="POST", url=url, data=body, headers={"content-type": "application/json"}
+    )
+    SigV4Auth(Credentials(IAM_AKID, IAM_SECRET), "execute-api", "us-east-1").add_auth(request)
+    response = await client.post("/graphql", content=body, headers=dict(request.headers))
     assert response.status_code == 401
 
 

@@ -73,6 +73,7 @@ class FakeApi:
                     headers=headers,
                     body=body,
                     credentials=PRINCIPALS,
+                    region=REGION,
                 )
             except UnauthorizedError as error:
                 self.refused += 1

@@ -1,3 +1,4 @@
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,18 +13,33 @@ URL = "https://api.example.com/graphql"
 CREDENTIALS = {"AKIAEXAMPLE": "secret-key"}
 
 
-def signed(body: bytes, secret: str = "secret-key", token: str | None = None) -> dict[str, str]:
-    request = AWSRequest(
-        method="POST", url=URL, data=body, headers={"content-type": "application/json"}
-    )
-    SigV4Auth(Credentials("AKIAEXAMPLE", secret, token), "appsync", "eu-west-1").add_auth(request)
+def signed(
+    body: bytes,
+    secret: str = "secret-key",
+    token: str | None = None,
+    *,
+    service: str = "appsync",
+    region: str = "eu-west-1",
+    content_sha256: str | None = None,
+) -> dict[str, str]:
+    headers = {"content-type": "application/json"}
+    if content_sha256 is not None:
+        headers["x-amz-content-sha256"] = content_sha256
+    request = AWSRequest(method="POST", url=URL, data=body, headers=headers)
+    SigV4Auth(Credentials("AKIAEXAMPLE", secret, token), service, region).add_auth(request)
     return {k.lower(): v for k, v in request.headers.items()} | {"host": "api.example.com"}
 
 
 def verify(headers: dict[str, str], body: bytes, **kw: object) -> str:
     return verify_sigv4(
-        method="POST", url=URL, headers=headers, body=body, credentials=CREDENTIALS, **kw
-    )  # type: ignore[arg-type]
+        method="POST",
+        url=URL,
+        headers=headers,
+        body=body,
+        credentials=CREDENTIALS,
+        region="eu-west-1",
+        **kw,  # type: ignore[arg-type]
+    )
 
 
 def test_a_correct_signature_names_its_key() -> None:
@@ -54,3 +70,36 @@ def test_old_signatures_expire() -> None:
     later = datetime.now(UTC) + timedelta(minutes=20)
     with pytest.raises(UnauthorizedError, match="expired"):
         verify(headers, body, now=later)
+
+
+QUERY = b'{"query":"{ region { region } }"}'
+MUTATION = b'{"query":"mutation { upsertProduct(input: {sku: \\"X\\"}) { id } }"}'
+
+
+@pytest.mark.parametrize("claimed", ["body-hash", "UNSIGNED-PAYLOAD"])
+def test_a_signed_payload_hash_must_be_the_bodys(claimed: str) -> None:
+    """One captured request must not run another body: the hash botocore would take on trust
+    from x-amz-content-sha256 is checked against the body actually sent."""
+    value = hashlib.sha256(QUERY).hexdigest() if claimed == "body-hash" else claimed
+    headers = signed(QUERY, content_sha256=value)
+    if claimed == "body-hash":
+        assert verify(headers, QUERY) == "AKIAEXAMPLE"  # the honest request passes
+    with pytest.raises(UnauthorizedError, match="x-amz-content-sha256"):
+        verify(headers, MUTATION)
+
+
+@pytest.mark.parametrize(
+    ("service", "region"),
+    [("s3", "eu-west-1"), ("execute-api", "eu-west-1"), ("appsync", "us-east-1")],
+)
+def test_the_credential_scope_must_be_this_region_and_appsync(service: str, region: str) -> None:
+    headers = signed(QUERY, service=service, region=region)
+    with pytest.raises(UnauthorizedError, match="scoped"):
+        verify(headers, QUERY)
+
+
+def test_the_clock_skew_window_is_five_minutes() -> None:
+    headers = signed(QUERY)
+    assert verify(headers, QUERY, now=datetime.now(UTC) + timedelta(minutes=4)) == "AKIAEXAMPLE"
+    with pytest.raises(UnauthorizedError, match="expired"):
+        verify(headers, QUERY, now=datetime.now(UTC) + timedelta(minutes=6))
