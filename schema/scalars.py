@@ -37,7 +37,7 @@ def _require_str(value: Any, scalar: str) -> str:
 
 def parse_datetime(value: Any) -> datetime:
     text = _require_str(value, "AWSDateTime")
-    if not _DATETIME.match(text):
+    if not _DATETIME.fullmatch(text):
         raise ValueError(f"'{text}' is not a valid AWSDateTime (ISO 8601 with a time zone)")
     try:
         # Python < 3.11 had no 'Z'; fromisoformat takes it from 3.11 on.
@@ -55,21 +55,21 @@ def serialize_datetime(value: datetime) -> str:
 
 def parse_date(value: Any) -> date:
     text = _require_str(value, "AWSDate")
-    if not _DATE.match(text):
+    if not _DATE.fullmatch(text):
         raise ValueError(f"'{text}' is not a valid AWSDate (YYYY-MM-DD)")
     return date.fromisoformat(text[:10])
 
 
 def parse_time(value: Any) -> time:
     text = _require_str(value, "AWSTime")
-    if not _TIME.match(text):
+    if not _TIME.fullmatch(text):
         raise ValueError(f"'{text}' is not a valid AWSTime (hh:mm:ss.sss)")
     return time.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def parse_email(value: Any) -> str:
     text = _require_str(value, "AWSEmail")
-    if len(text) > 254 or not _EMAIL.match(text):
+    if len(text) > 254 or not _EMAIL.fullmatch(text):
         raise ValueError(f"'{text}' is not a valid AWSEmail")
     return text
 
@@ -90,7 +90,7 @@ def parse_json(value: Any) -> Any:
 
 def parse_phone(value: Any) -> str:
     text = _require_str(value, "AWSPhone")
-    if not _PHONE.match(text):
+    if not _PHONE.fullmatch(text):
         raise ValueError(f"'{text}' is not a valid AWSPhone")
     return text
 
@@ -98,7 +98,13 @@ def parse_phone(value: Any) -> str:
 def parse_url(value: Any) -> str:
     text = _require_str(value, "AWSURL")
     parts = urlsplit(text)
-    if not parts.scheme or not (parts.netloc or parts.scheme == "mailto"):
+    # urlsplit drops tabs and newlines anywhere in a URL (WHATWG); a stored value must not
+    # carry them.
+    if (
+        any(c.isspace() for c in text)
+        or not parts.scheme
+        or not (parts.netloc or parts.scheme == "mailto")
+    ):
         raise ValueError(f"'{text}' is not a valid AWSURL (scheme://host...)")
     return text
 

@@ -66,3 +66,22 @@ def test_other_appsync_scalars() -> None:
     with pytest.raises(ValueError):
         scalars.parse_date("27/11/2026")
     assert scalars.parse_time("10:11:12.123Z").minute == 11
+
+
+@pytest.mark.parametrize(
+    ("parse", "valid"),
+    [
+        (scalars.parse_email, "a@b.com"),
+        (scalars.parse_datetime, "2026-11-27T10:00:00Z"),
+        (scalars.parse_date, "2026-11-27"),
+        (scalars.parse_time, "10:00:00"),
+        (scalars.parse_phone, "+1 555 0100"),
+        (scalars.parse_url, "https://example.com/a"),
+    ],
+)
+def test_a_trailing_newline_is_not_part_of_a_valid_value(parse: object, valid: str) -> None:
+    """`$` matches before a final newline: `a@b.com\\n` passed and was stored as given."""
+    assert callable(parse)
+    parse(valid)
+    with pytest.raises(ValueError):
+        parse(valid + "\n")
