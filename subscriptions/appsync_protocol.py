@@ -36,6 +36,8 @@ from typing import Any
 
 import orjson
 
+from schema.operations import operation_selection_error
+
 SUBPROTOCOL = "graphql-ws"
 HEADER_SUBPROTOCOL_PREFIX = "header-"
 # What AppSync announces: a client that hears nothing (not even `ka`) for this long reconnects.
@@ -128,6 +130,9 @@ def _start(id: str, payload: object) -> Start:
         raise bad('"variables" must be a JSON object.')
     if operation_name is not None and not isinstance(operation_name, str):
         raise bad('"operationName" must be a string.')
+    unselectable = operation_selection_error(request["query"], operation_name)
+    if unselectable is not None:
+        raise bad(unselectable)
     extensions = payload.get("extensions") or {}
     request_extensions = request.get("extensions") or {}
     if not isinstance(extensions, dict) or not isinstance(request_extensions, dict):

@@ -16,6 +16,7 @@ from domain.auth import Caller
 from domain.errors import UnauthorizedError
 from hemisphere.http.authn import NOT_AUTHORIZED, Authenticator
 from schema.errors import format_error, request_error
+from schema.operations import operation_selection_error
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,9 @@ class GraphQLHTTP:
             return _malformed('"variables" must be a JSON object.')
         if operation_name is not None and not isinstance(operation_name, str):
             return _malformed('"operationName" must be a string.')
+        unselectable = operation_selection_error(query, operation_name)
+        if unselectable is not None:
+            return _json(request_error("BadRequestException", unselectable), status=400)
 
         result = await self._schema.execute(
             query,

@@ -118,6 +118,42 @@ async def test_malformed_json_and_empty_body_are_400(client: httpx.AsyncClient) 
         assert response.json()["errors"][0]["errorType"] == "MalformedHttpRequestException"
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            {"query": "query A { region { region } }", "operationName": "B"},
+            "Unknown operation named 'B'",
+        ),
+        (
+            {"query": "query A { region { region } } query B { region { epoch } }"},
+            "Must provide operation name",
+        ),
+        ({"query": "{ region { region } } { region { epoch } }"}, "Must provide operation name"),
+    ],
+)
+async def test_an_operation_that_cannot_be_selected_is_a_bad_request(
+    client: httpx.AsyncClient, body: dict[str, str], message: str
+) -> None:
+    """The spec's GetOperation, instead of an HTTP 500 or silently running the first one."""
+    response = await client.post(
+        "/graphql", json=body, headers={"x-api-key": API_KEY, "content-type": "application/json"}
+    )
+    assert response.status_code == 400, response.text
+    [error] = response.json()["errors"]
+    assert error["errorType"] == "BadRequestException" and message in error["message"]
+
+
+async def test_the_named_operation_of_several_runs(client: httpx.AsyncClient) -> None:
+    body = {
+        "query": "query A { region { region } } query B { region { primaryRegion } }",
+        "operationName": "B",
+    }
+    response = await client.post("/graphql", json=body, headers={"x-api-key": API_KEY})
+    assert response.status_code == 200, response.text
+    assert response.json()["data"] == {"region": {"primaryRegion": "us-east-1"}}
+
+
 async def test_api_key_caller_of_iam_field_is_refused_that_field(
     client: httpx.AsyncClient, reader: InMemoryReader
 ) -> None:

@@ -649,3 +649,36 @@ async def test_fields_the_mutation_did_not_select_are_null(api: Api) -> None:
         )
         data = (await ws.receive_json())["payload"]["data"]["onOrderChanged"]
         assert data == {"id": "o-0001", "failureReason": None, "total": {"amount": 2500}}
+
+
+@pytest.mark.parametrize(
+    ("query", "operation_name", "message"),
+    [
+        ("subscription A { onOrderChanged { id } }", "B", "Unknown operation named 'B'"),
+        (
+            "subscription A { onOrderChanged { id } } subscription B { onOrderChanged { id } }",
+            None,
+            "Must provide operation name",
+        ),
+    ],
+)
+async def test_an_operation_that_cannot_be_selected_is_an_error_at_start(
+    api: Api, query: str, operation_name: str | None, message: str
+) -> None:
+    """The spec's GetOperation: an unknown name, or several operations and no name."""
+    request = {"query": query, "variables": {}, "operationName": operation_name}
+    data = json.dumps(request)
+    async with api.socket() as ws:
+        await connect(ws)
+        await ws.send_json(
+            {
+                "id": "1",
+                "type": "start",
+                "payload": {"data": data, "extensions": {"authorization": api_key_auth()}},
+            }
+        )
+        reply = await ws.receive_json()
+        assert reply["type"] == "error" and reply["id"] == "1"
+        [error] = reply["payload"]["errors"]
+        assert error["errorType"] == "BadRequestException" and message in error["message"]
+        assert api.broker.subscriber_count("publishOrder") == 0

@@ -1,0 +1,39 @@
+"""Which operation of a document runs, as the GraphQL specification says (GetOperation):
+the one named by `operationName`; without a name, the document's only operation. Strawberry
+raises an internal error for an unknown name and silently runs the first of several
+operations; callers ask here first and answer a client error instead."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from graphql import GraphQLSyntaxError, OperationDefinitionNode, parse
+
+
+@lru_cache(maxsize=1024)
+def _operation_names(query: str) -> tuple[str | None, ...] | None:
+    """The names of the document's operations (None for an anonymous one); None when the
+    document does not parse (the executor reports the syntax error in its own shape)."""
+    try:
+        document = parse(query)
+    except GraphQLSyntaxError:
+        return None
+    return tuple(
+        d.name.value if d.name else None
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    )
+
+
+def operation_selection_error(query: str, operation_name: str | None) -> str | None:
+    """Why no operation can be selected, or None when one can."""
+    names = _operation_names(query)
+    if names is None:
+        return None
+    if operation_name is None:
+        if len(names) > 1:
+            return "Must provide operation name if query contains multiple operations."
+        return None
+    if operation_name not in names:
+        return f"Unknown operation named '{operation_name}'."
+    return None
