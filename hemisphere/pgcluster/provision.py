@@ -1,0 +1,154 @@
+"""Creating nodes: the first primary (initdb) and streaming replicas (pg_basebackup -R).
+
+Both are idempotent: an existing data directory is reused, so the next `hemisphere up` keeps
+the data (and the roles the nodes had when it stopped).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+
+from hemisphere.pgcluster.errors import PgRoleError
+from hemisphere.pgcluster.node import (
+    SUPERUSER,
+    PgNode,
+    conninfo,
+    has_data,
+    is_standby_on_disk,
+    prepare_dir,
+    query,
+    quote_literal,
+    run_tool,
+    set_auto_conf,
+    tool,
+    write_file,
+)
+from hemisphere.pgcluster.process import start
+
+# Appended to postgresql.conf at initdb; base backups and rewinds copy it to every node.
+SERVER_SETTINGS = """
+# --- hemisphere pgcluster: a primary with streaming replicas that can be promoted/rewound
+wal_level = replica
+max_wal_senders = 10
+max_replication_slots = 10
+# No replication slots (a region down for long would pin WAL forever): keep enough WAL for a
+# replica that was away for a while to catch up by streaming; beyond it, a fresh base backup.
+wal_keep_size = '512MB'
+hot_standby = on
+hot_standby_feedback = on
+# pg_rewind needs hint-bit changes WAL-logged (data checksums are on as well).
+wal_log_hints = on
+recovery_target_timeline = 'latest'
+# Replicas report their progress every second (lag figures) and a dead link is noticed in 10 s.
+wal_receiver_status_interval = '1s'
+wal_receiver_timeout = '10s'
+wal_sender_timeout = '10s'
+wal_retrieve_retry_interval = '1s'
+# Several regions share one machine: keep each server small.
+shared_buffers = '32MB'
+max_connections = 100
+log_line_prefix = '%m [%p] '
+"""
+
+HBA = """# hemisphere pgcluster: trust on loopback only (local stand-in, no password to manage)
+host all all 127.0.0.1/32 trust
+host replication all 127.0.0.1/32 trust
+local all all trust
+local replication all trust
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class BaseBackupReport:
+    """What make_replica did: `copied` is False when an existing replica was reused."""
+
+    node: str
+    copied: bool
+    seconds: float
+
+
+def init_primary(node: PgNode, database: str = "hemisphere") -> bool:
+    """Make `node` a running primary with `database`; True if it was created just now.
+
+    An existing data directory is reused as it is; one that is a standby raises PgRoleError
+    (it follows another primary: start it with `start`, or promote it)."""
+    created = not has_data(node)
+    if created:
+        prepare_dir(node.data_dir)
+        run_tool(
+            [
+                tool("initdb"),
+                "-D",
+                str(node.data_dir),
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--data-checksums",
+            ]
+        )
+        conf = node.data_dir / "postgresql.conf"
+        write_file(conf, conf.read_text() + SERVER_SETTINGS)
+        write_file(node.data_dir / "pg_hba.conf", HBA)
+    elif is_standby_on_disk(node):
+        raise PgRoleError(f"{node.name}: {node.data_dir} is a standby, not a primary")
+    start(node)
+    if not query(node.port, f"SELECT 1 FROM pg_database WHERE datname = {quote_literal(database)}"):
+        query(node.port, f'CREATE DATABASE "{database}"')
+    return created
+
+
+def make_replica(
+    node: PgNode, primary_host: str, primary_port: int, *, timeout: float = 120.0
+) -> BaseBackupReport:
+    """Make `node` a running hot standby streaming from primary_host:primary_port (a delay
+    proxy in front of the primary, or the primary itself). A data directory that already is a
+    standby is reused and re-pointed; a missing one is copied with pg_basebackup -R. A data
+    directory that is a primary raises PgRoleError: it must `rejoin` (its unreplicated writes
+    are reported first)."""
+    began = time.monotonic()
+    copied = False
+    if has_data(node):
+        if not is_standby_on_disk(node):
+            raise PgRoleError(f"{node.name}: {node.data_dir} is a primary; rejoin it instead")
+    else:
+        base_backup(node, primary_host, primary_port, timeout=timeout)
+        copied = True
+    set_standby_conf(node, primary_host, primary_port)
+    start(node, timeout=timeout)
+    return BaseBackupReport(node.name, copied, time.monotonic() - began)
+
+
+def base_backup(node: PgNode, host: str, port: int, *, timeout: float = 120.0) -> None:
+    """A fresh copy of the primary at host:port into the node's (emptied) data directory."""
+    if node.data_dir.exists():
+        shutil.rmtree(node.data_dir)
+    prepare_dir(node.data_dir)
+    run_tool(
+        [
+            tool("pg_basebackup"),
+            "-D",
+            str(node.data_dir),
+            "-d",
+            conninfo(host, port, application_name=f"{node.name}-basebackup"),
+            "--wal-method=stream",
+            "--checkpoint=fast",
+            "--write-recovery-conf",
+        ],
+        timeout=timeout,
+    )
+
+
+def set_standby_conf(node: PgNode, host: str, port: int) -> None:
+    """Make the stopped node's data directory start as a standby of host:port."""
+    write_file(node.data_dir / "standby.signal", "")
+    set_auto_conf(
+        node,
+        {
+            "primary_conninfo": conninfo(host, port, application_name=node.name),
+            "recovery_target_timeline": "latest",
+        },
+    )
