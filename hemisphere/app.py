@@ -1,5 +1,6 @@
-"""The ASGI app: GraphQL over HTTP on /graphql, a health check, and the lifespan that brings
-the backends up (see bootstrap) before the first request and down after the last."""
+"""The ASGI app: GraphQL over HTTP on /graphql, the probes (/healthz: the process is alive;
+/readyz: it should get traffic), and the lifespan that brings the backends up (see bootstrap)
+before the first request and down after the last."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from hemisphere.http.endpoint import GraphQLHTTP
 from hemisphere.http.graphiql import STATIC_DIR, STATIC_PATH, graphiql_page
 from hemisphere.http.realtime_options import RealtimeOptions
 from hemisphere.http.websocket_routes import websocket_routes
+from hemisphere.readiness import Readiness, Report
 from hemisphere.runtime import Runtime
 from hemisphere.settings import Settings
 from resolvers.context import Context
@@ -34,10 +36,12 @@ def create_app(
     runtime_factory: RuntimeFactory | None = None,
     graphiql_api_key: str | None = None,
     realtime: RealtimeOptions | None = None,
+    readiness: Readiness | None = None,
 ) -> Starlette:
     """`graphiql_api_key` prefills GraphiQL's headers: for the local default only.
     `runtime_factory` defaults to bootstrap's, which wires the real backends. `realtime`
-    tunes the WebSocket endpoints (keep-alive interval, server-side filter rules)."""
+    tunes the WebSocket endpoints (keep-alive interval, server-side filter rules).
+    `readiness` is shared with whoever stops the process (it sets `draining`)."""
     if runtime_factory is None:
         from hemisphere.bootstrap import start_runtime
 
@@ -66,29 +70,47 @@ def create_app(
     )
     endpoint = GraphQLHTTP(schema, authenticator, make_context, graphiql_page(graphiql_api_key))
 
-    async def health(request: Request) -> Response:
-        ready = runtime is not None
+    probes = readiness or Readiness()
+    role = "primary" if settings.region == settings.primary_region else "secondary"
+
+    async def alive(request: Request) -> Response:
+        return JSONResponse({"status": "alive"})
+
+    async def ready(request: Request) -> Response:
+        report = probes.report()
+        if runtime is None and "started" not in report.checks:
+            report = Report(False, {**report.checks, "started": "stopped"})
         return JSONResponse(
-            {"status": "ok" if ready else "starting", "region": settings.region},
-            status_code=200 if ready else 503,
+            {
+                "status": "ready" if report.ready else "unready",
+                "region": settings.region,
+                "role": role,
+                "checks": report.checks,
+            },
+            status_code=200 if report.ready else 503,
         )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         nonlocal runtime
         async with runtime_factory(settings) as started:
-            runtime = started
-            try:
-                yield
-            finally:
-                runtime = None
+            probes.watch(started.probes)
+            async with probes.running():
+                runtime = started
+                try:
+                    yield
+                finally:
+                    runtime = None
 
     return Starlette(
         routes=[
             Route("/graphql", endpoint.post, methods=["POST"]),
             Route("/graphql", endpoint.get, methods=["GET"]),
             *websocket_routes(schema, authenticator, make_context, realtime or RealtimeOptions()),
-            Route("/health", health, methods=["GET"]),
+            Route("/healthz", alive, methods=["GET"]),
+            Route("/readyz", ready, methods=["GET"]),
+            # The probe's first name, kept for existing checks: it means ready, as it did.
+            Route("/health", ready, methods=["GET"]),
             Mount(STATIC_PATH, app=StaticFiles(directory=STATIC_DIR), name="graphiql-static"),
         ],
         lifespan=lifespan,

@@ -7,12 +7,18 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from functools import partial
+from typing import Any
+
+import asyncpg
 
 from adapters.dynamodb.client import StaticCredentials, create_client
+from adapters.dynamodb.health import check_table
 from adapters.dynamodb.reader import DynamoProjectionReader
 from adapters.dynamodb.table import ensure_table
 from adapters.dynamodb.writer import DynamoProjectionWriter
 from adapters.postgres.catalog import PostgresCatalog
+from adapters.postgres.health import is_standby, outbox_lag_seconds, ping
 from adapters.postgres.migrations import apply_migrations
 from adapters.postgres.outbox import PostgresOutbox
 from adapters.postgres.pool import create_pool
@@ -20,6 +26,7 @@ from adapters.postgres.seed import seed_demo_data
 from adapters.postgres.snapshots import PostgresSnapshotSource
 from domain.model import RegionControl
 from hemisphere.fanout import start_broker, start_stream_publisher
+from hemisphere.readiness import Probe
 from hemisphere.runtime import Runtime, StartupOptions
 from hemisphere.settings import Settings, SettingsError
 from hemisphere.write_path import cancel_task, open_write_clients, start_workers, write_ports
@@ -30,6 +37,10 @@ from resolvers.context import Topology
 from resolvers.pagination import PageTokens
 
 log = logging.getLogger(__name__)
+
+# Projections lag the relational model by the relay's batch time: a few hundred ms. An event
+# older than this unapplied means the relay is stuck or absent, and reads are stale.
+MAX_OUTBOX_LAG_SECONDS = 10.0
 
 
 def aws_credentials(settings: Settings) -> StaticCredentials | None:
@@ -53,12 +64,16 @@ async def start_runtime(
     async with contextlib.AsyncExitStack() as stack:
         pool = await create_pool(settings.database_url, min_size=2, max_size=10)
         stack.push_async_callback(pool.close)
-        async with pool.acquire() as conn:
-            applied = await apply_migrations(conn)
-        if applied:
-            log.info("applied migrations: %s", ", ".join(applied))
-        if options.seed_demo_data and await seed_demo_data(pool):
-            log.info("seeded the demo catalog")
+        if await is_standby(pool):
+            # A secondary region's read-only hot standby: the primary migrates and seeds it.
+            log.info("PostgreSQL is a read-only standby: no migrations, no writes from here")
+        else:
+            async with pool.acquire() as conn:
+                applied = await apply_migrations(conn)
+            if applied:
+                log.info("applied migrations: %s", ", ".join(applied))
+            if options.seed_demo_data and await seed_demo_data(pool):
+                log.info("seeded the demo catalog")
 
         client = await stack.enter_async_context(
             create_client(settings.aws_endpoint_url, settings.region, aws_credentials(settings))
@@ -94,6 +109,7 @@ async def start_runtime(
 
         assert settings.token_secret is not None
         yield Runtime(
+            probes=_probes(settings, pool, client),
             reader=reader,
             catalog=PostgresCatalog(pool, settings.database_url) if is_primary else None,
             broker=broker,
@@ -102,3 +118,28 @@ async def start_runtime(
             workflows=workflows,
             profiles=profiles,
         )
+
+
+def _probes(settings: Settings, pool: asyncpg.Pool[Any], dynamodb: Any) -> tuple[Probe, ...]:
+    """What /readyz watches: the relational store, the projection table and, in the primary
+    (where the outbox is written), whether the projections have caught up with it."""
+
+    async def projections_caught_up() -> None:
+        lag = await outbox_lag_seconds(pool)
+        if lag > MAX_OUTBOX_LAG_SECONDS:
+            raise ProjectionsBehindError(f"the oldest unapplied change is {lag:.0f}s old")
+
+    async def table() -> None:
+        await check_table(dynamodb, settings.table_name)
+
+    probes = [
+        Probe("postgres", "PostgreSQL", partial(ping, pool)),
+        Probe("dynamodb", f"the DynamoDB table {settings.table_name}", table),
+    ]
+    if settings.region == settings.primary_region:
+        probes.append(Probe("projections", "the projections", projections_caught_up))
+    return tuple(probes)
+
+
+class ProjectionsBehindError(RuntimeError):
+    """The outbox holds changes the projections have not applied for too long."""

@@ -25,11 +25,21 @@ def main(argv: list[str] | None = None) -> int:
     if not hasattr(args, "run"):
         parser.print_help()
         return 2
+    from domain.errors import BackendUnavailableError
+    from hemisphere.roles.serving import Interrupted, StartupError
+
     try:
         return int(args.run(args))
     except SettingsError as exc:
         print(f"hemisphere: {exc}", file=sys.stderr)
         return 2
+    except (StartupError, BackendUnavailableError) as exc:
+        # Expected failures of a start (a port taken, a backend that never answered): one
+        # line that names the cause, not a traceback.
+        print(f"hemisphere: {exc}", file=sys.stderr)
+        return 1
+    except Interrupted:
+        return 0  # stopped by a signal while starting: what was started has been stopped
     except KeyboardInterrupt:
         return 130
 
@@ -88,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
 
     # Command groups that live in modules of their own add themselves here, one call each
     # (`register(commands)`), so this module does not grow with every role.
+    from hemisphere.roles.api import register as register_api
+
+    register_api(commands)
     return parser
 
 

@@ -3,11 +3,16 @@ endpoint (moto server) as a child process.
 
 moto runs in its own process, not in a thread of the API: it spends about 3 ms of CPU on each
 request, which would stall the API's event loop.
+
+No child outlives this process: each is started with a parent-death signal (Linux's
+PR_SET_PDEATHSIG), so even a SIGKILL of the parent, which runs no clean-up, ends them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import logging
 import os
 import signal
@@ -18,11 +23,76 @@ import time
 import urllib.error
 import urllib.request
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 log = logging.getLogger(__name__)
+
+
+_PR_SET_PDEATHSIG = 1
+# Every child started here and not yet stopped, for the shutdown watchdog's last resort.
+_LIVE: set[subprocess.Popen[bytes]] = set()
+
+
+def die_with_parent(signum: int = signal.SIGTERM) -> Callable[[], None]:
+    """A `preexec_fn` that makes the child receive `signum` when its parent dies.
+
+    The signal follows the *thread* that forked: start children from the main thread (or the
+    event loop's), never from a pool thread that may end. Runs after Popen has changed the
+    child's user, which would otherwise clear the setting."""
+    parent = os.getpid()
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+    def arm() -> None:
+        if libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
+            os._exit(127)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return arm
+
+
+def spawn(
+    command: list[str], *, death_signal: int = signal.SIGTERM, **popen: Any
+) -> subprocess.Popen[bytes]:
+    """Popen in a process group of its own (Ctrl-C in a terminal reaches only the parent, which
+    stops the children in order) that dies with this process."""
+    process: subprocess.Popen[bytes] = subprocess.Popen(
+        command, start_new_session=True, preexec_fn=die_with_parent(death_signal), **popen
+    )
+    _LIVE.add(process)
+    return process
+
+
+def stop_process(
+    process: subprocess.Popen[bytes], timeout: float, stop_signal: int = signal.SIGTERM
+) -> None:
+    """`stop_signal`, then SIGKILL of its whole group if it has not exited within `timeout`."""
+    try:
+        if process.poll() is None:
+            process.send_signal(stop_signal)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("pid %d did not stop within %gs: killing it", process.pid, timeout)
+                _kill_group(process)
+                process.wait()
+    finally:
+        _LIVE.discard(process)
+
+
+def kill_children() -> None:
+    """SIGKILL every live child's group: the watchdog's last resort when a stop hangs."""
+    for process in list(_LIVE):
+        _kill_group(process)
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        process.kill()
 
 
 def free_port() -> int:
@@ -79,13 +149,12 @@ class ChildService:
         """Runs once the health check answers (configuration the service takes at run time)."""
 
     def start(self, timeout: float = 30.0) -> None:
-        self._process = subprocess.Popen(
+        self._process = spawn(
             self.command(),
             env=self.environment(),
             stdout=subprocess.DEVNULL,
             # Otherwise stderr is inherited: if it cannot start, its traceback says why.
             stderr=subprocess.DEVNULL if self.quiet else None,
-            start_new_session=True,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -101,16 +170,18 @@ class ChildService:
         self.stop()
         raise RuntimeError(f"the {self.name} did not start on {self.url} in {timeout}s")
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 5.0) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            stop_process(process, timeout)
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def exit_code(self) -> int | None:
+        """None while it runs (or was never started); its exit status once it died."""
+        return None if self._process is None else self._process.poll()
 
     def __enter__(self) -> Self:
         self.start()

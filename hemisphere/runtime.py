@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hemisphere.readiness import Probe
 from resolvers.context import Topology
 from resolvers.pagination import PageTokens
 from resolvers.ports import Catalog, OrderWorkflows, ProfileUpdates, ProjectionReader
@@ -22,6 +23,8 @@ class Runtime:
     topology: Topology
     workflows: OrderWorkflows | None = None
     profiles: ProfileUpdates | None = None
+    # What /readyz checks in the background (backends, projections caught up).
+    probes: tuple[Probe, ...] = ()
 
 
 @dataclass(frozen=True)

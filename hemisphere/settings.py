@@ -3,12 +3,16 @@ os.environ. A missing or malformed setting stops start-up with one line naming t
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class SettingsError(ValueError):
@@ -49,6 +53,12 @@ class Settings:
     token_secret: str | None = None
     data_dir: Path = Path(".hemisphere")
     log_level: str = "INFO"
+    # What `hemisphere api` does at start besides serving (serve always does both).
+    seed_demo_data: bool = False
+    rebuild_projections: bool = False
+    # How long a stop may take (SIGTERM to exit), and how long start-up waits for backends.
+    shutdown_timeout_seconds: float = 10.0
+    startup_timeout_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -61,17 +71,28 @@ class Settings:
         for name, value in (("HEMISPHERE_REGION", region), ("HEMISPHERE_PRIMARY_REGION", primary)):
             if not _REGION.match(value):
                 raise SettingsError(f"{name}={value!r} is not an AWS region name like us-east-1")
+
+        def url(name: str, schemes: tuple[str, ...], example: str) -> str | None:
+            return _url(name, get(name), schemes, example)
+
+        http = ("http", "https")
         return cls(
-            database_url=get("DATABASE_URL"),
-            aws_endpoint_url=get("AWS_ENDPOINT_URL"),
-            redis_url=get("REDIS_URL"),
+            database_url=url(
+                "DATABASE_URL",
+                ("postgresql", "postgres"),
+                "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE",
+            ),
+            aws_endpoint_url=url("AWS_ENDPOINT_URL", http, "http://HOST:PORT"),
+            redis_url=url("REDIS_URL", ("redis", "rediss", "unix"), "redis://HOST:PORT/DB"),
             aws_access_key_id=get("AWS_ACCESS_KEY_ID"),
             aws_secret_access_key=get("AWS_SECRET_ACCESS_KEY"),
             region=region,
             primary_region=primary,
-            table_name=get("HEMISPHERE_TABLE") or "hemisphere",
-            primary_aws_endpoint_url=get("HEMISPHERE_PRIMARY_AWS_ENDPOINT_URL"),
-            payments_url=get("HEMISPHERE_PAYMENTS_URL"),
+            table_name=_table_name(get("HEMISPHERE_TABLE") or "hemisphere"),
+            primary_aws_endpoint_url=url(
+                "HEMISPHERE_PRIMARY_AWS_ENDPOINT_URL", http, "http://HOST:PORT"
+            ),
+            payments_url=url("HEMISPHERE_PAYMENTS_URL", http, "http://HOST:PORT"),
             payments_timeout_seconds=_positive_float(
                 "HEMISPHERE_PAYMENTS_TIMEOUT_SECONDS",
                 get("HEMISPHERE_PAYMENTS_TIMEOUT_SECONDS"),
@@ -80,14 +101,60 @@ class Settings:
             event_bus_name=get("HEMISPHERE_EVENT_BUS") or "hemisphere",
             state_machine_role_arn=get("HEMISPHERE_STATE_MACHINE_ROLE_ARN")
             or "arn:aws:iam::123456789012:role/hemisphere-sagas",
-            publish_url=get("HEMISPHERE_PUBLISH_URL"),
+            publish_url=url("HEMISPHERE_PUBLISH_URL", http, "http://HOST:PORT/graphql"),
             run_workers=_flag("HEMISPHERE_RUN_WORKERS", get("HEMISPHERE_RUN_WORKERS"), True),
             api_keys=_api_keys(get("HEMISPHERE_API_KEYS")),
             iam_credentials=_iam_credentials(get("HEMISPHERE_IAM_CREDENTIALS")),
             token_secret=get("HEMISPHERE_TOKEN_SECRET"),
             data_dir=Path(get("HEMISPHERE_DATA_DIR") or ".hemisphere"),
-            log_level=(get("HEMISPHERE_LOG_LEVEL") or "INFO").upper(),
+            log_level=_log_level(get("HEMISPHERE_LOG_LEVEL") or "INFO"),
+            seed_demo_data=_flag(
+                "HEMISPHERE_SEED_DEMO_DATA", get("HEMISPHERE_SEED_DEMO_DATA"), False
+            ),
+            rebuild_projections=_flag(
+                "HEMISPHERE_REBUILD_PROJECTIONS", get("HEMISPHERE_REBUILD_PROJECTIONS"), False
+            ),
+            shutdown_timeout_seconds=_positive_float(
+                "HEMISPHERE_SHUTDOWN_TIMEOUT", get("HEMISPHERE_SHUTDOWN_TIMEOUT"), 10.0
+            ),
+            startup_timeout_seconds=_positive_float(
+                "HEMISPHERE_STARTUP_TIMEOUT", get("HEMISPHERE_STARTUP_TIMEOUT"), 60.0
+            ),
         )
+
+
+def _url(name: str, raw: str | None, schemes: tuple[str, ...], example: str) -> str | None:
+    """`raw` if it is a URL of one of `schemes` with a host (or a socket path); the error
+    does not repeat the value: a database URL may hold a password."""
+    if raw is None:
+        return None
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme not in schemes
+        or not (parts.hostname or "host=" in parts.query or parts.scheme == "unix")
+    ):
+        raise SettingsError(f"{name} is not a URL like {example}")
+    return raw
+
+
+def _table_name(raw: str) -> str:
+    if not _TABLE.match(raw):
+        raise SettingsError(
+            f"HEMISPHERE_TABLE={raw!r} is not a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"
+        )
+    return raw
+
+
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in _LOG_LEVELS or not isinstance(logging.getLevelName(level), int):
+        raise SettingsError(f"HEMISPHERE_LOG_LEVEL={raw!r} is not one of {', '.join(_LOG_LEVELS)}")
+    return level
 
 
 def _flag(name: str, raw: str | None, default: bool) -> bool:
