@@ -11,17 +11,24 @@ An operation's `extensions` (where a client puts an enhanced filter) reach the s
 Strawberry's handlers pass only query, variables and operation name, so each handler marks
 the extensions of the operation it is starting in a context variable, which the task it
 creates for the operation copies, and the schema wrapper below hands them on.
+
+Bad input gets each protocol's answer instead of an unhandled exception: a frame that is not
+a message object closes graphql-transport-ws with 4400 and is an `error` on legacy
+graphql-ws; a document that does not parse, or whose operation cannot be selected, is an
+`error` message for that operation (Strawberry would raise or close the socket); and every
+error travels in AppSync's shape (`errorType` and the rest), as on the other endpoints.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, cast
 
 import strawberry
+from graphql import GraphQLError, GraphQLSyntaxError, parse
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
@@ -39,12 +46,15 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
     ConnectionInitMessage as LegacyConnectionInitMessage,
 )
 from strawberry.subscriptions.protocols.graphql_ws.types import StartMessage
+from strawberry.types.execution import ExecutionResult, PreExecutionError
 
 from domain.auth import Caller
-from domain.errors import UnauthorizedError
+from domain.errors import BadRequestError, UnauthorizedError
 from hemisphere.http.authn import NOT_AUTHORIZED, Authenticator
 from hemisphere.http.realtime_auth import authenticate_connection
 from hemisphere.http.realtime_options import RealtimeOptions
+from schema.errors import format_error
+from schema.operations import operation_selection_error
 from subscriptions.root import SubscriptionRoot
 
 _OPERATION_EXTENSIONS: ContextVar[dict[str, Any] | None] = ContextVar(
@@ -60,8 +70,67 @@ class PendingConnection:
     headers: Mapping[str, str]
 
 
+class _AppSyncShapedError(GraphQLError):
+    """A GraphQLError that Strawberry's handlers format (`.formatted`) in AppSync's shape."""
+
+    def __init__(self, error: GraphQLError) -> None:
+        super().__init__(
+            error.message,
+            error.nodes,
+            error.source,
+            error.positions,
+            error.path,
+            error.original_error,
+            error.extensions,
+        )
+        self._shaped = format_error(error)
+
+    @property
+    def formatted(self) -> Any:
+        return self._shaped
+
+
+def _shaped(result: ExecutionResult) -> ExecutionResult:
+    if result.errors:
+        result.errors = [_AppSyncShapedError(e) for e in result.errors]
+    return result
+
+
+async def _refused(error: GraphQLError) -> AsyncGenerator[ExecutionResult, None]:
+    yield PreExecutionError(data=None, errors=[_AppSyncShapedError(error)])
+
+
+async def _shaped_stream(
+    results: AsyncIterator[ExecutionResult],
+) -> AsyncGenerator[ExecutionResult, None]:
+    try:
+        async for result in results:
+            yield _shaped(result)
+    finally:
+        aclose = getattr(results, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
+def _document_error(query: object, operation_name: object) -> GraphQLError | None:
+    """Why the document cannot run at all, found before Strawberry (which raises on a syntax
+    error and on an unknown operation instead of answering)."""
+    if not isinstance(query, str):
+        return GraphQLError("The operation has no query string.")
+    try:
+        parse(query)
+    except GraphQLSyntaxError as exc:
+        return exc
+    name = operation_name if isinstance(operation_name, str) else None
+    unselectable = operation_selection_error(query, name)
+    if unselectable is not None:
+        return GraphQLError(unselectable, original_error=BadRequestError(unselectable))
+    return None
+
+
 class _ForwardExtensions:
-    """The schema as Strawberry's handlers see it, with the operation's extensions added."""
+    """The schema as Strawberry's handlers see it, with the operation's extensions added and
+    its errors in AppSync's shape."""
 
     def __init__(self, schema: strawberry.Schema) -> None:
         self._schema = schema
@@ -70,12 +139,21 @@ class _ForwardExtensions:
         return getattr(self._schema, name)
 
     async def stream(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs["operation_extensions"] = _OPERATION_EXTENSIONS.get()
-        return await self._schema.stream(*args, **kwargs)
+        return await self._run(self._schema.stream, *args, **kwargs)
 
     async def subscribe(self, *args: Any, **kwargs: Any) -> Any:
+        return await self._run(self._schema.subscribe, *args, **kwargs)
+
+    async def _run(self, run: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        query = args[0] if args else kwargs.get("query")
+        refusal = _document_error(query, kwargs.get("operation_name"))
+        if refusal is not None:
+            return _refused(refusal)
         kwargs["operation_extensions"] = _OPERATION_EXTENSIONS.get()
-        return await self._schema.subscribe(*args, **kwargs)
+        results = await run(*args, **kwargs)
+        if isinstance(results, ExecutionResult):
+            return _shaped(results)
+        return _shaped_stream(results)
 
 
 def _extensions_of(payload: object) -> dict[str, Any] | None:
@@ -83,7 +161,23 @@ def _extensions_of(payload: object) -> dict[str, Any] | None:
     return extensions if isinstance(extensions, dict) else None
 
 
+def _is_message(message: object) -> bool:
+    return isinstance(message, dict) and isinstance(message.get("type"), str)
+
+
 class _TransportWSHandler(BaseGraphQLTransportWSHandler[Any, SubscriptionRoot]):
+    async def handle_message(self, message: Any) -> None:
+        if not _is_message(message):
+            await self.handle_invalid_message("Invalid message: expected an object with a type")
+            return
+        await super().handle_message(message)
+
+    @staticmethod
+    def _get_pre_execution_close_reason(error: GraphQLError) -> str | None:
+        # An operation that cannot run is that operation's `error`, not the connection's end:
+        # the client's other subscriptions go on.
+        return None
+
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         # Strawberry itself refuses a second connection_init; only the first is checked.
         if not self.connection_init_received:
@@ -105,6 +199,24 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Any, SubscriptionRoot]):
 
 
 class _LegacyWSHandler(BaseGraphQLWSHandler[Any, SubscriptionRoot]):
+    async def handle_message(self, message: Any) -> None:
+        if not _is_message(message):
+            # subscriptions-transport-ws answers an unreadable message with an `error`.
+            await self.send_message(
+                cast(
+                    Any,
+                    {
+                        "type": "error",
+                        "payload": {
+                            "errorType": "BadRequestException",
+                            "message": "Invalid message: expected an object with a type.",
+                        },
+                    },
+                )
+            )
+            return
+        await super().handle_message(message)
+
     async def handle_connection_init(self, message: LegacyConnectionInitMessage) -> None:
         context = cast(GraphQLWebSockets, self.view).context_for(
             self.context, message.get("payload")
