@@ -98,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
 
     # Command groups that live in modules of their own add themselves here, one call each
     # (`register(commands)`), so this module does not grow with every role.
+    from hemisphere.roles.replicator import register as register_replicator
+
+    register_replicator(commands)
     from hemisphere.roles.api import register as register_api
 
     register_api(commands)

@@ -141,6 +141,9 @@ def region_control_item(control: RegionControl) -> Item:
     return {
         **control_key(),
         "kind": KIND_REGION_CONTROL,
+        # Replication is last writer wins by `version`: a newer epoch replaces an older one
+        # in every region, and the same epoch written again is a no-op.
+        "version": control.epoch,
         "primaryRegion": control.primary_region,
         "epoch": control.epoch,
         "readOnly": control.read_only,

@@ -1,0 +1,224 @@
+"""`hemisphere replicator`: this region's stand-in for DynamoDB global table replication
+(regions.replication), configured from the environment only:
+
+    HEMISPHERE_REGION              this region (the stream it reads)
+    AWS_ENDPOINT_URL               this region's AWS endpoint
+    HEMISPHERE_REPLICA_ENDPOINTS   the other regions: `eu-west-1=http://127.0.0.1:P,...`
+    HEMISPHERE_TABLE               the table name (the same in every region)
+    AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY   as the other roles
+    HEMISPHERE_REPLICATOR_STATUS_PORT  optional: GET http://127.0.0.1:PORT/status → lag JSON
+
+Several replicators of one region may run: each pipeline (source → target) has its own lease,
+so one process replicates to each target at a time and the others stand by. SIGTERM, SIGINT
+or SIGHUP stop it: the pipelines stop, give their leases up and the process exits 0 (what was
+applied since the last checkpoint is sent again by the next holder, as no-ops).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import orjson
+
+from adapters.dynamodb.client import StaticCredentials, create_client
+from adapters.dynamodb.replication import DynamoReplicaTable, DynamoReplicationSource
+from adapters.dynamodb.stream import (
+    DynamoCheckpointStore,
+    DynamoLeaseStore,
+    create_streams_client,
+)
+from hemisphere.settings import Settings, SettingsError
+from regions.replication import (
+    ReplicationTimings,
+    Replicator,
+    TargetReplicator,
+    pipeline_name,
+)
+from subscriptions.lease import LeaseKeeper, unique_holder
+
+if TYPE_CHECKING:
+    from argparse import _SubParsersAction
+
+log = logging.getLogger(__name__)
+
+STATUS_LOG_INTERVAL = 10.0
+# How long the pipelines get to stop and give their leases up.
+STOP_GRACE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class ReplicatorConfig:
+    settings: Settings
+    replicas: Mapping[str, str]  # region -> AWS endpoint URL
+    status_port: int | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ReplicatorConfig:
+        settings = Settings.from_env(env)
+        replicas = parse_endpoints(
+            "HEMISPHERE_REPLICA_ENDPOINTS", env.get("HEMISPHERE_REPLICA_ENDPOINTS", "")
+        )
+        if not replicas:
+            raise SettingsError(
+                "HEMISPHERE_REPLICA_ENDPOINTS is not set (e.g. "
+                "eu-west-1=http://127.0.0.1:8012,ap-southeast-2=http://127.0.0.1:8022)"
+            )
+        if settings.region in replicas:
+            raise SettingsError(
+                f"HEMISPHERE_REPLICA_ENDPOINTS names this region ({settings.region}): "
+                "list only the other regions"
+            )
+        raw_port = env.get("HEMISPHERE_REPLICATOR_STATUS_PORT", "").strip()
+        port: int | None = None
+        if raw_port:
+            if not raw_port.isdigit() or not 0 < int(raw_port) < 65536:
+                raise SettingsError(
+                    f"HEMISPHERE_REPLICATOR_STATUS_PORT={raw_port!r} is not a port number"
+                )
+            port = int(raw_port)
+        return cls(settings, replicas, port)
+
+
+def parse_endpoints(name: str, raw: str) -> dict[str, str]:
+    """`region=url,region=url` as a dict; SettingsError naming `name` when malformed."""
+    endpoints: dict[str, str] = {}
+    for entry in raw.split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        region, sep, url = entry.partition("=")
+        region, url = region.strip(), url.strip()
+        if not sep or not region or not url.startswith(("http://", "https://")):
+            raise SettingsError(f"{name} must be REGION=http://HOST:PORT[,REGION=...]")
+        if region in endpoints:
+            raise SettingsError(f"{name} names {region} twice")
+        endpoints[region] = url
+    return endpoints
+
+
+def register(commands: _SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "replicator",
+        help="apply this region's DynamoDB changes to the other regions' tables (the global "
+        "table stand-in); configured by HEMISPHERE_REGION, AWS_ENDPOINT_URL, "
+        "HEMISPHERE_REPLICA_ENDPOINTS",
+    )
+    parser.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    # The composition root's entry point: like the CLI, it reads the environment once.
+    config = ReplicatorConfig.from_env(os.environ)
+    logging.basicConfig(
+        level=config.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    asyncio.run(run_replicator(config))
+    return 0
+
+
+async def run_replicator(
+    config: ReplicatorConfig,
+    *,
+    stop: asyncio.Event | None = None,
+    timings: ReplicationTimings | None = None,
+    started: asyncio.Future[Replicator] | None = None,
+) -> None:
+    """Replicate until `stop` is set or a stop signal arrives."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            loop.add_signal_handler(signum, stop.set)
+    settings = config.settings
+    credentials = None
+    if settings.aws_access_key_id and settings.aws_secret_access_key:
+        credentials = StaticCredentials(settings.aws_access_key_id, settings.aws_secret_access_key)
+    holder = unique_holder()
+    async with contextlib.AsyncExitStack() as stack:
+        client = await stack.enter_async_context(
+            create_client(settings.aws_endpoint_url, settings.region, credentials)
+        )
+        streams = await stack.enter_async_context(
+            create_streams_client(settings.aws_endpoint_url, settings.region, credentials)
+        )
+        source = DynamoReplicationSource(client, streams, settings.table_name)
+        pipelines = []
+        for target_region, endpoint in config.replicas.items():
+            target_client = await stack.enter_async_context(
+                create_client(endpoint, target_region, credentials)
+            )
+            name = pipeline_name(settings.region, target_region)
+            pipelines.append(
+                TargetReplicator(
+                    settings.region,
+                    source,
+                    DynamoReplicaTable(target_client, settings.table_name, target_region),
+                    DynamoCheckpointStore(client, settings.table_name, name),
+                    LeaseKeeper(DynamoLeaseStore(client, settings.table_name, name), holder),
+                    timings,
+                )
+            )
+        replicator = Replicator(settings.region, pipelines)
+        if config.status_port is not None:
+            server = await serve_status(replicator, config.status_port)
+            stack.push_async_callback(_close_server, server)
+        running = asyncio.create_task(replicator.run(), name="replicator")
+        reporter = asyncio.create_task(_log_status(replicator), name="replicator-status")
+        log.info("replicator %s: replicating to %s", settings.region, ", ".join(config.replicas))
+        if started is not None:
+            started.set_result(replicator)
+        try:
+            await stop.wait()
+        finally:
+            reporter.cancel()
+            running.cancel()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(STOP_GRACE_SECONDS):
+                    await asyncio.gather(running, reporter, return_exceptions=True)
+        log.info("replicator %s: stopped", settings.region)
+
+
+async def _log_status(replicator: Replicator) -> None:
+    while True:
+        await asyncio.sleep(STATUS_LOG_INTERVAL)
+        log.debug("replication status: %s", orjson.dumps(replicator.status()).decode())
+
+
+async def serve_status(replicator: Replicator, port: int) -> asyncio.Server:
+    """A tiny HTTP endpoint on 127.0.0.1:`port`: GET /status (or /) → the lag JSON."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            path = request.split(b" ", 2)[1] if request.count(b" ") >= 2 else b""
+            if path in (b"/", b"/status"):
+                status, body = b"200 OK", orjson.dumps(replicator.status())
+            elif path == b"/healthz":
+                status, body = b"200 OK", b'{"status": "alive"}'
+            else:
+                status, body = b"404 Not Found", b'{"error": "GET /status"}'
+            writer.write(
+                b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
+                b"content-length: " + str(len(body)).encode() + b"\r\n"
+                b"connection: close\r\n\r\n" + body
+            )
+            await writer.drain()
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(answer, "127.0.0.1", port)
+
+
+async def _close_server(server: asyncio.Server) -> None:
+    server.close()
+    await server.wait_closed()

@@ -1,0 +1,523 @@
+"""The stand-in for DynamoDB global tables: each region's replicator applies the changes made
+in its region to every other region's table.
+
+    region A's stream ──▶ pipeline A→B (lease, checkpoints) ──▶ B's table
+                      └─▶ pipeline A→C (lease, checkpoints) ──▶ C's table
+
+Rules (replication_action, pure):
+- Last writer wins by the item's `version`: a put lands only where the replica has no item or
+  an older version (`attribute_not_exists(pk) OR version < :v`), so replaying a record, or a
+  record arriving after a newer one, changes nothing: the pipelines may send anything twice.
+- A replicated put carries `aws:rep:updateregion` (where the change was made) and
+  `aws:rep:updatetime` (when). A record whose new image carries another region's mark came
+  here by replication and is not sent on: no loops. Local writers put whole items, so a local
+  change of a replicated item drops the mark and is sent again.
+- A removal is sent on whatever its origin (its old image tells who made the item, not who
+  removed it); it deletes only an item whose version is not newer than the removed one, and a
+  removal of an absent item writes nothing, so removals die out after one round.
+- Items without a `version` are this region's own bookkeeping (leases, checkpoints): never
+  replicated.
+
+Each target has its own pipeline with its own lease and per-shard checkpoints (in the source
+table): a target that is down stalls only its own pipeline, which retries with backoff and,
+when the target returns, resumes from its checkpoint. With no checkpoint (first start), or
+one older than the stream's retention, the pipeline first copies the whole table (last
+writer wins makes the overlap with the stream harmless).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from domain.errors import BackendUnavailableError
+from regions.ports import (
+    ORIGIN_REGION,
+    ORIGIN_TIME,
+    CheckpointExpiredError,
+    RecordReader,
+    ReplicaTable,
+    SourceTable,
+    StreamRecord,
+    WireItem,
+)
+from subscriptions.checkpoints import CheckpointStore, ready_shards
+from subscriptions.lease import LeaseKeeper
+
+log = logging.getLogger(__name__)
+
+
+def pipeline_name(source: str, target: str) -> str:
+    """The lease and checkpoints of the pipeline from `source`'s stream to `target`."""
+    return f"replicator#{source}>{target}"
+
+
+# --- what to send (pure) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    key: WireItem
+    item: WireItem
+    version: int
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    key: WireItem
+    version: int
+    created_at: float
+
+
+Action = Put | Delete
+
+
+def version_of(image: WireItem) -> int | None:
+    """The item's `version`, or None when it has none (not a replicated kind of item)."""
+    value = image.get("version")
+    if value is None or "N" not in value:
+        return None
+    try:
+        return int(value["N"])
+    except ValueError:
+        return None
+
+
+def origin_of(image: WireItem) -> str | None:
+    value = image.get(ORIGIN_REGION)
+    return str(value["S"]) if value is not None and "S" in value else None
+
+
+def marked(image: WireItem, origin: str, at: float) -> dict[str, Mapping[str, Any]]:
+    """`image` as written to another region: marked with where and when it was made."""
+    return {**image, ORIGIN_REGION: {"S": origin}, ORIGIN_TIME: {"N": f"{at:.3f}"}}
+
+
+def replication_action(record: StreamRecord, region: str) -> Action | None:
+    """What `region`'s replicator sends to the other regions for `record`, if anything."""
+    if record.new_image is None:
+        if record.old_image is None:
+            return None
+        version = version_of(record.old_image)
+        if version is None:
+            return None
+        return Delete(record.key, version, record.created_at)
+    version = version_of(record.new_image)
+    if version is None:
+        return None
+    origin = origin_of(record.new_image)
+    if origin is not None and origin != region:
+        return None  # it came here by replication: its own region sends it everywhere
+    return Put(
+        record.key, marked(record.new_image, region, record.created_at), version, record.created_at
+    )
+
+
+def _key_of(key: WireItem) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((name, repr(sorted(value.items()))) for name, value in key.items()))
+
+
+def latest_per_key(actions: Iterable[Action]) -> list[Action]:
+    """The last action of each item, in stream order: one write per item and batch (a saga's
+    steps change one order several times in a row)."""
+    latest: dict[tuple[tuple[str, str], ...], Action] = {}
+    for action in actions:
+        key = _key_of(action.key)
+        latest.pop(key, None)  # re-insert: keep the order of the last occurrence
+        latest[key] = action
+    return list(latest.values())
+
+
+# --- lag --------------------------------------------------------------------------------------
+
+
+class LagStats:
+    """Replication lag of one target: the time from a change in the source to its write in
+    the target, over the last `window` changes."""
+
+    def __init__(self, window: int = 4096) -> None:
+        self._samples: deque[float] = deque(maxlen=window)
+        self.count = 0
+        self.last: float | None = None
+
+    def record(self, seconds: float) -> None:
+        seconds = max(seconds, 0.0)
+        self._samples.append(seconds)
+        self.last = seconds
+        self.count += 1
+
+    def percentile(self, q: float) -> float | None:
+        if not self._samples:
+            return None
+        ordered = sorted(self._samples)
+        index = min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))
+        return ordered[index]
+
+    def samples(self) -> list[float]:
+        return list(self._samples)
+
+    def as_ms(self) -> dict[str, float | int | None]:
+        def ms(value: float | None) -> float | None:
+            return None if value is None else round(value * 1000, 1)
+
+        return {
+            "last": ms(self.last),
+            "p50": ms(self.percentile(50)),
+            "p99": ms(self.percentile(99)),
+            "max": ms(max(self._samples, default=None)),
+            "samples": self.count,
+        }
+
+
+# --- one pipeline -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReplicationTimings:
+    # Between reads of a shard that had nothing new: the floor of the lag (real streams
+    # allow 5 reads/s per shard; the local endpoint has no such limit).
+    poll_interval: float = 0.05
+    # Checkpoint after applying at most this often: a crash re-sends at most this much, and
+    # re-sent changes are no-ops.
+    checkpoint_interval: float = 0.5
+    # With only bookkeeping records going by (leases, our own checkpoints), checkpoint
+    # rarely: each checkpoint is one more record.
+    idle_checkpoint_interval: float = 60.0
+    relist_interval: float = 5.0
+    min_backoff: float = 0.1
+    max_backoff: float = 5.0
+    # Writes in flight to the target at once.
+    concurrency: int = 16
+
+
+class _FencedOutError(Exception):
+    """A checkpoint write was refused: another process holds a newer lease."""
+
+
+@dataclass
+class _Shard:
+    reader: RecordReader
+    saved: str | None
+    position: str | None
+    saved_at: float = field(default_factory=time.monotonic)
+    unsaved_writes: bool = False
+
+
+class TargetReplicator:
+    """The pipeline from `region`'s stream to one other region's table."""
+
+    def __init__(
+        self,
+        region: str,
+        source: SourceTable,
+        target: ReplicaTable,
+        checkpoints: CheckpointStore,
+        lease: LeaseKeeper,
+        timings: ReplicationTimings | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.region = region
+        self.target = target
+        self._source = source
+        self._checkpoints = checkpoints
+        self._lease = lease
+        self._timings = timings or ReplicationTimings()
+        self._clock = clock
+        self._slots = asyncio.Semaphore(self._timings.concurrency)
+        self.lag = LagStats()
+        self.state = "standby"
+        self.error: str | None = None
+        self.full_copies = 0
+        self.applied = 0
+        # Creation time of the oldest change read but not yet in the target.
+        self._pending_since: float | None = None
+        # Set when the target answers again after an outage, and every relist_interval:
+        # then check that it still holds our copy.
+        self._check_target_copy = False
+
+    def status(self) -> dict[str, Any]:
+        pending = self._pending_since
+        return {
+            "state": self.state,
+            "lag_ms": self.lag.as_ms(),
+            "pending_ms": (None if pending is None else round((self._clock() - pending) * 1000, 1)),
+            "applied": self.applied,
+            "full_copies": self.full_copies,
+            "error": self.error,
+        }
+
+    async def run(self) -> None:
+        """Keep the lease; replicate while holding it. Runs until cancelled."""
+        keeper = asyncio.create_task(self._lease.run(), name=f"lease-{self.target.region}")
+        try:
+            while True:
+                token = await self._lease.acquired()
+                await self._hold(token)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+
+    async def release(self) -> None:
+        """Give the lease up (after run() was cancelled), so another process takes over."""
+        await self._lease.release()
+
+    async def _hold(self, token: int) -> None:
+        log.info("replication %s→%s: running (token %d)", self.region, self.target.region, token)
+        work = asyncio.create_task(self._replicate(token))
+        lost = asyncio.create_task(self._lease.lost(token))
+        try:
+            await asyncio.wait({work, lost}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (work, lost):
+                task.cancel()
+            await asyncio.gather(work, lost, return_exceptions=True)
+            self.state = "standby"
+
+    async def _replicate(self, token: int) -> None:
+        backoff = self._timings.min_backoff
+        while True:
+            try:
+                await self._replicate_stream(token)
+            except _FencedOutError:
+                self._lease.abandon(token)
+                return
+            except Exception as error:
+                self.error = str(error)
+                log.warning(
+                    "replication %s→%s: %s; starting over in %.1f s",
+                    self.region,
+                    self.target.region,
+                    error,
+                    backoff,
+                    exc_info=not isinstance(error, BackendUnavailableError),
+                )
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._timings.max_backoff)
+
+    async def _replicate_stream(self, token: int) -> None:
+        timings = self._timings
+        stream = await self._source.latest_stream()
+        if stream is None:
+            self.error = "the source table has no stream"
+            await asyncio.sleep(timings.relist_interval)
+            return
+        stored = await self._checkpoints.load(stream)
+        self._check_target_copy = False
+        if not stored or not await self.target.is_seeded(self.region):
+            await self._full_copy()
+        finished = {shard_id for shard_id, cp in stored.items() if cp.finished}
+        resume = {shard_id: cp.sequence_number for shard_id, cp in stored.items()}
+        known = set(resume)
+        open_shards: dict[str, _Shard] = {}
+        listed_at = -math.inf
+        while True:
+            if time.monotonic() - listed_at >= timings.relist_interval:
+                # Now and then, not only after a write failed: a target whose table was
+                # recreated empty while nothing was sent to it must get its copy too.
+                self._check_target_copy = True
+                shards = await self._source.shards(stream)
+                listed_at = time.monotonic()
+                gone = known - {listed.shard_id for listed in shards}
+                if gone and not await self._checkpoints.forget(
+                    stream, gone, holder=self._lease.holder, token=token
+                ):
+                    raise _FencedOutError()
+                known -= gone
+                for ready in ready_shards(shards, finished, set(open_shards)):
+                    after = resume.get(ready.shard_id)
+                    reader = await self._source.open_shard(stream, ready.shard_id, after)
+                    open_shards[ready.shard_id] = _Shard(reader, after, after)
+                    known.add(ready.shard_id)
+            self.state = "replicating"
+            read_any = False
+            for shard_id, shard in list(open_shards.items()):
+                try:
+                    records, ended = await shard.reader.read()
+                except CheckpointExpiredError as error:
+                    log.warning("replication %s→%s: %s", self.region, self.target.region, error)
+                    await self._full_copy()
+                    shard.reader = await self._source.open_shard(stream, shard_id, None)
+                    continue
+                if records:
+                    read_any = True
+                    if await self._apply(records):
+                        shard.unsaved_writes = True
+                    shard.position = records[-1].sequence_number
+                if ended:
+                    await self._save(stream, shard_id, shard, token, finished=True)
+                    finished.add(shard_id)
+                    del open_shards[shard_id]
+                    listed_at = -math.inf  # its children are listed now
+                elif self._checkpoint_due(shard):
+                    await self._save(stream, shard_id, shard, token, finished=False)
+            self.error = None
+            if self._check_target_copy:
+                # It may have come back empty (its table recreated): then the stream since
+                # our checkpoint is not enough.
+                self._check_target_copy = False
+                if not await self.target.is_seeded(self.region):
+                    await self._full_copy()
+            if not read_any:
+                await asyncio.sleep(timings.poll_interval)
+
+    def _checkpoint_due(self, shard: _Shard) -> bool:
+        if shard.position == shard.saved:
+            return False
+        since = time.monotonic() - shard.saved_at
+        if shard.unsaved_writes:
+            return since >= self._timings.checkpoint_interval
+        return since >= self._timings.idle_checkpoint_interval
+
+    async def _save(
+        self, stream: str, shard_id: str, shard: _Shard, token: int, *, finished: bool
+    ) -> None:
+        saved = await self._checkpoints.save(
+            stream,
+            shard_id,
+            shard.position,
+            finished=finished,
+            holder=self._lease.holder,
+            token=token,
+        )
+        if not saved:
+            raise _FencedOutError()
+        shard.saved, shard.saved_at, shard.unsaved_writes = shard.position, time.monotonic(), False
+
+    # --- writing to the target -------------------------------------------------------------
+
+    async def _apply(self, records: Sequence[StreamRecord]) -> bool:
+        """Send the batch's changes to the target, retrying while it is down (a target that
+        is down holds back only this pipeline). Returns whether there was anything to send."""
+        actions = [
+            action
+            for record in records
+            if (action := replication_action(record, self.region)) is not None
+        ]
+        if not actions:
+            return False
+        latest = latest_per_key(actions)
+        self._pending_since = min(action.created_at for action in latest)
+        await self._retrying(functools.partial(self._send, latest))
+        now = self._clock()
+        for action in latest:
+            self.lag.record(now - action.created_at)
+        self.applied += len(latest)
+        self._pending_since = None
+        return True
+
+    async def _send(self, actions: Sequence[Action]) -> None:
+        try:
+            async with asyncio.TaskGroup() as group:
+                for action in actions:
+                    group.create_task(self._send_one(action))
+        except BaseExceptionGroup as failed:
+            raise failed.exceptions[0] from None
+
+    async def _send_one(self, action: Action) -> None:
+        async with self._slots:
+            if isinstance(action, Put):
+                await self.target.put_if_newer(action.item, action.version)
+            else:
+                await self.target.delete_if_not_newer(action.key, action.version)
+
+    async def _retrying(self, attempt: Callable[[], Awaitable[None]]) -> None:
+        delay = self._timings.min_backoff
+        while True:
+            try:
+                await attempt()
+                if self.state == "unreachable":
+                    log.info("replication %s→%s: target back", self.region, self.target.region)
+                    self._check_target_copy = True
+                self.state = "replicating"
+                self.error = None
+                return
+            except BackendUnavailableError as error:
+                if self.state != "unreachable":
+                    log.warning(
+                        "replication %s→%s: target unreachable (%s); retrying",
+                        self.region,
+                        self.target.region,
+                        error,
+                    )
+                self.state, self.error = "unreachable", str(error)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._timings.max_backoff)
+
+    async def _full_copy(self) -> None:
+        """Copy every versioned item of the source to the target (last writer wins): the
+        target may have missed changes the stream no longer holds."""
+        self.state = "catching-up"
+        started = self._clock()
+        batch: list[Action] = []
+        copied = 0
+        async for item in self._source.scan():
+            version = version_of(item)
+            if version is None:
+                continue
+            # Items that came here from a third region keep their mark; ours get one now.
+            if origin_of(item) is None:
+                item = marked(item, self.region, started)
+            key = {name: item[name] for name in ("pk", "sk") if name in item}
+            batch.append(Put(key, item, version, started))
+            if len(batch) >= 100:
+                await self._retrying(functools.partial(self._send, batch))
+                copied += len(batch)
+                batch = []
+        if batch:
+            await self._retrying(functools.partial(self._send, batch))
+            copied += len(batch)
+        await self._retrying(functools.partial(self.target.mark_seeded, self.region))
+        self.full_copies += 1
+        log.info(
+            "replication %s→%s: copied %d items (full copy)",
+            self.region,
+            self.target.region,
+            copied,
+        )
+
+
+class Replicator:
+    """One region's replicator: a pipeline per other region, run side by side."""
+
+    def __init__(self, region: str, pipelines: Sequence[TargetReplicator]) -> None:
+        self.region = region
+        self.pipelines = list(pipelines)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "region": self.region,
+            "targets": {p.target.region: p.status() for p in self.pipelines},
+        }
+
+    def lag_ms(self) -> dict[str, float | None]:
+        """The p99 lag to each target in ms (regions status' `dynamodb_replication_lag_ms`)."""
+        lags: dict[str, float | None] = {}
+        for pipeline in self.pipelines:
+            p99 = pipeline.lag.percentile(99)
+            lags[pipeline.target.region] = None if p99 is None else round(p99 * 1000, 1)
+        return lags
+
+    async def run(self) -> None:
+        """Run every pipeline until cancelled; then give their leases up."""
+        tasks = [
+            asyncio.create_task(p.run(), name=f"replicate-{self.region}-{p.target.region}")
+            for p in self.pipelines
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*(p.release() for p in self.pipelines), return_exceptions=True)
