@@ -116,6 +116,8 @@ def test_keys_of_the_region_control_item() -> None:
         "pk": "CONTROL",
         "sk": "TOPOLOGY",
         "kind": "RegionControl",
+        # Replicated last writer wins: the version is the epoch.
+        "version": 7,
         "primaryRegion": "eu-west-1",
         "epoch": 7,
         "readOnly": True,
