@@ -195,6 +195,10 @@ def _lost_rows(node: PgNode, host: str, port: int, database: str) -> tuple[LostR
 
 
 def _rewind_or_copy(node: PgNode, host: str, port: int, timeout: float) -> str:
+    # pg_rewind reads the source's timeline from its control file, which a promotion updates
+    # only at its next checkpoint: without this one, a just-promoted source looks like it is
+    # on the old timeline and pg_rewind answers "no rewind required" to a diverged node.
+    query(port, "CHECKPOINT", host=host)
     source = conninfo(host, port, database="postgres")
     try:
         out = run_tool(

@@ -103,8 +103,11 @@ def start(
             raise PgStartError(
                 f"PostgreSQL {node.name} exited with {process.returncode}: {_log_tail(node)}"
             )
-        if _pid_file_status(node.data_dir) in ("ready", "standby"):
-            return
+        # The pid check skips a stale file left by a server that was killed.
+        lines = _pid_file_lines(node.data_dir)
+        if len(lines) > 7 and lines[0].strip() == str(process.pid):
+            if lines[7].strip() in ("ready", "standby"):
+                return
         time.sleep(0.05)
     kill(node)
     raise PgTimeoutError(f"PostgreSQL {node.name} not ready in {timeout}s: {_log_tail(node)}")
@@ -170,11 +173,6 @@ def _pid_file_lines(data_dir: Path) -> list[str]:
 def _pid_file_pid(data_dir: Path) -> int | None:
     lines = _pid_file_lines(data_dir)
     return int(lines[0]) if lines and lines[0].strip().isdigit() else None
-
-
-def _pid_file_status(data_dir: Path) -> str:
-    lines = _pid_file_lines(data_dir)
-    return lines[7].strip() if len(lines) > 7 else ""
 
 
 def _alive(pid: int) -> bool:
