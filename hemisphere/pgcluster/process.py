@@ -105,9 +105,9 @@ def start(
             )
         # The pid check skips a stale file left by a server that was killed.
         lines = _pid_file_lines(node.data_dir)
-        if len(lines) > 7 and lines[0].strip() == str(process.pid):
-            if lines[7].strip() in ("ready", "standby"):
-                return
+        ours = len(lines) > 7 and lines[0].strip() == str(process.pid)
+        if ours and lines[7].strip() in ("ready", "standby"):
+            return
         time.sleep(0.05)
     kill(node)
     raise PgTimeoutError(f"PostgreSQL {node.name} not ready in {timeout}s: {_log_tail(node)}")
