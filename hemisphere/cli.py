@@ -104,6 +104,12 @@ def _parser() -> argparse.ArgumentParser:
     from hemisphere.roles.api import register as register_api
 
     register_api(commands)
+    from hemisphere.drill import register as register_drill
+
+    register_drill(commands)
+    from hemisphere.up import register as register_up
+
+    register_up(commands)
     return parser
 
 

@@ -1,0 +1,144 @@
+"""The control endpoint of a running `hemisphere up` (HTTP JSON on 127.0.0.1:B+99), used by
+`hemisphere regions …` and the drill.
+
+    GET  /status                 every region's role, epoch, health, lags, subscriptions, sagas
+    POST /regions/{R}/stop       hard outage of R
+    POST /regions/{R}/start      R comes back and resynchronizes as a secondary
+    POST /regions/{R}/promote    fenced promotion; answers once R accepts writes
+
+Status is computed in the request's thread. Actions run one at a time on the main thread
+(`ActionQueue`): children must be forked from it (their death signal follows the forking
+thread), and two promotions must never interleave.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+
+log = logging.getLogger(__name__)
+
+_ACTION = re.compile(r"^/regions/([a-z0-9-]+)/(stop|start|promote)$")
+
+
+class ControlError(Exception):
+    """An action that cannot be done; `status` is the HTTP status it answers with."""
+
+    def __init__(self, message: str, status: int = HTTPStatus.CONFLICT) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class Controlled(Protocol):
+    """What the endpoint controls (the orchestrator)."""
+
+    def status(self) -> dict[str, Any]: ...
+
+    def stop_region(self, region: str) -> dict[str, Any]: ...
+
+    def start_region(self, region: str) -> dict[str, Any]: ...
+
+    def promote_region(self, region: str) -> dict[str, Any]: ...
+
+
+class ActionQueue:
+    """Work handed to the main thread, which runs it between its own rounds."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
+
+    def submit(self, job: Callable[[], Any]) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._jobs.put((job, future))
+        return future
+
+    def run_pending(self, wait: float) -> None:
+        """On the main thread: run the jobs waiting, or wait up to `wait` s for one."""
+        try:
+            job, future = self._jobs.get(timeout=wait)
+        except queue.Empty:
+            return
+        while True:
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(job())
+                except BaseException as error:  # handed to the waiting request
+                    future.set_exception(error)
+            try:
+                job, future = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+
+
+class ControlServer:
+    def __init__(self, port: int, target: Controlled, actions: ActionQueue) -> None:
+        handler = _handler(target, actions)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="control-endpoint", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def _handler(target: Controlled, actions: ActionQueue) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+            if self.path.rstrip("/") != "/status":
+                self._answer(HTTPStatus.NOT_FOUND, {"error": f"no such resource {self.path}"})
+                return
+            try:
+                self._answer(HTTPStatus.OK, target.status())
+            except Exception as error:
+                log.exception("status failed")
+                self._answer(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": str(error)})
+
+        def do_POST(self) -> None:  # noqa: N802
+            match = _ACTION.match(self.path.rstrip("/"))
+            if match is None:
+                self._answer(HTTPStatus.NOT_FOUND, {"error": f"no such action {self.path}"})
+                return
+            region, verb = match.groups()
+            action = {
+                "stop": target.stop_region,
+                "start": target.start_region,
+                "promote": target.promote_region,
+            }[verb]
+            try:
+                result = actions.submit(lambda: action(region)).result()
+            except ControlError as error:
+                self._answer(error.status, {"error": error.message})
+                return
+            except Exception as error:
+                log.exception("%s %s failed", verb, region)
+                self._answer(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{verb}: {error}"})
+                return
+            self._answer(HTTPStatus.OK, result)
+
+        def _answer(self, status: int, body: dict[str, Any]) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            log.debug("control: " + format, *args)
+
+    return Handler

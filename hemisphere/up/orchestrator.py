@@ -1,0 +1,374 @@
+"""`hemisphere up`: start every region, keep them, stop or kill them, promote one.
+
+Runs on the main thread: it forks every child (their death signal follows the forking
+thread) and runs the control endpoint's actions one at a time between rounds of watching
+(automatic promotion, children that died on their own).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from hemisphere.settings import SettingsError
+from hemisphere.up import postgres
+from hemisphere.up.control import ActionQueue, ControlError, ControlServer
+from hemisphere.up.layout import Layout, LayoutError, RegionPorts, write_topology
+from hemisphere.up.processes import base_environment, payments_child, proxies_child
+from hemisphere.up.region import Region, RegionContext
+from hemisphere.up.secrets import SharedSecrets, UpState, shared_secrets
+from hemisphere.up.status import collect_status
+from hemisphere.up.supervisor import Child, ChildFailedError
+from regions.latency import LatencyMatrix, LatencyMatrixError, load
+
+log = logging.getLogger(__name__)
+
+# How long the control loop waits for an action before it looks at the regions again.
+WATCH_INTERVAL_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    regions: list[str]
+    primary: str | None
+    latency: str
+    data_dir: Path
+    base_port: int
+    auto_promote_after: float | None = None
+
+
+class Stopping(BaseException):
+    """Ctrl-C or SIGTERM: unwind whatever is starting and stop everything."""
+
+
+class World:
+    """Every region and what lies between them."""
+
+    def __init__(
+        self,
+        layout: Layout,
+        latency: LatencyMatrix,
+        secrets: SharedSecrets,
+        state: UpState,
+        auto_promote_after: float | None,
+    ) -> None:
+        self.layout = layout
+        self.latency = latency
+        self.secrets = secrets
+        self.state = state
+        self.auto_promote_after = auto_promote_after
+        self.base_env = base_environment(dict(os.environ))
+        self.shared: list[Child] = []
+        self.payments_url = f"http://127.0.0.1:{layout.payments_port}"
+        context = RegionContext(
+            layout=layout,
+            secrets=secrets,
+            base_env=self.base_env,
+            payments_url=self.payments_url,
+        )
+        self.regions = {ports.name: Region(ports, context) for ports in layout.regions}
+        self.actions = ActionQueue()
+        self._unhealthy_since: float | None = None
+
+    # -- start and stop everything ---------------------------------------------------------
+
+    def start(self) -> None:
+        layout = self.layout
+        layout.log_dir.mkdir(parents=True, exist_ok=True)
+        payments = payments_child(layout.payments_port, self.base_env, layout.log_dir)
+        proxies = proxies_child(layout, self.latency, self.base_env, os.getpid())
+        self.shared += [payments, proxies]
+        payments.start()
+        proxies.start()
+        for region in self.regions.values():  # moto takes seconds to import: all at once
+            region.start_aws()
+        payments.wait_http(f"http://127.0.0.1:{layout.payments_port}/health", 60)
+        primary = self.regions[self.state.primary]
+        for region in self.regions.values():
+            region.provision(self.state.primary, self.state.epoch)
+        primary.start_postgres(self._primary_ports, self.state.postgres_roles)
+        for region in self.regions.values():
+            if region is not primary:
+                lost = region.start_postgres(self._primary_ports, self.state.postgres_roles)
+                if lost:
+                    print(f"{region.name}: rejoined; writes it had not replicated: {lost}")
+        self.record_postgres_roles()
+        primary.start_api(self._primary_ports, rebuild=True)
+        primary.wait_ready()
+        for region in self.regions.values():
+            if region is not primary:
+                region.start_api(self._primary_ports, rebuild=True)
+        for region in self.regions.values():
+            region.start_replicator()
+        for region in self.regions.values():
+            if region is not primary:
+                region.wait_ready()
+        self._start_edges()
+        self._write_topology()
+
+    def _start_edges(self) -> None:
+        try:
+            from hemisphere.up.processes import edges_child  # type: ignore[attr-defined]
+        except ImportError:
+            print("(edges not yet available)")
+            return
+
+        edges = edges_child(self.layout, self.latency, self.base_env, os.getpid())
+        self.shared.append(edges)
+        edges.start()
+        for ports in self.layout.regions:
+            edges.wait_http(f"http://127.0.0.1:{ports.edge}/healthz", 60)
+
+    def stop(self) -> None:
+        """Everything, gently: edges first (no new traffic), then the regions, then what
+        they shared."""
+        for child in reversed(self.shared[2:]):
+            child.terminate()
+        for region in self.regions.values():
+            region.stop()
+        for child in reversed(self.shared[:2]):
+            child.terminate()
+
+    @property
+    def _primary_ports(self) -> RegionPorts:
+        return self.layout.region(self.state.primary)
+
+    def record_postgres_roles(self) -> None:
+        for region in self.regions.values():
+            if region.postgres_role is not None:
+                self.state.postgres_roles[region.name] = region.postgres_role
+        self.state.save(self.layout.data_dir)
+
+    def _write_topology(self) -> None:
+        write_topology(
+            self.layout.data_dir,
+            self.layout.topology(
+                primary=self.state.primary,
+                epoch=self.state.epoch,
+                api_key=self.secrets.api_keys[0],
+                iam=self.secrets.iam,
+            ),
+        )
+
+    # -- the control endpoint's actions (main thread) --------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        return collect_status(self)
+
+    def stop_region(self, name: str) -> dict[str, Any]:
+        region = self._region(name)
+        if region.down:
+            raise ControlError(f"{name} is already down")
+        started = time.monotonic()
+        region.kill()
+        return {
+            "region": name,
+            "role": "down",
+            "message": f"{name} is down (every process killed in "
+            f"{time.monotonic() - started:.1f}s)",
+        }
+
+    def start_region(self, name: str) -> dict[str, Any]:
+        region = self._region(name)
+        if not region.down:
+            raise ControlError(f"{name} is running")
+        started = time.monotonic()
+        primary = self.regions[self.state.primary]
+        if region is not primary and primary.down:
+            raise ControlError(
+                f"the primary {primary.name} is down: promote a region (or start "
+                f"{primary.name}) before {name} can follow it"
+            )
+        region.start_aws()
+        region.provision(self.state.primary, self.state.epoch)
+        lost = region.start_postgres(self._primary_ports, self.state.postgres_roles)
+        self.record_postgres_roles()
+        region.start_api(self._primary_ports, rebuild=True)
+        region.start_replicator()
+        region.wait_ready()
+        elapsed = time.monotonic() - started
+        role = "primary" if region is primary else "secondary"
+        message = f"{name} is back as the {role} and serving after {elapsed:.1f}s"
+        if lost:
+            message += f"; writes it had not replicated before it went down (lost): {lost}"
+        return {
+            "region": name,
+            "role": role,
+            "seconds": round(elapsed, 3),
+            "lost_writes": lost,
+            "message": message,
+        }
+
+    def promote_region(self, name: str) -> dict[str, Any]:
+        from hemisphere.up.promotion import promote
+
+        region = self._region(name)
+        if name == self.state.primary:
+            raise ControlError(f"{name} is already the primary (epoch {self.state.epoch})")
+        if region.down:
+            raise ControlError(f"{name} is down: start it before promoting it")
+        result = promote(self, region)
+        self._write_topology()
+        return result
+
+    def _region(self, name: str) -> Region:
+        try:
+            return self.regions[name]
+        except KeyError:
+            raise ControlError(
+                f"no region {name!r} (regions: {', '.join(self.regions)})", status=404
+            ) from None
+
+    # -- watching ---------------------------------------------------------------------------
+
+    def watch(self) -> None:
+        """One round: report children that died on their own; promote automatically when
+        asked to and the primary stays unhealthy."""
+        for region in self.regions.values():
+            region.report_deaths()
+        if self.auto_promote_after is None:
+            return
+        primary = self.regions[self.state.primary]
+        if primary.healthy():
+            self._unhealthy_since = None
+            return
+        now = time.monotonic()
+        if self._unhealthy_since is None:
+            self._unhealthy_since = now
+            return
+        if now - self._unhealthy_since < self.auto_promote_after:
+            return
+        candidates = self.latency.nearest_first(
+            primary.name, [r.name for r in self.regions.values() if r is not primary]
+        )
+        for candidate in candidates:
+            if self.regions[candidate].healthy():
+                print(
+                    f"The primary {primary.name} has been unhealthy for "
+                    f"{self.auto_promote_after:g}s: promoting {candidate}.",
+                    flush=True,
+                )
+                print(self.promote_region(candidate)["message"], flush=True)
+                self._unhealthy_since = None
+                return
+
+
+def _check_ports_free(layout: Layout) -> None:
+    ports = [layout.control_port, layout.payments_port]
+    for region in layout.regions:
+        ports += [region.edge, region.api, region.aws, region.postgres]
+        ports += [*region.aws_via.values(), *region.postgres_via.values()]
+    for port in ports:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                raise SettingsError(
+                    f"port {port} is in use (another `hemisphere up`?); choose --base-port"
+                ) from None
+
+
+def _plan(options: UpOptions) -> tuple[Layout, LatencyMatrix, UpState]:
+    try:
+        layout = Layout.plan(options.regions, options.base_port, options.data_dir.resolve())
+        latency = load(options.latency)
+        for a in layout.names:
+            for b in layout.names:
+                latency.rtt_ms(a, b)
+    except (LayoutError, LatencyMatrixError) as error:
+        raise SettingsError(str(error)) from None
+    layout.data_dir.mkdir(parents=True, exist_ok=True)
+    state = UpState.load(layout.data_dir)
+    if state is not None and state.primary in layout.names:
+        if options.primary is not None and options.primary != state.primary:
+            raise SettingsError(
+                f"{layout.data_dir} records {state.primary} as the primary (epoch "
+                f"{state.epoch}); promote {options.primary} with `hemisphere regions promote`"
+            )
+    else:
+        default = "us-east-1" if "us-east-1" in layout.names else layout.names[0]
+        primary = options.primary or default
+        if primary not in layout.names:
+            raise SettingsError(f"--primary {primary} is not one of --regions")
+        state = UpState(primary=primary, epoch=1)
+    return layout, latency, state
+
+
+def _raise_stopping(signum: int, frame: FrameType | None) -> None:
+    # Once: the stop itself must not be interrupted by a second Ctrl-C.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Stopping
+
+
+def run_up(options: UpOptions) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    layout, latency, state = _plan(options)
+    _check_ports_free(layout)
+    secrets = shared_secrets(layout.data_dir, os.environ)
+    world = World(layout, latency, secrets, state, options.auto_promote_after)
+    signal.signal(signal.SIGINT, _raise_stopping)
+    signal.signal(signal.SIGTERM, _raise_stopping)
+    signal.signal(signal.SIGHUP, _raise_stopping)
+    control = ControlServer(layout.control_port, world, world.actions)
+    started = time.monotonic()
+    print(
+        f"Starting {len(layout.regions)} regions ({', '.join(layout.names)}; primary "
+        f"{state.primary}, latency {latency.name}); logs in {layout.log_dir} ...",
+        flush=True,
+    )
+    try:
+        try:
+            world.start()
+            control.start()
+            print(banner(world, time.monotonic() - started), flush=True)
+            while True:
+                world.actions.run_pending(WATCH_INTERVAL_SECONDS)
+                world.watch()
+        except (ChildFailedError, postgres.PostgresError) as error:
+            print(f"hemisphere up: {error}", file=sys.stderr, flush=True)
+            return 1
+    except Stopping:
+        print("Stopping every region ...", flush=True)
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        control.stop()
+        (layout.data_dir / "topology.json").unlink(missing_ok=True)
+        world.stop()
+        state.save(layout.data_dir)
+
+
+def banner(world: World, seconds: float) -> str:
+    layout = world.layout
+    rows = [("REGION", "ROLE", "GRAPHQL")]
+    for ports in layout.regions:
+        role = "primary" if ports.name == world.state.primary else "secondary"
+        rows.append((ports.name, role, ports.graphql_url))
+    width = [max(len(row[i]) for row in rows) for i in range(2)]
+    lines = ["", f"Hemisphere is up: {len(rows) - 1} regions in {seconds:.1f}s."]
+    lines += ["  " + f"{a.ljust(width[0])}  {b.ljust(width[1])}  {c}" for a, b, c in rows]
+    lines += ["", "  USER LOCATION   EDGE (nearest healthy region)"]
+    lines += [f"  {ports.name.ljust(14)}  {ports.edge_url}" for ports in layout.regions]
+    lines += [
+        "",
+        f"  API key:   {world.secrets.api_keys[0]}   (header x-api-key)",
+        f"  IAM:       {world.secrets.iam}   (SigV4, service appsync)",
+        f"  Epoch:     {world.state.epoch}",
+        f"  Control:   {layout.control_url}   (hemisphere regions status|stop|start|promote "
+        f"--data-dir {layout.data_dir})",
+        f"  Topology:  {layout.data_dir / 'topology.json'}",
+        "Press Ctrl-C to stop every region.",
+        "",
+    ]
+    return "\n".join(lines)

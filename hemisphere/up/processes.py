@@ -1,0 +1,142 @@
+"""The child processes of one region, and of the world between regions: how each is started
+(its command line and environment)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from hemisphere.up.layout import Layout, RegionPorts
+from hemisphere.up.provision import LOCAL_AWS_CREDENTIALS
+from hemisphere.up.secrets import SharedSecrets
+from hemisphere.up.supervisor import Child
+from regions.latency import LatencyMatrix
+
+# Variables of the user's shell that would point a region's processes somewhere else.
+_FOREIGN = (
+    "DATABASE_URL",
+    "AWS_ENDPOINT_URL",
+    "REDIS_URL",
+    "AWS_REGION",
+    "AWS_PROFILE",
+    "HEMISPHERE_REGION",
+    "HEMISPHERE_PRIMARY_REGION",
+    "HEMISPHERE_PRIMARY_AWS_ENDPOINT_URL",
+    "HEMISPHERE_PUBLISH_URL",
+    "HEMISPHERE_RUN_WORKERS",
+    "HEMISPHERE_PAYMENTS_URL",
+    "HEMISPHERE_DATA_DIR",
+    "HEMISPHERE_SEED_DEMO_DATA",
+    "HEMISPHERE_REBUILD_PROJECTIONS",
+)
+
+
+def base_environment(parent: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in parent.items() if k not in _FOREIGN}
+
+
+def hemisphere_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "hemisphere.cli", *args]
+
+
+def api_child(
+    ports: RegionPorts,
+    *,
+    primary: RegionPorts,
+    database_url: str,
+    secrets: SharedSecrets,
+    payments_url: str,
+    base_env: dict[str, str],
+    log_dir: Path,
+    data_dir: Path,
+    rebuild: bool,
+) -> Child:
+    """`hemisphere api` of a region: workers only in the primary; a secondary sends its writes
+    to the primary's AWS endpoint through the delay proxy of that link."""
+    is_primary = ports.name == primary.name
+    env = {
+        **base_env,
+        **secrets.environment(),
+        "DATABASE_URL": database_url,
+        "AWS_ENDPOINT_URL": ports.aws_url,
+        "AWS_ACCESS_KEY_ID": LOCAL_AWS_CREDENTIALS.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": LOCAL_AWS_CREDENTIALS.secret_access_key,
+        "HEMISPHERE_REGION": ports.name,
+        "HEMISPHERE_PRIMARY_REGION": primary.name,
+        "HEMISPHERE_PAYMENTS_URL": payments_url,
+        "HEMISPHERE_RUN_WORKERS": "true" if is_primary else "false",
+        "HEMISPHERE_PUBLISH_URL": ports.graphql_url,
+        "HEMISPHERE_SEED_DEMO_DATA": "true" if is_primary else "false",
+        "HEMISPHERE_REBUILD_PROJECTIONS": "true" if rebuild else "false",
+        "HEMISPHERE_DATA_DIR": str(data_dir),
+    }
+    if not is_primary:
+        env["HEMISPHERE_PRIMARY_AWS_ENDPOINT_URL"] = (
+            f"http://127.0.0.1:{ports.aws_via[primary.name]}"
+        )
+    argv = hemisphere_argv("api", "--host", "127.0.0.1", "--port", str(ports.api))
+    return Child(f"{ports.name} API", argv, env, log_dir / f"{ports.name}-api.log")
+
+
+def payments_child(port: int, base_env: dict[str, str], log_dir: Path) -> Child:
+    argv = [sys.executable, "-m", "hemisphere.payments_sim", "--host", "127.0.0.1"]
+    argv += ["--port", str(port)]
+    return Child("card provider", argv, base_env, log_dir / "payments.log")
+
+
+def proxy_specs(layout: Layout, latency: LatencyMatrix) -> list[dict[str, object]]:
+    """One delay proxy per outgoing link of every region: to each other region's AWS endpoint
+    (write forwarding, DynamoDB replication) and PostgreSQL (streaming replication)."""
+    specs: list[dict[str, object]] = []
+    for region in layout.regions:
+        for other_name, port in region.aws_via.items():
+            other = layout.region(other_name)
+            specs.append(
+                {
+                    "name": f"aws {region.name}→{other_name}",
+                    "listen": f"127.0.0.1:{port}",
+                    "target": f"127.0.0.1:{other.aws}",
+                    "one_way_ms": latency.rtt_ms(region.name, other_name) / 2,
+                }
+            )
+        for other_name, port in region.postgres_via.items():
+            other = layout.region(other_name)
+            specs.append(
+                {
+                    "name": f"pg {region.name}→{other_name}",
+                    "listen": f"127.0.0.1:{port}",
+                    "target": f"127.0.0.1:{other.postgres}",
+                    "one_way_ms": latency.rtt_ms(region.name, other_name) / 2,
+                }
+            )
+    return specs
+
+
+def proxies_child(
+    layout: Layout, latency: LatencyMatrix, base_env: dict[str, str], parent_pid: int
+) -> Child:
+    spec_path = layout.data_dir / "proxies.json"
+    spec_path.write_text(json.dumps({"proxies": proxy_specs(layout, latency)}, indent=2) + "\n")
+    argv = [sys.executable, "-m", "regions.delay_proxy", "--spec", str(spec_path)]
+    argv += ["--parent-pid", str(parent_pid)]
+    return Child("delay proxies", argv, base_env, layout.log_dir / "proxies.log")
+
+
+def replicator_child(ports: RegionPorts, layout: Layout, base_env: dict[str, str]) -> Child:
+    """`hemisphere replicator`: this region's stream applied to every other region's table,
+    each through the delay proxy of that link."""
+    replicas = ",".join(
+        f"{other}=http://127.0.0.1:{port}" for other, port in ports.aws_via.items()
+    )
+    env = {
+        **base_env,
+        "HEMISPHERE_REGION": ports.name,
+        "AWS_ENDPOINT_URL": ports.aws_url,
+        "AWS_ACCESS_KEY_ID": LOCAL_AWS_CREDENTIALS.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": LOCAL_AWS_CREDENTIALS.secret_access_key,
+        "HEMISPHERE_REPLICA_ENDPOINTS": replicas,
+        "HEMISPHERE_REPLICATOR_STATUS_PORT": str(ports.replicator_status),
+    }
+    argv = hemisphere_argv("replicator")
+    return Child(f"{ports.name} replicator", argv, env, layout.log_dir / f"{ports.name}-replicator.log")

@@ -1,0 +1,142 @@
+"""Fenced promotion of a secondary region, and the sagas the lost primary left half-way.
+
+1. PostgreSQL: pg_promote() on the region's replica (it accepts writes on return).
+2. Fence: the epoch goes up in the topology record of every live region's table (the record
+   replicates too) and in PostgreSQL; an old primary that comes back sees the newer epoch
+   naming another primary and refuses writes.
+3. Orphaned sagas: the lost primary's executions died with its Step Functions. Every saga
+   not done in the promoted database is re-driven at once, from the replicated relational
+   state, under the reconciler's deterministic re-run names (`<execution>-r<attempt>`):
+   recorded steps answer their recorded result, so nothing is charged or reserved twice.
+4. The region's API restarts with the primary's settings (workers: outbox relay, saga steps,
+   reconciler, profile updates) and the promotion answers once it is ready.
+5. Then, after the answer: the other live secondaries' replicas follow the new primary and
+   their APIs send writes there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from adapters.payments import HttpPaymentProvider
+from adapters.postgres.pool import create_pool
+from adapters.postgres.saga import PostgresSagaStore
+from adapters.stepfunctions import StepFunctionsSagaEngine, ensure_state_machines
+from adapters.stepfunctions import create_client as create_sfn_client
+from adapters.eventbridge import create_client as create_aws_client
+from hemisphere.settings import Settings
+from hemisphere.up import postgres
+from hemisphere.up.provision import LOCAL_AWS_CREDENTIALS, write_region_control
+from workflows.definitions import definitions
+from workflows.reconciler import Reconciler
+
+if TYPE_CHECKING:
+    from hemisphere.up.orchestrator import World
+    from hemisphere.up.region import Region
+
+log = logging.getLogger(__name__)
+
+
+def promote(world: World, region: Region) -> dict[str, Any]:
+    began = time.monotonic()
+    timeline: dict[str, float] = {}
+    new_epoch = world.state.epoch + 1
+
+    postgres.promote(region.node)
+    region.postgres_role = "primary"
+    timeline["postgres_promoted"] = time.monotonic() - began
+
+    fence(world, region, new_epoch)
+    timeline["fenced"] = time.monotonic() - began
+
+    reruns = asyncio.run(redrive_orphaned_sagas(region, world.payments_url))
+    timeline["sagas_redriven"] = time.monotonic() - began
+
+    region.restart_api(region.ports)
+    region.wait_ready()
+    timeline["accepts_writes"] = time.monotonic() - began
+
+    world.actions.submit(lambda: follow_new_primary(world, region))
+    message = (
+        f"{region.name} is the primary at epoch {new_epoch}: it accepts writes "
+        f"{timeline['accepts_writes']:.1f}s after the promotion began"
+    )
+    if reruns:
+        message += f"; re-driving {len(reruns)} saga(s) the lost primary left in flight"
+    return {
+        "region": region.name,
+        "primary": region.name,
+        "epoch": new_epoch,
+        "seconds": round(timeline["accepts_writes"], 3),
+        "timeline": {step: round(seconds, 3) for step, seconds in timeline.items()},
+        "redriven_sagas": reruns,
+        "message": message,
+    }
+
+
+def fence(world: World, region: Region, epoch: int) -> None:
+    """Raise the epoch: the new primary's PostgreSQL and table first, then every other live
+    region's table directly (replication would bring it too, a little later)."""
+    write_region_control(region.ports.aws_url, region.name, region.name, epoch)
+    for other in world.regions.values():
+        if other is not region and not other.down:
+            try:
+                write_region_control(other.ports.aws_url, other.name, region.name, epoch)
+            except Exception as error:  # a region dying meanwhile gets it by replication
+                log.warning("could not fence %s directly: %s", other.name, error)
+    world.state.primary = region.name
+    world.state.epoch = epoch
+    world.record_postgres_roles()
+
+
+async def redrive_orphaned_sagas(region: Region, payments_url: str) -> list[str]:
+    """One reconciler pass in the new primary that counts every unfinished saga as stalled
+    (idle for 0 s): none of them has an execution here, and any the lost primary ran is gone.
+    Returns the names of the executions started."""
+    defaults = Settings()
+    url, name = region.ports.aws_url, region.name
+    dsn = region.node.url()
+    pool = await create_pool(dsn, min_size=1, max_size=2)
+    try:
+        async with (
+            create_sfn_client(url, name, LOCAL_AWS_CREDENTIALS) as sfn,
+            create_aws_client("sqs", url, name, LOCAL_AWS_CREDENTIALS) as sqs,
+            HttpPaymentProvider(payments_url, defaults.payments_timeout_seconds) as payments,
+        ):
+            machines = await ensure_state_machines(
+                sfn,
+                sqs,
+                definitions(),
+                prefix=defaults.table_name,
+                role_arn=defaults.state_machine_role_arn,
+            )
+            reconciler = Reconciler(
+                PostgresSagaStore(pool, dsn, payments),
+                StepFunctionsSagaEngine(sfn, machines),
+                idle_for=timedelta(0),
+                batch_size=1000,
+            )
+            return await reconciler.run_once()
+    finally:
+        await pool.close()
+
+
+def follow_new_primary(world: World, primary: Region) -> None:
+    """The other live secondaries: their replica streams from the new primary, their API
+    sends writes there."""
+    for other in world.regions.values():
+        if other is primary or other.down:
+            continue
+        try:
+            lost = postgres.follow(other.node, other.ports.postgres_via[primary.name])
+            if lost:
+                print(f"{other.name} was rewound to follow {primary.name}; lost: {lost}")
+            other.postgres_role = "replica"
+            other.restart_api(primary.ports)
+        except Exception as error:
+            print(f"{other.name} could not follow {primary.name}: {error}", flush=True)
+    world.record_postgres_roles()

@@ -1,0 +1,182 @@
+"""One region of `up`: its local AWS endpoint, its PostgreSQL node, its API and its
+replicator. Started in that order, killed all at once (an outage), stopped gently in reverse.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from hemisphere.up import postgres
+from hemisphere.up.layout import Layout, RegionPorts
+from hemisphere.up.processes import api_child, replicator_child
+from hemisphere.up.provision import aws_endpoint_child, provision_region, write_region_control
+from hemisphere.up.secrets import SharedSecrets
+from hemisphere.up.supervisor import Child
+
+log = logging.getLogger(__name__)
+
+# A busy two-core machine starts a Python process with the app's imports in seconds; the
+# first start of a region also rebuilds its projections.
+START_TIMEOUT_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class RegionContext:
+    layout: Layout
+    secrets: SharedSecrets
+    base_env: dict[str, str]
+    payments_url: str
+
+
+class Region:
+    def __init__(self, ports: RegionPorts, context: RegionContext) -> None:
+        self.ports = ports
+        self.context = context
+        self.name = ports.name
+        self.node = postgres.node_for(ports, context.layout.region_dir(ports.name))
+        self.aws: Child | None = None
+        self.api: Child | None = None
+        self.replicator: Child | None = None
+        self.down = True
+        # What its PostgreSQL node is now: "primary", "replica" or None (not started).
+        self.postgres_role: str | None = None
+        self._reported: set[str] = set()
+
+    @property
+    def children(self) -> list[Child]:
+        return [c for c in (self.api, self.replicator, self.aws) if c is not None]
+
+    # -- start, in order -------------------------------------------------------------------
+
+    def start_aws(self) -> None:
+        layout = self.context.layout
+        self.aws = aws_endpoint_child(
+            self.name, self.ports.aws, self.context.base_env, layout.log_dir
+        )
+        self.aws.start()
+        self.down = False
+
+    def provision(self, primary: str, epoch: int) -> None:
+        """The region's template on its AWS endpoint, and the topology record as the world
+        knows it (the endpoint keeps nothing across restarts)."""
+        assert self.aws is not None
+        self.aws.wait_http(f"{self.ports.aws_url}/moto-api/data.json", START_TIMEOUT_SECONDS)
+        provision_region(self.ports.aws_url, self.name)
+        write_region_control(self.ports.aws_url, self.name, primary, epoch)
+
+    def start_postgres(
+        self, primary: RegionPorts, recorded: dict[str, str]
+    ) -> dict[str, Any] | None:
+        """Its node as the primary, or as a streaming replica of `primary` through the delay
+        proxy of that link. A node that was a primary and is not any more rejoins (rewind);
+        returns what it had not replicated (lost), or None."""
+        lost: dict[str, Any] | None = None
+        if primary.name == self.name:
+            postgres.start_primary(self.node)
+            self.postgres_role = "primary"
+            return None
+        upstream_port = self.ports.postgres_via[primary.name]
+        if recorded.get(self.name) == "primary" and postgres.has_data(self.node):
+            lost = postgres.rejoin(self.node, upstream_port)
+        elif postgres.has_data(self.node) and postgres.is_standby(self.node):
+            # It may have followed another primary when it went down: follow this one.
+            postgres.start_replica(self.node, upstream_port)
+            lost = postgres.follow(self.node, upstream_port)
+        else:
+            postgres.start_replica(self.node, upstream_port)
+        self.postgres_role = "replica"
+        return lost
+
+    def start_api(self, primary: RegionPorts, *, rebuild: bool) -> None:
+        context = self.context
+        self.api = api_child(
+            self.ports,
+            primary=primary,
+            database_url=self.node.url(),
+            secrets=context.secrets,
+            payments_url=context.payments_url,
+            base_env=context.base_env,
+            log_dir=context.layout.log_dir,
+            data_dir=context.layout.region_dir(self.name),
+            rebuild=rebuild,
+        )
+        self.api.start()
+
+    def start_replicator(self) -> None:
+        self.replicator = replicator_child(
+            self.ports, self.context.layout, self.context.base_env
+        )
+        self.replicator.start()
+
+    def wait_ready(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
+        assert self.api is not None
+        self.api.wait_http(f"{self.ports.api_url}/readyz", timeout)
+
+    def restart_api(self, primary: RegionPorts) -> None:
+        """With another primary's settings (after a promotion): gently, then at once."""
+        if self.api is not None:
+            self.api.terminate()
+        self.start_api(primary, rebuild=False)
+
+    # -- stop ------------------------------------------------------------------------------
+
+    def kill(self) -> None:
+        """A hard outage: SIGKILL of every process of the region, PostgreSQL included."""
+        for child in self.children:
+            child.kill()
+        postgres.kill(self.node)
+        self.api = self.replicator = self.aws = None
+        self.down = True
+        self._reported.clear()
+
+    def stop(self) -> None:
+        for child in self.children:
+            child.terminate()
+        postgres.stop(self.node)
+        self.api = self.replicator = self.aws = None
+        self.down = True
+
+    # -- observation -----------------------------------------------------------------------
+
+    def healthy(self) -> bool:
+        if self.down:
+            return False
+        try:
+            with urllib.request.urlopen(f"{self.ports.api_url}/readyz", timeout=1) as answer:
+                return bool(answer.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def readiness(self) -> dict[str, Any] | None:
+        """The API's /readyz body (200 or 503), None when it does not answer."""
+        if self.down:
+            return None
+        try:
+            with urllib.request.urlopen(f"{self.ports.api_url}/readyz", timeout=1) as answer:
+                body: dict[str, Any] = json.loads(answer.read())
+                return body
+        except urllib.error.HTTPError as error:
+            try:
+                body = json.loads(error.read())
+                return body
+            except ValueError:
+                return {"status": "unready"}
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
+
+    def report_deaths(self) -> None:
+        """A child that died on its own (not by stop/kill) is said once, with its log."""
+        for child in self.children:
+            if child.process is not None and not child.running() and child.name not in self._reported:
+                self._reported.add(child.name)
+                print(
+                    f"{time.strftime('%H:%M:%S')} {child.name} exited with "
+                    f"{child.process.returncode}; see {child.log_path}",
+                    flush=True,
+                )

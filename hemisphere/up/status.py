@@ -1,0 +1,112 @@
+"""`GET /status` of the control endpoint: what every region says of itself.
+
+Each figure comes from the part that knows it: health from the API's /readyz, the epoch
+and the primary a region believes in from its GraphQL `region` field (what its clients see),
+DynamoDB replication lag from the replicators' status endpoints, PostgreSQL replay lag and
+in-flight sagas from the region's own PostgreSQL node. A part that does not answer leaves
+its figure null; status never waits more than about a second per region.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from hemisphere.pgcluster.errors import PgClusterError
+from hemisphere.pgcluster.node import query_value
+from hemisphere.up import postgres
+
+if TYPE_CHECKING:
+    from hemisphere.up.orchestrator import World
+    from hemisphere.up.region import Region
+
+PROBE_TIMEOUT_SECONDS = 1.0
+_REGION_QUERY = b'{"query": "{ region { region primaryRegion readOnly epoch } }"}'
+IN_FLIGHT_SQL = "SELECT count(*) FROM sagas WHERE done_at IS NULL"
+
+
+def collect_status(world: World) -> dict[str, Any]:
+    regions = list(world.regions.values())
+    with ThreadPoolExecutor(max_workers=len(regions)) as pool:
+        reports = list(pool.map(lambda region: region_status(world, region), regions))
+    return {
+        "primary": world.state.primary,
+        "epoch": world.state.epoch,
+        "regions": {region.name: report for region, report in zip(regions, reports, strict=True)},
+    }
+
+
+def region_status(world: World, region: Region) -> dict[str, Any]:
+    report: dict[str, Any] = {
+        "role": "down",
+        "health": "unhealthy",
+        "epoch": None,
+        "believes_primary": None,
+        "read_only": None,
+        "dynamodb_replication_lag_ms": {},
+        "postgres_replay_lag_ms": None,
+        "subscriptions": None,
+        "in_flight_sagas": None,
+        "graphql": region.ports.graphql_url,
+    }
+    if region.down:
+        return report
+    report["role"] = "primary" if region.name == world.state.primary else "secondary"
+    readiness = region.readiness()
+    if readiness is not None:
+        report["health"] = "healthy" if readiness.get("status") == "ready" else "unhealthy"
+        report["subscriptions"] = readiness.get("subscriptions")
+        report["checks"] = readiness.get("checks")
+    believed = _believed_topology(region, world.secrets.api_keys[0])
+    if believed is not None:
+        report["epoch"] = believed.get("epoch")
+        report["believes_primary"] = believed.get("primaryRegion")
+        report["read_only"] = believed.get("readOnly")
+    report["dynamodb_replication_lag_ms"] = _replication_lag(region)
+    report["postgres_replay_lag_ms"] = (
+        postgres.replay_lag_ms(region.node) if region.postgres_role == "replica" else None
+    )
+    report["in_flight_sagas"] = _in_flight_sagas(region)
+    return report
+
+
+def _believed_topology(region: Region, api_key: str) -> dict[str, Any] | None:
+    request = urllib.request.Request(
+        region.ports.graphql_url,
+        data=_REGION_QUERY,
+        headers={"content-type": "application/json", "x-api-key": api_key},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=PROBE_TIMEOUT_SECONDS) as answer:
+            body = json.loads(answer.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    data = body.get("data") or {}
+    believed = data.get("region")
+    return believed if isinstance(believed, dict) else None
+
+
+def _replication_lag(region: Region) -> dict[str, float | None]:
+    """Per target: the age of the oldest change not yet applied there when there is one (it
+    grows while a target is down), else the p99 of the recent changes' lag."""
+    url = f"http://127.0.0.1:{region.ports.replicator_status}/status"
+    try:
+        with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_SECONDS) as answer:
+            body = json.loads(answer.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return {}
+    lags: dict[str, float | None] = {}
+    for target, pipeline in (body.get("targets") or {}).items():
+        pending = pipeline.get("pending_ms")
+        lags[target] = pending if pending is not None else (pipeline.get("lag_ms") or {}).get("p99")
+    return lags
+
+
+def _in_flight_sagas(region: Region) -> int | None:
+    try:
+        return int(query_value(region.node.port, IN_FLIGHT_SQL, database="hemisphere"))
+    except (PgClusterError, ValueError):
+        return None
