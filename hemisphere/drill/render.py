@@ -1,0 +1,170 @@
+"""The report as text: the timeline, then one table per question (pure)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from hemisphere.drill.phases import LatencySummary
+from hemisphere.drill.report import FaultSummary, Report
+
+# A cell that is a figure: "12", "-", "+3.4s", "12/40 (3)", "≤ 5.00 s", "11.7x".
+_NUMERIC = re.compile(r"^(-|[+≤≥]?\s?\d)")
+
+
+def ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """Columns padded to their widest cell; a column of figures is right-aligned."""
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    numeric = [
+        bool(rows) and all(_NUMERIC.match(row[i]) for row in rows) for i in range(len(header))
+    ]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            cell.rjust(width) if right else cell.ljust(width)
+            for cell, width, right in zip(cells, widths, numeric, strict=True)
+        ).rstrip()
+
+    return [line(header), line(["-" * w for w in widths]), *(line(row) for row in rows)]
+
+
+def format_report(report: Report) -> str:
+    out = [
+        f"Drill {report.scenario}: primary {report.primary} at the start, latency "
+        f"{report.latency}, {report.duration_s:.0f} s, {report.acknowledged} orders acknowledged",
+        "",
+        "Timeline",
+    ]
+    out += table(
+        ["at", "event", "region", "detail"],
+        [[f"+{e.at_s:.1f}s", e.name, e.region, e.detail] for e in report.events],
+    )
+    out += ["", "Reads per location, p50/p99 ms (errors)"]
+    out += _phase_table(report, report.reads)
+    out += ["", "Checkouts per location, p50/p99 ms (errors)"]
+    out += _phase_table(report, report.checkouts)
+    for fault in report.faults:
+        out += ["", *_fault(fault)]
+    out += ["", "Replication lag from /status, p50/p99 ms"]
+    out += table(
+        ["phase", "DynamoDB", "PostgreSQL replay"],
+        [
+            [
+                name,
+                f"{ms(lag.dynamodb_p50_ms)}/{ms(lag.dynamodb_p99_ms)}",
+                f"{ms(lag.postgres_p50_ms)}/{ms(lag.postgres_p99_ms)}",
+            ]
+            for name, lag in report.lags.items()
+        ],
+    )
+    out += ["", "Subscriptions (before): order change → subscriber, ms"]
+    out += table(
+        ["location", "changes", "p50", "p99", "p99 after the primary's location"],
+        [
+            [d.location, str(d.changes), ms(d.p50_ms), ms(d.p99_ms), ms(d.extra_p99_ms)]
+            for d in report.deliveries
+        ],
+    )
+    if report.reconnections:
+        out += ["", "Subscriptions re-established"]
+        out += table(
+            ["location", "broken by", "lost at", "back after"],
+            [
+                [r.location, r.region, f"+{r.lost:.1f}s", seconds(r.gap_s)]
+                for r in report.reconnections
+            ],
+        )
+    out += ["", "Single-region baseline (before): read p50 ms, every location on the primary"]
+    out += table(
+        ["location", "served by", "RTT", "service", "with regions", "without", "faster"],
+        [
+            [
+                b.location,
+                b.served_by,
+                ms(b.rtt_ms),
+                ms(b.service_p50_ms),
+                ms(b.with_regions_p50_ms),
+                f"{ms(b.without_regions_p50_ms)} (RTT {ms(b.rtt_to_primary_ms)})",
+                "-" if b.speedup is None else f"{b.speedup:.1f}x",
+            ]
+            for b in report.baseline
+        ],
+    )
+    if report.data_equal:
+        equal = ", ".join(
+            f"{r}: {'equal' if ok else 'DIFFERENT'}" for r, ok in report.data_equal.items()
+        )
+        out += ["", f"Acknowledged orders in every region vs the primary at the end: {equal}"]
+    return "\n".join(out) + "\n"
+
+
+def _phase_table(report: Report, by_location: dict[str, dict[str, LatencySummary]]) -> list[str]:
+    names = [p.name for p in report.phases]
+
+    def cell(summary: LatencySummary | None) -> str:
+        if summary is None or summary.count == 0:
+            return "-"
+        errors = f" ({summary.errors})" if summary.errors else ""
+        return f"{ms(summary.p50_ms)}/{ms(summary.p99_ms)}{errors}"
+
+    return table(
+        ["location", *names],
+        [[loc, *(cell(phases.get(n)) for n in names)] for loc, phases in by_location.items()],
+    )
+
+
+def _fault(fault: FaultSummary) -> list[str]:
+    point = fault.recovery_point
+    lines = [f"{fault.scenario} of {fault.region} (killed at +{fault.killed_s:.1f}s)"]
+    lines.append(
+        f"  detected after {seconds(fault.detected_after_s)}; its location served elsewhere "
+        f"after {seconds(fault.traffic_moved_after_s)}; back {seconds(fault.back_after_restart_s)}"
+        f" and resynced {seconds(fault.resynced_after_restart_s)} after its restart"
+    )
+    if fault.promoted_region:
+        lines.append(
+            f"  read-only everywhere after {seconds(fault.read_only_after_s)} "
+            f"({fault.read_only_locations} locations); {fault.promoted_region} promoted, first "
+            f"write {seconds(fault.promote_to_first_write_s)} after the promote; "
+            f"RTO (kill → first write) {seconds(fault.rto_s)}"
+        )
+    lag_pg = ", ".join(f"{r} {ms(v)} ms" for r, v in point.postgres_lag_at_kill_ms.items()) or "-"
+    lines.append(
+        f"  RPO: {point.orders_lost} of {point.acknowledged_before_kill} orders acknowledged "
+        f"before the kill lost ({len(point.lost_acknowledged_after_kill)} of those after it); "
+        f"lag at the kill: PostgreSQL {lag_pg}, DynamoDB {ms(point.dynamodb_lag_at_kill_ms)} ms"
+    )
+    lines.append(
+        f"  in flight at the kill: {point.in_flight}, final within 60 s: {point.final_in_time}, "
+        f"not final: {len(point.not_final)}, slowest {seconds(point.slowest_final_s)} after "
+        f"{'the promotion' if fault.promoted_region else 'the kill'}"
+    )
+    if fault.errors:
+        lines.append("  errors users saw:")
+        lines += [
+            "    " + line
+            for line in table(
+                ["location", "request", "errors by type", "from", "for"],
+                [
+                    [
+                        w.location,
+                        w.kind,
+                        ", ".join(f"{t} {n}" for t, n in sorted(w.by_type.items())),
+                        f"+{w.first:.1f}s",
+                        seconds(w.seconds),
+                    ]
+                    for w in fault.errors
+                ],
+            )
+        ]
+    else:
+        lines.append("  errors users saw: none")
+    return lines

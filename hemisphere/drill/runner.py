@@ -1,0 +1,323 @@
+"""The scenario runner: simulated users in every location, a region killed through the control
+endpoint, the recovery driven and waited for, every observation recorded.
+
+    before      users, subscribers, the baseline and direct readers; `duration` seconds
+    fault       stop a region (secondary-loss: a secondary; primary-loss: the primary, then
+                promote the nearest secondary once every location has seen ReadOnlyRegion,
+                or after --promote-after seconds); wait for traffic to move or for the first
+                write accepted; `duration` seconds degraded
+    restore     start the region; wait until its location is served by it again and /status
+                says it is resynchronized; `duration` seconds
+    end         users stop; every acknowledged order is read from the primary until it is
+                final (up to 60 s after the promotion); every region's copy is compared
+
+Waits are bounded (`settle_timeout`): a step that does not happen is missing from the
+timeline, and the drill goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import httpx
+
+from hemisphere.drill.baseline import baseline_urls
+from hemisphere.drill.control import ControlClient, ControlError
+from hemisphere.drill.finals import compare_regions, settle_orders
+from hemisphere.drill.graphql import client
+from hemisphere.drill.realtime import subscribe_forever
+from hemisphere.drill.records import Action, Clock, Json, Observations, Request, StatusPoll
+from hemisphere.drill.rpo import FINAL_WITHIN_S
+from hemisphere.drill.status import dynamodb_lags, is_healthy
+from hemisphere.drill.timeline import RESYNCED_LAG_MS
+from hemisphere.drill.topology import Topology
+from hemisphere.drill.users import Target, prober, reader, shopper
+
+Scenario = Literal["secondary-loss", "primary-loss", "both"]
+STATUS_INTERVAL_S = 0.5
+WAIT_STEP_S = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class DrillOptions:
+    scenario: Scenario
+    users: int = 2  # readers per location
+    duration: float = 20.0  # seconds of each steady stretch: before, degraded, after
+    checkout_interval: float = 1.0  # per location
+    think: float = 0.05  # a reader's pause between reads
+    secondary: str | None = None  # which secondary secondary-loss kills
+    promote_after: float | None = None  # None: once every location saw ReadOnlyRegion
+    settle_timeout: float = 60.0
+
+
+@dataclass
+class DrillRun:
+    observations: Observations
+    # The same reads during `before`: through the primary alone at each location's RTT to it
+    # (keyed by location), and straight to each region's API without any delay (by region).
+    baseline: list[Request]
+    direct: list[Request]
+
+
+class Drill:
+    def __init__(
+        self,
+        topology: Topology,
+        options: DrillOptions,
+        control: ControlClient,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.topology = topology
+        self.options = options
+        self.control = control
+        self.clock = Clock()
+        self._log = log
+        self.primary = topology.primary
+        self.observations = Observations(
+            started=self.clock(), locations=topology.locations, primary=topology.primary
+        )
+        self.baseline: list[Request] = []
+        self.direct: list[Request] = []
+        self._seeds = itertools.count(1)
+
+    def log(self, message: str) -> None:
+        self._log(f"[{self.clock() - self.observations.started:7.1f}s] {message}")
+
+    async def run(self) -> DrillRun:
+        status = await self.control.status()  # fails at once if `up` does not answer
+        self.primary = str(status.get("primary") or self.topology.primary)
+        self.observations.primary = self.primary
+        async with self._http() as http, contextlib.AsyncExitStack() as background:
+            tasks: list[asyncio.Task[None]] = [asyncio.create_task(self._poll_status())]
+            tasks += self._users(http)
+            background.callback(_cancel, tasks)
+            where = ", ".join(self.topology.locations)
+            self.log(f"users running in {where}; primary {self.primary}")
+            await self._before(http)
+            for scenario in self._scenarios():
+                if scenario == "secondary-loss":
+                    await self._secondary_loss()
+                else:
+                    await self._primary_loss()
+            self.log("users stop")
+            await _stop(tasks)
+            await self._settle(http)
+        self.observations.ended = self.clock()
+        return DrillRun(self.observations, self.baseline, self.direct)
+
+    def _scenarios(self) -> list[str]:
+        if self.options.scenario == "both":
+            return ["secondary-loss", "primary-loss"]
+        return [self.options.scenario]
+
+    @contextlib.asynccontextmanager
+    async def _http(self) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+        """One HTTP client per location (and one for the end's reads)."""
+        async with contextlib.AsyncExitStack() as stack:
+            clients = {
+                name: await stack.enter_async_context(client(self.topology.api_key))
+                for name in (*self.topology.locations, "drill")
+            }
+            yield clients
+
+    def _target(self, http: httpx.AsyncClient, location: str, url: str) -> Target:
+        obs = self.observations
+        return Target(location, url, http, self.clock, obs.requests, obs.acknowledged)
+
+    def _users(self, http: dict[str, httpx.AsyncClient]) -> list[asyncio.Task[None]]:
+        obs, options = self.observations, self.options
+        tasks = []
+        for location in self.topology.locations:
+            target = self._target(http[location], location, self.topology.edges[location])
+            tasks.append(asyncio.create_task(prober(target)))
+            tasks.append(
+                asyncio.create_task(shopper(target, next(self._seeds), options.checkout_interval))
+            )
+            tasks += [
+                asyncio.create_task(reader(target, next(self._seeds), options.think))
+                for _ in range(options.users)
+            ]
+            tasks.append(
+                asyncio.create_task(
+                    subscribe_forever(
+                        location,
+                        self.topology.edge_realtime(location),
+                        self.topology.api_key,
+                        self.clock,
+                        obs.deliveries,
+                        obs.connections,
+                    )
+                )
+            )
+        return tasks
+
+    async def _before(self, http: dict[str, httpx.AsyncClient]) -> None:
+        """The steady stretch, with the baseline and direct readers alongside the users."""
+        async with (
+            baseline_urls(self.topology, self.primary) as urls,
+            contextlib.AsyncExitStack() as extra,
+        ):
+            tasks: list[asyncio.Task[None]] = []
+            for location, url in urls.items():
+                base = client(self.topology.api_key)
+                await extra.enter_async_context(base)
+                target = Target(location, url, base, self.clock, self.baseline, [])
+                tasks += [
+                    asyncio.create_task(reader(target, next(self._seeds), self.options.think))
+                    for _ in range(self.options.users)
+                ]
+            for region, urls_of in self.topology.regions.items():
+                direct = client(self.topology.api_key)
+                await extra.enter_async_context(direct)
+                target = Target(region, urls_of.graphql, direct, self.clock, self.direct, [])
+                tasks.append(
+                    asyncio.create_task(reader(target, next(self._seeds), self.options.think))
+                )
+            self.log(f"before: {self.options.duration:.0f} s steady, baseline alongside")
+            try:
+                await asyncio.sleep(self.options.duration)
+            finally:
+                await _stop(tasks)
+
+    async def _secondary_loss(self) -> None:
+        secondaries = [r for r in self.topology.regions if r != self.primary]
+        region = (
+            self.options.secondary
+            or self.topology.latency.nearest_first(self.primary, secondaries)[-1]
+        )
+        killed = await self._act("stop", region)
+        await self._until(
+            f"{region}'s users served elsewhere",
+            lambda: self._served(region, killed, lambda served: served != region),
+        )
+        await self._degraded()
+        await self._restore(region)
+
+    async def _primary_loss(self) -> None:
+        old = self.primary
+        killed = await self._act("stop", old)
+        if self.options.promote_after is None:
+            await self._until(
+                "every location read-only", lambda: self._read_only_everywhere(killed), within=15.0
+            )
+        else:
+            await asyncio.sleep(self.options.promote_after)
+        new = self.topology.nearest_secondary(old)
+        promoted = await self._act("promote", new)
+        self.primary = new
+        await self._until("a write accepted", lambda: self._write_accepted(promoted), within=30.0)
+        await self._degraded()
+        await self._restore(old)
+
+    async def _degraded(self) -> None:
+        self.log(f"degraded: {self.options.duration:.0f} s")
+        await asyncio.sleep(self.options.duration)
+
+    async def _restore(self, region: str) -> None:
+        started = await self._act("start", region)
+        await self._until(
+            f"{region} serving its users again",
+            lambda: self._served(region, started, region.__eq__),
+        )
+        await self._until(f"{region} resynchronized", lambda: self._resynced(region, started))
+        self.log(f"after: {self.options.duration:.0f} s steady")
+        await asyncio.sleep(self.options.duration)
+
+    async def _act(self, name: Literal["stop", "start", "promote"], region: str) -> float:
+        self.log(f"{name} {region}")
+        requested = self.clock()
+        try:
+            answer = await self.control.act(name, region)
+            ok, detail = True, str(answer)
+        except ControlError as error:
+            ok, detail = False, str(error)
+        self.observations.actions.append(
+            Action(name, region, requested, self.clock(), ok, detail[:300])
+        )
+        self.log(f"{name} {region}: {'done' if ok else 'FAILED'} {detail[:200]}")
+        return requested
+
+    async def _until(
+        self, what: str, condition: Callable[[], bool], within: float | None = None
+    ) -> bool:
+        deadline = self.clock() + (within or self.options.settle_timeout)
+        while not condition():
+            if self.clock() >= deadline:
+                self.log(f"gave up waiting for: {what}")
+                return False
+            await asyncio.sleep(WAIT_STEP_S)
+        self.log(what)
+        return True
+
+    def _served(self, location: str, since: float, accept: Callable[[str], bool]) -> bool:
+        return any(
+            r.kind == "probe"
+            and r.location == location
+            and r.started >= since
+            and r.ok
+            and r.region is not None
+            and accept(r.region)
+            for r in reversed(self.observations.requests)
+        )
+
+    def _read_only_everywhere(self, since: float) -> bool:
+        seen = {
+            r.location
+            for r in self.observations.requests
+            if r.kind == "checkout" and r.started >= since and r.error == "ReadOnlyRegion"
+        }
+        return seen >= set(self.topology.locations)
+
+    def _write_accepted(self, since: float) -> bool:
+        return any(
+            r.kind == "checkout" and r.ok and r.started >= since
+            for r in reversed(self.observations.requests)
+        )
+
+    def _resynced(self, region: str, since: float) -> bool:
+        for poll in reversed(self.observations.status):
+            if poll.at < since:
+                return False
+            if is_healthy(poll.status, region):
+                lags = [lag for a, b, lag in dynamodb_lags(poll.status) if region in (a, b)]
+                return all(lag < RESYNCED_LAG_MS for lag in lags)
+        return False
+
+    async def _poll_status(self) -> None:
+        while True:
+            begun = self.clock()
+            try:
+                status: Json | None = await self.control.status()
+            except ControlError:
+                status = None
+            self.observations.status.append(StatusPoll(self.clock(), status))
+            await asyncio.sleep(max(0.0, STATUS_INTERVAL_S - (self.clock() - begun)))
+
+    async def _settle(self, http: dict[str, httpx.AsyncClient]) -> None:
+        order_ids = [a.order_id for a in self.observations.acknowledged]
+        promotions = [a.answered for a in self.observations.actions if a.name == "promote"]
+        deadline = max([self.clock() + 10.0, *(t + FINAL_WITHIN_S for t in promotions)])
+        primary_url = self.topology.regions[self.primary].graphql
+        self.log(f"reading {len(order_ids)} acknowledged orders from {self.primary} until final")
+        self.observations.final_orders = await settle_orders(
+            http["drill"], primary_url, order_ids, deadline, self.clock
+        )
+        others = {r: u.graphql for r, u in self.topology.regions.items() if r != self.primary}
+        self.observations.data_equal = await compare_regions(
+            http["drill"], primary_url, others, order_ids, self.clock() + 30.0, self.clock
+        )
+        self.log("done")
+
+
+def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+
+
+async def _stop(tasks: list[asyncio.Task[None]]) -> None:
+    _cancel(tasks)
+    await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,43 @@
+"""Reading the control endpoint's GET /status answers (GLOBAL.md's shape), tolerant of fields
+a version of `hemisphere up` does not fill in: a missing figure is None, never an error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from hemisphere.drill.records import Json, StatusPoll
+
+
+def region_entry(status: Json | None, region: str) -> Json:
+    if not status:
+        return {}
+    entry = (status.get("regions") or {}).get(region)
+    return entry if isinstance(entry, dict) else {}
+
+
+def is_healthy(status: Json | None, region: str) -> bool:
+    entry = region_entry(status, region)
+    return entry.get("health") == "healthy" and entry.get("role") in ("primary", "secondary")
+
+
+def dynamodb_lags(status: Json | None) -> Iterator[tuple[str, str, float]]:
+    """(region, other region, lag ms) for every replication lag a region reports."""
+    for region, entry in ((status or {}).get("regions") or {}).items():
+        lags = entry.get("dynamodb_replication_lag_ms") if isinstance(entry, dict) else None
+        for other, lag in (lags or {}).items():
+            if isinstance(lag, int | float):
+                yield region, other, float(lag)
+
+
+def postgres_lags(status: Json | None) -> Iterator[tuple[str, float]]:
+    """(region, replay lag ms) for every standby that reports one."""
+    for region, entry in ((status or {}).get("regions") or {}).items():
+        lag = entry.get("postgres_replay_lag_ms") if isinstance(entry, dict) else None
+        if isinstance(lag, int | float):
+            yield region, float(lag)
+
+
+def last_before(polls: list[StatusPoll], at: float) -> StatusPoll | None:
+    """The last answered poll taken before `at`."""
+    answered = [poll for poll in polls if poll.at < at and poll.status is not None]
+    return answered[-1] if answered else None

@@ -1,0 +1,167 @@
+"""The timeline of a drill, assembled from what it observed (pure).
+
+One `Fault` per region the drill stopped. Its moments, each the first observation of it:
+
+    killed            POST /regions/R/stop was sent
+    detected          /status first reports R unhealthy (the health checks noticed)
+    traffic moved     R's own location is first served by another region (a probe)
+    read-only         every location has seen a checkout answered ReadOnlyRegion (primary loss)
+    promoted          POST /regions/S/promote answered: S accepts writes
+    first write       the first checkout sent after the kill that was acknowledged
+    restarted         POST /regions/R/start was sent
+    back              R's own location is served by R again
+    resynced          /status reports R healthy with every replication lag to and from it
+                      under RESYNCED_LAG_MS
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from hemisphere.drill.records import Action, Observations, Request
+from hemisphere.drill.status import dynamodb_lags, is_healthy, region_entry
+
+RESYNCED_LAG_MS = 1000.0
+READ_ONLY_ERROR = "ReadOnlyRegion"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    name: str
+    at: float
+    region: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    scenario: str  # secondary-loss | primary-loss
+    region: str
+    killed: float
+    detected: float | None = None
+    traffic_moved: float | None = None
+    read_only: float | None = None
+    read_only_locations: int = 0
+    promoted_region: str | None = None
+    promote_requested: float | None = None
+    promoted: float | None = None
+    first_write: float | None = None
+    restarted: float | None = None
+    back: float | None = None
+    resynced: float | None = None
+    # Where this fault's effects end: the next fault's kill, or the end of the run.
+    until: float = 0.0
+
+    def events(self) -> list[Event]:
+        named: list[tuple[str, float | None, str, str]] = [
+            ("kill", self.killed, self.region, self.scenario),
+            ("detected", self.detected, self.region, "health checks report it unhealthy"),
+            ("traffic moved", self.traffic_moved, self.region, "its location served elsewhere"),
+            (
+                "read-only entered",
+                self.read_only,
+                self.region,
+                f"{self.read_only_locations} location(s) saw ReadOnlyRegion",
+            ),
+            ("promote sent", self.promote_requested, self.promoted_region or "", ""),
+            ("promoted", self.promoted, self.promoted_region or "", "accepts writes"),
+            ("first write accepted", self.first_write, self.promoted_region or "", ""),
+            ("restart sent", self.restarted, self.region, ""),
+            ("region back", self.back, self.region, "its location served by it again"),
+            ("resynced", self.resynced, self.region, f"healthy, lags < {RESYNCED_LAG_MS:.0f} ms"),
+        ]
+        return [Event(name, at, region, detail) for name, at, region, detail in named if at]
+
+
+def assemble(observations: Observations) -> list[Fault]:
+    """One Fault per stop action, in order."""
+    actions = sorted(observations.actions, key=lambda action: action.requested)
+    stops = [action for action in actions if action.name == "stop" and action.ok]
+    faults = []
+    for index, stop in enumerate(stops):
+        until = stops[index + 1].requested if index + 1 < len(stops) else observations.ended
+        window = [a for a in actions if stop.requested <= a.requested < until]
+        faults.append(_fault(observations, stop, window, until))
+    return faults
+
+
+def _fault(observations: Observations, stop: Action, window: list[Action], until: float) -> Fault:
+    region, killed = stop.region, stop.requested
+    promote = next((a for a in window if a.name == "promote" and a.ok), None)
+    start = next((a for a in window if a.name == "start" and a.region == region), None)
+    requests = [r for r in observations.requests if killed <= r.started < until]
+    read_only, read_only_locations = _read_only(requests, observations.locations)
+    return Fault(
+        scenario="primary-loss" if promote is not None else "secondary-loss",
+        region=region,
+        killed=killed,
+        detected=next(
+            (
+                poll.at
+                for poll in observations.status
+                if killed <= poll.at < until
+                and poll.status is not None
+                and region_entry(poll.status, region).get("health") not in (None, "healthy")
+            ),
+            None,
+        ),
+        traffic_moved=_first_probe(requests, region, lambda served: served != region),
+        read_only=read_only,
+        read_only_locations=read_only_locations,
+        promoted_region=promote.region if promote else None,
+        promote_requested=promote.requested if promote else None,
+        promoted=promote.answered if promote else None,
+        first_write=(
+            next((r.ended for r in _by_end(requests, "checkout") if r.ok), None)
+            if promote is not None
+            else None
+        ),
+        restarted=start.requested if start else None,
+        back=(
+            _first_probe(
+                [r for r in requests if r.started >= start.requested], region, region.__eq__
+            )
+            if start
+            else None
+        ),
+        resynced=_resynced(observations, region, start.requested, until) if start else None,
+        until=until,
+    )
+
+
+def _by_end(requests: list[Request], kind: str) -> list[Request]:
+    return sorted((r for r in requests if r.kind == kind), key=lambda r: r.ended)
+
+
+def _first_probe(
+    requests: list[Request], location: str, served_by: Callable[[str], bool]
+) -> float | None:
+    """When the location named `location` was first answered by a region `served_by` accepts."""
+    for probe in _by_end(requests, "probe"):
+        if probe.location == location and probe.ok and probe.region and served_by(probe.region):
+            return probe.ended
+    return None
+
+
+def _read_only(requests: list[Request], locations: tuple[str, ...]) -> tuple[float | None, int]:
+    """When the last location to do so saw its first ReadOnlyRegion answer."""
+    first: dict[str, float] = {}
+    for request in _by_end(requests, "checkout"):
+        if request.error == READ_ONLY_ERROR and request.location in locations:
+            first.setdefault(request.location, request.ended)
+    return (max(first.values()) if first else None), len(first)
+
+
+def _resynced(observations: Observations, region: str, since: float, until: float) -> float | None:
+    for poll in observations.status:
+        if not since <= poll.at < until or not is_healthy(poll.status, region):
+            continue
+        lags = [lag for a, b, lag in dynamodb_lags(poll.status) if region in (a, b)]
+        if all(lag < RESYNCED_LAG_MS for lag in lags):
+            return poll.at
+    return None
+
+
+def all_events(faults: list[Fault]) -> list[Event]:
+    return sorted((event for fault in faults for event in fault.events()), key=lambda e: e.at)

@@ -1,0 +1,110 @@
+"""Simulated users of one location: readers, a checkout client and a region probe, each a
+loop that records every request it made (hemisphere/drill/records.py) until cancelled.
+
+Reads are what a shop's pages ask: a product, a category's products, a customer and their
+orders (demo data: p-0001…p-0240, c-0001…c-0050). Checkouts use `tok_visa` and a fresh
+idempotency key each, so each acknowledged one is a distinct order. The probe asks
+`region { … }` every PROBE_INTERVAL_S: which region answered this location, and whether it is
+read-only."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import httpx
+
+from hemisphere.drill.graphql import execute
+from hemisphere.drill.records import Acknowledged, Request
+
+PRODUCTS = [f"p-{n:04d}" for n in range(1, 241)]
+CUSTOMERS = [f"c-{n:04d}" for n in range(1, 51)]
+CATEGORIES = ("books", "electronics", "garden", "kitchen", "music", "outdoors", "toys", "apparel")
+PROBE_INTERVAL_S = 0.25
+
+PRODUCT = "query($id: ID!) { product(id: $id) { id name price { amount currency } available } }"
+CATEGORY = """query($c: String) { products(category: $c, limit: 20) {
+  items { id name price { amount currency } } nextToken } }"""
+CUSTOMER = """query($id: ID!) { customer(id: $id) { id name loyaltyPoints }
+  ordersByCustomer(customerId: $id, limit: 10) { items { id status total { amount } } } }"""
+REGION = "{ region { region primaryRegion readOnly epoch } }"
+CHECKOUT = "mutation($input: CheckoutInput!) { checkout(input: $input) { id status } }"
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a location's users send their requests, and how they record them."""
+
+    location: str
+    url: str
+    http: httpx.AsyncClient
+    clock: Callable[[], float]
+    requests: list[Request]
+    acknowledged: list[Acknowledged]
+
+
+def read_request(rng: random.Random) -> tuple[str, dict[str, object]]:
+    """One read, in a shop's proportions: mostly products, some categories and accounts."""
+    roll = rng.random()
+    if roll < 0.6:
+        return PRODUCT, {"id": rng.choice(PRODUCTS)}
+    if roll < 0.8:
+        return CATEGORY, {"c": rng.choice(CATEGORIES)}
+    return CUSTOMER, {"id": rng.choice(CUSTOMERS)}
+
+
+async def _send(
+    target: Target,
+    kind: Literal["read", "checkout", "probe"],
+    query: str,
+    variables: dict[str, object],
+) -> tuple[Request, dict[str, object] | None]:
+    started = target.clock()
+    answer = await execute(target.http, target.url, query, variables)
+    ended = target.clock()
+    region = None
+    if kind == "probe" and answer.data and isinstance(answer.data.get("region"), dict):
+        region = str(answer.data["region"].get("region"))
+    request = Request(target.location, kind, started, ended, answer.error, region)
+    target.requests.append(request)
+    return request, answer.data
+
+
+async def reader(target: Target, seed: int, think_s: float) -> None:
+    rng = random.Random(seed)
+    while True:
+        query, variables = read_request(rng)
+        request, _ = await _send(target, "read", query, variables)
+        # A failing region answers at once: back off a little so errors do not spin.
+        await asyncio.sleep(think_s if request.ok else max(think_s, 0.1))
+
+
+async def shopper(target: Target, seed: int, interval_s: float) -> None:
+    """One checkout every `interval_s`, whatever the last one answered."""
+    rng = random.Random(seed)
+    while True:
+        begun = target.clock()
+        checkout = {
+            "customerId": rng.choice(CUSTOMERS),
+            "lines": [{"productId": rng.choice(PRODUCTS), "quantity": 1}],
+            "paymentToken": "tok_visa",
+            "idempotencyKey": f"drill-{uuid.uuid4()}",
+        }
+        request, data = await _send(target, "checkout", CHECKOUT, {"input": checkout})
+        order = (data or {}).get("checkout")
+        if request.ok and isinstance(order, dict) and order.get("id"):
+            target.acknowledged.append(
+                Acknowledged(str(order["id"]), target.location, request.ended)
+            )
+        await asyncio.sleep(max(0.0, interval_s - (target.clock() - begun)))
+
+
+async def prober(target: Target) -> None:
+    while True:
+        begun = target.clock()
+        await _send(target, "probe", REGION, {})
+        await asyncio.sleep(max(0.0, PROBE_INTERVAL_S - (target.clock() - begun)))
