@@ -107,6 +107,9 @@ def _parser() -> argparse.ArgumentParser:
     from hemisphere.drill import register as register_drill
 
     register_drill(commands)
+    from hemisphere.drill import register as register_drill
+
+    register_drill(commands)
     from hemisphere.up import register as register_up
 
     register_up(commands)
