@@ -238,7 +238,9 @@ class TargetReplicator:
         self.state = "standby"
         self.error: str | None = None
         self.full_copies = 0
-        self.applied = 0
+        # Changes sent to the target, and those that changed it (not already there).
+        self.sent = 0
+        self.written = 0
         # Creation time of the oldest change read but not yet in the target.
         self._pending_since: float | None = None
         # Set when the target answers again after an outage, and every relist_interval:
@@ -251,7 +253,8 @@ class TargetReplicator:
             "state": self.state,
             "lag_ms": self.lag.as_ms(),
             "pending_ms": (None if pending is None else round((self._clock() - pending) * 1000, 1)),
-            "applied": self.applied,
+            "sent": self.sent,
+            "written": self.written,
             "full_copies": self.full_copies,
             "error": self.error,
         }
@@ -408,28 +411,31 @@ class TargetReplicator:
             return False
         latest = latest_per_key(actions)
         self._pending_since = min(action.created_at for action in latest)
-        await self._retrying(functools.partial(self._send, latest))
-        now = self._clock()
-        for action in latest:
-            self.lag.record(now - action.created_at)
-        self.applied += len(latest)
+        await self._retrying(functools.partial(self._send, latest, measure=True))
+        self.sent += len(latest)
         self._pending_since = None
         return True
 
-    async def _send(self, actions: Sequence[Action]) -> None:
+    async def _send(self, actions: Sequence[Action], *, measure: bool = False) -> None:
         try:
             async with asyncio.TaskGroup() as group:
                 for action in actions:
-                    group.create_task(self._send_one(action))
+                    group.create_task(self._send_one(action, measure))
         except BaseExceptionGroup as failed:
             raise failed.exceptions[0] from None
 
-    async def _send_one(self, action: Action) -> None:
+    async def _send_one(self, action: Action, measure: bool) -> None:
         async with self._slots:
             if isinstance(action, Put):
-                await self.target.put_if_newer(action.item, action.version)
+                written = await self.target.put_if_newer(action.item, action.version)
             else:
-                await self.target.delete_if_not_newer(action.key, action.version)
+                written = await self.target.delete_if_not_newer(action.key, action.version)
+        # Lag is measured on the writes that changed the target: a change it already had
+        # (a replay after a copy or a restart) says nothing about how far behind it is.
+        if written:
+            self.written += 1
+            if measure:
+                self.lag.record(self._clock() - action.created_at)
 
     async def _retrying(self, attempt: Callable[[], Awaitable[None]]) -> None:
         delay = self._timings.min_backoff

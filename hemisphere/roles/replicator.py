@@ -120,6 +120,9 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=config.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # At DEBUG the lag status is what we want to see, not every signed request.
+    for noisy in ("botocore", "aiobotocore", "urllib3", "asyncio"):
+        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLogger().level))
     asyncio.run(run_replicator(config))
     return 0
 
