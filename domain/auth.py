@@ -16,7 +16,10 @@ class AuthMode(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """An authenticated caller. `principal` is the API key id or the IAM access key id."""
+    """An authenticated caller. `principal` is the API key id or the IAM access key id;
+    `stream_publisher`: the region's own change-stream publisher (hemisphere's principal for
+    it, not an operator's IAM credentials)."""
 
     mode: AuthMode
     principal: str
+    stream_publisher: bool = False

@@ -21,6 +21,7 @@ from hemisphere.http.endpoint import GraphQLHTTP
 from hemisphere.http.graphiql import STATIC_DIR, STATIC_PATH, graphiql_page
 from hemisphere.http.realtime_options import RealtimeOptions
 from hemisphere.http.websocket_routes import websocket_routes
+from hemisphere.publisher_identity import stream_publisher_credentials
 from hemisphere.readiness import Readiness, Report
 from hemisphere.runtime import Runtime
 from hemisphere.settings import Settings
@@ -65,8 +66,12 @@ def create_app(
             profiles=runtime.profiles,
         )
 
+    assert settings.token_secret is not None
     authenticator = Authenticator(
-        settings.api_keys, settings.iam_credentials, region=settings.region
+        settings.api_keys,
+        settings.iam_credentials,
+        region=settings.region,
+        stream_publisher=stream_publisher_credentials(settings.token_secret),
     )
     endpoint = GraphQLHTTP(schema, authenticator, make_context, graphiql_page(graphiql_api_key))
 

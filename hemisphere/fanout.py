@@ -18,6 +18,7 @@ from adapters.dynamodb.stream import (
     create_streams_client,
 )
 from adapters.redis import RedisBroker
+from hemisphere.publisher_identity import stream_publisher_credentials
 from hemisphere.settings import Settings
 from subscriptions.inprocess import InProcessBroker
 from subscriptions.lease import LeaseKeeper, unique_holder
@@ -42,18 +43,19 @@ async def start_stream_publisher(
     dynamodb: Any,
     credentials: StaticCredentials | None,
 ) -> StreamPublisher | None:
-    """Publish the table's changes as the contract's publish* mutations, signed with the
-    first IAM credentials, to `settings.publish_url` (the region's API)."""
-    if settings.publish_url is None or not settings.iam_credentials:
+    """Publish the table's changes as the contract's publish* mutations to
+    `settings.publish_url` (the region's API), signed as the region's stream publisher
+    (hemisphere.publisher_identity: derived from the token secret the API shares)."""
+    if settings.publish_url is None or settings.token_secret is None:
         log.warning(
             "no change-stream publisher: set HEMISPHERE_PUBLISH_URL and "
-            "HEMISPHERE_IAM_CREDENTIALS for subscriptions to see the projections' changes"
+            "HEMISPHERE_TOKEN_SECRET for subscriptions to see the projections' changes"
         )
         return None
     streams = await stack.enter_async_context(
         create_streams_client(settings.aws_endpoint_url, settings.region, credentials)
     )
-    akid, secret = next(iter(settings.iam_credentials.items()))
+    akid, secret = stream_publisher_credentials(settings.token_secret)
     sink = AppSyncPublicationSink(settings.publish_url, Credentials(akid, secret), settings.region)
     stack.push_async_callback(sink.aclose)
     name = lease_name(settings.region)

@@ -3,9 +3,9 @@
 `LocalFanout` is the last hop of every broker: the in-process one publishes straight into it;
 the Redis one feeds it from the instance's single pub/sub connection. Each subscriber has a
 bounded queue; a subscriber that falls that far behind is dropped rather than buffering
-without bound. Before fanning out, a `VersionGate` drops any snapshot of an item older than
-the last one this instance delivered, so a subscriber never receives an older version after
-a newer one, whatever the publisher replays.
+without bound. Before fanning out, a `VersionGate` drops any stream publication of an item
+whose version this instance already delivered, so a subscriber never receives an older
+version after a newer one, nor the same change twice, whatever the publisher replays.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from subscriptions.ports import Message
+from subscriptions.ports import STREAM_KEY, Message
 
 log = logging.getLogger(__name__)
 
@@ -26,19 +26,21 @@ ChannelHook = Callable[[str], None]
 
 
 class VersionGate:
-    """Remembers, per (channel, item id), the highest `version` delivered, and refuses any
-    message with a lower one.
+    """Remembers, per (channel, item id), the highest `version` the region's stream publisher
+    delivered, and refuses a stream publication whose version is not higher.
 
     Why here, at the receiving end of each instance: the stream publisher sends each item's
     changes in stream order, but after a restart or a lease takeover it replays from its last
     checkpoint, and a holder that lost its lease while paused may still send one stale
     publication. Only the receiving side sees every path a message can take, and since all
     of an instance's subscribers are fed from this one gate, each of them sees an item's
-    versions in increasing order. Messages without an `id` and an integer `version` pass.
+    versions in increasing order, each once (every change of an item raises its version).
 
-    An equal version passes: a replay delivers a change twice (harmless: the subscriber sees
-    the same version again), and AppSync delivers every call of a publish mutation, so a
-    client that publishes the same thing twice (the peer benchmark does) gets it twice.
+    Only stream publications (marked STREAM_KEY by the publish resolver, for the stream
+    publisher's own principal) are gated and remembered. Any other IAM caller's publish*
+    passes untouched, as AppSync delivers every call of a publish mutation: a forged
+    `version: 999` reaches subscribers once but can never silence the real changes after
+    it. Messages without an `id` and an integer `version` pass.
 
     The memory is bounded (least recently changed items are forgotten first): replays are
     seconds to minutes old, so an item forgotten after `max_items` newer changes is not at
@@ -51,11 +53,13 @@ class VersionGate:
 
     def admits(self, channel: str, message: Message) -> bool:
         item_id, version = message.get("id"), message.get("version")
+        if message.get(STREAM_KEY) is not True:
+            return True
         if not isinstance(item_id, str) or type(version) is not int:
             return True
         key = (channel, item_id)
         seen = self._versions.get(key)
-        if seen is not None and version < seen:
+        if seen is not None and version <= seen:
             return False
         self._versions[key] = version
         self._versions.move_to_end(key)

@@ -6,6 +6,9 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
 Message = dict[str, Any]
+# Marks a message published by the region's change-stream publisher: only those feed the
+# instances' VersionGate (subscriptions.inprocess). Not a GraphQL name, so never a field.
+STREAM_KEY = "$stream"
 
 
 class Broker(Protocol):

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from resolvers.context import Info
-from subscriptions.ports import Message
+from subscriptions.ports import STREAM_KEY, Message
 from subscriptions.selection import ALL, AllFields, Mask, covers, mask_from_json, mask_of
 
 # GraphQL names match [_A-Za-z][_0-9A-Za-z]*, so "$selection" never collides with a field.
@@ -36,4 +36,6 @@ async def publish_change(info: Info, mutation: str, plain: Mapping[str, Any]) ->
     selection = mask_of(info.selected_fields).get(info.field_name)
     mask = selection if isinstance(selection, dict) else {}
     message = dict(plain) if covers(mask, plain) else change_message(plain, mask)
+    if info.context.caller.stream_publisher:
+        message[STREAM_KEY] = True
     await info.context.broker.publish(mutation, message)

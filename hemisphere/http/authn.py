@@ -15,11 +15,21 @@ NOT_AUTHORIZED = "You are not authorized to make this call."
 
 class Authenticator:
     def __init__(
-        self, api_keys: tuple[str, ...], iam_credentials: Mapping[str, str], *, region: str
+        self,
+        api_keys: tuple[str, ...],
+        iam_credentials: Mapping[str, str],
+        *,
+        region: str,
+        stream_publisher: tuple[str, str] | None = None,
     ) -> None:
-        """`region`: the one SigV4 signatures must be scoped to (this API's region)."""
+        """`region`: the one SigV4 signatures must be scoped to (this API's region);
+        `stream_publisher`: the (akid, secret) the region's change-stream publisher signs
+        with (hemisphere.publisher_identity)."""
         self._api_keys = tuple(k.encode() for k in api_keys)
         self._iam_credentials = dict(iam_credentials)
+        self._stream_publisher = stream_publisher[0] if stream_publisher else None
+        if stream_publisher is not None:
+            self._iam_credentials[stream_publisher[0]] = stream_publisher[1]
         self._region = region
 
     def authenticate(
@@ -36,7 +46,7 @@ class Authenticator:
                 credentials=self._iam_credentials,
                 region=self._region,
             )
-            return Caller(AuthMode.AWS_IAM, akid)
+            return Caller(AuthMode.AWS_IAM, akid, stream_publisher=akid == self._stream_publisher)
         api_key = headers.get("x-api-key")
         if api_key is not None and self.is_api_key(api_key):
             return Caller(AuthMode.API_KEY, api_key[:8])

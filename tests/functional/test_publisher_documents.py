@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 
 from domain.model import Customer, Order, Product
 from hemisphere.app import create_app
+from hemisphere.publisher_identity import stream_publisher_credentials
 from subscriptions.inprocess import InProcessBroker
 from subscriptions.stream_publisher import (
     MUTATIONS,
@@ -109,3 +110,34 @@ async def test_wrong_credentials_are_a_failure_to_retry_not_a_change_to_skip(
             await sink.publish(product())
     finally:
         await sink.aclose()
+
+
+async def test_only_the_stream_publishers_principal_feeds_the_version_gate(
+    broker_and_app: tuple[InProcessBroker, Starlette],
+) -> None:
+    """A forged publishProduct (version 999, signed by an operator's IAM key) is delivered, as
+    AppSync delivers any publish call, but cannot silence the product's real changes; a replay
+    by the region's stream publisher (its own principal) is not delivered twice."""
+    broker, app = broker_and_app
+    assert SETTINGS.token_secret is not None
+
+    def signer(akid: str, secret: str) -> AppSyncPublicationSink:
+        return AppSyncPublicationSink(
+            URL, Credentials(akid, secret), "us-east-1", transport=httpx.ASGITransport(app=app)
+        )
+
+    operator = signer(IAM_AKID, IAM_SECRET)
+    publisher = signer(*stream_publisher_credentials(SETTINGS.token_secret))
+    collector = await Collector.start(broker.subscribe("publishProduct"))
+    try:
+        await publisher.publish(product(version=4))
+        await operator.publish(product(version=999, name="forged"))
+        await publisher.publish(product(version=5))
+        await publisher.publish(product(version=5))  # a replay after a restart
+        await publisher.publish(product(version=6))
+        received = await collector.wait_for(4)
+        assert [m["version"] for m in received] == [4, 999, 5, 6]
+    finally:
+        await collector.stop()
+        await operator.aclose()
+        await publisher.aclose()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from subscriptions.inprocess import InProcessBroker, LocalFanout, VersionGate
+from subscriptions.ports import STREAM_KEY
 from tests.support.fanout_fakes import Collector
 
 
@@ -64,17 +65,21 @@ async def test_close_ends_every_subscription() -> None:
     assert collector.received == []
 
 
-async def test_an_older_version_after_a_newer_one_is_not_delivered() -> None:
+def stream(message: dict[str, object]) -> dict[str, object]:
+    """`message` as the region's stream publisher's publish* call puts it on the broker."""
+    return {**message, STREAM_KEY: True}
+
+
+async def test_a_stream_replay_of_an_older_or_the_same_version_is_not_delivered() -> None:
     broker = InProcessBroker()
     collector = await Collector.start(broker.subscribe("publishProduct"))
     for version in (1, 3, 2, 3, 4):
-        await broker.publish("publishProduct", {"id": "p-1", "version": version})
-    await broker.publish("publishProduct", {"id": "p-2", "version": 1})
+        await broker.publish("publishProduct", stream({"id": "p-1", "version": version}))
+    await broker.publish("publishProduct", stream({"id": "p-2", "version": 1}))
     await asyncio.sleep(0)
-    # The replayed 3 is delivered again (harmless); the 2 after the 3 is not.
+    # The 2 after the 3 is not delivered, nor the replayed 3: each change once, in order.
     assert [(m["id"], m["version"]) for m in collector.received] == [
         ("p-1", 1),
-        ("p-1", 3),
         ("p-1", 3),
         ("p-1", 4),
         ("p-2", 1),
@@ -82,24 +87,40 @@ async def test_an_older_version_after_a_newer_one_is_not_delivered() -> None:
     await collector.stop()
 
 
+async def test_another_callers_publication_never_silences_the_streams() -> None:
+    """A publishProduct with version 999 by an IAM caller reaches subscribers (AppSync
+    delivers every publish call) but the real changes after it still do."""
+    broker = InProcessBroker()
+    collector = await Collector.start(broker.subscribe("publishProduct"))
+    await broker.publish("publishProduct", stream({"id": "p-1", "version": 4}))
+    await broker.publish("publishProduct", {"id": "p-1", "version": 999, "name": "forged"})
+    await broker.publish("publishProduct", stream({"id": "p-1", "version": 5}))
+    await broker.publish("publishProduct", {"id": "p-1", "version": 999, "name": "forged"})
+    await broker.publish("publishProduct", stream({"id": "p-1", "version": 6}))
+    await asyncio.sleep(0)
+    assert [m["version"] for m in collector.received] == [4, 999, 5, 999, 6]
+    await collector.stop()
+
+
 def test_the_gate_is_per_channel_and_lets_unversioned_messages_through() -> None:
     gate = VersionGate()
-    assert gate.admits("publishOrder", {"id": "x", "version": 2})
-    assert gate.admits("publishProduct", {"id": "x", "version": 1})
-    assert gate.admits("publishOrder", {"id": "x", "version": 2})
-    assert not gate.admits("publishOrder", {"id": "x", "version": 1})
-    assert gate.admits("publishOrder", {"hello": "world"})
-    assert gate.admits("publishOrder", {"id": "y", "version": "7"})  # not an int: not ours
+    assert gate.admits("publishOrder", stream({"id": "x", "version": 2}))
+    assert gate.admits("publishProduct", stream({"id": "x", "version": 1}))
+    assert not gate.admits("publishOrder", stream({"id": "x", "version": 2}))
+    assert not gate.admits("publishOrder", stream({"id": "x", "version": 1}))
+    assert gate.admits("publishOrder", stream({"hello": "world"}))
+    assert gate.admits("publishOrder", stream({"id": "y", "version": "7"}))  # not an int
+    assert gate.admits("publishOrder", {"id": "x", "version": 1})  # not the stream's
 
 
 def test_the_gate_forgets_the_least_recently_changed_items_first() -> None:
     gate = VersionGate(max_items=2)
-    assert gate.admits("c", {"id": "a", "version": 5})
-    assert gate.admits("c", {"id": "b", "version": 5})
-    assert gate.admits("c", {"id": "a", "version": 6})  # a is now the most recent
-    assert gate.admits("c", {"id": "c", "version": 1})  # evicts b
-    assert not gate.admits("c", {"id": "a", "version": 5})
-    assert gate.admits("c", {"id": "b", "version": 1})  # forgotten: a replay this old passes
+    assert gate.admits("c", stream({"id": "a", "version": 5}))
+    assert gate.admits("c", stream({"id": "b", "version": 5}))
+    assert gate.admits("c", stream({"id": "a", "version": 6}))  # a is now the most recent
+    assert gate.admits("c", stream({"id": "c", "version": 1}))  # evicts b
+    assert not gate.admits("c", stream({"id": "a", "version": 5}))
+    assert gate.admits("c", stream({"id": "b", "version": 1}))  # forgotten: this old passes
 
 
 async def test_a_routed_subscriber_is_woken_only_for_the_values_it_follows() -> None:
