@@ -50,6 +50,7 @@ from hemisphere.pgcluster.status import (
     StandbyStatus,
     is_in_recovery,
     replication_status,
+    wait_caught_up,
 )
 
 __all__ = [
@@ -83,4 +84,5 @@ __all__ = [
     "start",
     "stop",
     "timeline_of",
+    "wait_caught_up",
 ]

@@ -35,6 +35,7 @@ from hemisphere.pgcluster.rpo import (
     history_file,
     int_to_lsn,
     lost_rows,
+    lsn_to_int,
     snapshot_rows,
     wal_after,
 )
@@ -99,8 +100,8 @@ def follow(
     node: PgNode, new_primary_host: str, new_primary_port: int, *, timeout: float = 30.0
 ) -> RejoinReport | None:
     """Re-point the standby `node` to a new primary and wait until it streams that primary's
-    timeline. None when it simply followed; a RejoinReport when it had gone past the fork
-    point (it had received WAL the new primary never got) and had to be rewound."""
+    timeline. None when it simply followed; a RejoinReport when it had replayed past the fork
+    point (WAL of the old primary that the new one never got) and had to be rewound."""
     if not has_data(node):
         raise PgRoleError(f"{node.name}: no data directory at {node.data_dir}")
     if is_running(node):
@@ -113,6 +114,9 @@ def follow(
         set_standby_conf(node, new_primary_host, new_primary_port)
         start(node)
     new_timeline = _timeline_of_primary(new_primary_port, new_primary_host)
+    if _past_fork(node, new_primary_host, new_primary_port, new_timeline):
+        log.warning("%s replayed past timeline %d's fork: rewinding", node.name, new_timeline)
+        return rejoin(node, new_primary_host, new_primary_port)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = replication_status(node)
@@ -121,6 +125,18 @@ def follow(
         time.sleep(0.1)
     log.warning("%s did not follow timeline %d in %ss: rewinding", node.name, new_timeline, timeout)
     return rejoin(node, new_primary_host, new_primary_port)
+
+
+def _past_fork(node: PgNode, host: str, port: int, new_timeline: int) -> bool:
+    """Whether the running standby can no longer follow `new_timeline`: it replays another
+    timeline that the new one does not come from, or is already past the fork point."""
+    state = replication_status(node)
+    if not isinstance(state, StandbyStatus) or state.timeline in (None, new_timeline):
+        return False
+    fork = fork_point(history_file(port, new_timeline, host), state.timeline)
+    if fork is None:
+        return True
+    return state.replay_lsn is not None and lsn_to_int(state.replay_lsn) > fork
 
 
 def rejoin(
@@ -181,7 +197,12 @@ def _lost_rows(node: PgNode, host: str, port: int, database: str) -> tuple[LostR
         start(
             node,
             port=spare,
-            extra={"default_transaction_read_only": "on", "primary_conninfo": ""},
+            # A standby stays on its own timeline (it may have fetched the new one's history).
+            extra={
+                "default_transaction_read_only": "on",
+                "primary_conninfo": "",
+                "recovery_target_timeline": "current",
+            },
             timeout=60,
         )
         try:
@@ -202,7 +223,13 @@ def _rewind_or_copy(node: PgNode, host: str, port: int, timeout: float) -> str:
     source = conninfo(host, port, database="postgres")
     try:
         out = run_tool(
-            [tool("pg_rewind"), "-D", str(node.data_dir), f"--source-server={source}"],
+            [
+                tool("pg_rewind"),
+                "-D",
+                str(node.data_dir),
+                f"--source-server={source}",
+                "--no-sync",  # see provision.NO_SYNC_WHY
+            ],
             timeout=timeout,
             with_stderr=True,
         )

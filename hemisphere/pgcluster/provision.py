@@ -27,6 +27,12 @@ from hemisphere.pgcluster.node import (
 )
 from hemisphere.pgcluster.process import start
 
+# NO_SYNC_WHY: initdb, pg_basebackup and pg_rewind skip their final fsync of the whole data
+# directory (seconds on a busy shared disk). What the stand-in simulates is a region's
+# processes dying (SIGKILL), after which the kernel still holds every written page; the
+# server itself keeps fsync on, so a commit is as durable as in production. Only a crash of
+# the machine itself could tear a freshly copied directory, and that takes every region.
+
 # Appended to postgresql.conf at initdb; base backups and rewinds copy it to every node.
 SERVER_SETTINGS = """
 # --- hemisphere pgcluster: a primary with streaming replicas that can be promoted/rewound
@@ -88,6 +94,7 @@ def init_primary(node: PgNode, database: str = "hemisphere") -> bool:
                 "--encoding=UTF8",
                 "--locale=C",
                 "--data-checksums",
+                "--no-sync",  # see NO_SYNC_WHY
             ]
         )
         conf = node.data_dir / "postgresql.conf"
@@ -137,6 +144,7 @@ def base_backup(node: PgNode, host: str, port: int, *, timeout: float = 120.0) -
             "--wal-method=stream",
             "--checkpoint=fast",
             "--write-recovery-conf",
+            "--no-sync",  # see NO_SYNC_WHY
         ],
         timeout=timeout,
     )

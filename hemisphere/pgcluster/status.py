@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
-from hemisphere.pgcluster.node import LOCALHOST, PgNode, query
+from hemisphere.pgcluster.errors import PgTimeoutError
+from hemisphere.pgcluster.node import LOCALHOST, PgNode, query, quote_literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,3 +125,19 @@ def _replica(row: list[str]) -> ReplicaLag:
 
 def _float(value: str) -> float | None:
     return float(value) if value else None
+
+
+def wait_caught_up(
+    node: PgNode, primary_host: str, primary_port: int, *, timeout: float = 30.0
+) -> float:
+    """Wait until the standby `node` has replayed everything its primary had written when
+    this was called (a region "resynced"); returns the seconds it took, PgTimeoutError if
+    it does not within `timeout`."""
+    began = time.monotonic()
+    target = query(primary_port, "SELECT pg_current_wal_lsn()", host=primary_host)[0][0]
+    sql = f"SELECT pg_last_wal_replay_lsn() >= {quote_literal(target)}::pg_lsn"
+    while time.monotonic() - began < timeout:
+        if query(node.port, sql)[0][0] == "t":
+            return time.monotonic() - began
+        time.sleep(0.05)
+    raise PgTimeoutError(f"{node.name} did not replay up to {target} in {timeout}s")

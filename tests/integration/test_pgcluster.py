@@ -34,6 +34,7 @@ from hemisphere.pgcluster import (
     replication_status,
     start,
     stop,
+    wait_caught_up,
 )
 from hemisphere.pgcluster.node import LOCALHOST, conninfo, query, quote_literal, run_tool, tool
 
@@ -202,3 +203,31 @@ def test_nodes_keep_their_data_and_roles_across_restarts(new_node: NodeFactory) 
     stop(primary, "immediate")
     start(primary)
     assert sql(primary, "SELECT n FROM kept") == [["7"]]
+
+
+def test_a_replica_ahead_of_the_promoted_one_is_rewound_when_it_follows(
+    new_node: NodeFactory,
+) -> None:
+    old, new, ahead = new_node("old"), new_node("new"), new_node("ahead")
+    init_primary(old)
+    migrate(old)
+    sql(old, "INSERT INTO customers (id, name, email, home_region) VALUES ('c1', 'A', 'a@b', 'x')")
+    make_replica(new, LOCALHOST, old.port)
+    make_replica(ahead, LOCALHOST, old.port)
+    wait_for(lambda: streaming_replicas(old) == {new.name, ahead.name}, "both replicas streaming")
+
+    # Only the replica that will be promoted is cut off: the other one receives a write more.
+    cut_off(new)
+    wait_for(lambda: streaming_replicas(old) == {ahead.name}, "one replica to disconnect")
+    place_order(old, "o-only-ahead")
+    wait_for(lambda: "o-only-ahead" in order_versions(ahead), "the write on the other replica")
+    kill(old)
+    promote(new)
+    place_order(new, "o-new")
+
+    report = follow(ahead, LOCALHOST, new.port)
+    assert report is not None and report.method == "rewind", report
+    assert report.lost_orders == ("o-only-ahead",)
+    assert report.lost_transactions == 1
+    wait_caught_up(ahead, LOCALHOST, new.port, timeout=15)
+    assert set(order_versions(ahead)) == {"o-new"}
