@@ -1,0 +1,29 @@
+import { util } from '@aws-appsync/utils';
+
+// Query.ordersByCustomer(customerId, limit, nextToken): a customer's orders newest first
+// (index gsi1, partition CUSTOMER#<id>, sort key <createdAt>#<id> read backwards).
+export function request(ctx) {
+  return {
+    operation: 'Query',
+    index: 'gsi1',
+    query: {
+      expression: '#pk = :partition',
+      expressionNames: { '#pk': 'gsi1pk' },
+      expressionValues: util.dynamodb.toMapValues({
+        ':partition': 'CUSTOMER#' + ctx.args.customerId,
+      }),
+    },
+    limit: pageLimit(ctx.args.limit),
+    nextToken: ctx.args.nextToken ?? null,
+    scanIndexForward: false,
+    consistentRead: false,
+  };
+}
+
+export function response(ctx) {
+  failOnDataSourceError(ctx.error);
+  return {
+    items: ctx.result.items.map((item) => entityOf(item)),
+    nextToken: ctx.result.nextToken ?? null,
+  };
+}

@@ -1,0 +1,24 @@
+import { util, extensions } from '@aws-appsync/utils';
+
+// Subscription.onOrderChanged(id, customerId) (NONE data source): an enhanced filter from the
+// arguments given, so each given argument must equal the same-named field of the published
+// Order and an omitted one matches anything: Hemisphere's @aws_subscribe semantics.
+const FILTERED_ARGUMENTS = ['id', 'customerId'];
+
+export function request() {
+  return { payload: null };
+}
+
+export function response(ctx) {
+  const filter = {};
+  for (const name of FILTERED_ARGUMENTS) {
+    const value = ctx.args[name];
+    if (value !== undefined && value !== null) {
+      filter[name] = { eq: value };
+    }
+  }
+  if (Object.keys(filter).length > 0) {
+    extensions.setSubscriptionFilter(util.transform.toSubscriptionFilter(filter));
+  }
+  return null;
+}

@@ -1,0 +1,432 @@
+"""The regional stack: everything one region runs, deployed once per region with the same
+template (the region is the stack's own, the primary a parameter).
+
+Both front ends are in it: the AppSync API (schema, data sources, functions, resolvers) and
+the containers (ECS Fargate behind an Application Load Balancer whose health check is
+/readyz). Behind them: the sagas' state machines (workflows/*.asl.json) and task queue, the
+profile-update bus, rule and queues, Redis for the subscription fan-out, least-privilege IAM
+roles. A region that is not primary forwards profile updates to the primary's bus and starts
+sagas there; promoting a region is a stack update of PrimaryRegion in every region.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hemisphere.appsync_export import cfn
+from hemisphere.appsync_export.bundle import APPSYNC_JS_RUNTIME, bundle
+from hemisphere.appsync_export.cfn import allow, get_att, policy, ref, role, sub
+from hemisphere.appsync_export.plan import (
+    DATA_SOURCES,
+    FUNCTIONS,
+    LOCAL,
+    PRIMARY_AURORA,
+    PRIMARY_STEP_FUNCTIONS,
+    PROFILE_UPDATES_BUS,
+    PROJECTIONS,
+    RESOLVERS,
+    DataSource,
+    Function,
+    Resolver,
+)
+from workflows.definitions import SAGAS, load_definition
+
+# What adapters/eventbridge.py names (the containers create the same if missing).
+PROFILE_RULE_NAME = "customer-profile-update-requested"
+PROFILE_TARGET_ID = "profile-updates-queue"
+PROFILE_EVENT_PATTERN = {
+    "source": ["hemisphere.api"],
+    "detail-type": ["CustomerProfileUpdateRequested"],
+}
+CONTAINER_PORT = 8000
+
+PARAMETERS: dict[str, Any] = {
+    "PrimaryRegion": {
+        "Type": "String",
+        "Description": "The region that takes writes (its Step Functions, bus and Aurora writer)",
+        "AllowedPattern": "^[a-z]{2}(-[a-z]+)+-[0-9]$",
+    },
+    "TableName": {
+        "Type": "String",
+        "Default": "hemisphere",
+        "Description": "The projections global table (from the global stack); also the prefix "
+        "of the state machines and task queue, as HEMISPHERE_TABLE is for the containers",
+    },
+    "EventBusName": {"Type": "String", "Default": "hemisphere"},
+    "ContainerImage": {
+        "Type": "String",
+        "Description": "The Hemisphere image (deploy/Dockerfile), e.g. ACCOUNT.dkr.ecr.REGION"
+        ".amazonaws.com/hemisphere:TAG",
+    },
+    "ApiDesiredCount": {"Type": "Number", "Default": 2, "MinValue": 0},
+    "ApiCpu": {"Type": "String", "Default": "512", "AllowedValues": ["256", "512", "1024", "2048"]},
+    "ApiMemory": {"Type": "String", "Default": "1024"},
+    "WorkerCpu": {"Type": "String", "Default": "512", "AllowedValues": ["256", "512", "1024"]},
+    "WorkerMemory": {"Type": "String", "Default": "1024"},
+    "CacheNodeType": {"Type": "String", "Default": "cache.t4g.small"},
+    "VpcId": {"Type": "AWS::EC2::VPC::Id"},
+    "PublicSubnetIds": {
+        "Type": "List<AWS::EC2::Subnet::Id>",
+        "Description": "Subnets of the load balancer (two zones at least)",
+    },
+    "PrivateSubnetIds": {
+        "Type": "List<AWS::EC2::Subnet::Id>",
+        "Description": "Subnets of the tasks and of Redis (with a route to the AWS APIs)",
+    },
+    "AppSecretArn": {
+        "Type": "String",
+        "Description": "Secrets Manager secret (JSON) with DATABASE_URL (this region's Aurora "
+        "endpoint), HEMISPHERE_API_KEYS, HEMISPHERE_IAM_CREDENTIALS, HEMISPHERE_TOKEN_SECRET",
+    },
+    "AuroraClusterArn": {
+        "Type": "String",
+        "Description": "The primary Aurora cluster's ARN (global stack output PrimaryClusterArn)",
+    },
+    "AuroraSecretArn": {
+        "Type": "String",
+        "Description": "Its Data API secret (global stack output PrimaryClusterSecretArn)",
+    },
+    "DatabaseName": {"Type": "String", "Default": "hemisphere"},
+    "PaymentsUrl": {"Type": "String", "Description": "The card provider's API"},
+    "OidcIssuer": {
+        "Type": "String",
+        "Description": "Issuer of the OPENID_CONNECT tokens the API accepts",
+    },
+    "FrontEnd": {
+        "Type": "String",
+        "Default": "containers",
+        "AllowedValues": ["containers", "appsync"],
+        "Description": "What clients call: the containers behind the load balancer, or AppSync "
+        "(both are deployed; this decides where the stream publisher triggers subscriptions)",
+    },
+    "CertificateArn": {
+        "Type": "String",
+        "Default": "",
+        "Description": "ACM certificate for HTTPS on the load balancer (empty: HTTP only)",
+    },
+}
+
+CONDITIONS: dict[str, Any] = {
+    "IsPrimary": cfn.equals(ref("AWS::Region"), ref("PrimaryRegion")),
+    "IsSecondary": cfn.not_(cfn.equals(ref("AWS::Region"), ref("PrimaryRegion"))),
+    "HasCertificate": cfn.not_(cfn.equals(ref("CertificateArn"), "")),
+    "AppSyncInFront": cfn.equals(ref("FrontEnd"), "appsync"),
+}
+
+TABLE_ARN = sub(
+    "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${TableName}"
+)
+TABLE_INDEXES_ARN = sub(
+    "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${TableName}/index/*"
+)
+TABLE_STREAMS_ARN = sub(
+    "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${TableName}/stream/*"
+)
+
+
+def _machine_arn(saga: str, region: str = "${PrimaryRegion}") -> dict[str, Any]:
+    return sub(
+        f"arn:${{AWS::Partition}}:states:{region}:${{AWS::AccountId}}:stateMachine:"
+        f"${{TableName}}-{saga}"
+    )
+
+
+def _executions_arn(saga: str, region: str = "${PrimaryRegion}") -> dict[str, Any]:
+    return sub(
+        f"arn:${{AWS::Partition}}:states:{region}:${{AWS::AccountId}}:execution:"
+        f"${{TableName}}-{saga}:*"
+    )
+
+
+def _logical(name: str) -> str:
+    return name[0].upper() + name[1:]
+
+
+def _data_source_id(source: DataSource) -> str:
+    return f"{source.name}DataSource"
+
+
+def _function_id(function: Function) -> str:
+    return f"{_logical(function.name)}Function"
+
+
+def _resolver_id(resolver: Resolver) -> str:
+    return f"{resolver.type_name}{_logical(resolver.field_name)}Resolver"
+
+
+# -- AppSync ------------------------------------------------------------------------------------
+
+
+def appsync_resources(sdl: str) -> dict[str, Any]:
+    resources: dict[str, Any] = {
+        "GraphQLApi": {
+            "Type": "AWS::AppSync::GraphQLApi",
+            "Properties": {
+                "Name": sub("${TableName}-${AWS::Region}"),
+                "AuthenticationType": "API_KEY",
+                "AdditionalAuthenticationProviders": [
+                    {"AuthenticationType": "AWS_IAM"},
+                    {
+                        "AuthenticationType": "OPENID_CONNECT",
+                        "OpenIDConnectConfig": {"Issuer": ref("OidcIssuer")},
+                    },
+                ],
+                # What the resolvers read as ctx.env: where they are and where writes go.
+                "EnvironmentVariables": {
+                    "REGION": ref("AWS::Region"),
+                    "PRIMARY_REGION": ref("PrimaryRegion"),
+                    "TABLE_NAME": ref("TableName"),
+                    "CHECKOUT_STATE_MACHINE_ARN": _machine_arn("checkout"),
+                    "CANCEL_STATE_MACHINE_ARN": _machine_arn("cancel"),
+                },
+                "XrayEnabled": True,
+            },
+        },
+        "GraphQLSchema": {
+            "Type": "AWS::AppSync::GraphQLSchema",
+            "Properties": {"ApiId": get_att("GraphQLApi", "ApiId"), "Definition": sdl},
+        },
+        "ApiKey": {
+            "Type": "AWS::AppSync::ApiKey",
+            "Properties": {
+                "ApiId": get_att("GraphQLApi", "ApiId"),
+                "Description": "Public catalogue and region reads (the default mode)",
+            },
+        },
+    }
+    for source in DATA_SOURCES:
+        resources.update(_data_source(source))
+    for function in FUNCTIONS:
+        resources[_function_id(function)] = {
+            "Type": "AWS::AppSync::FunctionConfiguration",
+            "Properties": {
+                "ApiId": get_att("GraphQLApi", "ApiId"),
+                "Name": function.name,
+                "DataSourceName": get_att(_data_source_id(function.data_source), "Name"),
+                "Runtime": {
+                    "Name": APPSYNC_JS_RUNTIME["name"],
+                    "RuntimeVersion": APPSYNC_JS_RUNTIME["runtimeVersion"],
+                },
+                "Code": bundle(function.source),
+            },
+        }
+    for resolver in RESOLVERS:
+        properties: dict[str, Any] = {
+            "ApiId": get_att("GraphQLApi", "ApiId"),
+            "TypeName": resolver.type_name,
+            "FieldName": resolver.field_name,
+            "Runtime": {
+                "Name": APPSYNC_JS_RUNTIME["name"],
+                "RuntimeVersion": APPSYNC_JS_RUNTIME["runtimeVersion"],
+            },
+            "Code": bundle(resolver.source),
+        }
+        if resolver.is_pipeline:
+            properties["Kind"] = "PIPELINE"
+            properties["PipelineConfig"] = {
+                "Functions": [get_att(_function_id(f), "FunctionId") for f in resolver.functions]
+            }
+        else:
+            assert resolver.data_source is not None
+            properties["Kind"] = "UNIT"
+            properties["DataSourceName"] = get_att(_data_source_id(resolver.data_source), "Name")
+        resources[_resolver_id(resolver)] = {
+            "Type": "AWS::AppSync::Resolver",
+            # A resolver can only attach to a field the schema already has.
+            "DependsOn": "GraphQLSchema",
+            "Properties": properties,
+        }
+    return resources
+
+
+def _data_source(source: DataSource) -> dict[str, Any]:
+    name = _data_source_id(source)
+    properties: dict[str, Any] = {
+        "ApiId": get_att("GraphQLApi", "ApiId"),
+        "Name": source.name,
+        "Description": source.purpose,
+        "Type": source.kind.value,
+    }
+    resources: dict[str, Any] = {}
+    if source is PROJECTIONS:
+        properties["DynamoDBConfig"] = {
+            "TableName": ref("TableName"),
+            "AwsRegion": ref("AWS::Region"),
+        }
+        access = [
+            allow(
+                ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"],
+                [TABLE_ARN, TABLE_INDEXES_ARN],
+            )
+        ]
+    elif source is PRIMARY_STEP_FUNCTIONS:
+        properties["HttpConfig"] = {
+            "Endpoint": sub("https://states.${PrimaryRegion}.amazonaws.com/"),
+            "AuthorizationConfig": {
+                "AuthorizationType": "AWS_IAM",
+                "AwsIamConfig": {
+                    "SigningRegion": ref("PrimaryRegion"),
+                    "SigningServiceName": "states",
+                },
+            },
+        }
+        access = [
+            allow(["states:StartExecution"], [_machine_arn(saga) for saga in SAGAS]),
+            allow(["states:DescribeExecution"], [_executions_arn(saga) for saga in SAGAS]),
+        ]
+    elif source is PROFILE_UPDATES_BUS:
+        properties["EventBridgeConfig"] = {"EventBusArn": get_att("ProfileUpdatesBus", "Arn")}
+        access = [allow(["events:PutEvents"], [get_att("ProfileUpdatesBus", "Arn")])]
+    elif source is PRIMARY_AURORA:
+        properties["RelationalDatabaseConfig"] = {
+            "RelationalDatabaseSourceType": "RDS_HTTP_ENDPOINT",
+            "RdsHttpEndpointConfig": {
+                "AwsRegion": ref("PrimaryRegion"),
+                "DbClusterIdentifier": ref("AuroraClusterArn"),
+                "DatabaseName": ref("DatabaseName"),
+                "AwsSecretStoreArn": ref("AuroraSecretArn"),
+                "Schema": "public",
+            },
+        }
+        access = [
+            allow(["rds-data:ExecuteStatement"], [ref("AuroraClusterArn")]),
+            allow(["secretsmanager:GetSecretValue"], [ref("AuroraSecretArn")]),
+        ]
+    elif source is LOCAL:
+        access = []
+    else:
+        raise ValueError(f"no CloudFormation for data source {source.name}")
+    if access:
+        resources[f"{name}Role"] = role(
+            "appsync.amazonaws.com", policy(f"{source.name}Access", *access)
+        )
+        properties["ServiceRoleArn"] = get_att(f"{name}Role", "Arn")
+    resources[name] = {"Type": "AWS::AppSync::DataSource", "Properties": properties}
+    return resources
+
+
+# -- sagas, queues, bus -------------------------------------------------------------------------
+
+
+def workflow_resources() -> dict[str, Any]:
+    resources: dict[str, Any] = {
+        "SagaTaskQueue": {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "QueueName": sub("${TableName}-saga-tasks"),
+                "VisibilityTimeout": 20,
+                "SqsManagedSseEnabled": True,
+            },
+        },
+        "StateMachineRole": role(
+            "states.amazonaws.com",
+            policy("SendSagaTasks", allow(["sqs:SendMessage"], [get_att("SagaTaskQueue", "Arn")])),
+        ),
+    }
+    for saga in SAGAS:
+        resources[f"{_logical(saga)}StateMachine"] = {
+            "Type": "AWS::StepFunctions::StateMachine",
+            "Properties": {
+                "StateMachineName": sub(f"${{TableName}}-{saga}"),
+                "StateMachineType": "STANDARD",
+                "RoleArn": get_att("StateMachineRole", "Arn"),
+                "Definition": load_definition(saga),
+                "DefinitionSubstitutions": {"TaskQueueUrl": ref("SagaTaskQueue")},
+            },
+        }
+    return resources
+
+
+def event_resources() -> dict[str, Any]:
+    primary_bus_arn = sub(
+        "arn:${AWS::Partition}:events:${PrimaryRegion}:${AWS::AccountId}:event-bus/${EventBusName}"
+    )
+    return {
+        "ProfileUpdatesBus": {
+            "Type": "AWS::Events::EventBus",
+            "Properties": {"Name": ref("EventBusName")},
+        },
+        "ProfileUpdatesDeadLetters": {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "QueueName": sub("${EventBusName}-profile-updates-dlq"),
+                "SqsManagedSseEnabled": True,
+            },
+        },
+        "ProfileUpdatesQueue": {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                "QueueName": sub("${EventBusName}-profile-updates"),
+                "VisibilityTimeout": 30,
+                "ReceiveMessageWaitTimeSeconds": 20,
+                "SqsManagedSseEnabled": True,
+                "RedrivePolicy": {
+                    "deadLetterTargetArn": get_att("ProfileUpdatesDeadLetters", "Arn"),
+                    "maxReceiveCount": 10,
+                },
+            },
+        },
+        # The primary delivers profile updates to its worker's queue ...
+        "ProfileUpdatesToQueueRule": {
+            "Type": "AWS::Events::Rule",
+            "Condition": "IsPrimary",
+            "Properties": {
+                "Name": PROFILE_RULE_NAME,
+                "EventBusName": ref("ProfileUpdatesBus"),
+                "EventPattern": PROFILE_EVENT_PATTERN,
+                "State": "ENABLED",
+                "Targets": [
+                    {"Id": PROFILE_TARGET_ID, "Arn": get_att("ProfileUpdatesQueue", "Arn")}
+                ],
+            },
+        },
+        "ProfileUpdatesQueuePolicy": {
+            "Type": "AWS::SQS::QueuePolicy",
+            "Condition": "IsPrimary",
+            "Properties": {
+                "Queues": [ref("ProfileUpdatesQueue")],
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "ProfileUpdatesFromEventBridge",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "events.amazonaws.com"},
+                            "Action": "sqs:SendMessage",
+                            "Resource": get_att("ProfileUpdatesQueue", "Arn"),
+                            "Condition": {
+                                "ArnEquals": {
+                                    "aws:SourceArn": get_att("ProfileUpdatesToQueueRule", "Arn")
+                                }
+                            },
+                        }
+                    ],
+                },
+            },
+        },
+        # ... a secondary forwards them to the primary's bus (cross-region target).
+        "ForwardToPrimaryRole": {
+            **role(
+                "events.amazonaws.com",
+                policy("PutOnPrimaryBus", allow(["events:PutEvents"], [primary_bus_arn])),
+            ),
+            "Condition": "IsSecondary",
+        },
+        "ProfileUpdatesToPrimaryRule": {
+            "Type": "AWS::Events::Rule",
+            "Condition": "IsSecondary",
+            "Properties": {
+                "Name": "forward-profile-updates-to-primary",
+                "EventBusName": ref("ProfileUpdatesBus"),
+                "EventPattern": PROFILE_EVENT_PATTERN,
+                "State": "ENABLED",
+                "Targets": [
+                    {
+                        "Id": "primary-bus",
+                        "Arn": primary_bus_arn,
+                        "RoleArn": get_att("ForwardToPrimaryRole", "Arn"),
+                    }
+                ],
+            },
+        },
+    }
