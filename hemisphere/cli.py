@@ -113,6 +113,9 @@ def _parser() -> argparse.ArgumentParser:
     from hemisphere.up import register as register_up
 
     register_up(commands)
+    from hemisphere.appsync_export import register as register_export
+
+    register_export(commands)
     return parser
 
 
