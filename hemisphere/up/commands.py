@@ -140,7 +140,8 @@ def format_status(status: dict[str, Any]) -> str:
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = [f"Primary: {status.get('primary')}   epoch: {status.get('epoch')}"]
-    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows]
+    for row in rows:
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
     return "\n".join(lines)
 
 
@@ -150,4 +151,3 @@ def _number(value: object) -> str:
     if isinstance(value, float):
         return f"{value:.0f}"
     return str(value)
-

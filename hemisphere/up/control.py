@@ -71,8 +71,11 @@ class ActionQueue:
             if future.set_running_or_notify_cancel():
                 try:
                     future.set_result(job())
-                except BaseException as error:  # handed to the waiting request
+                except Exception as error:  # handed to the waiting request
                     future.set_exception(error)
+                except BaseException as error:  # a stop signal: the request fails, we stop
+                    future.set_exception(ControlError(f"hemisphere up is stopping ({error!r})"))
+                    raise
             try:
                 job, future = self._jobs.get_nowait()
             except queue.Empty:
@@ -92,13 +95,14 @@ class ControlServer:
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for a loop that must have started
+            self._server.shutdown()
         self._server.server_close()
 
 
 def _handler(target: Controlled, actions: ActionQueue) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the name http.server calls
+        def do_GET(self) -> None:
             if self.path.rstrip("/") != "/status":
                 self._answer(HTTPStatus.NOT_FOUND, {"error": f"no such resource {self.path}"})
                 return
@@ -108,7 +112,7 @@ def _handler(target: Controlled, actions: ActionQueue) -> type[BaseHTTPRequestHa
                 log.exception("status failed")
                 self._answer(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": str(error)})
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             match = _ACTION.match(self.path.rstrip("/"))
             if match is None:
                 self._answer(HTTPStatus.NOT_FOUND, {"error": f"no such action {self.path}"})
@@ -138,7 +142,7 @@ def _handler(target: Controlled, actions: ActionQueue) -> type[BaseHTTPRequestHa
             self.end_headers()
             self.wfile.write(data)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: Any) -> None:
             log.debug("control: " + format, *args)
 
     return Handler

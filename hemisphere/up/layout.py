@@ -137,8 +137,11 @@ class Layout:
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
 
-    def topology(self, *, primary: str, epoch: int, api_key: str, iam: str) -> dict[str, Any]:
-        """The shape of DATA_DIR/topology.json (GLOBAL.md)."""
+    def topology(
+        self, *, primary: str, epoch: int, api_key: str, iam: str, latency: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The shape of DATA_DIR/topology.json (GLOBAL.md); `latency` is the injected matrix
+        in the FILE form of regions/latency.py."""
         return {
             "primary": primary,
             "epoch": epoch,
@@ -146,10 +149,10 @@ class Layout:
             "iam": iam,
             "control": self.control_url,
             "regions": {
-                r.name: {"graphql": r.graphql_url, "realtime": r.realtime_url}
-                for r in self.regions
+                r.name: {"graphql": r.graphql_url, "realtime": r.realtime_url} for r in self.regions
             },
             "edge": {r.name: r.edge_url for r in self.regions},
+            "latency": latency,
         }
 
 

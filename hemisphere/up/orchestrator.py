@@ -98,8 +98,9 @@ class World:
         for region in self.regions.values():
             if region is not primary:
                 lost = region.start_postgres(self._primary_ports, self.state.postgres_roles)
-                if lost:
-                    print(f"{region.name}: rejoined; writes it had not replicated: {lost}")
+                if postgres.lost_anything(lost):
+                    assert lost is not None
+                    print(f"{region.name} rejoined; LOST: {postgres.describe_lost(lost)}")
         self.record_postgres_roles()
         primary.start_api(self._primary_ports, rebuild=True)
         primary.wait_ready()
@@ -128,14 +129,21 @@ class World:
             edges.wait_http(f"http://127.0.0.1:{ports.edge}/healthz", 60)
 
     def stop(self) -> None:
-        """Everything, gently: edges first (no new traffic), then the regions, then what
-        they shared."""
-        for child in reversed(self.shared[2:]):
-            child.terminate()
+        """Everything, gently and side by side: edges and APIs first (no new traffic; they
+        drain), with the replicators; then the AWS endpoints and PostgreSQL; then what the
+        regions shared."""
+        edges = self.shared[2:]
+        front = edges + [c for r in self.regions.values() for c in (r.api, r.replicator) if c]
+        for child in front:
+            child.ask_to_stop()
+        for child in front:
+            child.wait_stopped()
         for region in self.regions.values():
             region.stop()
-        for child in reversed(self.shared[:2]):
-            child.terminate()
+        for child in self.shared[:2]:
+            child.ask_to_stop()
+        for child in self.shared[:2]:
+            child.wait_stopped()
 
     @property
     def _primary_ports(self) -> RegionPorts:
@@ -155,6 +163,7 @@ class World:
                 epoch=self.state.epoch,
                 api_key=self.secrets.api_keys[0],
                 iam=self.secrets.iam,
+                latency=self.latency.to_json(),
             ),
         )
 
@@ -187,18 +196,25 @@ class World:
                 f"the primary {primary.name} is down: promote a region (or start "
                 f"{primary.name}) before {name} can follow it"
             )
-        region.start_aws()
-        region.provision(self.state.primary, self.state.epoch)
-        lost = region.start_postgres(self._primary_ports, self.state.postgres_roles)
-        self.record_postgres_roles()
-        region.start_api(self._primary_ports, rebuild=True)
-        region.start_replicator()
-        region.wait_ready()
+        try:
+            region.start_aws()
+            region.provision(self.state.primary, self.state.epoch)
+            lost = region.start_postgres(self._primary_ports, self.state.postgres_roles)
+            self.record_postgres_roles()
+            region.start_api(self._primary_ports, rebuild=True)
+            region.start_replicator()
+            region.wait_ready()
+        except BaseException:
+            region.kill()  # all or nothing: a half-started region stays down
+            raise
         elapsed = time.monotonic() - started
         role = "primary" if region is primary else "secondary"
         message = f"{name} is back as the {role} and serving after {elapsed:.1f}s"
-        if lost:
-            message += f"; writes it had not replicated before it went down (lost): {lost}"
+        if lost is not None:
+            message += f"; it rejoined by {lost['method']}"
+        if postgres.lost_anything(lost):
+            assert lost is not None
+            message += f"; LOST writes it had not replicated: {postgres.describe_lost(lost)}"
         return {
             "region": name,
             "role": role,
@@ -343,10 +359,12 @@ def run_up(options: UpOptions) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stopping = time.monotonic()
         control.stop()
         (layout.data_dir / "topology.json").unlink(missing_ok=True)
         world.stop()
         state.save(layout.data_dir)
+        print(f"Stopped in {time.monotonic() - stopping:.1f}s; data kept in {layout.data_dir}.")
 
 
 def banner(world: World, seconds: float) -> str:

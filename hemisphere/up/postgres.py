@@ -8,9 +8,8 @@ from typing import Any
 
 from hemisphere.pgcluster import failover, process, provision, status
 from hemisphere.pgcluster.errors import PgClusterError
-from hemisphere.pgcluster.node import PgNode
+from hemisphere.pgcluster.node import PgNode, is_standby_on_disk
 from hemisphere.pgcluster.node import has_data as _has_data
-from hemisphere.pgcluster.node import is_standby_on_disk
 from hemisphere.up.layout import RegionPorts
 
 PostgresError = PgClusterError
@@ -41,6 +40,19 @@ def rejoin(node: PgNode, upstream_port: int) -> dict[str, Any]:
     return lost_writes(failover.rejoin(node, LOCALHOST, upstream_port))
 
 
+def lost_anything(lost: dict[str, Any] | None) -> bool:
+    return bool(lost and (lost["lost_transactions"] or lost["lost_rows"] or lost["lost_orders"]))
+
+
+def describe_lost(lost: dict[str, Any]) -> str:
+    orders = ", ".join(lost["lost_orders"]) or "none"
+    rows = len(lost["lost_rows"] or [])
+    return (
+        f"{lost['lost_transactions'] or 0} transaction(s), {rows} row(s) it had that the "
+        f"primary lacks (orders: {orders}); rewound by {lost['method']}, not merged"
+    )
+
+
 def lost_writes(report: failover.RejoinReport) -> dict[str, Any]:
     return {
         "method": report.method,
@@ -51,7 +63,12 @@ def lost_writes(report: failover.RejoinReport) -> dict[str, Any]:
         "lost_rows": None
         if report.lost_rows is None
         else [
-            {"table": r.table, "id": r.id, "old_version": r.old_version, "new_version": r.new_version}
+            {
+                "table": r.table,
+                "id": r.id,
+                "old_version": r.old_version,
+                "new_version": r.new_version,
+            }
             for r in report.lost_rows
         ],
         "seconds": round(report.seconds, 3),

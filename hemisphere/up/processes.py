@@ -126,9 +126,7 @@ def proxies_child(
 def replicator_child(ports: RegionPorts, layout: Layout, base_env: dict[str, str]) -> Child:
     """`hemisphere replicator`: this region's stream applied to every other region's table,
     each through the delay proxy of that link."""
-    replicas = ",".join(
-        f"{other}=http://127.0.0.1:{port}" for other, port in ports.aws_via.items()
-    )
+    replicas = ",".join(f"{other}=http://127.0.0.1:{port}" for other, port in ports.aws_via.items())
     env = {
         **base_env,
         "HEMISPHERE_REGION": ports.name,
@@ -139,4 +137,6 @@ def replicator_child(ports: RegionPorts, layout: Layout, base_env: dict[str, str
         "HEMISPHERE_REPLICATOR_STATUS_PORT": str(ports.replicator_status),
     }
     argv = hemisphere_argv("replicator")
-    return Child(f"{ports.name} replicator", argv, env, layout.log_dir / f"{ports.name}-replicator.log")
+    return Child(
+        f"{ports.name} replicator", argv, env, layout.log_dir / f"{ports.name}-replicator.log"
+    )

@@ -22,12 +22,12 @@ import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from adapters.eventbridge import create_client as create_aws_client
 from adapters.payments import HttpPaymentProvider
 from adapters.postgres.pool import create_pool
 from adapters.postgres.saga import PostgresSagaStore
 from adapters.stepfunctions import StepFunctionsSagaEngine, ensure_state_machines
 from adapters.stepfunctions import create_client as create_sfn_client
-from adapters.eventbridge import create_client as create_aws_client
 from hemisphere.settings import Settings
 from hemisphere.up import postgres
 from hemisphere.up.provision import LOCAL_AWS_CREDENTIALS, write_region_control
@@ -133,8 +133,13 @@ def follow_new_primary(world: World, primary: Region) -> None:
             continue
         try:
             lost = postgres.follow(other.node, other.ports.postgres_via[primary.name])
-            if lost:
-                print(f"{other.name} was rewound to follow {primary.name}; lost: {lost}")
+            if postgres.lost_anything(lost):
+                assert lost is not None
+                print(
+                    f"{other.name} rewound to follow {primary.name}; LOST: "
+                    f"{postgres.describe_lost(lost)}",
+                    flush=True,
+                )
             other.postgres_role = "replica"
             other.restart_api(primary.ports)
         except Exception as error:

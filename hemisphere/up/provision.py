@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -21,12 +22,15 @@ from adapters.eventbridge import create_client as create_aws_client
 from adapters.eventbridge import ensure_profile_update_route
 from adapters.stepfunctions import create_client as create_sfn_client
 from adapters.stepfunctions import ensure_state_machines
+from domain.errors import BackendUnavailableError
 from domain.model import RegionControl
 from hemisphere.settings import Settings
 from hemisphere.up.supervisor import Child
 from workflows.definitions import definitions
 
 LOCAL_AWS_CREDENTIALS = StaticCredentials("hemisphere-local", "hemisphere-local")
+# A freshly started endpoint may take a while to answer its first calls on a busy machine.
+PROVISION_TIMEOUT_SECONDS = 60.0
 
 
 def aws_endpoint_child(region: str, port: int, env: dict[str, str], log_dir: Path) -> Child:
@@ -76,10 +80,19 @@ async def _provision(url: str, region: str) -> None:
         )
 
 
-def provision_region(url: str, region: str) -> None:
-    """Deploy the region's template on its (running) local AWS endpoint. Idempotent."""
+def provision_region(url: str, region: str, timeout: float = PROVISION_TIMEOUT_SECONDS) -> None:
+    """Deploy the region's template on its (running) local AWS endpoint. Idempotent, so it
+    is simply tried again while a freshly started endpoint is still too slow to answer."""
     enable_state_machine_execution(url)
-    asyncio.run(_provision(url, region))
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            asyncio.run(_provision(url, region))
+            return
+        except BackendUnavailableError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 async def _write_region_control(url: str, region: str, control: RegionControl) -> bool:

@@ -109,9 +109,7 @@ class Region:
         self.api.start()
 
     def start_replicator(self) -> None:
-        self.replicator = replicator_child(
-            self.ports, self.context.layout, self.context.base_env
-        )
+        self.replicator = replicator_child(self.ports, self.context.layout, self.context.base_env)
         self.replicator.start()
 
     def wait_ready(self, timeout: float = START_TIMEOUT_SECONDS) -> None:
@@ -137,7 +135,9 @@ class Region:
 
     def stop(self) -> None:
         for child in self.children:
-            child.terminate()
+            child.ask_to_stop()
+        for child in self.children:
+            child.wait_stopped()
         postgres.stop(self.node)
         self.api = self.replicator = self.aws = None
         self.down = True
@@ -173,7 +173,11 @@ class Region:
     def report_deaths(self) -> None:
         """A child that died on its own (not by stop/kill) is said once, with its log."""
         for child in self.children:
-            if child.process is not None and not child.running() and child.name not in self._reported:
+            if (
+                child.process is not None
+                and not child.running()
+                and child.name not in self._reported
+            ):
                 self._reported.add(child.name)
                 print(
                     f"{time.strftime('%H:%M:%S')} {child.name} exited with "

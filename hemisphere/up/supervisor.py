@@ -99,11 +99,21 @@ class Child:
 
     def terminate(self, timeout: float = 15.0) -> None:
         """SIGTERM (a graceful stop), SIGKILL past `timeout`."""
+        self.ask_to_stop()
+        self.wait_stopped(timeout)
+
+    def ask_to_stop(self) -> None:
+        """SIGTERM to its process group, without waiting (stop several at once)."""
         process = self.process
         if process is None or process.poll() is not None:
             return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
+
+    def wait_stopped(self, timeout: float = 15.0) -> None:
+        process = self.process
+        if process is None:
+            return
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
