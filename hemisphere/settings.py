@@ -59,6 +59,14 @@ class Settings:
     # How long a stop may take (SIGTERM to exit), and how long start-up waits for backends.
     shutdown_timeout_seconds: float = 10.0
     startup_timeout_seconds: float = 60.0
+    # Several regions (regions.control, regions.replication): every region's AWS endpoint,
+    # so writes follow the primary the replicated control item names without a restart; the
+    # epoch this process acts under when it is the primary (None: the one its database or
+    # control item names for it, else 1); the replicator's targets and status port.
+    region_endpoints: Mapping[str, str] = field(default_factory=dict)
+    epoch: int | None = None
+    replica_endpoints: Mapping[str, str] = field(default_factory=dict)
+    replicator_status_port: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -120,7 +128,40 @@ class Settings:
             startup_timeout_seconds=_positive_float(
                 "HEMISPHERE_STARTUP_TIMEOUT", get("HEMISPHERE_STARTUP_TIMEOUT"), 60.0
             ),
+            region_endpoints=_endpoints(
+                "HEMISPHERE_REGION_ENDPOINTS", get("HEMISPHERE_REGION_ENDPOINTS")
+            ),
+            epoch=_positive_int("HEMISPHERE_EPOCH", get("HEMISPHERE_EPOCH")),
+            replica_endpoints=_endpoints(
+                "HEMISPHERE_REPLICA_ENDPOINTS", get("HEMISPHERE_REPLICA_ENDPOINTS")
+            ),
+            replicator_status_port=_positive_int(
+                "HEMISPHERE_REPLICATOR_STATUS_PORT", get("HEMISPHERE_REPLICATOR_STATUS_PORT")
+            ),
         )
+
+
+def _endpoints(name: str, raw: str | None) -> dict[str, str]:
+    """`REGION=URL[,REGION=URL...]` as a dict."""
+    endpoints: dict[str, str] = {}
+    for entry in (raw or "").split(","):
+        if not entry.strip():
+            continue
+        region, sep, url = (part.strip() for part in entry.partition("="))
+        if not sep or not _REGION.match(region):
+            raise SettingsError(f"{name} must be REGION=http://HOST:PORT[,REGION=...]")
+        if region in endpoints:
+            raise SettingsError(f"{name} names {region} twice")
+        endpoints[region] = str(_url(name, url, ("http", "https"), "REGION=http://HOST:PORT"))
+    return endpoints
+
+
+def _positive_int(name: str, raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise SettingsError(f"{name}={raw!r} is not a positive whole number")
+    return int(raw)
 
 
 def _url(name: str, raw: str | None, schemes: tuple[str, ...], example: str) -> str | None:
