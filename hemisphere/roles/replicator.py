@@ -61,11 +61,8 @@ class ReplicatorConfig:
     status_port: int | None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> ReplicatorConfig:
-        settings = Settings.from_env(env)
-        replicas = parse_endpoints(
-            "HEMISPHERE_REPLICA_ENDPOINTS", env.get("HEMISPHERE_REPLICA_ENDPOINTS", "")
-        )
+    def from_settings(cls, settings: Settings) -> ReplicatorConfig:
+        replicas = dict(settings.replica_endpoints)
         if not replicas:
             raise SettingsError(
                 "HEMISPHERE_REPLICA_ENDPOINTS is not set (e.g. "
@@ -76,32 +73,7 @@ class ReplicatorConfig:
                 f"HEMISPHERE_REPLICA_ENDPOINTS names this region ({settings.region}): "
                 "list only the other regions"
             )
-        raw_port = env.get("HEMISPHERE_REPLICATOR_STATUS_PORT", "").strip()
-        port: int | None = None
-        if raw_port:
-            if not raw_port.isdigit() or not 0 < int(raw_port) < 65536:
-                raise SettingsError(
-                    f"HEMISPHERE_REPLICATOR_STATUS_PORT={raw_port!r} is not a port number"
-                )
-            port = int(raw_port)
-        return cls(settings, replicas, port)
-
-
-def parse_endpoints(name: str, raw: str) -> dict[str, str]:
-    """`region=url,region=url` as a dict; SettingsError naming `name` when malformed."""
-    endpoints: dict[str, str] = {}
-    for entry in raw.split(","):
-        entry = entry.strip()
-        if not entry:
-            continue
-        region, sep, url = entry.partition("=")
-        region, url = region.strip(), url.strip()
-        if not sep or not region or not url.startswith(("http://", "https://")):
-            raise SettingsError(f"{name} must be REGION=http://HOST:PORT[,REGION=...]")
-        if region in endpoints:
-            raise SettingsError(f"{name} names {region} twice")
-        endpoints[region] = url
-    return endpoints
+        return cls(settings, replicas, settings.replicator_status_port)
 
 
 def register(commands: _SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -115,8 +87,7 @@ def register(commands: _SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    # The composition root's entry point: like the CLI, it reads the environment once.
-    config = ReplicatorConfig.from_env(os.environ)
+    config = ReplicatorConfig.from_settings(Settings.from_env(os.environ))
     logging.basicConfig(
         level=config.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
