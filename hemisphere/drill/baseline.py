@@ -3,9 +3,10 @@
 What a user of location L would see without Hemisphere's regions is the primary's API at the
 RTT between L and the primary. The drill builds that path with the same part the edges and
 every cross-region link use: a delay proxy (regions/delay_proxy.py) per location, in front of
-the primary's own API, adding half of RTT(L, primary) in each direction. Baseline readers send
-the same reads as the drill's users, at the same time (the `before` phase), so both see the
-same load on the same machine."""
+the primary's own API, adding half of RTT(L, primary) in each direction. In the `before` phase
+the drill's readers take this path for a stretch instead of their edges, with the same reads,
+while the shoppers, probes and subscribers go on: both paths are measured under the same load
+on the same machine."""
 
 from __future__ import annotations
 

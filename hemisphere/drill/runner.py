@@ -1,7 +1,10 @@
 """The scenario runner: simulated users in every location, a region killed through the control
 endpoint, the recovery driven and waited for, every observation recorded.
 
-    before      users, subscribers, the baseline and direct readers; `duration` seconds
+    before      users in every location (readers, a shopper, a probe, a subscriber) through
+                their edges for `duration` seconds; then the readers, in turn, through the
+                primary alone (the single-region baseline) and straight to each region's API
+                (service time), `duration`/2 each, the rest of the users going on
     fault       stop a region (secondary-loss: a secondary; primary-loss: the primary, then
                 promote the nearest secondary once every location has seen ReadOnlyRegion,
                 or after --promote-after seconds); wait for traffic to move or for the first
@@ -40,6 +43,8 @@ from hemisphere.drill.users import Target, prober, reader, shopper
 Scenario = Literal["secondary-loss", "primary-loss", "both"]
 STATUS_INTERVAL_S = 0.5
 WAIT_STEP_S = 0.1
+# The baseline and service-time stretches: half of --duration, at least this long.
+MIN_CALIBRATION_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +102,7 @@ class Drill:
             background.callback(_cancel, tasks)
             where = ", ".join(self.topology.locations)
             self.log(f"users running in {where}; primary {self.primary}")
-            await self._before(http)
+            tasks += await self._before(http)
             for scenario in self._scenarios():
                 if scenario == "secondary-loss":
                     await self._secondary_loss()
@@ -129,6 +134,7 @@ class Drill:
         return Target(location, url, http, self.clock, obs.requests, obs.acknowledged)
 
     def _users(self, http: dict[str, httpx.AsyncClient]) -> list[asyncio.Task[None]]:
+        """Per location: the probe, the shopper and the subscriber (readers apart)."""
         obs, options = self.observations, self.options
         tasks = []
         for location in self.topology.locations:
@@ -137,10 +143,6 @@ class Drill:
             tasks.append(
                 asyncio.create_task(shopper(target, next(self._seeds), options.checkout_interval))
             )
-            tasks += [
-                asyncio.create_task(reader(target, next(self._seeds), options.think))
-                for _ in range(options.users)
-            ]
             tasks.append(
                 asyncio.create_task(
                     subscribe_forever(
@@ -155,33 +157,51 @@ class Drill:
             )
         return tasks
 
-    async def _before(self, http: dict[str, httpx.AsyncClient]) -> None:
-        """The steady stretch, with the baseline and direct readers alongside the users."""
+    def _readers(self, targets: list[Target]) -> list[asyncio.Task[None]]:
+        """`users` readers on each target."""
+        return [
+            asyncio.create_task(reader(target, next(self._seeds), self.options.think))
+            for target in targets
+            for _ in range(self.options.users)
+        ]
+
+    async def _before(self, http: dict[str, httpx.AsyncClient]) -> list[asyncio.Task[None]]:
+        """The steady stretch through the edges, then the same readers, in turn, through the
+        primary alone at each location's RTT to it (the baseline), then straight to each
+        region's API (its service time). The shoppers, probes and subscribers go on all along,
+        so the three are measured under the same load. Returns the edge readers, running."""
+        edge = [
+            self._target(http[location], location, self.topology.edges[location])
+            for location in self.topology.locations
+        ]
+        readers = self._readers(edge)
+        self.log(f"before: {self.options.duration:.0f} s steady")
+        await asyncio.sleep(self.options.duration)
+        stretch = max(MIN_CALIBRATION_S, self.options.duration / 2)
+        await _stop(readers)
         async with (
             baseline_urls(self.topology, self.primary) as urls,
-            contextlib.AsyncExitStack() as extra,
+            contextlib.AsyncExitStack() as stack,
         ):
-            tasks: list[asyncio.Task[None]] = []
+            baseline = []
             for location, url in urls.items():
-                base = client(self.topology.api_key)
-                await extra.enter_async_context(base)
-                target = Target(location, url, base, self.clock, self.baseline, [])
-                tasks += [
-                    asyncio.create_task(reader(target, next(self._seeds), self.options.think))
-                    for _ in range(self.options.users)
-                ]
+                base = await stack.enter_async_context(client(self.topology.api_key))
+                baseline.append(Target(location, url, base, self.clock, self.baseline, []))
+            self.log(
+                f"baseline: {stretch:.0f} s of the same reads, every location on {self.primary}"
+            )
+            readers = self._readers(baseline)
+            await asyncio.sleep(stretch)
+            await _stop(readers)
+            direct = []
             for region, urls_of in self.topology.regions.items():
-                direct = client(self.topology.api_key)
-                await extra.enter_async_context(direct)
-                target = Target(region, urls_of.graphql, direct, self.clock, self.direct, [])
-                tasks.append(
-                    asyncio.create_task(reader(target, next(self._seeds), self.options.think))
-                )
-            self.log(f"before: {self.options.duration:.0f} s steady, baseline alongside")
-            try:
-                await asyncio.sleep(self.options.duration)
-            finally:
-                await _stop(tasks)
+                own = await stack.enter_async_context(client(self.topology.api_key))
+                direct.append(Target(region, urls_of.graphql, own, self.clock, self.direct, []))
+            self.log(f"service time: {stretch:.0f} s of the same reads, each region's API directly")
+            readers = self._readers(direct)
+            await asyncio.sleep(stretch)
+            await _stop(readers)
+        return self._readers(edge)
 
     async def _secondary_loss(self) -> None:
         secondaries = [r for r in self.topology.regions if r != self.primary]
