@@ -16,12 +16,13 @@ filterJsonObject, or a list of them (all must pass). See docs/decisions.md.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from typing import Any
 
 import strawberry
 
-from domain.errors import BadRequestError
+from domain.errors import BackendUnavailableError, BadRequestError
 from resolvers.context import Context
 from subscriptions.filter_fields import check_filter_fields
 from subscriptions.filters import Filter, FilterError, matches_all, parse_filter
@@ -34,6 +35,9 @@ from subscriptions.triggers import arguments_match
 SubscriptionInfo = strawberry.Info[Context, SubscriptionRoot | None]
 
 FILTER_EXTENSION = "filter"
+# How long a new subscription waits for the broker to confirm its channel (Redis answers in
+# milliseconds; past this it is down, and the client is told to retry).
+BROKER_LISTENING_TIMEOUT_SECONDS = 5.0
 
 
 async def changes(
@@ -49,7 +53,22 @@ async def changes(
     filters = requested_filters(info, arguments, graphql_type)
     # The broker routes by the arguments (an index, not a scan of every subscriber); the
     # deliveries still check them, with the selection's rules.
-    source = info.context.broker.subscribe(mutation, where=arguments)
+    broker = info.context.broker
+    source = broker.subscribe(mutation, where=arguments)
+    # Acknowledge only once a change published anywhere in the region reaches us: a client
+    # told it is subscribed must not miss the change it makes next.
+    try:
+        async with asyncio.timeout(BROKER_LISTENING_TIMEOUT_SECONDS):
+            await broker.until_listening(mutation)
+    except TimeoutError:
+        await _close(source)
+        raise BackendUnavailableError(
+            "The subscription could not be established: the region's broker is not "
+            "answering. Retry the subscription."
+        ) from None
+    except BaseException:
+        await _close(source)
+        raise
     root = info.root_value
     if root is not None and root.on_established is not None:
         root.on_established()
@@ -93,6 +112,10 @@ async def _deliveries(
     finally:
         # Stopping a subscription closes this generator; close the broker's too, now, so it
         # forgets the subscriber at once rather than when the garbage collector gets to it.
-        aclose = getattr(source, "aclose", None)
-        if aclose is not None:
-            await aclose()
+        await _close(source)
+
+
+async def _close(source: AsyncIterator[Message]) -> None:
+    aclose = getattr(source, "aclose", None)
+    if aclose is not None:
+        await aclose()

@@ -163,24 +163,16 @@ class LocalFanout:
                 queue.get_nowait()
                 queue.put_nowait(_CLOSED)
 
-    async def listen(
-        self, channel: str, where: Mapping[str, Any] | None = None
-    ) -> AsyncIterator[Message]:
-        """Messages of `channel`; with `where` (field → value, None meaning any), at least
-        those whose fields equal the values given, and possibly others."""
+    def listen(self, channel: str, where: Mapping[str, Any] | None = None) -> Listener:
+        """Messages of `channel` delivered from this call on (the subscriber is registered
+        before it returns, not on its first step); with `where` (field → value, None meaning
+        any), at least those whose fields equal the values given, and possibly others."""
         queue: Queue = asyncio.Queue(self._queue_size)
         subscribers = self._channels.setdefault(channel, _Channel())
         subscribers.add(queue, where)
         if len(subscribers.everyone) == 1 and self._on_first is not None:
             self._on_first(channel)
-        try:
-            while True:
-                message = await queue.get()
-                if message is _CLOSED:
-                    return
-                yield message
-        finally:
-            self._remove(channel, queue)
+        return Listener(queue, lambda: self._remove(channel, queue))
 
     def close(self) -> None:
         """End every subscriber's iterator (the broker is shutting down)."""
@@ -209,6 +201,37 @@ class LocalFanout:
                 self._on_last(channel)
 
 
+class Listener:
+    """One subscriber's messages. Registered when made, so nothing published after the
+    subscription call is missed (an async generator would register on its first step,
+    after the client was told it is subscribed); unregistered when closed or ended."""
+
+    def __init__(self, queue: Queue, unregister: Callable[[], None]) -> None:
+        self._queue = queue
+        self._unregister: Callable[[], None] | None = unregister
+
+    def __aiter__(self) -> Listener:
+        return self
+
+    async def __anext__(self) -> Message:
+        if self._unregister is None:
+            raise StopAsyncIteration
+        try:
+            message = await self._queue.get()
+        except BaseException:
+            await self.aclose()
+            raise
+        if message is _CLOSED:
+            await self.aclose()
+            raise StopAsyncIteration
+        return message
+
+    async def aclose(self) -> None:
+        unregister, self._unregister = self._unregister, None
+        if unregister is not None:
+            unregister()
+
+
 class InProcessBroker:
     """One instance, no Redis: a publication reaches this instance's subscribers only."""
 
@@ -223,6 +246,9 @@ class InProcessBroker:
     ) -> AsyncIterator[Message]:
         """See LocalFanout.listen for `where`."""
         return self._fanout.listen(channel, where)
+
+    async def until_listening(self, channel: str) -> None:
+        """In process, a subscriber hears every publication from its subscribe() call on."""
 
     def subscriber_count(self, channel: str) -> int:
         return self._fanout.subscriber_count(channel)

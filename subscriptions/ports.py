@@ -21,3 +21,8 @@ class Broker(Protocol):
         `where` (field -> value, None meaning any), at least those whose fields equal the
         values, and possibly others (the caller still checks)."""
         ...
+
+    async def until_listening(self, channel: str) -> None:
+        """Returns once a publication on `channel` anywhere in the region reaches this
+        instance's subscribers (call it before telling a client it is subscribed)."""
+        ...
