@@ -38,6 +38,10 @@ class PgNode:
     data_dir: Path
     port: int
 
+    def __post_init__(self) -> None:
+        # Absolute: the tools run from "/", and a stale postmaster.pid is told apart by it.
+        object.__setattr__(self, "data_dir", Path(self.data_dir).absolute())
+
     @property
     def log_path(self) -> Path:
         """The server's log, beside the data directory (inside, backups would copy it)."""

@@ -64,7 +64,7 @@ def pid_of(node: PgNode) -> int | None:
                 return process.pid
             del _running[_key(node)]
     pid = _pid_file_pid(node.data_dir)
-    return pid if pid is not None and _alive(pid) else None
+    return pid if pid is not None and _alive(pid) and _serves(pid, node.data_dir) else None
 
 
 def is_running(node: PgNode) -> bool:
@@ -83,6 +83,9 @@ def start(
     `port`/`extra` override the node's port and settings for this run only."""
     if is_running(node):
         return
+    # Left by a server that was killed; its pid may since belong to another process, which
+    # PostgreSQL would take for a live postmaster and refuse to start.
+    (node.data_dir / "postmaster.pid").unlink(missing_ok=True)
     node.log_path.parent.mkdir(parents=True, exist_ok=True)
     with node.log_path.open("ab") as log:
         process = subprocess.Popen(
@@ -182,6 +185,17 @@ def _alive(pid: int) -> bool:
     except (FileNotFoundError, IndexError):
         return False
     return state not in ("Z", "X")
+
+
+def _serves(pid: int, data_dir: Path) -> bool:
+    """Whether `pid` is a postmaster of `data_dir` (a pid in a stale file may be reused)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return False
+    return any(arg and Path(arg.decode(errors="replace")) == data_dir for arg in argv) and any(
+        arg.endswith(b"postgres") for arg in argv
+    )
 
 
 def _descendants(pid: int) -> list[int]:

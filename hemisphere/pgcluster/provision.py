@@ -130,15 +130,17 @@ def make_replica(
 
 
 def base_backup(node: PgNode, host: str, port: int, *, timeout: float = 120.0) -> None:
-    """A fresh copy of the primary at host:port into the node's (emptied) data directory."""
-    if node.data_dir.exists():
-        shutil.rmtree(node.data_dir)
-    prepare_dir(node.data_dir)
+    """A fresh copy of the primary at host:port replaces the node's data directory. It is
+    copied beside it first: a copy cut short must not look like a data directory later."""
+    partial = node.data_dir.with_name(f"{node.data_dir.name}.partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    prepare_dir(partial)
     run_tool(
         [
             tool("pg_basebackup"),
             "-D",
-            str(node.data_dir),
+            str(partial),
             "-d",
             conninfo(host, port, application_name=f"{node.name}-basebackup"),
             "--wal-method=stream",
@@ -148,6 +150,9 @@ def base_backup(node: PgNode, host: str, port: int, *, timeout: float = 120.0) -
         ],
         timeout=timeout,
     )
+    if node.data_dir.exists():
+        shutil.rmtree(node.data_dir)
+    partial.rename(node.data_dir)
 
 
 def set_standby_conf(node: PgNode, host: str, port: int) -> None:

@@ -38,9 +38,10 @@ class PrimaryStatus:
 @dataclass(frozen=True, slots=True)
 class StandbyStatus:
     """A hot standby. `replay_age_ms` is now() - pg_last_xact_replay_timestamp() (it grows
-    while the primary is idle); `replay_lag_ms` is the same but 0 when everything received is
-    replayed, the usual reading of "replica lag". `streaming` is False while it has no
-    upstream (the primary is down or the link is cut); `upstream` is its primary_conninfo."""
+    while the primary is idle). `replay_lag_ms` is the usual reading of "replica lag": while
+    streaming, 0 when everything received is replayed, else the replay age; while not
+    streaming (the primary is down or the link is cut) the replay age, which then grows as
+    the replica falls behind. `upstream` is its primary_conninfo."""
 
     node: str
     timeline: int | None
@@ -103,7 +104,7 @@ def replication_status(node: PgNode) -> PrimaryStatus | StandbyStatus:
         replay_lsn=replay or None,
         streaming=streaming == "t",
         replay_age_ms=_float(age),
-        replay_lag_ms=_float(lag),
+        replay_lag_ms=_float(lag) if streaming == "t" else _float(age),
         upstream=upstream,
     )
 

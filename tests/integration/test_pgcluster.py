@@ -6,6 +6,7 @@ Every server is a child of the test process and is killed at the end, even on fa
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import time
@@ -201,6 +202,14 @@ def test_nodes_keep_their_data_and_roles_across_restarts(new_node: NodeFactory) 
 
     # An immediate stop needs crash recovery at the next start; the data survives it.
     stop(primary, "immediate")
+    start(primary)
+    assert sql(primary, "SELECT n FROM kept") == [["7"]]
+
+    # Killed, and its pid since taken by another process: a stale postmaster.pid.
+    kill(primary)
+    pid_file = primary.data_dir / "postmaster.pid"
+    pid_file.write_text(f"{os.getpid()}\n{primary.data_dir}\n0\n{primary.port}\n\n\n0 0\nready\n")
+    assert not is_running(primary)
     start(primary)
     assert sql(primary, "SELECT n FROM kept") == [["7"]]
 
