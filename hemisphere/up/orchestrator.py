@@ -22,7 +22,12 @@ from hemisphere.settings import SettingsError
 from hemisphere.up import postgres
 from hemisphere.up.control import ActionQueue, ControlError, ControlServer
 from hemisphere.up.layout import Layout, LayoutError, RegionPorts, write_topology
-from hemisphere.up.processes import base_environment, payments_child, proxies_child
+from hemisphere.up.processes import (
+    base_environment,
+    edges_child,
+    payments_child,
+    proxies_child,
+)
 from hemisphere.up.region import Region, RegionContext
 from hemisphere.up.secrets import SharedSecrets, UpState, shared_secrets
 from hemisphere.up.status import collect_status
@@ -116,17 +121,11 @@ class World:
         self._write_topology()
 
     def _start_edges(self) -> None:
-        try:
-            from hemisphere.up.processes import edges_child  # type: ignore[attr-defined]
-        except ImportError:
-            print("(edges not yet available)")
-            return
-
         edges = edges_child(self.layout, self.latency, self.base_env, os.getpid())
         self.shared.append(edges)
         edges.start()
         for ports in self.layout.regions:
-            edges.wait_http(f"http://127.0.0.1:{ports.edge}/healthz", 60)
+            edges.wait_http(f"http://127.0.0.1:{ports.edge}/edge/status", 60)
 
     def stop(self) -> None:
         """Everything, gently and side by side: edges and APIs first (no new traffic; they

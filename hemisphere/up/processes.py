@@ -140,3 +140,28 @@ def replicator_child(ports: RegionPorts, layout: Layout, base_env: dict[str, str
     return Child(
         f"{ports.name} replicator", argv, env, layout.log_dir / f"{ports.name}-replicator.log"
     )
+
+
+def edge_spec(layout: Layout, latency: LatencyMatrix) -> dict[str, object]:
+    """One edge router per user location (named after its region), routing to the nearest
+    healthy region's API with the location's RTT to it; health probes each API's /readyz
+    (Route 53's model: 1 s interval, 3 failures)."""
+    return {
+        "latency": latency.to_json(),
+        "regions": {region.name: region.api_url for region in layout.regions},
+        "health": {"interval_s": 1, "timeout_s": 1, "failure_threshold": 3, "path": "/readyz"},
+        "edges": [
+            {"location": region.name, "listen": f"127.0.0.1:{region.edge}"}
+            for region in layout.regions
+        ],
+    }
+
+
+def edges_child(
+    layout: Layout, latency: LatencyMatrix, base_env: dict[str, str], parent_pid: int
+) -> Child:
+    spec_path = layout.data_dir / "edges.json"
+    spec_path.write_text(json.dumps(edge_spec(layout, latency), indent=2) + "\n")
+    argv = [sys.executable, "-m", "regions.edge_runner", "--spec", str(spec_path)]
+    argv += ["--parent-pid", str(parent_pid)]
+    return Child("edge routers", argv, base_env, layout.log_dir / "edges.log")

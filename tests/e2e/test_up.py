@@ -1,0 +1,393 @@
+"""`hemisphere up` with two regions, driven as an operator and a client would: write
+forwarding, the loss of a secondary, the loss of the primary, the promotion of the secondary,
+the return of the old primary (fenced, rejoined as a secondary) and its resync.
+
+One `up` for the whole module (it takes tens of seconds to start); the steps run in order and
+each leaves the world as the next expects. Every process is stopped at the end, and the test
+checks that none survived, even when a step failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+BASE_PORT = 27000
+REGIONS = ("us-east-1", "eu-west-1")
+PRIMARY, SECONDARY = REGIONS
+START_TIMEOUT_SECONDS = 240
+_BACKEND_VARIABLES = (
+    "DATABASE_URL",
+    "AWS_ENDPOINT_URL",
+    "REDIS_URL",
+    "HEMISPHERE_API_KEYS",
+    "HEMISPHERE_IAM_CREDENTIALS",
+    "HEMISPHERE_TOKEN_SECRET",
+    "HEMISPHERE_REGION",
+    "HEMISPHERE_PRIMARY_REGION",
+)
+T = TypeVar("T")
+
+ORDER_FIELDS = "id status version total { amount currency }"
+CHECKOUT = f"""
+mutation Checkout($input: CheckoutInput!) {{ checkout(input: $input) {{ {ORDER_FIELDS} }} }}
+"""
+ORDER = f"query Order($id: ID!) {{ order(id: $id) {{ {ORDER_FIELDS} }} }}"
+PRODUCT = "query P($id: ID!) { product(id: $id) { id available version } }"
+REGION = "{ region { region primaryRegion readOnly epoch } }"
+
+
+@dataclass
+class Up:
+    process: subprocess.Popen[str]
+    data_dir: Path
+    output: list[str] = field(default_factory=list)
+
+    @property
+    def topology(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads((self.data_dir / "topology.json").read_text())
+        return loaded
+
+    def regions(self, *args: str, timeout: float = 240) -> str:
+        """`hemisphere regions …` as an operator types it."""
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hemisphere.cli",
+                "regions",
+                *args,
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr + self.log()
+        return done.stdout
+
+    def status(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.regions("status", "--json"))
+        return loaded
+
+    def log(self) -> str:
+        return "\n--- hemisphere up output:\n" + "".join(self.output[-60:])
+
+
+class Region:
+    """A region's GraphQL endpoint, called with SigV4 (IAM) as a back office would."""
+
+    def __init__(self, name: str, url: str, iam: str) -> None:
+        self.name = name
+        self.url = url
+        akid, secret = iam.split(":", 1)
+        self._credentials = Credentials(akid, secret)
+        self._client = httpx.Client(timeout=15)
+
+    def call(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        body = json.dumps({"query": query, "variables": variables or {}})
+        request = AWSRequest(
+            method="POST", url=self.url, data=body, headers={"content-type": "application/json"}
+        )
+        SigV4Auth(self._credentials, "appsync", self.name).add_auth(request)
+        answer = self._client.post(self.url, content=body, headers=dict(request.headers.items()))
+        document: dict[str, Any] = answer.json()
+        return document
+
+    def data(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
+        document = self.call(query, variables)
+        assert not document.get("errors"), document
+        data: dict[str, Any] = document["data"]
+        return data
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def eventually(check: Callable[[], T | None], seconds: float, what: str) -> T:
+    deadline = time.monotonic() + seconds
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = check()
+            if result is not None and result is not False:
+                return result
+        except (httpx.HTTPError, AssertionError, KeyError) as error:
+            last = error
+        time.sleep(0.2)
+    raise AssertionError(f"not within {seconds}s: {what} (last error: {last!r})")
+
+
+def checkout_input(key: str, customer: str = "c-0007", product: str = "p-0042") -> dict[str, Any]:
+    return {
+        "input": {
+            "customerId": customer,
+            "paymentToken": "tok_visa",
+            "idempotencyKey": key,
+            "lines": [{"productId": product, "quantity": 1}],
+        }
+    }
+
+
+def processes_mentioning(text: str) -> list[str]:
+    """Command lines of live processes that mention `text` (the data dir or a port)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            raw = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().split(") ", 1)[1][0]
+        except OSError:
+            continue
+        command = raw.replace(b"\0", b" ").decode(errors="replace")
+        if text in command and state != "Z":
+            found.append(f"{entry.name}: {command}")
+    return found
+
+
+def start_up(data_dir: Path) -> Up:
+    env = {k: v for k, v in os.environ.items() if k not in _BACKEND_VARIABLES}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "hemisphere.cli",
+            "up",
+            "--regions",
+            ",".join(REGIONS),
+            "--latency",
+            "none",
+            "--base-port",
+            str(BASE_PORT),
+            "--data-dir",
+            str(data_dir),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    up = Up(process, data_dir)
+    ready = threading.Event()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            up.output.append(line)
+            if line.startswith("Press Ctrl-C"):
+                ready.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while not ready.wait(0.5):
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_up(up)
+            raise AssertionError("hemisphere up did not start" + up.log())
+    return up
+
+
+def stop_up(up: Up) -> None:
+    """SIGTERM (what Ctrl-C does), then make sure: SIGKILL the group if it hangs."""
+    if up.process.poll() is None:
+        up.process.send_signal(signal.SIGTERM)
+        try:
+            up.process.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(up.process.pid, signal.SIGKILL)
+            up.process.wait()
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    data_dir = tmp_path_factory.mktemp("up") / "global"
+    running = start_up(data_dir)
+    try:
+        yield running
+    finally:
+        stop_up(running)
+        # Nothing may outlive `up`: PostgreSQL's command lines name the data dir, the AWS
+        # endpoints, proxies and APIs their ports.
+        deadline = time.monotonic() + 15
+        left: list[str] = []
+        while time.monotonic() < deadline:
+            left = processes_mentioning(str(data_dir)) + processes_mentioning(f"{BASE_PORT + 2}")
+            if not left:
+                break
+            time.sleep(0.5)
+        assert not left, "processes outlived hemisphere up:\n" + "\n".join(left)
+        assert running.process.returncode == 0, running.log()
+
+
+@pytest.fixture(scope="module")
+def regions(up: Up) -> Iterator[dict[str, Region]]:
+    topology = up.topology
+    made = {
+        name: Region(name, topology["regions"][name]["graphql"], topology["iam"])
+        for name in REGIONS
+    }
+    yield made
+    for region in made.values():
+        region.close()
+
+
+def order_in(region: Region, order_id: str, status: str) -> dict[str, Any] | None:
+    order = region.data(ORDER, {"id": order_id})["order"]
+    return order if order is not None and order["status"] == status else None
+
+
+def edge_choice(up: Up, location: str) -> str | None:
+    """Which region the location's edge sends a read to (its x-hemisphere-region)."""
+    answer = httpx.post(
+        up.topology["edge"][location],
+        json={"query": REGION},
+        headers={"x-api-key": up.topology["api_key"]},
+        timeout=5,
+    )
+    if answer.status_code != 200 or answer.json().get("errors"):
+        return None
+    region: str = answer.json()["data"]["region"]["region"]
+    return region
+
+
+def test_topology_file_and_status(up: Up) -> None:
+    topology = up.topology
+    assert topology["primary"] == PRIMARY and topology["epoch"] == 1
+    assert topology["regions"][SECONDARY]["graphql"] == f"http://127.0.0.1:{BASE_PORT + 11}/graphql"
+    assert topology["regions"][SECONDARY]["realtime"] == (
+        f"ws://127.0.0.1:{BASE_PORT + 11}/graphql/realtime"
+    )
+    assert topology["edge"] == {
+        PRIMARY: f"http://127.0.0.1:{BASE_PORT}/graphql",
+        SECONDARY: f"http://127.0.0.1:{BASE_PORT + 10}/graphql",
+    }
+    assert topology["api_key"] in "".join(up.output)
+    status = eventually(
+        lambda: (s := up.status())["regions"][SECONDARY]["health"] == "healthy" and s,
+        60,
+        "both regions healthy",
+    )
+    assert status["regions"][PRIMARY]["role"] == "primary"
+    assert status["regions"][SECONDARY]["role"] == "secondary"
+    assert status["regions"][SECONDARY]["epoch"] == 1
+    assert status["regions"][SECONDARY]["postgres_replay_lag_ms"] is not None
+
+
+def test_a_checkout_through_the_secondary_is_forwarded(regions: dict[str, Region]) -> None:
+    placed = regions[SECONDARY].data(CHECKOUT, checkout_input("e2e-up-forwarded"))["checkout"]
+    for region in regions.values():
+        eventually(
+            lambda region=region: order_in(region, placed["id"], "CONFIRMED"),  # type: ignore[misc]
+            60,
+            f"order {placed['id']} CONFIRMED in {region.name}",
+        )
+
+
+def test_losing_the_secondary_moves_its_users_and_loses_no_write(
+    up: Up, regions: dict[str, Region]
+) -> None:
+    assert eventually(lambda: edge_choice(up, SECONDARY), 30, "edge answers") == SECONDARY
+    placed = regions[PRIMARY].data(CHECKOUT, checkout_input("e2e-up-before-loss"))["checkout"]
+    eventually(lambda: order_in(regions[SECONDARY], placed["id"], "CONFIRMED"), 60, "replicated")
+
+    up.regions("stop", SECONDARY)
+    killed = time.monotonic()
+    eventually(lambda: edge_choice(up, SECONDARY) == PRIMARY, 30, "users moved to the primary")
+    print(f"secondary loss: users moved after {time.monotonic() - killed:.1f}s")
+    assert up.status()["regions"][SECONDARY]["role"] == "down"
+    # Every acknowledged write is still there.
+    assert order_in(regions[PRIMARY], placed["id"], "CONFIRMED")
+
+    started = time.monotonic()
+    up.regions("start", SECONDARY)
+    print(f"secondary back and serving after {time.monotonic() - started:.1f}s")
+    assert eventually(lambda: edge_choice(up, SECONDARY), 30, "edge back") == SECONDARY
+    eventually(lambda: order_in(regions[SECONDARY], placed["id"], "CONFIRMED"), 30, "resynced")
+
+
+def test_losing_the_primary_makes_the_secondary_read_only(
+    up: Up, regions: dict[str, Region]
+) -> None:
+    up.regions("stop", PRIMARY)
+    killed = time.monotonic()
+
+    def refused() -> bool:
+        document = regions[SECONDARY].call(CHECKOUT, checkout_input("e2e-up-during-loss"))
+        errors = document.get("errors") or []
+        return bool(errors) and errors[0].get("errorType") == "ReadOnlyRegion"
+
+    eventually(refused, 5, "the secondary refuses writes with ReadOnlyRegion")
+    print(f"primary loss: read-only after {time.monotonic() - killed:.1f}s")
+    # Reads are still served.
+    assert regions[SECONDARY].data(PRODUCT, {"id": "p-0042"})["product"]["id"] == "p-0042"
+
+
+def test_promoting_the_secondary_accepts_writes(up: Up, regions: dict[str, Region]) -> None:
+    began = time.monotonic()
+    up.regions("promote", SECONDARY)
+    placed = regions[SECONDARY].data(CHECKOUT, checkout_input("e2e-up-after-promotion"))
+    print(f"promote → first write accepted: {time.monotonic() - began:.1f}s")
+    order_id = placed["checkout"]["id"]
+    eventually(lambda: order_in(regions[SECONDARY], order_id, "CONFIRMED"), 60, "confirmed")
+    status = up.status()
+    assert status["primary"] == SECONDARY and status["epoch"] == 2
+    assert status["regions"][SECONDARY]["role"] == "primary"
+    assert up.topology["primary"] == SECONDARY
+    region = regions[SECONDARY].data(REGION)["region"]
+    assert region["primaryRegion"] == SECONDARY and region["epoch"] == 2
+
+
+def test_the_old_primary_returns_fenced_and_resynchronized(
+    up: Up, regions: dict[str, Region]
+) -> None:
+    started = time.monotonic()
+    up.regions("start", PRIMARY)
+    print(f"old primary back and serving after {time.monotonic() - started:.1f}s")
+    old = regions[PRIMARY]
+    # It knows the newer epoch and that it is not the primary any more.
+    region = eventually(
+        lambda: (r := old.data(REGION)["region"])["epoch"] == 2 and r, 30, "epoch 2 seen"
+    )
+    assert region["primaryRegion"] == SECONDARY
+    assert up.status()["regions"][PRIMARY]["role"] == "secondary"
+    # Its writes go to the new primary; nothing runs in its own region.
+    placed = old.data(CHECKOUT, checkout_input("e2e-up-through-old-primary"))["checkout"]
+    for region_client in regions.values():
+        eventually(
+            lambda r=region_client: order_in(r, placed["id"], "CONFIRMED"),  # type: ignore[misc]
+            60,
+            f"{placed['id']} confirmed in {region_client.name}",
+        )
+    # Resynchronized: the same orders and stock in both regions.
+    for key in ("e2e-up-forwarded", "e2e-up-before-loss", "e2e-up-after-promotion"):
+        order_id = regions[SECONDARY].data(CHECKOUT, checkout_input(key))["checkout"]["id"]
+        same = [regions[name].data(ORDER, {"id": order_id})["order"] for name in REGIONS]
+        assert same[0] == same[1], same
+    eventually(
+        lambda: (
+            old.data(PRODUCT, {"id": "p-0042"})
+            == regions[SECONDARY].data(PRODUCT, {"id": "p-0042"})
+        ),
+        30,
+        "the same stock in both regions",
+    )
