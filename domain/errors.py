@@ -8,6 +8,7 @@ HemisphereError
 ├── BackendUnavailableError    ServiceUnavailable: a backend is down; retry later
 │   └── ProjectionStoreUnavailableError
 ├── ReadOnlyRegionError        ReadOnlyRegion: the primary is unreachable; nothing written
+│   └── StaleEpochError         a region fenced out by a newer epoch (a promotion elsewhere)
 ├── IdempotencyConflictError   IdempotencyConflict: a key reused for another request
 └── OrderNotCancellableError   OrderNotCancellable: only CONFIRMED orders can be cancelled
 """
@@ -56,6 +57,14 @@ class ReadOnlyRegionError(HemisphereError):
     """The primary region cannot be reached: this region serves reads only until it can."""
 
     error_type = "ReadOnlyRegion"
+
+
+class StaleEpochError(ReadOnlyRegionError):
+    """This region acts under an epoch that a promotion has superseded: it writes nothing.
+    A saga step that meets it fails with `step_error` (nothing is retried: the new
+    primary's reconciler drives the saga from the replicated relational state)."""
+
+    step_error = "Region.Fenced"
 
 
 class IdempotencyConflictError(HemisphereError):

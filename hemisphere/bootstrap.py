@@ -17,7 +17,6 @@ from adapters.dynamodb.health import check_table
 from adapters.dynamodb.reader import DynamoProjectionReader
 from adapters.dynamodb.table import ensure_table
 from adapters.dynamodb.writer import DynamoProjectionWriter
-from adapters.postgres.catalog import PostgresCatalog
 from adapters.postgres.health import is_standby, outbox_lag_seconds, ping
 from adapters.postgres.migrations import apply_migrations
 from adapters.postgres.outbox import PostgresOutbox
@@ -29,7 +28,13 @@ from hemisphere.fanout import start_broker, start_stream_publisher
 from hemisphere.readiness import Probe
 from hemisphere.runtime import Runtime, StartupOptions
 from hemisphere.settings import Settings, SettingsError
-from hemisphere.write_path import cancel_task, open_write_clients, start_workers, write_ports
+from hemisphere.write_path import (
+    cancel_task,
+    catalog_port,
+    open_write_clients,
+    start_workers,
+    write_ports,
+)
 from projections.projector import Projector
 from projections.rebuild import rebuild
 from projections.relay import OutboxRelay
@@ -111,7 +116,7 @@ async def start_runtime(
         yield Runtime(
             probes=_probes(settings, pool, client),
             reader=reader,
-            catalog=PostgresCatalog(pool, settings.database_url) if is_primary else None,
+            catalog=await catalog_port(settings, pool, clients) if is_primary else None,
             broker=broker,
             tokens=PageTokens(settings.token_secret),
             topology=Topology(settings.region, settings.primary_region),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -13,14 +14,18 @@ from typing import Any, Literal
 import asyncpg
 
 from adapters.aws import StaticCredentials, aws_client, client_config
+from adapters.dynamodb.client import create_client as create_dynamodb_client
+from adapters.dynamodb.topology import DynamoTopologyStore
 from adapters.eventbridge import (
     EventBridgeProfileUpdates,
     ensure_profile_update_route,
 )
 from adapters.eventbridge import create_client as create_aws_client
 from adapters.payments import HttpPaymentProvider
+from adapters.postgres.catalog import PostgresCatalog
 from adapters.postgres.profiles import PostgresProfileStore
 from adapters.postgres.saga import PostgresSagaStore
+from adapters.postgres.topology import EpochFence, PostgresTopology
 from adapters.sqs import SqsTaskQueue
 from adapters.stepfunctions import (
     SagaMachines,
@@ -30,18 +35,23 @@ from adapters.stepfunctions import (
     ensure_state_machines,
 )
 from adapters.stepfunctions import create_client as create_sfn_client
+from domain.model import RegionControl
 from hemisphere.settings import Settings, SettingsError
+from regions.control import TopologyWatcher, WriteFence
 from regions.routing import (
-    ProfileUpdatesReadOnlyWhenPrimaryUnreachable,
-    ReadOnlyWhenPrimaryUnreachable,
+    FencedCatalog,
+    RoutedOrderWorkflows,
+    RoutedProfileUpdates,
     write_target,
 )
-from resolvers.ports import OrderWorkflows, ProfileUpdates
+from resolvers.ports import Catalog, OrderWorkflows, ProfileUpdates
 from workflows.activities import Activities
 from workflows.definitions import definitions
 from workflows.profile_updates import run_profile_update_worker
 from workflows.reconciler import run_reconciler
 from workflows.worker import run_worker
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -53,6 +63,8 @@ class AwsClients:
     events: Any
     machines: SagaMachines
     profile_queue_url: str
+    # The mutation start's check and where writes go now (regions.control).
+    fence: WriteFence
 
 
 async def open_write_clients(
@@ -77,16 +89,42 @@ async def open_write_clients(
     queue_url = await ensure_profile_update_route(
         events, sqs, settings.event_bus_name, f"{settings.event_bus_name}-profile-updates"
     )
-    return AwsClients(sfn, sqs, events, machines, queue_url)
+    fence = await start_topology_watch(stack, settings, credentials)
+    return AwsClients(sfn, sqs, events, machines, queue_url, fence)
+
+
+async def start_topology_watch(
+    stack: contextlib.AsyncExitStack, settings: Settings, credentials: StaticCredentials | None
+) -> WriteFence:
+    """Read this region's replicated control item now and every second from now on (one
+    GetItem, on a client of its own so that it never queues behind reads), and decide from
+    it whether this process may write and where writes go."""
+    dynamodb = await stack.enter_async_context(
+        create_dynamodb_client(settings.aws_endpoint_url, settings.region, credentials)
+    )
+    store = DynamoTopologyStore(dynamodb, settings.table_name, settings.region)
+    watcher = TopologyWatcher(store.read)
+    known = await watcher.refresh()
+    epoch = settings.epoch
+    if epoch is None:
+        # Started without an epoch: the one the record names for this region's primary
+        # (a restart after a promotion to it), else the first.
+        names_it = known is not None and known.primary_region == settings.primary_region
+        epoch = known.epoch if known is not None and names_it else 1
+    stack.push_async_callback(
+        cancel_task, asyncio.create_task(watcher.run(), name="topology-watcher")
+    )
+    return WriteFence(settings.region, RegionControl(settings.primary_region, epoch), watcher)
 
 
 @contextlib.asynccontextmanager
 async def primary_client(
-    service: Literal["stepfunctions", "events"], settings: Settings
+    service: Literal["stepfunctions", "events"], settings: Settings, region: str | None = None
 ) -> AsyncIterator[Any]:
-    """A client of the primary region's `service` (its region name, its endpoint) that fails
-    fast: a secondary's writes go there, and an outage must read as ReadOnlyRegion quickly."""
-    target = write_target(settings)
+    """A client of `region`'s `service` (default: the configured primary; its region name, its
+    endpoint) that fails fast: a secondary's writes go there, and an outage must read as
+    ReadOnlyRegion quickly."""
+    target = write_target(settings, region)
     credentials = None
     if settings.aws_access_key_id and settings.aws_secret_access_key:
         credentials = StaticCredentials(settings.aws_access_key_id, settings.aws_secret_access_key)
@@ -106,26 +144,53 @@ async def primary_client(
 async def write_ports(
     stack: contextlib.AsyncExitStack, settings: Settings, clients: AwsClients
 ) -> tuple[OrderWorkflows, ProfileUpdates]:
-    """The ports the mutations use: local in the primary; the primary's, guarded, elsewhere."""
-    if settings.region == settings.primary_region:
-        return (
-            StepFunctionsOrderWorkflows(clients.sfn, clients.machines),
-            EventBridgeProfileUpdates(clients.events, settings.event_bus_name),
-        )
-    primary_sfn = await stack.enter_async_context(primary_client("stepfunctions", settings))
-    primary_events = await stack.enter_async_context(primary_client("events", settings))
-    workflows = StepFunctionsOrderWorkflows(
-        primary_sfn, clients.machines.in_region(settings.primary_region)
-    )
-    profiles = EventBridgeProfileUpdates(primary_events, settings.event_bus_name)
+    """The ports the mutations use, fenced and following the primary: this region's own
+    when it is the primary, another region's (guarded: ReadOnlyRegion when unreachable)
+    otherwise. With HEMISPHERE_REGION_ENDPOINTS every region's is ready, so a promotion
+    moves the writes without a restart; without it only the configured primary's."""
+    workflows: dict[str, OrderWorkflows] = {
+        settings.region: StepFunctionsOrderWorkflows(clients.sfn, clients.machines)
+    }
+    profiles: dict[str, ProfileUpdates] = {
+        settings.region: EventBridgeProfileUpdates(clients.events, settings.event_bus_name)
+    }
+    others = set(settings.region_endpoints) or {settings.primary_region}
+    for region in sorted(others - {settings.region}):
+        sfn = await stack.enter_async_context(primary_client("stepfunctions", settings, region))
+        events = await stack.enter_async_context(primary_client("events", settings, region))
+        workflows[region] = StepFunctionsOrderWorkflows(sfn, clients.machines.in_region(region))
+        profiles[region] = EventBridgeProfileUpdates(events, settings.event_bus_name)
     return (
-        ReadOnlyWhenPrimaryUnreachable(
-            workflows, region=settings.region, primary_region=settings.primary_region
-        ),
-        ProfileUpdatesReadOnlyWhenPrimaryUnreachable(
-            profiles, region=settings.region, primary_region=settings.primary_region
-        ),
+        RoutedOrderWorkflows(clients.fence, workflows),
+        RoutedProfileUpdates(clients.fence, profiles),
     )
+
+
+async def relational_fence(settings: Settings, pool: asyncpg.Pool[Any]) -> EpochFence:
+    """The region and epoch this primary's writers run under, checked in each of their
+    transactions: HEMISPHERE_EPOCH, else the epoch the database names for this region (it
+    creates the record, epoch 1, on the first start)."""
+    assert settings.database_url is not None
+    topology = PostgresTopology(pool, settings.database_url)
+    if await topology.init(RegionControl(settings.region, epoch=1)):
+        log.info("topology: %s primary at epoch 1 (first start)", settings.region)
+    stored = await topology.read()
+    if settings.epoch is not None:
+        return EpochFence(settings.region, settings.epoch)
+    if stored is None or stored.primary_region != settings.region:
+        log.warning(
+            "topology: the database names %s primary, not %s: this region's writers write nothing",
+            stored and stored.primary_region,
+            settings.region,
+        )
+    return EpochFence(settings.region, stored.epoch if stored is not None else 1)
+
+
+async def catalog_port(settings: Settings, pool: asyncpg.Pool[Any], clients: AwsClients) -> Catalog:
+    """The primary's catalog writes, fenced at the start and in their transaction."""
+    assert settings.database_url is not None
+    fence = await relational_fence(settings, pool)
+    return FencedCatalog(PostgresCatalog(pool, settings.database_url, fence=fence), clients.fence)
 
 
 async def start_workers(
@@ -144,7 +209,8 @@ async def start_workers(
     payments = await stack.enter_async_context(
         HttpPaymentProvider(settings.payments_url, settings.payments_timeout_seconds)
     )
-    store = PostgresSagaStore(pool, settings.database_url, payments)
+    fence = await relational_fence(settings, pool)
+    store = PostgresSagaStore(pool, settings.database_url, payments, fence=fence)
     tasks = [
         run_worker(
             SqsTaskQueue(clients.sqs, clients.machines.queue_url),

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from domain.commands import CancelOrder, Checkout, UpdateCustomerProfile
+from domain.commands import CancelOrder, Checkout, UpdateCustomerProfile, UpsertProduct
 from domain.errors import BackendUnavailableError, ReadOnlyRegionError
-from resolvers.ports import OrderWorkflows, ProfileUpdates
+from domain.model import Product
+from regions.control import WriteFence
+from resolvers.ports import Catalog, OrderWorkflows, ProfileUpdates
 
 # The wrappers' own bound on one write call, whatever the client underneath is configured
 # with: past it the primary counts as unreachable.
@@ -50,6 +52,9 @@ class RoutingSettings(Protocol):
     @property
     def aws_secret_access_key(self) -> str | None: ...
 
+    @property
+    def region_endpoints(self) -> Mapping[str, str]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class WriteTarget:
@@ -66,15 +71,22 @@ class WriteTarget:
         return self.region != self.primary_region
 
 
-def write_target(settings: RoutingSettings) -> WriteTarget:
-    """In the primary, writes stay in this region's endpoint. In a secondary they go to
+def write_target(settings: RoutingSettings, primary_region: str | None = None) -> WriteTarget:
+    """Where writes go when `primary_region` (default: the configured one) is the primary.
+    HEMISPHERE_REGION_ENDPOINTS names every region's endpoint when set. Otherwise, in the
+    primary, writes stay in this region's endpoint; in a secondary they go to
     HEMISPHERE_PRIMARY_AWS_ENDPOINT_URL; without it, to AWS_ENDPOINT_URL when set (one local
     endpoint serving every region), else to AWS's regional endpoint of the primary."""
-    if settings.region == settings.primary_region:
+    primary = primary_region or settings.primary_region
+    if primary in settings.region_endpoints:
+        endpoint: str | None = settings.region_endpoints[primary]
+    elif settings.region == primary:
         endpoint = settings.aws_endpoint_url
-    else:
+    elif primary == settings.primary_region:
         endpoint = settings.primary_aws_endpoint_url or settings.aws_endpoint_url
-    return WriteTarget(settings.region, settings.primary_region, endpoint)
+    else:
+        endpoint = None  # a promoted region nobody named an endpoint for: AWS's own
+    return WriteTarget(settings.region, primary, endpoint)
 
 
 class _PrimaryGuard:
@@ -149,3 +161,93 @@ class ProfileUpdatesReadOnlyWhenPrimaryUnreachable:
     async def submit(self, command: UpdateCustomerProfile) -> tuple[str, datetime]:
         async with self._guard.reachable():
             return await self._inner.submit(command)
+
+
+# --- following the replicated topology --------------------------------------------------------
+
+
+class _Router:
+    """The fence at the mutation start, then the ports of the primary the newest topology
+    record names: this region's own, or another region's behind the read-only guard."""
+
+    def __init__(self, fence: WriteFence, deadline_seconds: float) -> None:
+        self.fence = fence
+        self.deadline_seconds = deadline_seconds
+
+    def primary(self, known: Mapping[str, object]) -> tuple[str, _PrimaryGuard | None]:
+        self.fence.check()
+        primary = self.fence.primary_region()
+        if primary not in known:
+            raise ReadOnlyRegionError(
+                f"region {self.fence.region} knows no endpoint of the primary region {primary} "
+                "(HEMISPHERE_REGION_ENDPOINTS): it serves reads only"
+            )
+        if primary == self.fence.region:
+            return primary, None
+        return primary, _PrimaryGuard(self.fence.region, primary, self.deadline_seconds)
+
+
+class RoutedOrderWorkflows:
+    """OrderWorkflows that follow the primary: `by_region` holds each region's sagas (a
+    client of its endpoint); every start is fenced first (a demoted primary answers
+    ReadOnlyRegion) and goes to the primary known now."""
+
+    def __init__(
+        self,
+        fence: WriteFence,
+        by_region: Mapping[str, OrderWorkflows],
+        *,
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+    ) -> None:
+        self._router = _Router(fence, deadline_seconds)
+        self._by_region = by_region
+
+    async def start_checkout(self, command: Checkout, placed_in: str) -> None:
+        primary, guard = self._router.primary(self._by_region)
+        if guard is None:
+            await self._by_region[primary].start_checkout(command, placed_in)
+            return
+        async with guard.reachable():
+            await self._by_region[primary].start_checkout(command, placed_in)
+
+    async def start_cancellation(self, command: CancelOrder) -> None:
+        primary, guard = self._router.primary(self._by_region)
+        if guard is None:
+            await self._by_region[primary].start_cancellation(command)
+            return
+        async with guard.reachable():
+            await self._by_region[primary].start_cancellation(command)
+
+
+class RoutedProfileUpdates:
+    """ProfileUpdates that follow the primary's event bus, fenced like RoutedOrderWorkflows."""
+
+    def __init__(
+        self,
+        fence: WriteFence,
+        by_region: Mapping[str, ProfileUpdates],
+        *,
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+    ) -> None:
+        self._router = _Router(fence, deadline_seconds)
+        self._by_region = by_region
+
+    async def submit(self, command: UpdateCustomerProfile) -> tuple[str, datetime]:
+        primary, guard = self._router.primary(self._by_region)
+        if guard is None:
+            return await self._by_region[primary].submit(command)
+        async with guard.reachable():
+            return await self._by_region[primary].submit(command)
+
+
+class FencedCatalog:
+    """The primary's catalog writes, refused at once by a demoted primary (its transaction
+    checks the epoch again: adapters.postgres.topology.EpochFence)."""
+
+    def __init__(self, inner: Catalog, fence: WriteFence) -> None:
+        self._inner = inner
+        self._fence = fence
+
+    async def upsert_product(self, command: UpsertProduct) -> Product:
+        self._fence.check()
+        return await self._inner.upsert_product(command)

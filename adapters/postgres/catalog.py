@@ -9,18 +9,25 @@ import asyncpg
 from adapters.postgres import repositories
 from adapters.postgres.errors import RelationalStoreUnavailableError
 from adapters.postgres.pool import UNREACHABLE
+from adapters.postgres.topology import EpochFence
 from domain.commands import UpsertProduct
 from domain.model import Product
 
 
 class PostgresCatalog:
-    def __init__(self, pool: asyncpg.Pool[Any], dsn: str) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool[Any], dsn: str, *, fence: EpochFence | None = None
+    ) -> None:
         self._pool = pool
         self._dsn = dsn
+        # Checked in the write's transaction: a demoted primary's catalog writes nothing.
+        self._fence = fence
 
     async def upsert_product(self, command: UpsertProduct) -> Product:
         try:
             async with self._pool.acquire(timeout=5) as conn, conn.transaction():
+                if self._fence is not None:
+                    await self._fence.check(conn)
                 return await repositories.upsert_product(
                     conn,
                     command.id,

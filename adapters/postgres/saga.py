@@ -51,6 +51,7 @@ import asyncpg
 from adapters.postgres import repositories
 from adapters.postgres.errors import RelationalStoreUnavailableError
 from adapters.postgres.pool import UNREACHABLE, Connection
+from adapters.postgres.topology import EpochFence
 from domain.commands import Checkout
 from domain.errors import BackendUnavailableError, HemisphereError, OrderNotCancellableError
 from domain.model import Money, OrderStatus
@@ -158,11 +159,15 @@ class PostgresSagaStore:
         payments: PaymentCalls,
         *,
         checkpoint: Checkpoint | None = None,
+        fence: EpochFence | None = None,
     ) -> None:
         self._pool = pool
         self._dsn = dsn
         self._payments = payments
         self._checkpoint_hook = checkpoint
+        # The region and epoch the worker runs under: every transaction first checks that
+        # the database names the same (a demoted primary's steps write nothing).
+        self._fence = fence
 
     # -- forward steps ----------------------------------------------------------------------
 
@@ -555,6 +560,8 @@ class PostgresSagaStore:
     async def _transaction(self) -> AsyncIterator[Connection]:
         try:
             async with self._pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn, conn.transaction():
+                if self._fence is not None:
+                    await self._fence.check(conn)
                 yield conn
         except _LOST as exc:
             raise RelationalStoreUnavailableError(self._dsn, exc) from exc
