@@ -4,6 +4,7 @@ it is the optional extra `hemisphere[drill]`."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -36,10 +37,11 @@ def plot_reads(observations: Observations, events: list[EventRow], path: Path) -
         for r in reads:
             if r.ok:
                 bins[int((r.started - start) / BIN_S)].append(r.latency_ms)
-        xs = sorted(bins)
+        # A bin without reads (the readers were on the baseline path) breaks the line (NaN).
+        xs = list(range(min(bins), max(bins) + 1)) if bins else []
         line = axes.plot(
             [x * BIN_S for x in xs],
-            [percentile(bins[x], 50) or 0.0 for x in xs],
+            [_median(bins.get(x, [])) for x in xs],
             label=f"{location} p50 per {BIN_S:.0f} s",
         )
         failed = [r for r in reads if not r.ok]
@@ -70,3 +72,8 @@ def plot_reads(observations: Observations, events: list[EventRow], path: Path) -
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def _median(latencies: list[float]) -> float:
+    value = percentile(latencies, 50)
+    return math.nan if value is None else value

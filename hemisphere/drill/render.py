@@ -123,30 +123,49 @@ def _phase_table(report: Report, by_location: dict[str, dict[str, LatencySummary
 
 def _fault(fault: FaultSummary) -> list[str]:
     point = fault.recovery_point
-    lines = [f"{fault.scenario} of {fault.region} (killed at +{fault.killed_s:.1f}s)"]
-    lines.append(
-        f"  detected after {seconds(fault.detected_after_s)}; its location served elsewhere "
-        f"after {seconds(fault.traffic_moved_after_s)}; back {seconds(fault.back_after_restart_s)}"
-        f" and resynced {seconds(fault.resynced_after_restart_s)} after its restart"
-    )
+    rows: list[tuple[str, str]] = [
+        ("detected", f"{seconds(fault.detected_after_s)} after the kill"),
+        ("its location served elsewhere", f"{seconds(fault.traffic_moved_after_s)} after the kill"),
+    ]
     if fault.promoted_region:
-        lines.append(
-            f"  read-only everywhere after {seconds(fault.read_only_after_s)} "
-            f"({fault.read_only_locations} locations); {fault.promoted_region} promoted, first "
-            f"write {seconds(fault.promote_to_first_write_s)} after the promote; "
-            f"RTO (kill → first write) {seconds(fault.rto_s)}"
-        )
+        rows += [
+            (
+                "read-only everywhere",
+                f"{seconds(fault.read_only_after_s)} after the kill "
+                f"({fault.read_only_locations} locations saw it)",
+            ),
+            (
+                f"{fault.promoted_region} promoted",
+                f"first write {seconds(fault.promote_to_first_write_s)} after the promote",
+            ),
+            ("RTO (kill → first write)", seconds(fault.rto_s)),
+        ]
     lag_pg = ", ".join(f"{r} {ms(v)} ms" for r, v in point.postgres_lag_at_kill_ms.items()) or "-"
-    lines.append(
-        f"  RPO: {point.orders_lost} of {point.acknowledged_before_kill} orders acknowledged "
-        f"before the kill lost ({len(point.lost_acknowledged_after_kill)} of those after it); "
-        f"lag at the kill: PostgreSQL {lag_pg}, DynamoDB {ms(point.dynamodb_lag_at_kill_ms)} ms"
-    )
-    lines.append(
-        f"  in flight at the kill: {point.in_flight}, final within 60 s: {point.final_in_time}, "
-        f"not final: {len(point.not_final)}, slowest {seconds(point.slowest_final_s)} after "
-        f"{'the promotion' if fault.promoted_region else 'the kill'}"
-    )
+    since = "the promotion" if fault.promoted_region else "the kill"
+    rows += [
+        (
+            "back, serving its location",
+            f"{seconds(fault.back_after_restart_s)} after the restart; resynced "
+            f"{seconds(fault.resynced_after_restart_s)} after it",
+        ),
+        (
+            "RPO",
+            f"{point.orders_lost} of {point.acknowledged_before_kill} orders acknowledged before "
+            f"the kill lost ({len(point.lost_acknowledged_after_kill)} acknowledged after it)",
+        ),
+        (
+            "lag at the kill",
+            f"PostgreSQL replay {lag_pg}; DynamoDB {ms(point.dynamodb_lag_at_kill_ms)} ms",
+        ),
+        (
+            "in flight at the kill",
+            f"{point.in_flight}: {point.final_in_time} final within 60 s of {since}, "
+            f"{len(point.not_final)} not final, slowest {seconds(point.slowest_final_s)}",
+        ),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{fault.scenario} of {fault.region} (killed at +{fault.killed_s:.1f}s)"]
+    lines += [f"  {name.ljust(width)}  {value}" for name, value in rows]
     if fault.errors:
         lines.append("  errors users saw:")
         lines += [

@@ -85,7 +85,7 @@ def test_report_text_has_the_timeline_and_every_table() -> None:
         "first write accepted",
         "Reads per location, p50/p99 ms",
         "primary-loss of us-east-1 (killed at +10.0s)",
-        "RTO (kill → first write) 6.6 s",
+        "RTO (kill → first write)       6.6 s",
         "Single-region baseline",
         "ap-southeast-2: DIFFERENT",
     ):
