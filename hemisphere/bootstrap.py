@@ -17,12 +17,14 @@ from adapters.dynamodb.health import check_table
 from adapters.dynamodb.reader import DynamoProjectionReader
 from adapters.dynamodb.table import ensure_table
 from adapters.dynamodb.writer import DynamoProjectionWriter
+from adapters.eventbridge import ensure_profile_update_route
 from adapters.postgres.health import is_standby, outbox_lag_seconds, ping
 from adapters.postgres.migrations import apply_migrations
 from adapters.postgres.outbox import PostgresOutbox
 from adapters.postgres.pool import create_pool
 from adapters.postgres.seed import seed_demo_data
 from adapters.postgres.snapshots import PostgresSnapshotSource
+from adapters.stepfunctions import ensure_state_machines
 from domain.model import RegionControl
 from hemisphere.fanout import start_broker, start_stream_publisher
 from hemisphere.readiness import Probe
@@ -40,6 +42,7 @@ from projections.rebuild import rebuild
 from projections.relay import OutboxRelay
 from resolvers.context import Topology
 from resolvers.pagination import PageTokens
+from workflows.definitions import definitions
 
 log = logging.getLogger(__name__)
 
@@ -112,9 +115,31 @@ async def start_runtime(
             )
             await start_workers(stack, settings, pool, clients)
 
+        async def restore_aws() -> None:
+            await ensure_table(client, settings.table_name)
+            if is_primary:
+                await writer.init_region_control(RegionControl(settings.primary_region, epoch=1))
+            # What open_write_clients ensures at start (idempotent), again.
+            await ensure_state_machines(
+                clients.sfn,
+                clients.sqs,
+                definitions(),
+                prefix=settings.table_name,
+                role_arn=settings.state_machine_role_arn,
+            )
+            await ensure_profile_update_route(
+                clients.events,
+                clients.sqs,
+                settings.event_bus_name,
+                f"{settings.event_bus_name}-profile-updates",
+            )
+            written = await rebuild(PostgresSnapshotSource(pool), writer)
+            log.info("restored the AWS endpoint's resources; rebuilt %d projection items", written)
+
         assert settings.token_secret is not None
         yield Runtime(
             probes=_probes(settings, pool, client),
+            restore_aws=restore_aws,
             reader=reader,
             catalog=await catalog_port(settings, pool, clients) if is_primary else None,
             broker=broker,

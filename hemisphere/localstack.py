@@ -22,7 +22,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Self
@@ -103,25 +102,12 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def embedded_postgres(data_dir: Path, database: str = "hemisphere") -> Iterator[str]:
-    """Start (or join) a PostgreSQL server whose data lives in `data_dir`; yields its URL.
-    The data outlives the server: the next start finds it again."""
-    import pgserver  # imported here: only the embedded stack needs the server binaries
+    """Start a PostgreSQL server whose data lives in `data_dir` as a child of this process;
+    yields its URL (see embedded_postgres.py)."""
+    from hemisphere.embedded_postgres import embedded_postgres as start
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here.
-        warnings.simplefilter("ignore")
-        server = pgserver.get_server(  # type: ignore[attr-defined]
-            str(data_dir), cleanup_mode="stop"
-        )
-    try:
-        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
-        if "1 row" not in exists:
-            server.psql(f'CREATE DATABASE "{database}";')
-        socket_dir = server.get_uri().split("host=", 1)[1]
-        yield f"postgresql://postgres@/{database}?host={socket_dir}"
-    finally:
-        server.cleanup()
+    with start(data_dir, database) as url:
+        yield url
 
 
 class ChildService:
@@ -149,6 +135,11 @@ class ChildService:
         """Runs once the health check answers (configuration the service takes at run time)."""
 
     def start(self, timeout: float = 30.0) -> None:
+        self.spawn()
+        self.wait_until_up(timeout)
+
+    def spawn(self) -> None:
+        """Start the process (from the main thread: see die_with_parent), without waiting."""
         self._process = spawn(
             self.command(),
             env=self.environment(),
@@ -156,10 +147,16 @@ class ChildService:
             # Otherwise stderr is inherited: if it cannot start, its traceback says why.
             stderr=subprocess.DEVNULL if self.quiet else None,
         )
+
+    def wait_until_up(self, timeout: float = 30.0) -> None:
+        """Return once the health check answers (and `ready` ran); stop it and raise if it
+        exits or does not answer within `timeout`. Safe to run in a worker thread."""
+        process = self._process
+        assert process is not None, "spawn() first"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise RuntimeError(f"the {self.name} exited with {self._process.returncode}")
+            if process.poll() is not None:
+                raise RuntimeError(f"the {self.name} exited with {process.returncode}")
             try:
                 with urllib.request.urlopen(f"{self.url}{self.health_path}", timeout=1):
                     pass

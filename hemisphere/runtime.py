@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from hemisphere.readiness import Probe
@@ -25,6 +25,9 @@ class Runtime:
     profiles: ProfileUpdates | None = None
     # What /readyz checks in the background (backends, projections caught up).
     probes: tuple[Probe, ...] = ()
+    # Recreates what the AWS endpoint held (table, control item, state machines, queues,
+    # event route, projection items): for a local endpoint that restarted empty.
+    restore_aws: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True)

@@ -74,15 +74,13 @@ def run_api(args: argparse.Namespace) -> int:
 
 async def serve_api(settings: Settings, sock: Any, shutdown: Shutdown) -> int:
     from hemisphere.app import create_app
-    from hemisphere.bootstrap import start_runtime
-    from hemisphere.roles.startup import wait_for_backends
+    from hemisphere.roles.startup import started_runtime
 
-    await wait_for_backends(settings)
     options = StartupOptions(
         seed_demo_data=settings.seed_demo_data,
         rebuild_projections=settings.rebuild_projections,
     )
-    async with start_runtime(settings, options) as runtime:
+    async with started_runtime(settings, options) as runtime:
         app = create_app(
             settings, runtime_factory=already_started(runtime), readiness=shutdown.readiness
         )

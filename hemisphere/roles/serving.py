@@ -50,8 +50,12 @@ class Shutdown:
         self.readiness = readiness
         self.timeout = timeout
         self.requested = False
+        # What the process exits with once stopped: 1 after `fail`.
+        self.exit_code = 0
         self.server: uvicorn.Server | None = None
         self.main: asyncio.Task[Any] | None = None
+        # A role without a server (the workers) waits for this to be called.
+        self.on_stop: Callable[[], None] | None = None
         self._watchdog: threading.Timer | None = None
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -64,15 +68,25 @@ class Shutdown:
                 self.server.force_exit = True
             return
         self.requested = True
-        log.warning("%s received: stopping", signal.Signals(signum).name)
+        if self.exit_code == 0:
+            log.warning("%s received: stopping", signal.Signals(signum).name)
         self._arm_watchdog()
         if self.readiness is not None:
             self.readiness.draining = True
         if self.server is not None and self.server.started:
             self.server.should_exit = True
+        elif self.on_stop is not None:
+            self.on_stop()
         elif self.main is not None:
             # Still starting: nothing to drain; unwinding the start stops what it started.
             self.main.cancel()
+
+    def fail(self, reason: str) -> None:
+        """Stop because this process cannot go on serving: the orchestrator should restart
+        it (exit code 1)."""
+        log.error("%s: stopping with exit code 1 so that it is restarted", reason)
+        self.exit_code = 1
+        self.request(signal.SIGTERM)
 
     def _arm_watchdog(self) -> None:
         self._watchdog = threading.Timer(self.timeout, _overrun, args=(self.timeout,))
@@ -127,13 +141,28 @@ def listen(host: str, port: int) -> socket.socket:
         sock.close()
         if exc.errno == errno.EADDRINUSE:
             raise StartupError(
-                f"port {port} on {host} is already in use by another process; "
+                f"port {port} on {host} is already in use{_holder_of(port)}; "
                 "stop it or choose another --port"
             ) from None
         raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
-    sock.listen(2048)
-    sock.set_inheritable(True)
+    # Bound, not yet listening: until the server serves, a client is refused at once rather
+    # than left waiting in the backlog (uvicorn starts listening when it serves).
     return sock
+
+
+def _holder_of(port: int) -> str:
+    """` by pid N (name)` for the process listening on `port`, when this process may know."""
+    import psutil
+
+    try:
+        for conn in psutil.net_connections("tcp"):
+            if conn.laddr and conn.laddr.port == port and conn.status == psutil.CONN_LISTEN:
+                if conn.pid is None:
+                    break
+                return f" by pid {conn.pid} ({psutil.Process(conn.pid).name()})"
+    except (psutil.Error, OSError):
+        pass
+    return " by another process"
 
 
 def uvicorn_config(app: Any, sock: socket.socket, shutdown: Shutdown) -> uvicorn.Config:
@@ -168,10 +197,10 @@ def run(main: Callable[[Shutdown], Awaitable[int]], shutdown: Shutdown) -> int:
         shutdown.install(asyncio.get_running_loop())
         shutdown.main = asyncio.current_task()
         try:
-            return await main(shutdown)
+            return max(await main(shutdown), shutdown.exit_code)
         except asyncio.CancelledError:
             if shutdown.requested:
-                return 0
+                return shutdown.exit_code
             raise
 
     # uvicorn picks the loop (uvloop when installed: +25% on small requests); the app named

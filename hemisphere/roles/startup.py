@@ -10,9 +10,10 @@ that is reported at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import asyncpg
 
@@ -20,8 +21,10 @@ from adapters.aws import is_unavailable
 from adapters.dynamodb.client import create_client
 from adapters.postgres.errors import describe_dsn
 from adapters.postgres.pool import UNREACHABLE
-from hemisphere.bootstrap import aws_credentials
+from domain.errors import BackendUnavailableError
+from hemisphere.bootstrap import aws_credentials, start_runtime
 from hemisphere.roles.serving import StartupError
+from hemisphere.runtime import Runtime, StartupOptions
 from hemisphere.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,35 @@ async def wait_for_backends(settings: Settings, *, first_delay: float = 0.5) -> 
         deadline=deadline,
         first_delay=first_delay,
     )
+
+
+@contextlib.asynccontextmanager
+async def started_runtime(
+    settings: Settings, options: StartupOptions | None = None, *, first_delay: float = 0.5
+) -> AsyncIterator[Runtime]:
+    """bootstrap's runtime, once the backends answer. A backend that fails during the start
+    itself (a slow endpoint timing out while the state machines are created, say) makes the
+    whole start retry (every step is idempotent) until the start-up deadline."""
+    deadline = time.monotonic() + settings.startup_timeout_seconds
+    await wait_for_backends(settings, first_delay=first_delay)
+    delay = first_delay
+    while True:
+        stack = contextlib.AsyncExitStack()
+        try:
+            runtime = await stack.enter_async_context(start_runtime(settings, options))
+        except BackendUnavailableError as exc:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise StartupError(
+                    f"start-up did not complete within HEMISPHERE_STARTUP_TIMEOUT: {exc}"
+                ) from None
+            log.warning("start-up interrupted (%s); starting again in %.1fs", exc, delay)
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2, 5.0)
+            continue
+        async with stack:
+            yield runtime
+        return
 
 
 async def _wait(

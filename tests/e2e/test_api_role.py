@@ -88,7 +88,7 @@ def test_a_port_already_taken_is_refused_before_anything_starts(
         )
         assert role.wait_exit(timeout=20) == 1
     assert role.text.strip().splitlines() == [
-        f"hemisphere: port {port} on 127.0.0.1 is already in use by another process; "
+        f"hemisphere: port {port} on 127.0.0.1 is already in use by pid {os.getpid()} (python); "
         "stop it or choose another --port"
     ]
 
