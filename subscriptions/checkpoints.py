@@ -35,6 +35,11 @@ class Change(Protocol):
     @property
     def snapshot(self) -> Snapshot | None: ...
 
+    @property
+    def created_at(self) -> float | None:
+        """When the change was made (epoch seconds, the stream's approximate time)."""
+        ...
+
 
 class Checkpoint(Protocol):
     """How far a shard was published: every change up to `sequence_number` (None: nothing
@@ -89,6 +94,15 @@ class CheckpointStore(Protocol):
         self, stream: str, shard_ids: Collection[str], *, holder: str, token: int
     ) -> bool:
         """Delete the checkpoints of shards the stream no longer lists (fenced as `save`)."""
+        ...
+
+    async def publication_start(self, stream: str) -> float | None:
+        """From when `stream`'s changes are published (epoch seconds), once claimed."""
+        ...
+
+    async def claim_publication_start(self, stream: str, at: float) -> float:
+        """Set the publication start of `stream` to `at` unless one is set already (the
+        first claim wins); returns the start in force."""
         ...
 
 

@@ -12,11 +12,15 @@ It runs inside every API instance; the LeaseKeeper lets one of them (per region)
         the API or the broker is down) ─▶ checkpoint, fenced by the lease's token
     lease lost / fenced out / overdue ─▶ stop publishing at once, wait to hold it again
 
-Guarantees: no change is skipped (a checkpoint only ever covers what was published; a new
-holder resumes from it; with no checkpoint a shard is read from its oldest record); a change
-may be published twice (after a crash or a takeover), which is harmless because each
-instance's LocalFanout drops a version of an item that is not newer than the last one it
-delivered, so a subscriber never receives an older version after a newer one.
+Guarantees: no change made after the publisher first started is skipped (a checkpoint only
+ever covers what was published; a new holder resumes from it); nothing older is published:
+the first holder ever to publish a stream claims its publication start (kept in the
+checkpoint store, so a crash before the first checkpoint changes nothing), and changes the
+stream recorded before it (the projections rebuilt at start, say) predate every subscriber:
+the API does not listen before its publisher has started, so replaying them would tell
+subscribers of changes nobody made. A change may be published twice (after a crash or a
+takeover); each instance's LocalFanout drops a stream publication whose version it already
+delivered, so a subscriber gets each change once and never an older version after a newer.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -376,6 +381,7 @@ class StreamPublisher:
             await self._pause(self._timings.relist_interval)
             return
         stored = await self._checkpoints.load(stream)
+        starts_at = await self._publication_start(stream, first=not stored)
         finished = {shard_id for shard_id, cp in stored.items() if cp.finished}
         resume = {shard_id: cp.sequence_number for shard_id, cp in stored.items()}
         known = set(resume)
@@ -387,7 +393,9 @@ class StreamPublisher:
                 busy = set(reading.values())
                 for shard in _ready_shards(shards, finished, busy):
                     task = asyncio.create_task(
-                        self._publish_shard(stream, shard, resume.get(shard.shard_id), token)
+                        self._publish_shard(
+                            stream, shard, resume.get(shard.shard_id), token, starts_at
+                        )
                     )
                     reading[task] = shard.shard_id
                 done = await self._next_done(set(reading))
@@ -401,6 +409,21 @@ class StreamPublisher:
                 task.cancel()
             # Shards finish their publication in hand and checkpoint when stopping.
             await asyncio.gather(*reading, return_exceptions=True)
+
+    async def _publication_start(self, stream: str, *, first: bool) -> float:
+        """From when this stream's changes are published: claimed now by the first holder
+        of a stream that nobody published yet, 0 (everything) for one published before
+        publication starts were kept."""
+        starts_at = await self._checkpoints.publication_start(stream)
+        if starts_at is not None:
+            return starts_at
+        if not first:
+            return 0.0
+        # Whole seconds, the stream's own resolution: a change in the same second is
+        # published (before any subscriber exists: harmless), none after it is skipped.
+        starts_at = await self._checkpoints.claim_publication_start(stream, math.floor(time.time()))
+        log.info("stream publisher: publishing the changes made from %s on", starts_at)
+        return starts_at
 
     async def _next_done(self, tasks: set[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
         stopping: asyncio.Task[Any] = asyncio.create_task(self._stopping.wait())
@@ -432,7 +455,7 @@ class StreamPublisher:
     # --- one shard -------------------------------------------------------------------------
 
     async def _publish_shard(
-        self, stream: str, shard: StreamShard, after: str | None, token: int
+        self, stream: str, shard: StreamShard, after: str | None, token: int, starts_at: float
     ) -> None:
         progress = _ShardProgress(shard.shard_id, saved=after, position=after)
         reader = await self._stream.open_shard(stream, shard.shard_id, after)
@@ -441,7 +464,9 @@ class StreamPublisher:
             while not self._stopping.is_set():
                 changes, ended = await reader.read()
                 for change in changes:
-                    if change.snapshot is not None:
+                    made_at = change.created_at
+                    before_start = made_at is not None and made_at < starts_at
+                    if change.snapshot is not None and not before_start:
                         await self._publish(change.snapshot)
                         progress.unsaved_publications = True
                     progress.position = change.sequence_number

@@ -11,6 +11,8 @@ no `kind` the publisher publishes, so their own stream records are skipped:
                                                                     expiresAt (epoch ms)
     checkpoint          CHECKPOINT#<name>           SHARD#<shard>   streamArn, sequenceNumber,
                                                                     finished, fencingToken
+    publication start   CHECKPOINT#<name>           START#<arn>     streamArn, startsAt
+                                                                    (epoch seconds)
 
 `<name>` is per region (`stream-publisher#us-east-1`): with a global table every region's
 items replicate everywhere, and each region's publisher must keep its own.
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 
 KIND_LEASE: Final = "StreamLease"
 KIND_CHECKPOINT: Final = "StreamCheckpoint"
+KIND_PUBLICATION_START: Final = "StreamPublicationStart"
 LEASE_SK: Final = "LEASE"
 # Kinds whose changes become publications; everything else in the stream is skipped.
 _PUBLISHED_KINDS: Final = frozenset({items.KIND_PRODUCT, items.KIND_CUSTOMER, items.KIND_ORDER})
@@ -87,6 +90,7 @@ class StreamShard:
 class StreamChange:
     sequence_number: str
     snapshot: Product | Customer | Order | None
+    created_at: float | None = None
 
 
 def change_from_record(record: Mapping[str, Any]) -> StreamChange:
@@ -94,7 +98,20 @@ def change_from_record(record: Mapping[str, Any]) -> StreamChange:
     record is not an entity's change (control items, removals, an unreadable item)."""
     data = record["dynamodb"]
     image = None if record.get("eventName") == "REMOVE" else data.get("NewImage")
-    return StreamChange(str(data["SequenceNumber"]), _snapshot(image))
+    return StreamChange(
+        str(data["SequenceNumber"]),
+        _snapshot(image),
+        _epoch_seconds(data.get("ApproximateCreationDateTime")),
+    )
+
+
+def _epoch_seconds(value: object) -> float | None:
+    """botocore parses ApproximateCreationDateTime into a datetime (a number on the wire)."""
+    if isinstance(value, datetime):
+        return value.timestamp() if value.tzinfo else value.replace(tzinfo=UTC).timestamp()
+    if isinstance(value, int | float):
+        return float(value)
+    return None
 
 
 def _snapshot(image: Mapping[str, Any] | None) -> Product | Customer | Order | None:
@@ -352,7 +369,7 @@ class DynamoCheckpointStore:
                 response = await self._client.query(**params)
             for raw in response.get("Items", []):
                 item = items.item_from_wire(raw)
-                if item.get("streamArn") == stream:
+                if item.get("kind") == KIND_CHECKPOINT and item.get("streamArn") == stream:
                     found[str(item["shardId"])] = ShardCheckpoint(
                         item.get("sequenceNumber"), bool(item.get("finished"))
                     )
@@ -386,6 +403,39 @@ class DynamoCheckpointStore:
         return await self._fenced(
             [{"Put": {"TableName": self._table, "Item": items.item_to_wire(item)}}], holder, token
         )
+
+    async def publication_start(self, stream: str) -> float | None:
+        with translate_errors(self._endpoint):
+            response = await self._client.get_item(
+                TableName=self._table, Key=self._start_key(stream), ConsistentRead=True
+            )
+        raw = response.get("Item")
+        return None if raw is None else float(items.item_from_wire(raw)["startsAt"])
+
+    async def claim_publication_start(self, stream: str, at: float) -> float:
+        item = {
+            items.PK: self._partition,
+            items.SK: f"START#{stream}",
+            "kind": KIND_PUBLICATION_START,
+            "streamArn": stream,
+            "startsAt": int(at),
+        }
+        try:
+            with translate_errors(self._endpoint):
+                await self._client.put_item(
+                    TableName=self._table,
+                    Item=items.item_to_wire(item),
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+        except ClientError as error:
+            if _code(error) != "ConditionalCheckFailedException":
+                raise
+        claimed = await self.publication_start(stream)
+        assert claimed is not None, "a publication start just written or found"
+        return claimed
+
+    def _start_key(self, stream: str) -> items.WireItem:
+        return items.key_to_wire({items.PK: self._partition, items.SK: f"START#{stream}"})
 
     async def forget(
         self, stream: str, shard_ids: Collection[str], *, holder: str, token: int

@@ -131,6 +131,14 @@ class Region:
         for event in events:  # one by one: a batch keeps only each item's newest version
             await self.writer.write([event])
 
+    async def publish_from_the_beginning(self) -> None:
+        """As for a stream published before: every record is published, whenever written
+        (the tests of order and resumption write first, then start a publisher)."""
+        stream = await DynamoChangeStream(self.client, self.streams, self.table).latest_stream()
+        assert stream is not None
+        store = DynamoCheckpointStore(self.client, self.table, lease_name(REGION))
+        assert await store.claim_publication_start(stream, 0) == 0
+
     async def fencing_token(self) -> int:
         key = {k: {"S": v} for k, v in lease_key(lease_name(REGION)).items()}
         item = (await self.client.get_item(TableName=self.table, Key=key))["Item"]
@@ -159,6 +167,7 @@ async def running(publisher: StreamPublisher) -> AsyncIterator[StreamPublisher]:
 
 
 async def test_changed_items_reach_the_api_signed_and_in_order(region: Region) -> None:
+    await region.publish_from_the_beginning()
     await region.writer.init_region_control(RegionControl(REGION, epoch=1))  # a control item
     await region.write(
         *(ProductChanged(product(version=v)) for v in (1, 2, 3)),
@@ -181,6 +190,7 @@ async def test_changed_items_reach_the_api_signed_and_in_order(region: Region) -
 
 
 async def test_a_restarted_publisher_resumes_from_its_checkpoint(region: Region) -> None:
+    await region.publish_from_the_beginning()
     await region.write(*(ProductChanged(product(version=v)) for v in (1, 2, 3)))
     async with running(region.publisher("AKIAPUBLISHERA")):
         await region.api.wait(lambda: len(region.api.received) >= 3)
@@ -222,3 +232,39 @@ async def test_the_lease_moves_within_seconds_when_its_holder_dies_and_no_change
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_the_first_publisher_skips_what_the_stream_recorded_before_it_started(
+    region: Region,
+) -> None:
+    """The projections rebuilt at start are in the stream: replaying them would tell the
+    first subscribers of changes nobody made. What is written after the start is published,
+    and a publisher that crashed before its first checkpoint keeps the same start."""
+    await region.write(*(ProductChanged(product(version=v)) for v in (1, 2)))
+    await asyncio.sleep(1.1)  # the stream's times have a resolution of whole seconds
+    first = region.publisher("AKIAPUBLISHERA")
+    task = first.start()
+    try:
+        await eventually(lambda: first.is_leader)
+        store = DynamoCheckpointStore(region.client, region.table, lease_name(REGION))
+        stream = await DynamoChangeStream(
+            region.client, region.streams, region.table
+        ).latest_stream()
+        assert stream is not None
+        for _ in range(200):  # the holder claims the start before it reads a record
+            if await store.publication_start(stream) is not None:
+                break
+            await asyncio.sleep(0.025)
+        assert await store.publication_start(stream) is not None
+        await region.write(ProductChanged(product(version=3)))
+        await region.api.wait(lambda: region.api.versions("p-0001") == [3])
+    finally:
+        task.cancel()  # a crash: no release
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await region.write(ProductChanged(product(version=4)))
+    async with running(region.publisher("AKIAPUBLISHERB", duration=5.0)):
+        await region.api.wait(lambda: region.api.versions("p-0001")[-1:] == [4], within=15)
+        await asyncio.sleep(0.5)
+    assert 1 not in region.api.versions("p-0001") and 2 not in region.api.versions("p-0001")
+    assert set(region.api.versions("p-0001")) == {3, 4}

@@ -87,6 +87,7 @@ class Shard:
 class Change:
     sequence_number: str
     snapshot: Snapshot | None
+    created_at: float | None = None
 
 
 @dataclass
@@ -108,10 +109,12 @@ class InMemoryStream:
         self.shard_list.append(Shard(shard_id, parent_id))
         self.logs[shard_id] = FakeShardLog()
 
-    def append(self, shard_id: str, snapshot: Snapshot | None) -> str:
+    def append(
+        self, shard_id: str, snapshot: Snapshot | None, created_at: float | None = None
+    ) -> str:
         log = self.logs[shard_id]
         sequence = f"{shard_id}:{len(log.changes) + 1:06d}"
-        log.changes.append(Change(sequence, snapshot))
+        log.changes.append(Change(sequence, snapshot, created_at))
         return sequence
 
     def close(self, shard_id: str) -> None:
@@ -159,6 +162,7 @@ class InMemoryCheckpoints:
         self._lease = lease
         self.saved: dict[str, Saved] = {}
         self.writes = 0
+        self.starts: dict[str, float] = {}
 
     async def load(self, stream: str) -> dict[str, Saved]:
         return dict(self.saved)
@@ -187,6 +191,12 @@ class InMemoryCheckpoints:
         for shard_id in shard_ids:
             self.saved.pop(shard_id, None)
         return True
+
+    async def publication_start(self, stream: str) -> float | None:
+        return self.starts.get(stream)
+
+    async def claim_publication_start(self, stream: str, at: float) -> float:
+        return self.starts.setdefault(stream, at)
 
 
 class RecordingSink:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -26,7 +27,9 @@ from tests.support.fanout_fakes import (
     InMemoryLeaseStore,
     InMemoryStream,
     RecordingSink,
+    Saved,
     Shard,
+    eventually,
 )
 
 FAST = PublisherTimings(
@@ -202,3 +205,28 @@ def test_answers_are_sorted_into_retry_and_skip(
     expected = PublicationFailedError if raised == "failed" else PublicationRejectedError
     with pytest.raises(expected):
         raise_for_answer("publishProduct", response)
+
+
+async def test_what_the_stream_held_before_the_first_start_is_not_published() -> None:
+    world, sink = World(), RecordingSink()
+    long_ago = time.time() - 60
+    for version in (1, 2):  # the projections rebuilt at start, say
+        world.stream.append("s1", product(version=version), created_at=long_ago)
+    async with running(world.publisher("a", sink)):
+        await eventually(lambda: bool(world.checkpoints.starts))
+        world.stream.append("s1", product(version=3), created_at=time.time())
+        await sink.wait_for(1)
+        await asyncio.sleep(0.05)
+    assert sink.published == [("p-0001", 3)]
+
+
+async def test_a_stream_published_before_starts_were_kept_is_published_whole() -> None:
+    """Checkpoints but no publication start (a deployment that predates them): resume from
+    the checkpoints and skip nothing."""
+    world, sink = World(), RecordingSink()
+    world.stream.append("s1", product(version=1), created_at=time.time() - 60)
+    world.checkpoints.saved["s1"] = Saved(None, finished=False)
+    async with running(world.publisher("a", sink)):
+        await sink.wait_for(1)
+    assert sink.published == [("p-0001", 1)]
+    assert world.checkpoints.starts == {}
