@@ -64,7 +64,7 @@ def pid_of(node: PgNode) -> int | None:
                 return process.pid
             del _running[_key(node)]
     pid = _pid_file_pid(node.data_dir)
-    return pid if pid is not None and _alive(pid) and _serves(pid, node.data_dir) else None
+    return pid if pid is not None and is_alive(pid) and _serves(pid, node.data_dir) else None
 
 
 def is_running(node: PgNode) -> bool:
@@ -132,14 +132,14 @@ def kill(node: PgNode) -> None:
     pid = pid_of(node)
     if pid is None:
         return
-    victims = [pid, *_descendants(pid)]
+    victims = [pid, *descendants(pid)]
     for victim in victims:
         with contextlib.suppress(ProcessLookupError):
             os.kill(victim, signal.SIGKILL)
     if not _wait_gone(node, pid, 10.0):
         raise PgClusterError(f"PostgreSQL {node.name} (pid {pid}) survived SIGKILL")
     deadline = time.monotonic() + 5
-    while any(_alive(v) for v in victims[1:]) and time.monotonic() < deadline:
+    while any(is_alive(v) for v in victims[1:]) and time.monotonic() < deadline:
         time.sleep(0.02)
 
 
@@ -155,7 +155,7 @@ def _wait_gone(node: PgNode, pid: int, timeout: float) -> bool:
         with _lock:
             _running.pop(_key(node), None)
         return True
-    while _alive(pid):
+    while is_alive(pid):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)
@@ -178,7 +178,7 @@ def _pid_file_pid(data_dir: Path) -> int | None:
     return int(lines[0]) if lines and lines[0].strip().isdigit() else None
 
 
-def _alive(pid: int) -> bool:
+def is_alive(pid: int) -> bool:
     """Alive and not a zombie (a killed child of someone else may linger unreaped)."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -198,7 +198,7 @@ def _serves(pid: int, data_dir: Path) -> bool:
     )
 
 
-def _descendants(pid: int) -> list[int]:
+def descendants(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():

@@ -102,6 +102,11 @@ def wal_after(node: PgNode, timeline: int, start: int) -> WalTail | None:
         if "could not find" in exc.stderr or "could not open" in exc.stderr:
             return None
         out = exc.stdout
+    return parse_waldump(out, start)
+
+
+def parse_waldump(out: str, start: int) -> WalTail:
+    """The WalTail of pg_waldump's output for records from `start` on."""
     end = start
     data_bytes = 0
     commits: list[datetime] = []

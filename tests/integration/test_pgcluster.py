@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +40,7 @@ from hemisphere.pgcluster import (
     wait_caught_up,
 )
 from hemisphere.pgcluster.node import LOCALHOST, conninfo, query, quote_literal, run_tool, tool
+from hemisphere.pgcluster.process import descendants, is_alive
 
 pytestmark = pytest.mark.integration
 
@@ -240,3 +243,30 @@ def test_a_replica_ahead_of_the_promoted_one_is_rewound_when_it_follows(
     assert report.lost_transactions == 1
     wait_caught_up(ahead, LOCALHOST, new.port, timeout=15)
     assert set(order_versions(ahead)) == {"o-new"}
+
+
+def test_a_server_dies_with_the_process_that_started_it(new_node: NodeFactory) -> None:
+    node = new_node("orphan-candidate")
+    starter = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from pathlib import Path;"
+            "from hemisphere.pgcluster import PgNode, init_primary, pid_of;"
+            f"node = PgNode('x', Path({str(node.data_dir)!r}), {node.port});"
+            "init_primary(node); print(pid_of(node), flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert starter.stdout is not None
+        postmaster = int(starter.stdout.readline())
+        family = [postmaster, *descendants(postmaster)]
+        assert len(family) > 1  # checkpointer, walwriter…
+        starter.kill()
+        starter.wait()
+        wait_for(lambda: not any(is_alive(pid) for pid in family), "the server to die", 10)
+    finally:
+        starter.kill()
+        starter.wait()
