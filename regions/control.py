@@ -26,7 +26,6 @@ the RPO that its rejoin (pg_rewind) reports as lost.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -188,14 +187,27 @@ class WriteFence:
 
 
 async def read_newest(stores: Sequence[TopologyStore]) -> RegionControl | None:
-    """The newest record among the stores that answer (a store that is down is skipped)."""
+    """The newest record among the stores that answer (asked side by side; a store that is
+    down is skipped)."""
+    answers = await asyncio.gather(*(store.read() for store in stores), return_exceptions=True)
     newest: RegionControl | None = None
-    for store in stores:
-        try:
-            newest = newer(newest, await store.read())
-        except Exception as error:
-            log.warning("topology: %s did not answer (%s)", store.name, error)
+    for store, answer in zip(stores, answers, strict=True):
+        if isinstance(answer, BaseException):
+            log.warning("topology: %s did not answer (%s)", store.name, answer)
+        else:
+            newest = newer(newest, answer)
     return newest
+
+
+async def _claim_where_reachable(store: TopologyStore, control: RegionControl) -> None:
+    try:
+        if not await store.claim(control):
+            log.warning(
+                "topology: %s holds a newer record than epoch %d", store.name, control.epoch
+            )
+    except Exception as error:
+        # Replication brings the record there when it answers again.
+        log.info("topology: %s not written now (%s)", store.name, error)
 
 
 async def claim_primary(
@@ -228,9 +240,6 @@ async def claim_primary(
                 f"{store.name} holds {_describe(stored)[0]} primary at epoch "
                 f"{_describe(stored)[1]}: region {region} cannot claim epoch {target}"
             )
-    for store in optional:
-        with contextlib.suppress(Exception):
-            if not await store.claim(control):
-                log.warning("topology: %s holds a newer record than epoch %d", store.name, target)
+    await asyncio.gather(*(_claim_where_reachable(store, control) for store in optional))
     log.info("topology: %s claimed primary at epoch %d", region, target)
     return control
