@@ -67,6 +67,12 @@ class Settings:
     epoch: int | None = None
     replica_endpoints: Mapping[str, str] = field(default_factory=dict)
     replicator_status_port: int | None = None
+    # AppSync's API limits (schema.limits): query depth (0: none), resolvers a request may
+    # invoke (0: none; AppSync's default 10,000), introspection, request body size.
+    query_depth_limit: int = 0
+    resolver_count_limit: int = 10_000
+    introspection: bool = True
+    max_request_bytes: int = 1_048_576
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -138,6 +144,24 @@ class Settings:
             replicator_status_port=_positive_int(
                 "HEMISPHERE_REPLICATOR_STATUS_PORT", get("HEMISPHERE_REPLICATOR_STATUS_PORT")
             ),
+            query_depth_limit=_bounded_int(
+                "HEMISPHERE_QUERY_DEPTH_LIMIT", get("HEMISPHERE_QUERY_DEPTH_LIMIT"), 0, 0, 75
+            ),
+            resolver_count_limit=_bounded_int(
+                "HEMISPHERE_RESOLVER_COUNT_LIMIT",
+                get("HEMISPHERE_RESOLVER_COUNT_LIMIT"),
+                10_000,
+                0,
+                10_000,
+            ),
+            introspection=_flag("HEMISPHERE_INTROSPECTION", get("HEMISPHERE_INTROSPECTION"), True),
+            max_request_bytes=_bounded_int(
+                "HEMISPHERE_MAX_REQUEST_BYTES",
+                get("HEMISPHERE_MAX_REQUEST_BYTES"),
+                1_048_576,
+                1_024,
+                10_485_760,
+            ),
         )
 
 
@@ -161,6 +185,15 @@ def _positive_int(name: str, raw: str | None) -> int | None:
         return None
     if not raw.isdigit() or int(raw) < 1:
         raise SettingsError(f"{name}={raw!r} is not a positive whole number")
+    return int(raw)
+
+
+def _bounded_int(name: str, raw: str | None, default: int, low: int, high: int) -> int:
+    """A whole number in [low, high] (AppSync's own bounds where it has them)."""
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise SettingsError(f"{name}={raw!r} is not a whole number from {low} to {high}")
     return int(raw)
 
 
