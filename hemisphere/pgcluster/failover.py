@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hemisphere.localstack import free_port
-from hemisphere.pgcluster.errors import PgClusterError, PgCommandError, PgRoleError, PgTimeoutError
+from hemisphere.pgcluster.errors import (
+    PgClusterError,
+    PgCommandError,
+    PgRoleError,
+    PgStartError,
+    PgTimeoutError,
+)
 from hemisphere.pgcluster.node import (
     PgNode,
     conninfo,
@@ -112,7 +118,14 @@ def follow(
         query(node.port, "SELECT pg_reload_conf()")
     else:
         set_standby_conf(node, new_primary_host, new_primary_port)
-        start(node)
+        try:
+            start(node)
+        except PgStartError as exc:
+            # A standby that had fetched the new timeline's history before going down, while
+            # already past its fork, cannot even start on it ("requested timeline does not
+            # contain minimum recovery point").
+            log.warning("%s cannot start on the new timeline (%s): rewinding", node.name, exc)
+            return rejoin(node, new_primary_host, new_primary_port)
     new_timeline = _timeline_of_primary(new_primary_port, new_primary_host)
     if _past_fork(node, new_primary_host, new_primary_port, new_timeline):
         log.warning("%s replayed past timeline %d's fork: rewinding", node.name, new_timeline)

@@ -115,7 +115,8 @@ def make_replica(
     proxy in front of the primary, or the primary itself). A data directory that already is a
     standby is reused and re-pointed; a missing one is copied with pg_basebackup -R. A data
     directory that is a primary raises PgRoleError: it must `rejoin` (its unreplicated writes
-    are reported first)."""
+    are reported first). A standby that was down while another node was promoted is better
+    brought back with `follow`, which starts it and rewinds it if it cannot follow."""
     began = time.monotonic()
     copied = False
     if has_data(node):
