@@ -8,7 +8,7 @@ export function request(ctx) {
   const requestedAt = encodeNow();
   ctx.stash.receipt = {
     requestId: profileUpdateRequestId(input.customerId, input.idempotencyKey),
-    acceptedAt: requestedAt,
+    acceptedAt: toAppSyncDateTime(requestedAt),
   };
   return {
     operation: 'PutEvents',

@@ -11,7 +11,7 @@ export function response(ctx) {
   if (ctx.stash.existingOrder) {
     return ctx.stash.existingOrder;
   }
-  const at = encodeNow();
+  const at = util.time.nowISO8601();
   const customer = ctx.stash.customer;
   const lines = ctx.args.input.lines.map((line, index) => ({
     productId: ctx.stash.products[index].id,
