@@ -126,6 +126,12 @@ def streaming_replicas(primary: PgNode) -> set[str]:
     return {r.application_name for r in status.replicas if r.state == "streaming"}
 
 
+def replay_lags(primary: PgNode) -> list[float]:
+    status = replication_status(primary)
+    assert isinstance(status, PrimaryStatus)
+    return [r.replay_lag_ms for r in status.replicas if r.replay_lag_ms is not None]
+
+
 def test_failover_promotes_a_replica_and_reports_what_the_old_primary_lost(
     new_node: NodeFactory,
 ) -> None:
@@ -139,6 +145,7 @@ def test_failover_promotes_a_replica_and_reports_what_the_old_primary_lost(
 
     # A write on the primary reaches the hot standby, which refuses writes itself.
     place_order(old, "o-streamed")
+    wait_for(lambda: bool(replay_lags(old)), "a replay lag measured by the primary")
     wait_for(lambda: "o-streamed" in order_versions(new), "the write on the replica")
     with pytest.raises(PgCommandError, match="read-only"):
         place_order(new, "o-on-a-standby")
