@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 from hemisphere.localstack import free_port
 from hemisphere.pgcluster.errors import (
@@ -50,6 +51,8 @@ from hemisphere.pgcluster.status import timeline_of_primary as _timeline_of_prim
 
 log = logging.getLogger(__name__)
 
+RejoinMethod = Literal["rewind", "basebackup", "none"]
+
 
 @dataclass(frozen=True, slots=True)
 class PromotionReport:
@@ -70,7 +73,7 @@ class RejoinReport:
     has older (None if the node could not be read before the rewind)."""
 
     node: str
-    method: str
+    method: RejoinMethod
     old_timeline: int
     new_timeline: int
     fork_lsn: str | None
@@ -228,7 +231,7 @@ def _lost_rows(node: PgNode, host: str, port: int, database: str) -> tuple[LostR
     return lost_rows(old, snapshot_rows(port, database, host))
 
 
-def _rewind_or_copy(node: PgNode, host: str, port: int, timeout: float) -> str:
+def _rewind_or_copy(node: PgNode, host: str, port: int, timeout: float) -> RejoinMethod:
     # pg_rewind reads the source's timeline from its control file, which a promotion updates
     # only at its next checkpoint: without this one, a just-promoted source looks like it is
     # on the old timeline and pg_rewind answers "no rewind required" to a diverged node.
