@@ -1,0 +1,92 @@
+"""Run the exported AppSync resolvers in Node (deploy/appsync/checks/harness) against the same
+backends a Hemisphere under test uses, and compare what both answer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hemisphere.appsync_export.export import Topology, write_export
+from resolvers.schema import build_schema
+from schema.export import export_sdl
+
+ROOT = Path(__file__).resolve().parents[2]
+CHECKS = ROOT / "deploy" / "appsync" / "checks"
+HARNESS = CHECKS / "harness" / "run.mjs"
+LOCK_TIMEOUT = 300
+
+
+def require_node() -> str:
+    """node, with the harness's npm packages installed (npm ci, pinned by the lock file)."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.skip("Node.js and npm are needed to execute the AppSync resolvers")
+    marker = CHECKS / "node_modules" / ".package-lock.json"
+    lock = CHECKS / "package-lock.json"
+    if not marker.exists() or marker.stat().st_mtime < lock.stat().st_mtime:
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=CHECKS,
+            check=True,
+            timeout=LOCK_TIMEOUT,
+        )
+    return node
+
+
+def export_to(out: Path) -> Path:
+    write_export(out, export_sdl(build_schema()), Topology(("us-east-1",), "us-east-1"))
+    return out
+
+
+@dataclass
+class HarnessConfig:
+    """What the harness's data sources point at (see harness/run.mjs)."""
+
+    endpoint: str
+    region: str
+    table: str
+    database_url: str
+    env: dict[str, str]
+    access_key_id: str = "hemisphere-local"
+    bus_name: str = "hemisphere"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "endpoint": self.endpoint,
+            "region": self.region,
+            "accessKeyId": self.access_key_id,
+            "databaseUrl": self.database_url,
+            "env": self.env,
+            "dataSources": {
+                "Projections": {"table": self.table},
+                "PrimaryStepFunctions": {"endpoint": self.endpoint, "signingService": "states"},
+                "ProfileUpdatesBus": {"busName": self.bus_name},
+            },
+        }
+
+
+def run_harness(
+    node: str, export_dir: Path, config: HarnessConfig, requests: list[dict[str, Any]]
+) -> list[Any]:
+    """Each request's answer, as AppSync would give it with the exported resolvers."""
+    config_path = export_dir / "harness-config.json"
+    config_path.write_text(json.dumps(config.as_json()))
+    done = subprocess.run(
+        [node, str(HARNESS), str(export_dir), str(config_path)],
+        input=json.dumps(requests),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise AssertionError(f"the harness failed ({done.returncode}):\n{done.stderr}")
+    answers: list[Any] = json.loads(done.stdout)
+    return answers
