@@ -97,7 +97,7 @@ def figures(
         point = fault.recovery_point
         if fault.scenario == "secondary-loss":
             window = max(
-                (w.seconds for w in fault.errors if w.location == fault.region),
+                (w.burst_s for w in fault.errors if w.location == fault.region),
                 default=0.0,
             )
             result.append(

@@ -1,19 +1,24 @@
 """The end of a drill: what became of every acknowledged order, and whether every region holds
-the same copy of them. Reads go to each region's own API (no edge, no injected latency)."""
+the same copy of them. Reads go to each region's own API (no edge, no injected latency), a few
+orders per request, each request allowed FINAL_READ_TIMEOUT_S: a loaded region answers slowly,
+and a request that fails leaves its orders *unknown*, never *lost*."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
+from typing import Literal
 
 import httpx
 
 from hemisphere.drill.graphql import execute
 from hemisphere.drill.records import FINAL_STATUSES, FinalOrder, Json
 
-BATCH = 40  # order(id) aliases per request: one BatchGetItem behind them
+BATCH = 10  # order(id) aliases per request: one BatchGetItem behind them
 POLL_S = 1.0
+FINAL_READ_TIMEOUT_S = 30.0
+Comparison = Literal["equal", "different", "unreadable"]
 
 
 def _query(order_ids: Sequence[str]) -> str:
@@ -25,20 +30,19 @@ def _query(order_ids: Sequence[str]) -> str:
     return f"{{ {aliases} }}"
 
 
+def _chunks(order_ids: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(order_ids), BATCH):
+        yield order_ids[start : start + BATCH]
+
+
 async def read_orders(
     http: httpx.AsyncClient, url: str, order_ids: Sequence[str]
 ) -> dict[str, Json]:
-    """{order id: order} for those the region knows; raises RuntimeError if it cannot answer."""
-    found: dict[str, Json] = {}
-    for start in range(0, len(order_ids), BATCH):
-        chunk = order_ids[start : start + BATCH]
-        answer = await execute(http, url, _query(chunk))
-        if answer.data is None:
-            raise RuntimeError(f"{url} did not answer the order reads: {answer.error}")
-        for order in answer.data.values():
-            if isinstance(order, dict):
-                found[str(order["id"])] = order
-    return found
+    """{order id: order} for those the region knows; RuntimeError if it does not answer."""
+    answer = await execute(http, url, _query(order_ids))
+    if answer.data is None:
+        raise RuntimeError(f"{url} did not answer the order reads: {answer.error}")
+    return {str(o["id"]): o for o in answer.data.values() if isinstance(o, dict)}
 
 
 def final_order(order_id: str, order: Json | None) -> FinalOrder:
@@ -62,17 +66,19 @@ async def settle_orders(
     deadline: float,
     clock: Callable[[], float],
 ) -> dict[str, FinalOrder]:
-    """Reads the orders until every one is final or `deadline` passes; the last answer holds."""
-    finals: dict[str, FinalOrder] = {}
+    """Reads the orders that are not yet final until all are or `deadline` passes. An order the
+    region never answered about stays unknown (found None)."""
+    finals = {order_id: FinalOrder(order_id, found=None) for order_id in order_ids}
     while True:
-        try:
-            orders = await read_orders(http, url, order_ids)
-            finals = {oid: final_order(oid, orders.get(oid)) for oid in order_ids}
-        except RuntimeError:
-            pass
-        settled = finals and all(o.found and o.final_at is not None for o in finals.values())
-        if settled or clock() >= deadline:
-            return finals or {oid: FinalOrder(oid, found=False) for oid in order_ids}
+        pending = [o for o, final in finals.items() if not final.found or final.final_at is None]
+        if not pending or clock() >= deadline:
+            return finals
+        for chunk in _chunks(pending):
+            try:
+                orders = await read_orders(http, url, chunk)
+            except RuntimeError:
+                continue
+            finals.update({o: final_order(o, orders.get(o)) for o in chunk})
         await asyncio.sleep(POLL_S)
 
 
@@ -83,24 +89,28 @@ async def compare_regions(
     order_ids: Sequence[str],
     deadline: float,
     clock: Callable[[], float],
-) -> dict[str, bool]:
+) -> dict[str, Comparison]:
     """Per region: whether it holds each order at the primary's status and version (retried
     until `deadline`, for what replication still carries)."""
 
-    def summary(orders: dict[str, Json]) -> dict[str, tuple[object, object]]:
-        return {oid: (o.get("status"), o.get("version")) for oid, o in orders.items()}
+    async def summary(url: str) -> dict[str, tuple[object, object]]:
+        found: dict[str, tuple[object, object]] = {}
+        for chunk in _chunks(order_ids):
+            orders = await read_orders(http, url, chunk)
+            found.update({o: (v.get("status"), v.get("version")) for o, v in orders.items()})
+        return found
 
-    result: dict[str, bool] = {}
+    result: dict[str, Comparison] = {}
     for region, url in region_urls.items():
-        equal = False
-        while not equal:
+        while True:
             try:
-                reference = summary(await read_orders(http, primary_url, order_ids))
-                equal = summary(await read_orders(http, url, order_ids)) == reference
+                verdict: Comparison = (
+                    "equal" if await summary(url) == await summary(primary_url) else "different"
+                )
             except RuntimeError:
-                equal = False
-            if equal or clock() >= deadline:
+                verdict = "unreadable"
+            if verdict == "equal" or clock() >= deadline:
                 break
             await asyncio.sleep(POLL_S)
-        result[region] = equal
+        result[region] = verdict
     return result

@@ -20,11 +20,11 @@ class Answer:
     error: str | None
 
 
-def client(api_key: str) -> httpx.AsyncClient:
+def client(api_key: str, timeout: float = REQUEST_TIMEOUT_S) -> httpx.AsyncClient:
     """A user's HTTP client: keep-alive connections, as a browser or SDK keeps them."""
     return httpx.AsyncClient(
         headers={"x-api-key": api_key, "content-type": "application/json"},
-        timeout=REQUEST_TIMEOUT_S,
+        timeout=timeout,
         limits=httpx.Limits(max_connections=4, max_keepalive_connections=4),
     )
 

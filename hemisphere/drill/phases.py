@@ -42,6 +42,10 @@ class ErrorWindow:
     by_type: dict[str, int]
     first: float
     last: float
+    # The first outage: from the first error to the answer of the last error before a request
+    # of this kind succeeded again (what "users saw errors for" means; later errors, e.g. from
+    # an overloaded machine, count above but not here).
+    burst_s: float = 0.0
 
     @property
     def seconds(self) -> float:
@@ -116,10 +120,13 @@ def error_windows(requests: Iterable[Request], fault: Fault) -> FaultErrors:
     the span from the first failing request's start to the last one's answer."""
     grouped: dict[tuple[str, str], list[Request]] = defaultdict(list)
     for request in requests:
-        if not request.ok and fault.killed <= request.started < fault.until:
+        if fault.killed <= request.started < fault.until:
             grouped[(request.location, request.kind)].append(request)
     windows = []
-    for (location, kind), failed in sorted(grouped.items()):
+    for (location, kind), sent in sorted(grouped.items()):
+        failed = [r for r in sent if not r.ok]
+        if not failed:
+            continue
         by_type: dict[str, int] = defaultdict(int)
         for request in failed:
             by_type[request.error or "?"] += 1
@@ -130,6 +137,17 @@ def error_windows(requests: Iterable[Request], fault: Fault) -> FaultErrors:
                 by_type=dict(by_type),
                 first=min(r.started for r in failed),
                 last=max(r.ended for r in failed),
+                burst_s=_first_burst(sent),
             )
         )
     return FaultErrors(fault, windows)
+
+
+def _first_burst(sent: list[Request]) -> float:
+    ordered = sorted(sent, key=lambda r: r.started)
+    first = next(r for r in ordered if not r.ok)
+    recovered = next((r.started for r in ordered if r.ok and r.started > first.started), None)
+    last = max(
+        r.ended for r in ordered if not r.ok and (recovered is None or r.started < recovered)
+    )
+    return last - first.started

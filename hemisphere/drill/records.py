@@ -99,15 +99,27 @@ class Action:
     answered: float
     ok: bool
     detail: str = ""
+    answer: Json | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResyncCheck:
+    """A returning region's copy of the latest acknowledged orders compared with the
+    primary's: `equal` when it holds each at the primary's status and version."""
+
+    region: str
+    at: float
+    equal: bool
 
 
 @dataclass(frozen=True, slots=True)
 class FinalOrder:
-    """An acknowledged order as the current primary reports it at the end of the drill.
+    """An acknowledged order as the current primary reports it at the end of the drill:
+    `found` False when the primary answered without it, None when it never answered about it.
     `final_at` is when its history reached a final status (None if it has not)."""
 
     order_id: str
-    found: bool
+    found: bool | None
     status: str | None = None
     final_at: float | None = None
 
@@ -125,7 +137,11 @@ class Observations:
     connections: list[Connection] = field(default_factory=list)
     status: list[StatusPoll] = field(default_factory=list)
     actions: list[Action] = field(default_factory=list)
+    resync_checks: list[ResyncCheck] = field(default_factory=list)
     final_orders: dict[str, FinalOrder] = field(default_factory=dict)
-    # Per region, whether its copy of the acknowledged orders equals the primary's at the end.
-    data_equal: dict[str, bool] = field(default_factory=dict)
+    # Per region: its copy of the acknowledged orders vs the primary's at the end
+    # ("equal", "different", "unreadable").
+    data_equal: dict[str, str] = field(default_factory=dict)
+    # The machine's 1-minute load average, sampled with the status polls.
+    load: list[tuple[float, float]] = field(default_factory=list)
     ended: float = 0.0

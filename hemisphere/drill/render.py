@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Sequence
 
@@ -40,6 +41,7 @@ def format_report(report: Report) -> str:
     out = [
         f"Drill {report.scenario}: primary {report.primary} at the start, latency "
         f"{report.latency}, {report.duration_s:.0f} s, {report.acknowledged} orders acknowledged",
+        _load_line(report),
         "",
         "Timeline",
     ]
@@ -99,9 +101,7 @@ def format_report(report: Report) -> str:
         ],
     )
     if report.data_equal:
-        equal = ", ".join(
-            f"{r}: {'equal' if ok else 'DIFFERENT'}" for r, ok in report.data_equal.items()
-        )
+        equal = ", ".join(f"{region} {verdict}" for region, verdict in report.data_equal.items())
         out += ["", f"Acknowledged orders in every region vs the primary at the end: {equal}"]
     return "\n".join(out) + "\n"
 
@@ -151,7 +151,9 @@ def _fault(fault: FaultSummary) -> list[str]:
         (
             "RPO",
             f"{point.orders_lost} of {point.acknowledged_before_kill} orders acknowledged before "
-            f"the kill lost ({len(point.lost_acknowledged_after_kill)} acknowledged after it)",
+            f"the kill not found at the end ({len(point.lost_acknowledged_after_kill)} "
+            f"acknowledged after it; {point.unknown} unreadable); rejoin reported lost: "
+            f"{fault.rejoin_lost_writes if fault.rejoin_lost_writes is not None else 'none'}",
         ),
         (
             "lag at the kill",
@@ -171,7 +173,7 @@ def _fault(fault: FaultSummary) -> list[str]:
         lines += [
             "    " + line
             for line in table(
-                ["location", "request", "errors by type", "from", "for"],
+                ["location", "request", "errors by type", "from", "for", "first outage"],
                 [
                     [
                         w.location,
@@ -179,6 +181,7 @@ def _fault(fault: FaultSummary) -> list[str]:
                         ", ".join(f"{t} {n}" for t, n in sorted(w.by_type.items())),
                         f"+{w.first:.1f}s",
                         seconds(w.seconds),
+                        seconds(w.burst_s),
                     ]
                     for w in fault.errors
                 ],
@@ -187,3 +190,14 @@ def _fault(fault: FaultSummary) -> list[str]:
     else:
         lines.append("  errors users saw: none")
     return lines
+
+
+def _load_line(report: Report) -> str:
+    load = report.load_average
+    if not load:
+        return ""
+    cores = os.cpu_count() or 1
+    return (
+        f"Machine load average (1 min) on {cores} cores: {load['start']:.1f} at the start, "
+        f"{load['max']:.1f} at most, {load['end']:.1f} at the end"
+    )

@@ -73,6 +73,8 @@ class FaultSummary:
     resynced_after_restart_s: float | None
     errors: list[ErrorWindow]
     recovery_point: RecoveryPoint
+    # What `hemisphere up` reported as lost when the region rejoined (its start answer).
+    rejoin_lost_writes: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,8 +114,10 @@ class Report:
     reconnections: list[Reconnection]
     baseline: list[BaselineRow]
     acknowledged: int
-    data_equal: dict[str, bool]
+    data_equal: dict[str, str]
     options: dict[str, Any] = field(default_factory=dict)
+    # The machine's 1-minute load average: at the start, its highest, at the end.
+    load_average: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         document = asdict(self)
@@ -171,6 +175,7 @@ def build_report(
         acknowledged=len(observations.acknowledged),
         data_equal=dict(observations.data_equal),
         options=dict(options or {}),
+        load_average=_load(observations),
     )
 
 
@@ -195,10 +200,21 @@ def _fault_summary(
         back_after_restart_s=after(fault.back, fault.restarted),
         resynced_after_restart_s=after(fault.resynced, fault.restarted),
         errors=[
-            ErrorWindow(w.location, w.kind, w.by_type, offset(w.first), offset(w.last))
+            ErrorWindow(w.location, w.kind, w.by_type, offset(w.first), offset(w.last), w.burst_s)
             for w in error_windows(observations.requests, fault).windows
         ],
         recovery_point=point,
+        rejoin_lost_writes=next(
+            (
+                a.answer.get("lost_writes")
+                for a in observations.actions
+                if a.name == "start"
+                and a.region == fault.region
+                and a.answer
+                and fault.killed <= a.requested < fault.until
+            ),
+            None,
+        ),
     )
 
 
@@ -268,3 +284,10 @@ def baseline_rows(
             )
         )
     return rows
+
+
+def _load(observations: Observations) -> dict[str, float]:
+    if not observations.load:
+        return {}
+    values = [value for _, value in observations.load]
+    return {"start": values[0], "max": max(values), "end": values[-1]}

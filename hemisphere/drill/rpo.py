@@ -22,6 +22,8 @@ class RecoveryPoint:
     acknowledged_before_kill: int
     lost: list[str]
     lost_acknowledged_after_kill: list[str]
+    # Acknowledged before the kill, but the primary never answered about them at the end.
+    unknown: int = 0
     # The last /status before the kill: each standby's PostgreSQL replay lag, and the largest
     # DynamoDB replication lag any region reported.
     postgres_lag_at_kill_ms: dict[str, float] = field(default_factory=dict)
@@ -44,7 +46,7 @@ def recovery_point(observations: Observations, fault: Fault) -> RecoveryPoint:
 
     def lost(order_id: str) -> bool:
         final = finals.get(order_id)
-        return final is not None and not final.found
+        return final is not None and final.found is False
 
     poll = last_before(observations.status, fault.killed)
     status = poll.status if poll else None
@@ -61,6 +63,7 @@ def recovery_point(observations: Observations, fault: Fault) -> RecoveryPoint:
         acknowledged_before_kill=len(before),
         lost=sorted(a.order_id for a in before if lost(a.order_id)),
         lost_acknowledged_after_kill=sorted(a.order_id for a in after if lost(a.order_id)),
+        unknown=sum(1 for a in before if a.order_id in finals and finals[a.order_id].found is None),
         postgres_lag_at_kill_ms=dict(postgres_lags(status)),
         dynamodb_lag_at_kill_ms=max(dynamodb) if dynamodb else None,
         in_flight=len(in_flight),

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -30,19 +31,29 @@ import httpx
 
 from hemisphere.drill.baseline import baseline_urls
 from hemisphere.drill.control import ControlClient, ControlError
-from hemisphere.drill.finals import compare_regions, settle_orders
+from hemisphere.drill.finals import FINAL_READ_TIMEOUT_S, compare_regions, settle_orders
 from hemisphere.drill.graphql import client
 from hemisphere.drill.realtime import subscribe_forever
-from hemisphere.drill.records import Action, Clock, Json, Observations, Request, StatusPoll
+from hemisphere.drill.records import (
+    Action,
+    Clock,
+    Json,
+    Observations,
+    Request,
+    ResyncCheck,
+    StatusPoll,
+)
 from hemisphere.drill.rpo import FINAL_WITHIN_S
-from hemisphere.drill.status import dynamodb_lags, is_healthy
-from hemisphere.drill.timeline import RESYNCED_LAG_MS
 from hemisphere.drill.topology import Topology
 from hemisphere.drill.users import Target, prober, reader, shopper
 
 Scenario = Literal["secondary-loss", "primary-loss", "both"]
 STATUS_INTERVAL_S = 0.5
 WAIT_STEP_S = 0.1
+# The end: how long the last orders may take to become final (and projected) when there was
+# no promotion; the returning region's check compares the latest RESYNC_ORDERS orders.
+SETTLE_S = 30.0
+RESYNC_ORDERS = 20
 # The baseline and service-time stretches: half of --duration, at least this long.
 MIN_CALIBRATION_S = 2.0
 
@@ -105,9 +116,9 @@ class Drill:
             tasks += await self._before(http)
             for scenario in self._scenarios():
                 if scenario == "secondary-loss":
-                    await self._secondary_loss()
+                    await self._secondary_loss(http["drill"])
                 else:
-                    await self._primary_loss()
+                    await self._primary_loss(http["drill"])
             self.log("users stop")
             await _stop(tasks)
             await self._settle(http)
@@ -125,8 +136,11 @@ class Drill:
         async with contextlib.AsyncExitStack() as stack:
             clients = {
                 name: await stack.enter_async_context(client(self.topology.api_key))
-                for name in (*self.topology.locations, "drill")
+                for name in self.topology.locations
             }
+            clients["drill"] = await stack.enter_async_context(
+                client(self.topology.api_key, timeout=FINAL_READ_TIMEOUT_S)
+            )
             yield clients
 
     def _target(self, http: httpx.AsyncClient, location: str, url: str) -> Target:
@@ -203,7 +217,7 @@ class Drill:
             await _stop(readers)
         return self._readers(edge)
 
-    async def _secondary_loss(self) -> None:
+    async def _secondary_loss(self, http: httpx.AsyncClient) -> None:
         secondaries = [r for r in self.topology.regions if r != self.primary]
         region = (
             self.options.secondary
@@ -215,9 +229,9 @@ class Drill:
             lambda: self._served(region, killed, lambda served: served != region),
         )
         await self._degraded()
-        await self._restore(region)
+        await self._restore(region, http)
 
-    async def _primary_loss(self) -> None:
+    async def _primary_loss(self, http: httpx.AsyncClient) -> None:
         old = self.primary
         killed = await self._act("stop", old)
         if self.options.promote_after is None:
@@ -231,19 +245,19 @@ class Drill:
         self.primary = new
         await self._until("a write accepted", lambda: self._write_accepted(promoted), within=30.0)
         await self._degraded()
-        await self._restore(old)
+        await self._restore(old, http)
 
     async def _degraded(self) -> None:
         self.log(f"degraded: {self.options.duration:.0f} s")
         await asyncio.sleep(self.options.duration)
 
-    async def _restore(self, region: str) -> None:
+    async def _restore(self, region: str, http: httpx.AsyncClient) -> None:
         started = await self._act("start", region)
         await self._until(
             f"{region} serving its users again",
             lambda: self._served(region, started, region.__eq__),
         )
-        await self._until(f"{region} resynchronized", lambda: self._resynced(region, started))
+        await self._resync(region, http)
         self.log(f"after: {self.options.duration:.0f} s steady")
         await asyncio.sleep(self.options.duration)
 
@@ -251,12 +265,12 @@ class Drill:
         self.log(f"{name} {region}")
         requested = self.clock()
         try:
-            answer = await self.control.act(name, region)
+            answer: Json | None = await self.control.act(name, region)
             ok, detail = True, str(answer)
         except ControlError as error:
-            ok, detail = False, str(error)
+            answer, ok, detail = None, False, str(error)
         self.observations.actions.append(
-            Action(name, region, requested, self.clock(), ok, detail[:300])
+            Action(name, region, requested, self.clock(), ok, detail[:300], answer)
         )
         self.log(f"{name} {region}: {'done' if ok else 'FAILED'} {detail[:200]}")
         return requested
@@ -298,14 +312,30 @@ class Drill:
             for r in reversed(self.observations.requests)
         )
 
-    def _resynced(self, region: str, since: float) -> bool:
-        for poll in reversed(self.observations.status):
-            if poll.at < since:
-                return False
-            if is_healthy(poll.status, region):
-                lags = [lag for a, b, lag in dynamodb_lags(poll.status) if region in (a, b)]
-                return all(lag < RESYNCED_LAG_MS for lag in lags)
-        return False
+    async def _resync(self, region: str, http: httpx.AsyncClient) -> None:
+        """Until `region` holds the latest acknowledged orders as the primary does (or the
+        settle timeout): one comparison a second, each recorded."""
+        deadline = self.clock() + self.options.settle_timeout
+        regions = self.topology.regions
+        while True:
+            latest = [a.order_id for a in self.observations.acknowledged[-RESYNC_ORDERS:]]
+            verdict = await compare_regions(
+                http,
+                regions[self.primary].graphql,
+                {region: regions[region].graphql},
+                latest,
+                deadline=0.0,  # one comparison: this loop retries
+                clock=self.clock,
+            )
+            equal = verdict[region] == "equal"
+            self.observations.resync_checks.append(ResyncCheck(region, self.clock(), equal))
+            if equal:
+                self.log(f"{region} resynchronized: its copy of the latest orders is equal")
+                return
+            if self.clock() >= deadline:
+                self.log(f"gave up waiting for: {region} resynchronized ({verdict[region]})")
+                return
+            await asyncio.sleep(1.0)
 
     async def _poll_status(self) -> None:
         while True:
@@ -315,20 +345,23 @@ class Drill:
             except ControlError:
                 status = None
             self.observations.status.append(StatusPoll(self.clock(), status))
+            self.observations.load.append((self.clock(), os.getloadavg()[0]))
             await asyncio.sleep(max(0.0, STATUS_INTERVAL_S - (self.clock() - begun)))
 
     async def _settle(self, http: dict[str, httpx.AsyncClient]) -> None:
         order_ids = [a.order_id for a in self.observations.acknowledged]
         promotions = [a.answered for a in self.observations.actions if a.name == "promote"]
-        deadline = max([self.clock() + 10.0, *(t + FINAL_WITHIN_S for t in promotions)])
+        deadline = max([self.clock() + SETTLE_S, *(t + FINAL_WITHIN_S for t in promotions)])
         primary_url = self.topology.regions[self.primary].graphql
         self.log(f"reading {len(order_ids)} acknowledged orders from {self.primary} until final")
         self.observations.final_orders = await settle_orders(
             http["drill"], primary_url, order_ids, deadline, self.clock
         )
         others = {r: u.graphql for r, u in self.topology.regions.items() if r != self.primary}
-        self.observations.data_equal = await compare_regions(
-            http["drill"], primary_url, others, order_ids, self.clock() + 30.0, self.clock
+        self.observations.data_equal = dict(
+            await compare_regions(
+                http["drill"], primary_url, others, order_ids, self.clock() + 30.0, self.clock
+            )
         )
         self.log("done")
 

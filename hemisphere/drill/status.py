@@ -15,11 +15,6 @@ def region_entry(status: Json | None, region: str) -> Json:
     return entry if isinstance(entry, dict) else {}
 
 
-def is_healthy(status: Json | None, region: str) -> bool:
-    entry = region_entry(status, region)
-    return entry.get("health") == "healthy" and entry.get("role") in ("primary", "secondary")
-
-
 def dynamodb_lags(status: Json | None) -> Iterator[tuple[str, str, float]]:
     """(region, other region, lag ms) for every replication lag a region reports."""
     for region, entry in ((status or {}).get("regions") or {}).items():

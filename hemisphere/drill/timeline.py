@@ -10,8 +10,8 @@ One `Fault` per region the drill stopped. Its moments, each the first observatio
     first write       the first checkout sent after the kill that was acknowledged
     restarted         POST /regions/R/start was sent
     back              R's own location is served by R again
-    resynced          /status reports R healthy with every replication lag to and from it
-                      under RESYNCED_LAG_MS
+    resynced          R, back, holds the latest acknowledged orders as the primary does
+                      (same status and version: hemisphere/drill/records.py ResyncCheck)
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hemisphere.drill.records import Action, Observations, Request
-from hemisphere.drill.status import dynamodb_lags, is_healthy, region_entry
+from hemisphere.drill.status import region_entry
 
-RESYNCED_LAG_MS = 1000.0
 READ_ONLY_ERROR = "ReadOnlyRegion"
 
 
@@ -69,7 +68,7 @@ class Fault:
             ("first write accepted", self.first_write, self.promoted_region or "", ""),
             ("restart sent", self.restarted, self.region, ""),
             ("region back", self.back, self.region, "its location served by it again"),
-            ("resynced", self.resynced, self.region, f"healthy, lags < {RESYNCED_LAG_MS:.0f} ms"),
+            ("resynced", self.resynced, self.region, "its copy of the latest orders equal"),
         ]
         return [Event(name, at, region, detail) for name, at, region, detail in named if at]
 
@@ -91,7 +90,9 @@ def _fault(observations: Observations, stop: Action, window: list[Action], until
     promote = next((a for a in window if a.name == "promote" and a.ok), None)
     start = next((a for a in window if a.name == "start" and a.region == region), None)
     requests = [r for r in observations.requests if killed <= r.started < until]
-    read_only, read_only_locations = _read_only(requests, observations.locations)
+    read_only, read_only_locations = (
+        _read_only(requests, observations.locations) if promote else (None, 0)
+    )
     return Fault(
         scenario="primary-loss" if promote is not None else "secondary-loss",
         region=region,
@@ -154,13 +155,14 @@ def _read_only(requests: list[Request], locations: tuple[str, ...]) -> tuple[flo
 
 
 def _resynced(observations: Observations, region: str, since: float, until: float) -> float | None:
-    for poll in observations.status:
-        if not since <= poll.at < until or not is_healthy(poll.status, region):
-            continue
-        lags = [lag for a, b, lag in dynamodb_lags(poll.status) if region in (a, b)]
-        if all(lag < RESYNCED_LAG_MS for lag in lags):
-            return poll.at
-    return None
+    return next(
+        (
+            check.at
+            for check in observations.resync_checks
+            if check.region == region and check.equal and since <= check.at < until
+        ),
+        None,
+    )
 
 
 def all_events(faults: list[Fault]) -> list[Event]:

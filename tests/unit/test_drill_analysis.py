@@ -13,6 +13,7 @@ from hemisphere.drill.records import (
     Json,
     Observations,
     Request,
+    ResyncCheck,
     StatusPoll,
 )
 from hemisphere.drill.rpo import recovery_point
@@ -56,7 +57,7 @@ def checkout(location: str, at: float, error: str | None = None) -> Request:
 
 def primary_loss() -> Observations:
     """us-east-1 (the primary) killed at 10, eu-west-1 promoted at 14.1 (answers at 16), the old
-    primary restarted at 30, serving again at 40, resynchronized at 45."""
+    primary restarted at 30, serving again at 40, its copy of the orders equal at 45."""
     obs = Observations(started=0.0, locations=LOCATIONS, primary="us-east-1", ended=60.0)
     obs.actions += [
         Action("stop", "us-east-1", 10.0, 10.2, True),
@@ -69,6 +70,11 @@ def primary_loss() -> Observations:
         StatusPoll(13.0, down("us-east-1")),
         StatusPoll(42.0, healthy(lag_ms=5000.0)),
         StatusPoll(45.0, healthy(lag_ms=80.0)),
+    ]
+    obs.resync_checks += [
+        ResyncCheck("us-east-1", 41.0, False),
+        ResyncCheck("eu-west-1", 44.0, True),  # another region: not this fault's
+        ResyncCheck("us-east-1", 45.0, True),
     ]
     obs.requests += [
         checkout("us-east-1", 5.0),
@@ -110,7 +116,7 @@ def test_primary_loss_timeline() -> None:
     assert fault.first_write == 16.6
     assert fault.restarted == 30.0
     assert fault.back == 40.01  # not the probe at 35, still served by eu-west-1
-    assert fault.resynced == 45.0  # at 42 the lag was still 5 s
+    assert fault.resynced == 45.0  # at 41 its copy still differed
     names = [event.name for event in fault.events()]
     assert names == [
         "kill",
@@ -138,6 +144,8 @@ def test_secondary_loss_has_no_promotion_and_faults_split_the_run() -> None:
         probe("ap-southeast-2", 12.0, "us-east-1"),
         probe("ap-southeast-2", 25.0, "ap-southeast-2"),
         checkout("ap-southeast-2", 13.0),
+        # A returning secondary may answer ReadOnlyRegion: no "read-only entered" for it.
+        checkout("eu-west-1", 22.0, "ReadOnlyRegion"),
     ]
     first, second = assemble(obs)
     assert first.scenario == "secondary-loss" and first.until == 50.0
@@ -186,6 +194,7 @@ def test_error_windows_per_location_and_kind() -> None:
         Request("eu-west-1", "read", 9.0, 9.5, "Timeout"),  # before the kill
         Request("eu-west-1", "read", 10.5, 10.6, "ConnectError"),
         Request("eu-west-1", "read", 11.0, 11.2, "HTTP 502"),
+        Request("eu-west-1", "read", 11.5, 11.6),  # served elsewhere: the first outage ends
         Request("eu-west-1", "read", 13.0, 13.4, "ConnectError"),
         Request("eu-west-1", "checkout", 12.0, 12.5, "ServiceUnavailable"),
         Request("us-east-1", "read", 12.0, 12.01),
@@ -199,6 +208,8 @@ def test_error_windows_per_location_and_kind() -> None:
     assert reads.by_type == {"ConnectError": 2, "HTTP 502": 1}
     assert (reads.first, reads.last) == (10.5, 13.4)
     assert round(reads.seconds, 3) == 2.9
+    assert round(reads.burst_s, 3) == 0.7  # 10.5 → 11.2, before the success at 11.5
+    assert windows[0].burst_s == 0.5  # never succeeded again: every error counts
 
 
 def test_recovery_point_counts_lost_and_in_flight_orders() -> None:
@@ -216,11 +227,14 @@ def test_recovery_point_counts_lost_and_in_flight_orders() -> None:
         "o-late": FinalOrder("o-late", True, "CONFIRMED", 36.0),  # 20 s after the promotion
         "o-stuck": FinalOrder("o-stuck", True, "AUTHORIZED", None),
         "o-after": FinalOrder("o-after", True, "CONFIRMED", 20.0),
+        "o-unread": FinalOrder("o-unread", None),  # the primary never answered about it
     }
+    obs.acknowledged.append(Acknowledged("o-unread", "us-east-1", 8.0))
     (fault,) = assemble(obs)
     point = recovery_point(obs, fault)
-    assert point.acknowledged_before_kill == 4
+    assert point.acknowledged_before_kill == 5
     assert point.lost == ["o-lost"] and point.lost_acknowledged_after_kill == []
+    assert point.unknown == 1
     assert point.in_flight == 2  # o-late and o-stuck; o-done was final before the kill
     assert point.final_in_time == 1 and point.not_final == ["o-stuck"]
     assert point.slowest_final_s == 20.0

@@ -11,6 +11,7 @@ import orjson
 import pytest
 
 from hemisphere.drill.figures import figures, figures_json, format_figures
+from hemisphere.drill.finals import final_order
 from hemisphere.drill.graphql import classify
 from hemisphere.drill.realtime import connection_url, delivery_from
 from hemisphere.drill.records import Acknowledged, FinalOrder, Request
@@ -51,7 +52,7 @@ def report_of_a_primary_loss():  # type: ignore[no-untyped-def]
         obs.requests += [Request(location, "probe", t, t + 0.01, None, location) for t in (1, 2)]
     obs.acknowledged.append(Acknowledged("o-1", "us-east-1", 5.1))
     obs.final_orders = {"o-1": FinalOrder("o-1", True, "CONFIRMED", 7.0)}
-    obs.data_equal = {"us-east-1": True, "ap-southeast-2": False}
+    obs.data_equal = {"us-east-1": "equal", "ap-southeast-2": "different"}
     baseline = [
         *reads("us-east-1", 0.0, 10.0, 16.0),
         *reads("eu-west-1", 0.0, 10.0, 85.0),
@@ -87,7 +88,7 @@ def test_report_text_has_the_timeline_and_every_table() -> None:
         "primary-loss of us-east-1 (killed at +10.0s)",
         "RTO (kill → first write)       6.6 s",
         "Single-region baseline",
-        "ap-southeast-2: DIFFERENT",
+        "ap-southeast-2 different",
     ):
         assert expected in text, expected
     ap = next(line for line in text.splitlines() if line.startswith("ap-southeast-2  ap-"))
@@ -173,3 +174,20 @@ def test_subscriber_messages() -> None:
     assert delivery is not None and delivery.version == 6
     assert delivery.changed_at == 1767225601.5
     assert delivery_from("eu-west-1", {"data": {"onOrderChanged": None}}, 0.0) is None
+
+
+def test_final_order_from_its_history() -> None:
+    order = {
+        "id": "o-1",
+        "status": "CONFIRMED",
+        "history": [
+            {"status": "PENDING", "at": "2026-01-01T00:00:00.000Z"},
+            {"status": "CONFIRMED", "at": "2026-01-01T00:00:02.250Z"},
+        ],
+    }
+    final = final_order("o-1", order)
+    assert final.found and final.status == "CONFIRMED"
+    assert final.final_at == 1767225602.25
+    pending = final_order("o-2", {"id": "o-2", "status": "PENDING", "history": []})
+    assert pending.found and pending.final_at is None
+    assert final_order("o-3", None).found is False
