@@ -12,7 +12,11 @@ from typing import Any
 from hemisphere.appsync_export import cfn
 from hemisphere.appsync_export.bundle import APPSYNC_JS_RUNTIME, bundle
 from hemisphere.appsync_export.containers import container_outputs, container_resources
-from hemisphere.appsync_export.global_stack import aurora_secondary_template, global_template
+from hemisphere.appsync_export.global_stack import (
+    aurora_secondary_template,
+    global_template,
+    routing_template,
+)
 from hemisphere.appsync_export.plan import DATA_SOURCES, FUNCTIONS, RESOLVERS
 from hemisphere.appsync_export.regional import (
     CONDITIONS,
@@ -109,6 +113,9 @@ def write_export(out: Path, sdl: str, topology: Topology) -> list[Path]:
     )
     files[templates / "aurora-secondary.yaml"] = cfn.to_yaml(aurora_secondary_template(), GENERATED)
     files[templates / "regional.yaml"] = cfn.to_yaml(regional_template(sdl), GENERATED)
+    files[templates / "routing.yaml"] = cfn.to_yaml(
+        routing_template(list(topology.regions)), GENERATED
+    )
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")

@@ -5,8 +5,9 @@
   one replica per region;
 - the relational model as an Aurora PostgreSQL global database: the global cluster and its
   primary cluster (Data API on, for AppSync's upsertProduct); each other region adds a
-  secondary cluster to it (aurora_secondary.yaml);
-- Route 53 latency records, one per region, each with a health check on the region's /readyz.
+  secondary cluster to it (aurora-secondary.yaml);
+- (routing_template) Route 53 latency records, one per region, each with a health check on
+  the region's /readyz, deployed once the regions give their endpoints.
 """
 
 from __future__ import annotations
@@ -156,19 +157,43 @@ def _routing(regions: list[str]) -> dict[str, Any]:
 
 
 def global_template(regions: list[str], primary: str) -> dict[str, Any]:
+    return {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "Hemisphere, global part: the projections' DynamoDB global table and the "
+        f"Aurora PostgreSQL global database. Deploy first, in {primary} (the primary region).",
+        "Parameters": {
+            "TableName": {"Type": "String", "Default": "hemisphere"},
+            "DatabaseName": {"Type": "String", "Default": "hemisphere"},
+            "AuroraEngineVersion": {"Type": "String", "Default": "16.4"},
+            "AuroraMinCapacity": {"Type": "Number", "Default": 0.5},
+            "AuroraMaxCapacity": {"Type": "Number", "Default": 8},
+            "DatabaseSubnetIds": {"Type": "List<AWS::EC2::Subnet::Id>"},
+            "DatabaseSecurityGroupIds": {"Type": "List<AWS::EC2::SecurityGroup::Id>"},
+        },
+        "Resources": {"ProjectionsTable": _table(regions), **_aurora()},
+        "Outputs": {
+            "TableName": {"Value": ref("ProjectionsTable")},
+            "TableStreamArn": {"Value": get_att("ProjectionsTable", "StreamArn")},
+            "GlobalClusterIdentifier": {"Value": ref("GlobalDatabase")},
+            "PrimaryClusterArn": {"Value": get_att("PrimaryCluster", "DBClusterArn")},
+            "PrimaryClusterSecretArn": {
+                "Value": get_att("PrimaryCluster", "MasterUserSecret.SecretArn")
+            },
+            "PrimaryClusterEndpoint": {"Value": get_att("PrimaryCluster", "Endpoint.Address")},
+        },
+    }
+
+
+def routing_template(regions: list[str]) -> dict[str, Any]:
+    """Route 53 latency routing over the regions' front ends, each record with a health check
+    on its region's /readyz: deployed last, once the regional stacks give their endpoints."""
     parameters: dict[str, Any] = {
-        "TableName": {"Type": "String", "Default": "hemisphere"},
-        "DatabaseName": {"Type": "String", "Default": "hemisphere"},
-        "AuroraEngineVersion": {"Type": "String", "Default": "16.4"},
-        "AuroraMinCapacity": {"Type": "Number", "Default": 0.5},
-        "AuroraMaxCapacity": {"Type": "Number", "Default": 8},
-        "DatabaseSubnetIds": {"Type": "List<AWS::EC2::Subnet::Id>"},
-        "DatabaseSecurityGroupIds": {"Type": "List<AWS::EC2::SecurityGroup::Id>"},
         "HostedZoneId": {"Type": "AWS::Route53::HostedZone::Id"},
         "DomainName": {
             "Type": "String",
             "Description": "The name clients call, e.g. api.example.com",
         },
+        "TableName": {"Type": "String", "Default": "hemisphere"},
     }
     for region in regions:
         key = region_key(region)
@@ -179,26 +204,16 @@ def global_template(regions: list[str], primary: str) -> dict[str, Any]:
         }
         parameters[f"{key}HealthCheckHost"] = {
             "Type": "String",
-            "Description": f"The load balancer in {region} whose {HEALTH_CHECK_PATH} says "
-            "whether the region serves",
+            "Description": f"The load balancer in {region} (LoadBalancerDnsName) whose "
+            f"{HEALTH_CHECK_PATH} says whether the region serves",
         }
     return {
         "AWSTemplateFormatVersion": "2010-09-09",
-        "Description": f"Hemisphere, global part: DynamoDB global table, Aurora PostgreSQL global "
-        f"database, Route 53 latency routing. Deploy in {primary} (the primary region).",
+        "Description": "Hemisphere: Route 53 latency records with /readyz health checks, one "
+        "per region. Deploy after the regional stacks.",
         "Parameters": parameters,
-        "Resources": {"ProjectionsTable": _table(regions), **_aurora(), **_routing(regions)},
-        "Outputs": {
-            "TableName": {"Value": ref("ProjectionsTable")},
-            "TableStreamArn": {"Value": get_att("ProjectionsTable", "StreamArn")},
-            "GlobalClusterIdentifier": {"Value": ref("GlobalDatabase")},
-            "PrimaryClusterArn": {"Value": get_att("PrimaryCluster", "DBClusterArn")},
-            "PrimaryClusterSecretArn": {
-                "Value": get_att("PrimaryCluster", "MasterUserSecret.SecretArn")
-            },
-            "PrimaryClusterEndpoint": {"Value": get_att("PrimaryCluster", "Endpoint.Address")},
-            "ApiDomainName": {"Value": ref("DomainName")},
-        },
+        "Resources": _routing(regions),
+        "Outputs": {"ApiDomainName": {"Value": ref("DomainName")}},
     }
 
 

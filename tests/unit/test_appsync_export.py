@@ -141,7 +141,7 @@ def test_the_global_table_has_the_projection_layout(exported: Path) -> None:
 
 
 def test_every_region_has_a_latency_record_with_a_readyz_health_check(exported: Path) -> None:
-    template = _template(exported, "global.yaml")
+    template = _template(exported, "routing.yaml")
     records = _of_type(template, "AWS::Route53::RecordSet")
     checks = _of_type(template, "AWS::Route53::HealthCheck")
     assert sorted(r["Properties"]["Region"] for r in records.values()) == sorted(REGIONS)
