@@ -50,6 +50,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STATUS_LOG_INTERVAL = 10.0
+# A pipeline's lease: longer than the publisher's (5 s), because losing it to a slow renewal
+# on a loaded endpoint stalls replication, while a takeover only has to beat minutes.
+LEASE_SECONDS = 10.0
+LEASE_RENEW_SECONDS = 2.0
 # How long the pipelines get to stop and give their leases up.
 STOP_GRACE_SECONDS = 5.0
 
@@ -136,7 +140,12 @@ async def run_replicator(
                     source,
                     DynamoReplicaTable(target_client, settings.table_name, target_region),
                     DynamoCheckpointStore(client, settings.table_name, name),
-                    LeaseKeeper(DynamoLeaseStore(client, settings.table_name, name), holder),
+                    LeaseKeeper(
+                        DynamoLeaseStore(client, settings.table_name, name),
+                        holder,
+                        duration=LEASE_SECONDS,
+                        renew_every=LEASE_RENEW_SECONDS,
+                    ),
                     timings,
                 )
             )

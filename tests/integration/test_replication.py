@@ -167,7 +167,7 @@ async def test_a_region_cut_off_does_not_hold_back_the_others_and_catches_up(
         versions = [await world.version_in(AP, f"ORDER#cut-{n}") for n in range(20)]
         return versions == [1] * 20
 
-    await eventually(caught_up, within=15)
+    await eventually(caught_up, within=30)
     status = replicator.status()["targets"][AP]
     assert status["state"] == "replicating"
     # The lag of the changes held back includes the outage.
@@ -201,7 +201,7 @@ async def test_a_region_whose_table_came_back_empty_gets_a_full_copy(
             and await world.version_in(AP, "PRODUCT#new") == 1
         )
 
-    await eventually(restored, within=15)
+    await eventually(restored, within=30)
 
 
 async def test_the_topology_control_item_replicates_and_never_goes_back(

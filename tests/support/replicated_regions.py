@@ -93,7 +93,7 @@ class ReplicatedRegions:
 
 
 async def eventually(
-    check: Callable[[], Awaitable[bool]], within: float = 10.0, every: float = 0.02
+    check: Callable[[], Awaitable[bool]], within: float = 20.0, every: float = 0.02
 ) -> None:
     deadline = asyncio.get_running_loop().time() + within
     while not await check():
