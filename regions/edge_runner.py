@@ -186,7 +186,10 @@ async def run_edges(
 
 
 def _bind(edge: EdgeSpec) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in edge.host else socket.AF_INET)
+    family = socket.AF_INET6 if ":" in edge.host else socket.AF_INET
+    # IPPROTO_TCP explicitly: asyncio turns Nagle off only on sockets whose proto says TCP,
+    # and with Nagle on, a response's second write waits for a delayed ACK (40 ms).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((edge.host, edge.port))

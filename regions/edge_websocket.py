@@ -19,7 +19,7 @@ import contextlib
 import websockets
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
@@ -101,7 +101,7 @@ class WebSocketBridge:
             )
             try:
                 await self._bridge(client, upstream)
-            except* (OSError, RuntimeError, ConnectionClosed):
+            except* (OSError, RuntimeError, ConnectionClosed, WebSocketDisconnect):
                 pass  # either side vanished mid-message: both are closed below
         except asyncio.CancelledError:
             if not self._failover:
@@ -183,5 +183,5 @@ def _forwarded_headers(scope: Scope) -> list[tuple[str, str]]:
 
 async def _close_quietly(client: WebSocket, code: int, reason: str) -> None:
     # The client may be gone already; closing is then nothing to do.
-    with contextlib.suppress(RuntimeError, OSError):
+    with contextlib.suppress(RuntimeError, OSError, WebSocketDisconnect):
         await client.close(code, reason)
