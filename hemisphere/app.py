@@ -8,6 +8,7 @@ import contextlib
 import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -27,6 +28,7 @@ from hemisphere.runtime import Runtime
 from hemisphere.settings import Settings
 from resolvers.context import Context
 from resolvers.schema import build_schema
+from schema.limits import QueryLimits
 
 RuntimeFactory = Callable[[Settings], AbstractAsyncContextManager[Runtime]]
 
@@ -73,7 +75,20 @@ def create_app(
         region=settings.region,
         stream_publisher=stream_publisher_credentials(settings.token_secret),
     )
-    endpoint = GraphQLHTTP(schema, authenticator, make_context, graphiql_page(graphiql_api_key))
+    limits = QueryLimits(
+        depth=settings.query_depth_limit,
+        resolvers=settings.resolver_count_limit,
+        introspection=settings.introspection,
+    )
+    endpoint = GraphQLHTTP(
+        schema,
+        authenticator,
+        make_context,
+        graphiql_page(graphiql_api_key),
+        limits=limits,
+        max_body_bytes=settings.max_request_bytes,
+    )
+    realtime = replace(realtime or RealtimeOptions(), limits=limits)
 
     probes = readiness or Readiness()
     role = "primary" if settings.region == settings.primary_region else "secondary"
@@ -111,7 +126,7 @@ def create_app(
         routes=[
             Route("/graphql", endpoint.post, methods=["POST"]),
             Route("/graphql", endpoint.get, methods=["GET"]),
-            *websocket_routes(schema, authenticator, make_context, realtime or RealtimeOptions()),
+            *websocket_routes(schema, authenticator, make_context, realtime),
             Route("/healthz", alive, methods=["GET"]),
             Route("/readyz", ready, methods=["GET"]),
             # The probe's first name, kept for existing checks: it means ready, as it did.
@@ -123,6 +138,4 @@ def create_app(
 
 
 def _with_token_secret(settings: Settings, secret: str) -> Settings:
-    from dataclasses import replace
-
     return replace(settings, token_secret=secret)

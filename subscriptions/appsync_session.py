@@ -24,6 +24,7 @@ from strawberry.types.execution import ExecutionResult
 from domain.auth import Caller
 from domain.errors import UnauthorizedError
 from schema.errors import INTERNAL_MESSAGE, format_error
+from schema.limits import QueryLimits, check_limits
 from subscriptions import appsync_protocol as protocol
 from subscriptions.delivery import FILTER_EXTENSION
 from subscriptions.root import NO_RULES, FilterRule, SubscriptionRoot
@@ -47,6 +48,7 @@ class AppSyncSession:
         on_stream_end: Callable[[str], None],
         rules: Mapping[str, FilterRule] = NO_RULES,
         max_subscriptions: int = protocol.MAX_SUBSCRIPTIONS,
+        limits: QueryLimits | None = None,
     ) -> None:
         """`on_stream_end(id)` runs when the broker ends a subscription the client did not
         stop: it drops subscribers that fall too far behind, so the connection is slow."""
@@ -57,6 +59,7 @@ class AppSyncSession:
         self._on_stream_end = on_stream_end
         self._rules = rules
         self._max_subscriptions = max_subscriptions
+        self._limits = limits or QueryLimits()
         self._initialized = False
         self._subscriptions: dict[str, asyncio.Task[None]] = {}
 
@@ -120,6 +123,11 @@ class AppSyncSession:
                 'The "start" message has no payload.extensions.authorization.',
                 401,
             )
+        exceeded = check_limits(
+            self._schema._schema, start.query, start.operation_name, self._limits, start.variables
+        )
+        if exceeded is not None:
+            return refuse("ValidationError", exceeded.message)
         return None
 
     async def _run(self, start: protocol.Start, caller: Caller) -> None:

@@ -16,11 +16,12 @@ from domain.auth import Caller
 from domain.errors import UnauthorizedError
 from hemisphere.http.authn import NOT_AUTHORIZED, Authenticator
 from schema.errors import format_error, request_error
+from schema.limits import QueryLimits, check_limits
 from schema.operations import operation_selection_error
 
 log = logging.getLogger(__name__)
 
-# AppSync refuses request bodies over 1 MB... we do the same rather than parse them.
+# AppSync refuses request bodies over 1 MB; we do the same rather than read or parse them.
 MAX_BODY_BYTES = 1_048_576
 
 
@@ -39,11 +40,16 @@ class GraphQLHTTP:
         authenticator: Authenticator,
         make_context: Callable[[Caller], object],
         graphiql_html: str | None,
+        *,
+        limits: QueryLimits | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self._schema = schema
         self._authenticator = authenticator
         self._make_context = make_context
         self._graphiql_html = graphiql_html
+        self._limits = limits or QueryLimits()
+        self._max_body_bytes = max_body_bytes
 
     async def get(self, request: Request) -> Response:
         if self._graphiql_html is not None and "text/html" in request.headers.get("accept", ""):
@@ -56,11 +62,13 @@ class GraphQLHTTP:
         )
 
     async def post(self, request: Request) -> Response:
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
+        body = await self._read_body(request)
+        if body is None:
             return _json(
                 request_error(
-                    "MalformedHttpRequestException", "The request body is larger than 1 MB."
+                    "MalformedHttpRequestException",
+                    f"The request body is larger than this API's limit of "
+                    f"{self._max_body_bytes} bytes.",
                 ),
                 status=413,
             )
@@ -94,6 +102,12 @@ class GraphQLHTTP:
         unselectable = operation_selection_error(query, operation_name)
         if unselectable is not None:
             return _json(request_error("BadRequestException", unselectable), status=400)
+        exceeded = check_limits(
+            self._schema._schema, query, operation_name, self._limits, variables
+        )
+        if exceeded is not None:
+            # Refused before validation or execution: a cheap answer, whatever the document.
+            return _json({"data": None, **request_error("ValidationError", exceeded.message)})
 
         result = await self._schema.execute(
             query,
@@ -105,6 +119,19 @@ class GraphQLHTTP:
         if result.errors:
             response["errors"] = [format_error(e) for e in result.errors]
         return _json(response)
+
+    async def _read_body(self, request: Request) -> bytes | None:
+        """The body, or None once it grows past the limit (never read whole into memory)."""
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self._max_body_bytes:
+            return None
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                return None
+            chunks.append(chunk)
+        return b"".join(chunks)
 
 
 def _signed_url(request: Request, headers: dict[str, str]) -> str:

@@ -54,6 +54,7 @@ from hemisphere.http.authn import NOT_AUTHORIZED, Authenticator
 from hemisphere.http.realtime_auth import authenticate_connection
 from hemisphere.http.realtime_options import RealtimeOptions
 from schema.errors import format_error
+from schema.limits import QueryLimits, check_limits
 from schema.operations import operation_selection_error
 from subscriptions.root import SubscriptionRoot
 
@@ -112,16 +113,27 @@ async def _shaped_stream(
             await aclose()
 
 
-def _document_error(query: object, operation_name: object) -> GraphQLError | None:
+def _document_error(
+    schema: strawberry.Schema,
+    limits: QueryLimits,
+    query: object,
+    operation_name: object,
+    variables: object,
+) -> GraphQLError | None:
     """Why the document cannot run at all, found before Strawberry (which raises on a syntax
-    error and on an unknown operation instead of answering)."""
+    error and on an unknown operation instead of answering), limits included."""
     if not isinstance(query, str):
         return GraphQLError("The operation has no query string.")
+    name = operation_name if isinstance(operation_name, str) else None
+    exceeded = check_limits(
+        schema._schema, query, name, limits, variables if isinstance(variables, dict) else None
+    )
+    if exceeded is not None:
+        return GraphQLError(exceeded.message)
     try:
         parse(query)
     except GraphQLSyntaxError as exc:
         return exc
-    name = operation_name if isinstance(operation_name, str) else None
     unselectable = operation_selection_error(query, name)
     if unselectable is not None:
         return GraphQLError(unselectable, original_error=BadRequestError(unselectable))
@@ -132,8 +144,9 @@ class _ForwardExtensions:
     """The schema as Strawberry's handlers see it, with the operation's extensions added and
     its errors in AppSync's shape."""
 
-    def __init__(self, schema: strawberry.Schema) -> None:
+    def __init__(self, schema: strawberry.Schema, limits: QueryLimits) -> None:
         self._schema = schema
+        self._limits = limits
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._schema, name)
@@ -146,7 +159,13 @@ class _ForwardExtensions:
 
     async def _run(self, run: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         query = args[0] if args else kwargs.get("query")
-        refusal = _document_error(query, kwargs.get("operation_name"))
+        refusal = _document_error(
+            self._schema,
+            self._limits,
+            query,
+            kwargs.get("operation_name"),
+            args[1] if len(args) > 1 else kwargs.get("variable_values"),
+        )
         if refusal is not None:
             return _refused(refusal)
         kwargs["operation_extensions"] = _OPERATION_EXTENSIONS.get()
@@ -252,7 +271,7 @@ class GraphQLWebSockets(GraphQL[Any, SubscriptionRoot]):
         options: RealtimeOptions,
     ) -> None:
         super().__init__(
-            cast(BaseSchema, _ForwardExtensions(schema)),
+            cast(BaseSchema, _ForwardExtensions(schema, options.limits)),
             graphql_ide=None,
             allow_queries_via_get=False,
             keep_alive=True,

@@ -99,6 +99,7 @@ class AppSyncRealtime:
             send=send,
             on_stream_end=on_stream_end,
             rules=self._options.filter_rules,
+            limits=self._options.limits,
         )
 
 

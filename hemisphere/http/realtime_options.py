@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from schema.limits import QueryLimits
 from subscriptions.root import NO_RULES, FilterRule
 
 
@@ -20,3 +21,5 @@ class RealtimeOptions:
     max_pending_messages: int = 1000
     # Server-side enhanced filters per subscription field (subscriptions/root.py).
     filter_rules: Mapping[str, FilterRule] = field(default_factory=lambda: NO_RULES)
+    # The API's query limits (schema.limits), as for HTTP requests.
+    limits: QueryLimits = field(default_factory=QueryLimits)
