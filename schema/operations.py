@@ -9,13 +9,16 @@ from functools import lru_cache
 
 from graphql import GraphQLSyntaxError, OperationDefinitionNode, parse
 
+from schema.limits import MAX_TOKENS
+
 
 @lru_cache(maxsize=1024)
 def _operation_names(query: str) -> tuple[str | None, ...] | None:
     """The names of the document's operations (None for an anonymous one); None when the
     document does not parse (the executor reports the syntax error in its own shape)."""
     try:
-        document = parse(query)
+        # Bounded like schema.limits: an oversized document is refused there, not parsed here.
+        document = parse(query, max_tokens=MAX_TOKENS)
     except GraphQLSyntaxError:
         return None
     return tuple(

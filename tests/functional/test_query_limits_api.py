@@ -141,3 +141,15 @@ async def test_over_a_limit_at_a_graphql_transport_ws_subscribe() -> None:
     assert reply["type"] == "error" and reply["id"] == "1"
     [error] = reply["payload"]
     assert error["errorType"] == "ValidationError" and "depth of 4" in error["message"]
+
+
+async def test_an_alias_bomb_is_a_cheap_refusal_with_the_default_limits() -> None:
+    """10,000 aliases of `region { epoch }` (240 KB) used to hold the process for ~10 s."""
+    app = create_app(
+        with_settings(), runtime_factory=runtime_factory(fake_runtime(InMemoryReader()))
+    )
+    bomb = "{ " + " ".join(f"a{i}: region {{ epoch }}" for i in range(10_000)) + " }"
+    async with client_for(app) as client:
+        response = await post(client, bomb)
+    [error] = response.json()["errors"]
+    assert error["errorType"] == "ValidationError" and "tokens" in error["message"]
