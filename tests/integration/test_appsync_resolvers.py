@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -19,8 +20,14 @@ import httpx
 import pytest
 
 from adapters.eventbridge import profile_update_request_id
-from domain.commands import Checkout, CheckoutLine
-from domain.saga import checkout_execution_name, checkout_input, order_id_for
+from domain.commands import CancelOrder, Checkout, CheckoutLine
+from domain.saga import (
+    cancel_execution_name,
+    cancel_input,
+    checkout_execution_name,
+    checkout_input,
+    order_id_for,
+)
 from hemisphere.app import create_app
 from hemisphere.bootstrap import start_runtime
 from hemisphere.runtime import StartupOptions
@@ -90,11 +97,13 @@ class Stack:
             if token is None:
                 return pages
 
-    async def appsync(self, *requests: dict[str, Any]) -> list[Any]:
+    async def appsync(
+        self, *requests: dict[str, Any], config: HarnessConfig | None = None
+    ) -> list[Any]:
         # The harness is a blocking child process: keep the event loop (and so the workers
         # of the Hemisphere under test) running meanwhile.
         return await asyncio.to_thread(
-            run_harness, self.node, self.export_dir, self.harness, list(requests)
+            run_harness, self.node, self.export_dir, config or self.harness, list(requests)
         )
 
 
@@ -341,3 +350,68 @@ async def test_subscriptions_filter_on_the_arguments_given(stack: Stack) -> None
     assert answers[1]["filter"] is None
     fields = {f["fieldName"]: f["value"] for f in answers[2]["filter"]["filterGroup"][0]["filters"]}
     assert fields == {"id": "p-1", "category": "books"}
+
+
+CANCEL = """mutation($id: ID!, $key: String!) { cancelOrder(id: $id, idempotencyKey: $key) {
+  id status } }"""
+
+
+async def test_cancel_order_starts_the_cancellation_hemisphere_would_start(stack: Stack) -> None:
+    orders = (
+        await stack.hemisphere(
+            'query { ordersByCustomer(customerId: "c-0001") { items { id status } } }'
+        )
+    )["data"]["ordersByCustomer"]["items"]
+    confirmed = next(o["id"] for o in orders if o["status"] == "CONFIRMED")
+    unfinished = [o["id"] for o in orders if o["status"] not in ("CONFIRMED", "CANCELLED")]
+    key = "appsync-cancel-1"
+    [answer] = await stack.appsync({"query": CANCEL, "variables": {"id": confirmed, "key": key}})
+    assert answer["data"]["cancelOrder"] == {"id": confirmed, "status": "CONFIRMED"}, answer
+
+    sfn = boto3.client(
+        "stepfunctions",
+        endpoint_url=stack.settings.aws_endpoint_url,
+        region_name=stack.settings.region,
+        aws_access_key_id=LOCAL_KEY,
+        aws_secret_access_key=LOCAL_KEY,
+    )
+    machine = stack.harness.env["CANCEL_STATE_MACHINE_ARN"]
+    command = CancelOrder(order_id=confirmed, idempotency_key=key)
+    execution = sfn.describe_execution(
+        executionArn=machine.replace(":stateMachine:", ":execution:")
+        + ":"
+        + cancel_execution_name(confirmed, key)
+    )
+    assert json.loads(execution["input"]) == json.loads(cancel_input(command))
+    # Asked again (either front end): the same cancellation, no conflict.
+    [again] = await stack.appsync({"query": CANCEL, "variables": {"id": confirmed, "key": key}})
+    assert "errors" not in again, again
+
+    for order_id in unfinished[:1]:
+        [mine] = await stack.appsync({"query": CANCEL, "variables": {"id": order_id, "key": key}})
+        theirs = await stack.hemisphere(CANCEL, {"id": order_id, "key": key})
+        assert mine["errors"][0]["errorType"] == theirs["errors"][0]["errorType"]
+        assert mine["errors"][0]["message"] == theirs["errors"][0]["message"]
+
+
+async def test_writes_are_refused_when_the_primary_moved_or_cannot_be_reached(
+    stack: Stack,
+) -> None:
+    # Deployed against eu-west-1 as primary while the control item names us-east-1: a stack
+    # not updated after a promotion writes nothing.
+    stale = replace(stack.harness, env={**stack.harness.env, "PRIMARY_REGION": "eu-west-1"})
+    # A secondary whose primary's Step Functions does not answer.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    unreachable = replace(
+        stack.harness,
+        env={**stack.harness.env, "REGION": "eu-west-1"},
+        step_functions_endpoint=f"http://127.0.0.1:{port}/",
+    )
+    request = {"query": CHECKOUT, "variables": {"key": "appsync-refused", "quantity": 1}}
+    for config in (stale, unreachable):
+        [answer] = await stack.appsync(request, config=config)
+        assert answer["data"] == {"checkout": None}
+        assert answer["errors"][0]["errorType"] == "ReadOnlyRegion", answer
+        assert answer["errors"][0]["errorInfo"] == {"retryable": True}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,8 @@ class HarnessConfig:
     env: dict[str, str]
     access_key_id: str = "hemisphere-local"
     bus_name: str = "hemisphere"
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Step Functions of the primary region (default: the same local endpoint).
+    step_functions_endpoint: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -66,7 +67,10 @@ class HarnessConfig:
             "env": self.env,
             "dataSources": {
                 "Projections": {"table": self.table},
-                "PrimaryStepFunctions": {"endpoint": self.endpoint, "signingService": "states"},
+                "PrimaryStepFunctions": {
+                    "endpoint": self.step_functions_endpoint or self.endpoint,
+                    "signingService": "states",
+                },
                 "ProfileUpdatesBus": {"busName": self.bus_name},
             },
         }
