@@ -3,6 +3,8 @@ by a real third-party GraphQL client (gql) with AppSync's API key and IAM authen
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import queue
 import signal
@@ -22,6 +24,7 @@ from botocore.credentials import Credentials
 from gql import Client, GraphQLRequest, gql
 from gql.transport.aiohttp import AIOHTTPTransport
 from gql.transport.appsync_auth import AppSyncApiKeyAuthentication, AppSyncIAMAuthentication
+from gql.transport.appsync_websockets import AppSyncWebsocketsTransport
 from gql.transport.exceptions import TransportQueryError
 
 from hemisphere.localstack import free_port
@@ -128,6 +131,43 @@ def iam_client(served: Served) -> Client:
         region_name="us-east-1",
     )
     return Client(transport=AIOHTTPTransport(url=served.url, auth=auth))
+
+
+async def test_a_subscriber_from_the_first_second_gets_only_real_changes(served: Served) -> None:
+    """Subscribed as soon as serve printed its banner (this test comes first in the module on
+    purpose), nothing arrives for the demo data the start rebuilt into the projections; the
+    next real change arrives, once."""
+    transport = AppSyncWebsocketsTransport(
+        url=f"ws://127.0.0.1:{served.port}/graphql/realtime",
+        auth=AppSyncApiKeyAuthentication(host=f"127.0.0.1:{served.port}", api_key=served.api_key),
+    )
+    received: list[dict[str, Any]] = []
+    arrived = asyncio.Event()
+    async with Client(transport=transport) as session:
+
+        async def collect() -> None:
+            subscription = gql('subscription { onProductChanged(category: "garden") { id } }')
+            async for event in session.subscribe(subscription):
+                received.append(event["onProductChanged"])
+                arrived.set()
+
+        collecting = asyncio.create_task(collect())
+        try:
+            await asyncio.sleep(3)  # the rebuild's 30 garden products would arrive by now
+            assert received == []
+            async with iam_client(served) as writer:
+                written = await writer.execute(
+                    gql("""mutation { upsertProduct(input: {sku: "FIRST-SECOND", name: "Rake",
+                      category: "garden", price: {amount: 900, currency: "EUR"}, available: 3})
+                      { id } }""")
+                )
+            await asyncio.wait_for(arrived.wait(), 15)
+            await asyncio.sleep(0.5)
+        finally:
+            collecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await collecting
+    assert received == [{"id": written["upsertProduct"]["id"]}]
 
 
 def test_serve_prints_the_graphiql_url_and_the_key(served: Served) -> None:
