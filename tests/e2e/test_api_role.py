@@ -3,6 +3,7 @@ logs on stdout, a clean exit on SIGTERM; and its start-up errors as one line."""
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import time
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_api_serves_from_the_environment_and_stops_on_sigterm(
-    pg_dsn: str, aws_endpoint: str, table_name: str
+    pg_dsn: str, aws_endpoint: str, table_name: str, payments_url: str
 ) -> None:
     env = api_env(
         pg_dsn,
@@ -24,7 +25,7 @@ def test_api_serves_from_the_environment_and_stops_on_sigterm(
         table_name,
         HEMISPHERE_SEED_DEMO_DATA="true",
         HEMISPHERE_REBUILD_PROJECTIONS="true",
-        HEMISPHERE_RUN_WORKERS="false",
+        HEMISPHERE_PAYMENTS_URL=payments_url,
     )
     api = start_role(["api", "--host", "127.0.0.1"], env, port=free_port())
     try:
