@@ -44,7 +44,7 @@ def main() -> int:
     parser.add_argument("--base-port", type=int, default=28000)
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--users", type=int, default=2)
-    parser.add_argument("--checkout-interval", type=float, default=1.0)
+    parser.add_argument("--checkout-interval", type=float, default=3.0)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="leave `hemisphere up` running")

@@ -44,6 +44,7 @@ from hemisphere.drill.records import (
     StatusPoll,
 )
 from hemisphere.drill.rpo import FINAL_WITHIN_S
+from hemisphere.drill.status import region_entry
 from hemisphere.drill.topology import Topology
 from hemisphere.drill.users import Target, prober, reader, shopper
 
@@ -63,8 +64,8 @@ class DrillOptions:
     scenario: Scenario
     users: int = 2  # readers per location
     duration: float = 20.0  # seconds of each steady stretch: before, degraded, after
-    checkout_interval: float = 1.0  # per location
-    think: float = 0.05  # a reader's pause between reads
+    checkout_interval: float = 3.0  # per location
+    think: float = 0.2  # a reader's pause between reads
     secondary: str | None = None  # which secondary secondary-loss kills
     promote_after: float | None = None  # None: once every location saw ReadOnlyRegion
     settle_timeout: float = 60.0
@@ -109,6 +110,7 @@ class Drill:
         self.observations.primary = self.primary
         async with self._http() as http, contextlib.AsyncExitStack() as background:
             tasks: list[asyncio.Task[None]] = [asyncio.create_task(self._poll_status())]
+            await self._until("every region healthy", self._all_healthy)
             tasks += self._users(http)
             background.callback(_cancel, tasks)
             where = ", ".join(self.topology.locations)
@@ -286,6 +288,14 @@ class Drill:
             await asyncio.sleep(WAIT_STEP_S)
         self.log(what)
         return True
+
+    def _all_healthy(self) -> bool:
+        polls = self.observations.status
+        status = polls[-1].status if polls else None
+        return status is not None and all(
+            region_entry(status, region).get("health") == "healthy"
+            for region in self.topology.regions
+        )
 
     def _served(self, location: str, since: float, accept: Callable[[str], bool]) -> bool:
         return any(
