@@ -4,6 +4,8 @@ and replicated writes are not sent again, a region cut off catches up."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -20,6 +22,8 @@ from tests.support.replicated_regions import (
     eventually,
     moto_servers,
     replicated_regions,
+    start_replicator,
+    stop_replicator,
 )
 
 pytestmark = pytest.mark.integration
@@ -222,3 +226,40 @@ async def test_the_topology_control_item_replicates_and_never_goes_back(
     await eventually(promoted_everywhere)
     # The old primary's stale record (epoch 1) is refused locally and would lose anyway.
     assert not await us.put_region_control(RegionControl(US, epoch=1))
+
+
+async def test_two_replicators_of_a_region_share_the_work_and_one_takes_over(
+    world: ReplicatedRegions,
+) -> None:
+    first, first_task = world[US].replicator, world[US].task
+    assert first is not None and first_task is not None
+    async with contextlib.AsyncExitStack() as stack:
+        second = await start_replicator(stack, world, US)
+        try:
+
+            async def shared() -> bool:
+                # Each pipeline is held by one of the two; the other stands by.
+                return all(
+                    sorted(
+                        p.state
+                        for r in (first, second)
+                        for p in r.pipelines
+                        if p.target.region == target
+                    )
+                    == ["replicating", "standby"]
+                    for target in (EU, AP)
+                )
+
+            await eventually(shared)
+            # The first one stops (its leases given up): the second replicates.
+            first_task.cancel()
+            await asyncio.gather(first_task, return_exceptions=True)
+            await world.put(US, "PRODUCT#takeover", 1)
+
+            async def arrived() -> bool:
+                return all([await world.version_in(r, "PRODUCT#takeover") == 1 for r in (EU, AP)])
+
+            await eventually(arrived)
+            assert all(p.state == "replicating" for p in second.pipelines)
+        finally:
+            await stop_replicator(world[US])

@@ -23,6 +23,7 @@ from adapters.dynamodb.stream import (
 )
 from adapters.dynamodb.table import ensure_table
 from hemisphere.localstack import MotoServer
+from hemisphere.roles.replicator import LEASE_RENEW_SECONDS, LEASE_SECONDS
 from regions.delay_proxy import DelayProxy, ProxySpec
 from regions.replication import ReplicationTimings, Replicator, TargetReplicator, pipeline_name
 from subscriptions.lease import LeaseKeeper, unique_holder
@@ -142,9 +143,7 @@ async def start_replicator(
     targets: Mapping[str, str] | None = None,
 ) -> Replicator:
     region = world[name]
-    streams = await stack.enter_async_context(
-        create_streams_client(region.endpoint, name, LOCAL)
-    )
+    streams = await stack.enter_async_context(create_streams_client(region.endpoint, name, LOCAL))
     source = DynamoReplicationSource(region.client, streams, world.table)
     holder = unique_holder()
     pipelines = []
@@ -160,7 +159,12 @@ async def start_replicator(
                 source,
                 DynamoReplicaTable(target_client, world.table, target),
                 DynamoCheckpointStore(region.client, world.table, pipe),
-                LeaseKeeper(DynamoLeaseStore(region.client, world.table, pipe), holder),
+                LeaseKeeper(
+                    DynamoLeaseStore(region.client, world.table, pipe),
+                    holder,
+                    duration=LEASE_SECONDS,
+                    renew_every=LEASE_RENEW_SECONDS,
+                ),
                 timings,
             )
         )
