@@ -24,7 +24,7 @@ export function request(ctx) {
           idempotencyKey: input.idempotencyKey,
           requestedAt,
         },
-        time: requestedAt,
+        time: toAppSyncDateTime(requestedAt),
       },
     ],
   };
