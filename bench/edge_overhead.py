@@ -7,8 +7,9 @@ A tiny upstream (Starlette on uvicorn: `/readyz`, a POST `/graphql` answering a 
 JSON, a WebSocket echo) and the edge (`python -m regions.edge_runner`, as `hemisphere up` runs
 it) are child processes; this process is the client (httpx with keep-alive, `websockets`).
 Requests are sequential (latency, not throughput), in alternating blocks of 100 so that drift
-of a shared machine hits both paths alike. It prints p50/p90/p99 per path, the ratio and the
-added milliseconds at p50. Not a test: nothing is asserted.
+of a shared machine hits both paths alike. It prints p50/p90/p99 per path, the ratio, the
+added milliseconds, and the edge process's CPU per proxied request (utime+stime from /proc,
+the figure a loaded machine disturbs least). Not a test: nothing is asserted.
 """
 
 from __future__ import annotations
@@ -130,7 +131,14 @@ def _print(kind: str, direct: list[float], edge: list[float]) -> None:
     )
 
 
-async def measure(upstream: int, edge: int, requests: int, messages: int) -> None:
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc (Linux)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure(upstream: int, edge: int, edge_pid: int, requests: int, messages: int) -> None:
     direct_url = f"http://127.0.0.1:{upstream}/graphql"
     edge_url = f"http://127.0.0.1:{edge}/graphql"
     direct: list[float] = []
@@ -138,10 +146,14 @@ async def measure(upstream: int, edge: int, requests: int, messages: int) -> Non
     async with httpx.AsyncClient() as client:
         await _http_times(direct_url, 50, client)  # warm-up: connections, caches
         await _http_times(edge_url, 50, client)
+        edge_cpu = 0.0
         for _ in range(max(1, requests // BLOCK)):
             direct += await _http_times(direct_url, BLOCK, client)
+            before = _cpu_seconds(edge_pid)
             via_edge += await _http_times(edge_url, BLOCK, client)
+            edge_cpu += _cpu_seconds(edge_pid) - before
     _print("HTTP POST /graphql", direct, via_edge)
+    print(f"edge CPU per proxied request: {edge_cpu / len(via_edge) * 1000:.2f} ms")
     ws_direct: list[float] = []
     ws_edge: list[float] = []
     for _ in range(max(1, messages // BLOCK)):
@@ -182,7 +194,7 @@ def main() -> None:
             assert edge.stdout is not None
             edge.stdout.readline()  # {"ready": ...}
             print(f"edge overhead, latency preset none, {os.cpu_count()} cores")
-            asyncio.run(measure(upstream_port, edge_port, args.requests, args.messages))
+            asyncio.run(measure(upstream_port, edge_port, edge.pid, args.requests, args.messages))
         finally:
             edge.terminate()
             edge.wait()
