@@ -99,14 +99,14 @@ class World:
         primary = self.regions[self.state.primary]
         for region in self.regions.values():
             region.provision(self.state.primary, self.state.epoch)
-        primary.start_postgres(self._primary_ports, self.state.postgres_roles)
+        primary.start_postgres(self._primary_ports)
         for region in self.regions.values():
             if region is not primary:
-                lost = region.start_postgres(self._primary_ports, self.state.postgres_roles)
+                lost = region.start_postgres(self._primary_ports)
                 if postgres.lost_anything(lost):
                     assert lost is not None
                     print(f"{region.name} rejoined; LOST: {postgres.describe_lost(lost)}")
-        self.record_postgres_roles()
+        self.save_state()
         primary.start_api(self._primary_ports, rebuild=True)
         primary.wait_ready()
         for region in self.regions.values():
@@ -148,10 +148,7 @@ class World:
     def _primary_ports(self) -> RegionPorts:
         return self.layout.region(self.state.primary)
 
-    def record_postgres_roles(self) -> None:
-        for region in self.regions.values():
-            if region.postgres_role is not None:
-                self.state.postgres_roles[region.name] = region.postgres_role
+    def save_state(self) -> None:
         self.state.save(self.layout.data_dir)
 
     def _write_topology(self) -> None:
@@ -198,8 +195,8 @@ class World:
         try:
             region.start_aws()
             region.provision(self.state.primary, self.state.epoch)
-            lost = region.start_postgres(self._primary_ports, self.state.postgres_roles)
-            self.record_postgres_roles()
+            lost = region.start_postgres(self._primary_ports)
+            self.save_state()
             region.start_api(self._primary_ports, rebuild=True)
             region.start_replicator()
             region.wait_ready()

@@ -29,6 +29,8 @@ _FOREIGN = (
     "HEMISPHERE_DATA_DIR",
     "HEMISPHERE_SEED_DEMO_DATA",
     "HEMISPHERE_REBUILD_PROJECTIONS",
+    "HEMISPHERE_REGION_ENDPOINTS",
+    "HEMISPHERE_EPOCH",
 )
 
 
@@ -75,6 +77,11 @@ def api_child(
         env["HEMISPHERE_PRIMARY_AWS_ENDPOINT_URL"] = (
             f"http://127.0.0.1:{ports.aws_via[primary.name]}"
         )
+    # Every region's endpoint as seen from here: after a promotion, writes follow the primary
+    # the replicated control item names, without a restart.
+    endpoints = {ports.name: ports.aws_url}
+    endpoints.update({other: f"http://127.0.0.1:{port}" for other, port in ports.aws_via.items()})
+    env["HEMISPHERE_REGION_ENDPOINTS"] = ",".join(f"{k}={v}" for k, v in endpoints.items())
     argv = hemisphere_argv("api", "--host", "127.0.0.1", "--port", str(ports.api))
     return Child(f"{ports.name} API", argv, env, log_dir / f"{ports.name}-api.log")
 
@@ -147,7 +154,7 @@ def edge_spec(layout: Layout, latency: LatencyMatrix) -> dict[str, object]:
     healthy region's API with the location's RTT to it; health probes each API's /readyz
     (Route 53's model: 1 s interval, 3 failures)."""
     return {
-        "latency": latency.to_json(),
+        "latency": _own_region_first(layout, latency),
         "regions": {region.name: region.api_url for region in layout.regions},
         "health": {"interval_s": 1, "timeout_s": 1, "failure_threshold": 3, "path": "/readyz"},
         "edges": [
@@ -155,6 +162,23 @@ def edge_spec(layout: Layout, latency: LatencyMatrix) -> dict[str, object]:
             for region in layout.regions
         ],
     }
+
+
+# Added to a cross-region RTT that equals a location's RTT to its own region (`none`: all 0).
+_TIE_BREAK_MS = 0.001
+
+
+def _own_region_first(layout: Layout, latency: LatencyMatrix) -> dict[str, object]:
+    """The matrix the edges route by: the injected one, except that a location never ties
+    with another region (the edge keeps the first region listed on a tie, so under `none`
+    every user would go to the first region instead of its own). A microsecond, no delay."""
+    local = latency.local_rtt_ms
+    table: dict[str, dict[str, float]] = {}
+    for i, a in enumerate(layout.names):
+        for b in layout.names[i + 1 :]:
+            rtt = latency.rtt_ms(a, b)
+            table.setdefault(a, {})[b] = rtt if rtt > local else local + _TIE_BREAK_MS
+    return {"local_rtt_ms": local, "rtt_ms": table}
 
 
 def edges_child(

@@ -1,17 +1,18 @@
 """Fenced promotion of a secondary region, and the sagas the lost primary left half-way.
 
 1. PostgreSQL: pg_promote() on the region's replica (it accepts writes on return).
-2. Fence: the epoch goes up in the topology record of every live region's table (the record
-   replicates too) and in PostgreSQL; an old primary that comes back sees the newer epoch
-   naming another primary and refuses writes.
+2. Fence (regions.control via hemisphere.promotion): the epoch goes up in the promoted
+   PostgreSQL and the region's control item, then in every live region's (the item
+   replicates too); an old primary that comes back sees the newer epoch naming another
+   primary and refuses writes.
 3. Orphaned sagas: the lost primary's executions died with its Step Functions. Every saga
    not done in the promoted database is re-driven at once, from the replicated relational
    state, under the reconciler's deterministic re-run names (`<execution>-r<attempt>`):
    recorded steps answer their recorded result, so nothing is charged or reserved twice.
 4. The region's API restarts with the primary's settings (workers: outbox relay, saga steps,
    reconciler, profile updates) and the promotion answers once it is ready.
-5. Then, after the answer: the other live secondaries' replicas follow the new primary and
-   their APIs send writes there.
+5. Then, after the answer: the other live secondaries' replicas follow the new primary; their
+   APIs already send writes there (they follow the replicated control item).
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from adapters.postgres.pool import create_pool
 from adapters.postgres.saga import PostgresSagaStore
 from adapters.stepfunctions import StepFunctionsSagaEngine, ensure_state_machines
 from adapters.stepfunctions import create_client as create_sfn_client
+from hemisphere.promotion import claim_primary_region
 from hemisphere.settings import Settings
 from hemisphere.up import postgres
-from hemisphere.up.provision import LOCAL_AWS_CREDENTIALS, write_region_control
+from hemisphere.up.provision import LOCAL_AWS_CREDENTIALS
 from workflows.definitions import definitions
 from workflows.reconciler import Reconciler
 
@@ -44,13 +46,11 @@ log = logging.getLogger(__name__)
 def promote(world: World, region: Region) -> dict[str, Any]:
     began = time.monotonic()
     timeline: dict[str, float] = {}
-    new_epoch = world.state.epoch + 1
-
     postgres.promote(region.node)
     region.postgres_role = "primary"
     timeline["postgres_promoted"] = time.monotonic() - began
 
-    fence(world, region, new_epoch)
+    new_epoch = fence(world, region)
     timeline["fenced"] = time.monotonic() - began
 
     reruns = asyncio.run(redrive_orphaned_sagas(region, world.payments_url))
@@ -78,19 +78,24 @@ def promote(world: World, region: Region) -> dict[str, Any]:
     }
 
 
-def fence(world: World, region: Region, epoch: int) -> None:
-    """Raise the epoch: the new primary's PostgreSQL and table first, then every other live
-    region's table directly (replication would bring it too, a little later)."""
-    write_region_control(region.ports.aws_url, region.name, region.name, epoch)
-    for other in world.regions.values():
-        if other is not region and not other.down:
-            try:
-                write_region_control(other.ports.aws_url, other.name, region.name, epoch)
-            except Exception as error:  # a region dying meanwhile gets it by replication
-                log.warning("could not fence %s directly: %s", other.name, error)
+def fence(world: World, region: Region) -> int:
+    """Raise the epoch: in the promoted PostgreSQL and the region's control item (both must
+    answer), then in the other live regions' control items (replication brings it to the
+    others). Returns the new epoch."""
+    endpoints = {name: other.ports.aws_url for name, other in world.regions.items()}
+    control = asyncio.run(
+        claim_primary_region(
+            region.name,
+            database_url=region.node.url(),
+            endpoints=endpoints,
+            table_name=Settings().table_name,
+            credentials=LOCAL_AWS_CREDENTIALS,
+        )
+    )
     world.state.primary = region.name
-    world.state.epoch = epoch
-    world.record_postgres_roles()
+    world.state.epoch = control.epoch
+    world.save_state()
+    return control.epoch
 
 
 async def redrive_orphaned_sagas(region: Region, payments_url: str) -> list[str]:
@@ -126,8 +131,8 @@ async def redrive_orphaned_sagas(region: Region, payments_url: str) -> list[str]
 
 
 def follow_new_primary(world: World, primary: Region) -> None:
-    """The other live secondaries: their replica streams from the new primary, their API
-    sends writes there."""
+    """The other live secondaries' replicas stream from the new primary. (Their APIs send
+    writes to the primary the replicated control item names: no restart.)"""
     for other in world.regions.values():
         if other is primary or other.down:
             continue
@@ -141,7 +146,5 @@ def follow_new_primary(world: World, primary: Region) -> None:
                     flush=True,
                 )
             other.postgres_role = "replica"
-            other.restart_api(primary.ports)
         except Exception as error:
             print(f"{other.name} could not follow {primary.name}: {error}", flush=True)
-    world.record_postgres_roles()

@@ -70,26 +70,26 @@ class Region:
         provision_region(self.ports.aws_url, self.name)
         write_region_control(self.ports.aws_url, self.name, primary, epoch)
 
-    def start_postgres(
-        self, primary: RegionPorts, recorded: dict[str, str]
-    ) -> dict[str, Any] | None:
+    def start_postgres(self, primary: RegionPorts) -> dict[str, Any] | None:
         """Its node as the primary, or as a streaming replica of `primary` through the delay
-        proxy of that link. A node that was a primary and is not any more rejoins (rewind);
-        returns what it had not replicated (lost), or None."""
-        lost: dict[str, Any] | None = None
+        proxy of that link; the data dir tells what the node was. A node that was a primary
+        and is not any more rejoins (rewind); returns what it had not replicated (lost)."""
         if primary.name == self.name:
             postgres.start_primary(self.node)
             self.postgres_role = "primary"
             return None
         upstream_port = self.ports.postgres_via[primary.name]
-        if recorded.get(self.name) == "primary" and postgres.has_data(self.node):
+        lost: dict[str, Any] | None = None
+        if not postgres.has_data(self.node):
+            postgres.start_replica(self.node, upstream_port)  # a base backup
+        elif not postgres.is_standby(self.node):
+            # A primary that another region replaced while it was away: what it had that
+            # the new primary lacks is reported, then it is rewound (never started as it is).
             lost = postgres.rejoin(self.node, upstream_port)
-        elif postgres.has_data(self.node) and postgres.is_standby(self.node):
-            # It may have followed another primary when it went down: follow this one.
-            postgres.start_replica(self.node, upstream_port)
-            lost = postgres.follow(self.node, upstream_port)
         else:
-            postgres.start_replica(self.node, upstream_port)
+            # A standby, maybe of a primary that is not the primary any more: it follows this
+            # one (rewound if it had gone past the new timeline's fork).
+            lost = postgres.follow(self.node, upstream_port)
         self.postgres_role = "replica"
         return lost
 

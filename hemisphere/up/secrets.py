@@ -1,13 +1,13 @@
 """What every region of `up` shares: the API keys, the IAM pair, the token secret (a
 pagination token made in one region is valid in the next), and the persisted state (which
-region is primary, at which epoch, and what each PostgreSQL node was last)."""
+region is primary, at which epoch; each PostgreSQL data dir says itself what its node was)."""
 
 from __future__ import annotations
 
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +52,6 @@ class UpState:
 
     primary: str
     epoch: int = 1
-    # Per region, what its PostgreSQL node was when last seen: "primary" or "replica". A
-    # region recorded "primary" that is not the primary any more must rejoin (pg_rewind).
-    postgres_roles: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, data_dir: Path) -> UpState | None:
@@ -65,21 +62,12 @@ class UpState:
         return cls(
             primary=str(document["primary"]),
             epoch=int(document["epoch"]),
-            postgres_roles=dict(document.get("postgres_roles", {})),
         )
 
     def save(self, data_dir: Path) -> None:
         path = data_dir / STATE_FILE
         temporary = path.with_suffix(".tmp")
         temporary.write_text(
-            json.dumps(
-                {
-                    "primary": self.primary,
-                    "epoch": self.epoch,
-                    "postgres_roles": self.postgres_roles,
-                },
-                indent=2,
-            )
-            + "\n"
+            json.dumps({"primary": self.primary, "epoch": self.epoch}, indent=2) + "\n"
         )
         os.replace(temporary, path)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -94,22 +96,27 @@ class Up:
 
 
 class Region:
-    """A region's GraphQL endpoint, called with SigV4 (IAM) as a back office would."""
+    """A region's GraphQL endpoint: mutations with the API key (as the shop's clients send
+    them), queries signed with SigV4 (IAM, as a back office reads any customer's orders)."""
 
-    def __init__(self, name: str, url: str, iam: str) -> None:
+    def __init__(self, name: str, url: str, api_key: str, iam: str) -> None:
         self.name = name
         self.url = url
+        self.api_key = api_key
         akid, secret = iam.split(":", 1)
         self._credentials = Credentials(akid, secret)
         self._client = httpx.Client(timeout=15)
 
     def call(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         body = json.dumps({"query": query, "variables": variables or {}})
-        request = AWSRequest(
-            method="POST", url=self.url, data=body, headers={"content-type": "application/json"}
-        )
-        SigV4Auth(self._credentials, "appsync", self.name).add_auth(request)
-        answer = self._client.post(self.url, content=body, headers=dict(request.headers.items()))
+        headers = {"content-type": "application/json"}
+        if query.lstrip().startswith("mutation"):
+            headers["x-api-key"] = self.api_key
+        else:
+            request = AWSRequest(method="POST", url=self.url, data=body, headers=headers)
+            SigV4Auth(self._credentials, "appsync", self.name).add_auth(request)
+            headers = dict(request.headers.items())
+        answer = self._client.post(self.url, content=body, headers=headers)
         document: dict[str, Any] = answer.json()
         return document
 
@@ -220,7 +227,22 @@ def stop_up(up: Up) -> None:
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    data_dir = tmp_path_factory.mktemp("up") / "global"
+    # Not under pytest's tmp dir: PostgreSQL runs as an unprivileged user (we are root in
+    # CI) that must be able to reach its data dir, and pytest's base dir is private (0700).
+    data_dir = Path(tempfile.mkdtemp(prefix="hemisphere-up-"))
+    data_dir.chmod(0o755)
+    try:
+        yield from _running_up(data_dir)
+    finally:
+        # The processes' logs stay for whoever reads a failure.
+        kept = tmp_path_factory.mktemp("up-logs")
+        if (data_dir / "logs").is_dir():
+            shutil.copytree(data_dir / "logs", kept, dirs_exist_ok=True)
+        print(f"hemisphere up logs: {kept}")
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _running_up(data_dir: Path) -> Iterator[Up]:
     running = start_up(data_dir)
     try:
         yield running
@@ -243,7 +265,9 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
 def regions(up: Up) -> Iterator[dict[str, Region]]:
     topology = up.topology
     made = {
-        name: Region(name, topology["regions"][name]["graphql"], topology["iam"])
+        name: Region(
+            name, topology["regions"][name]["graphql"], topology["api_key"], topology["iam"]
+        )
         for name in REGIONS
     }
     yield made
