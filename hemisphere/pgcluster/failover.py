@@ -34,7 +34,6 @@ from hemisphere.pgcluster.node import (
     tool,
 )
 from hemisphere.pgcluster.process import StopMode, is_running, start, stop
-from hemisphere.pgcluster.provision import base_backup, set_standby_conf
 from hemisphere.pgcluster.rpo import (
     LostRow,
     WalTail,
@@ -46,6 +45,7 @@ from hemisphere.pgcluster.rpo import (
     snapshot_rows,
     wal_after,
 )
+from hemisphere.pgcluster.standby import base_backup, set_standby_conf
 from hemisphere.pgcluster.status import StandbyStatus, is_in_recovery, replication_status
 from hemisphere.pgcluster.status import timeline_of_primary as _timeline_of_primary
 

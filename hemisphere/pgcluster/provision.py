@@ -6,26 +6,25 @@ the data (and the roles the nodes had when it stopped).
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass
 
-from hemisphere.pgcluster.errors import PgRoleError
+from hemisphere.pgcluster.errors import PgRoleError, PgStartError
+from hemisphere.pgcluster.failover import RejoinReport, follow
 from hemisphere.pgcluster.node import (
     SUPERUSER,
     PgNode,
-    conninfo,
     has_data,
     is_standby_on_disk,
     prepare_dir,
     query,
     quote_literal,
     run_tool,
-    set_auto_conf,
     tool,
     write_file,
 )
 from hemisphere.pgcluster.process import start
+from hemisphere.pgcluster.standby import base_backup, set_standby_conf
 
 # NO_SYNC_WHY: initdb, pg_basebackup and pg_rewind skip their final fsync of the whole data
 # directory (seconds on a busy shared disk). What the stand-in simulates is a region's
@@ -52,6 +51,10 @@ wal_receiver_status_interval = '1s'
 wal_receiver_timeout = '10s'
 wal_sender_timeout = '10s'
 wal_retrieve_retry_interval = '1s'
+# After a crash (a killed region) or from a base backup, a server fsyncs its whole data
+# directory before recovery, file by file by default: seconds on a busy disk. One syncfs()
+# of the file system does the same job.
+recovery_init_sync_method = 'syncfs'
 # Several regions share one machine: keep each server small.
 shared_buffers = '32MB'
 max_connections = 100
@@ -68,11 +71,14 @@ local replication all trust
 
 @dataclass(frozen=True, slots=True)
 class BaseBackupReport:
-    """What make_replica did: `copied` is False when an existing replica was reused."""
+    """What make_replica did: `copied` is False when an existing replica was reused;
+    `rejoined` says what it lost if it could not start on its primary's timeline and had to
+    be rewound (see failover.follow)."""
 
     node: str
     copied: bool
     seconds: float
+    rejoined: RejoinReport | None = None
 
 
 def init_primary(node: PgNode, database: str = "hemisphere") -> bool:
@@ -118,51 +124,18 @@ def make_replica(
     are reported first). A standby that was down while another node was promoted is better
     brought back with `follow`, which starts it and rewinds it if it cannot follow."""
     began = time.monotonic()
-    copied = False
     if has_data(node):
         if not is_standby_on_disk(node):
             raise PgRoleError(f"{node.name}: {node.data_dir} is a primary; rejoin it instead")
-    else:
-        base_backup(node, primary_host, primary_port, timeout=timeout)
-        copied = True
+        set_standby_conf(node, primary_host, primary_port)
+        try:
+            start(node, timeout=timeout)
+        except PgStartError:
+            # It had gone past the fork of a timeline it fetched before going down.
+            rejoined = follow(node, primary_host, primary_port)
+            return BaseBackupReport(node.name, False, time.monotonic() - began, rejoined)
+        return BaseBackupReport(node.name, False, time.monotonic() - began)
+    base_backup(node, primary_host, primary_port, timeout=timeout)
     set_standby_conf(node, primary_host, primary_port)
     start(node, timeout=timeout)
-    return BaseBackupReport(node.name, copied, time.monotonic() - began)
-
-
-def base_backup(node: PgNode, host: str, port: int, *, timeout: float = 120.0) -> None:
-    """A fresh copy of the primary at host:port replaces the node's data directory. It is
-    copied beside it first: a copy cut short must not look like a data directory later."""
-    partial = node.data_dir.with_name(f"{node.data_dir.name}.partial")
-    if partial.exists():
-        shutil.rmtree(partial)
-    prepare_dir(partial)
-    run_tool(
-        [
-            tool("pg_basebackup"),
-            "-D",
-            str(partial),
-            "-d",
-            conninfo(host, port, application_name=f"{node.name}-basebackup"),
-            "--wal-method=stream",
-            "--checkpoint=fast",
-            "--write-recovery-conf",
-            "--no-sync",  # see NO_SYNC_WHY
-        ],
-        timeout=timeout,
-    )
-    if node.data_dir.exists():
-        shutil.rmtree(node.data_dir)
-    partial.rename(node.data_dir)
-
-
-def set_standby_conf(node: PgNode, host: str, port: int) -> None:
-    """Make the stopped node's data directory start as a standby of host:port."""
-    write_file(node.data_dir / "standby.signal", "")
-    set_auto_conf(
-        node,
-        {
-            "primary_conninfo": conninfo(host, port, application_name=node.name),
-            "recovery_target_timeline": "latest",
-        },
-    )
+    return BaseBackupReport(node.name, True, time.monotonic() - began)
