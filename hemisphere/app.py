@@ -20,12 +20,14 @@ from domain.auth import Caller
 from hemisphere.http.authn import Authenticator
 from hemisphere.http.endpoint import GraphQLHTTP
 from hemisphere.http.graphiql import STATIC_DIR, STATIC_PATH, graphiql_page
+from hemisphere.http.rate_limits import Throttle
 from hemisphere.http.realtime_options import RealtimeOptions
 from hemisphere.http.websocket_routes import websocket_routes
 from hemisphere.publisher_identity import stream_publisher_credentials
 from hemisphere.readiness import Readiness, Report
 from hemisphere.runtime import Runtime
 from hemisphere.settings import Settings
+from hemisphere.throttling import open_throttle
 from resolvers.context import Context
 from resolvers.schema import build_schema
 from schema.limits import QueryLimits
@@ -80,6 +82,7 @@ def create_app(
         resolvers=settings.resolver_count_limit,
         introspection=settings.introspection,
     )
+    throttle: Throttle | None = None
     endpoint = GraphQLHTTP(
         schema,
         authenticator,
@@ -87,6 +90,7 @@ def create_app(
         graphiql_page(graphiql_api_key),
         limits=limits,
         max_body_bytes=settings.max_request_bytes,
+        throttle=lambda: throttle,
     )
     realtime = replace(realtime or RealtimeOptions(), limits=limits)
 
@@ -112,8 +116,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        nonlocal runtime
-        async with runtime_factory(settings) as started:
+        nonlocal runtime, throttle
+        async with runtime_factory(settings) as started, open_throttle(settings) as throttle:
             probes.watch(started.probes)
             async with probes.running():
                 runtime = started

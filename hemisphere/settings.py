@@ -4,6 +4,7 @@ os.environ. A missing or malformed setting stops start-up with one line naming t
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -73,6 +74,10 @@ class Settings:
     resolver_count_limit: int = 10_000
     introspection: bool = True
     max_request_bytes: int = 1_048_576
+    # Per-caller rate limits (hemisphere.http.rate_limits), each (per second, burst) or None.
+    rate_limit_per_address: tuple[float, int] | None = None
+    rate_limit_per_api_key: tuple[float, int] | None = None
+    rate_limit_per_identity: tuple[float, int] | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -162,6 +167,15 @@ class Settings:
                 1_024,
                 10_485_760,
             ),
+            rate_limit_per_address=_rate(
+                "HEMISPHERE_RATE_LIMIT_PER_ADDRESS", get("HEMISPHERE_RATE_LIMIT_PER_ADDRESS")
+            ),
+            rate_limit_per_api_key=_rate(
+                "HEMISPHERE_RATE_LIMIT_PER_API_KEY", get("HEMISPHERE_RATE_LIMIT_PER_API_KEY")
+            ),
+            rate_limit_per_identity=_rate(
+                "HEMISPHERE_RATE_LIMIT_PER_IDENTITY", get("HEMISPHERE_RATE_LIMIT_PER_IDENTITY")
+            ),
         )
 
 
@@ -186,6 +200,22 @@ def _positive_int(name: str, raw: str | None) -> int | None:
     if not raw.isdigit() or int(raw) < 1:
         raise SettingsError(f"{name}={raw!r} is not a positive whole number")
     return int(raw)
+
+
+def _rate(name: str, raw: str | None) -> tuple[float, int] | None:
+    """`RATE[:BURST]`: RATE requests a second on average, BURST at once (default 2 x RATE);
+    unset or 0: no limit."""
+    if raw is None or raw == "0":
+        return None
+    rate, _, burst = raw.partition(":")
+    try:
+        per_second = float(rate)
+        at_once = int(burst) if burst else max(1, math.ceil(2 * per_second))
+    except ValueError:
+        per_second, at_once = -1.0, 0
+    if not (per_second > 0 and at_once >= 1):
+        raise SettingsError(f"{name}={raw!r} is not RATE[:BURST] like 50 or 50:100")
+    return per_second, at_once
 
 
 def _bounded_int(name: str, raw: str | None, default: int, low: int, high: int) -> int:

@@ -15,6 +15,8 @@ from starlette.responses import HTMLResponse, Response
 from domain.auth import Caller
 from domain.errors import UnauthorizedError
 from hemisphere.http.authn import NOT_AUTHORIZED, Authenticator
+from hemisphere.http.ports import Decision
+from hemisphere.http.rate_limits import Throttle, retry_after_header
 from schema.errors import format_error, request_error
 from schema.limits import QueryLimits, check_limits
 from schema.operations import operation_selection_error
@@ -43,13 +45,17 @@ class GraphQLHTTP:
         *,
         limits: QueryLimits | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
+        throttle: Callable[[], Throttle | None] = lambda: None,
     ) -> None:
+        """`throttle` gives the running app's rate limits (None: none), known once its
+        lifespan has started."""
         self._schema = schema
         self._authenticator = authenticator
         self._make_context = make_context
         self._graphiql_html = graphiql_html
         self._limits = limits or QueryLimits()
         self._max_body_bytes = max_body_bytes
+        self._throttle = throttle
 
     async def get(self, request: Request) -> Response:
         if self._graphiql_html is not None and "text/html" in request.headers.get("accept", ""):
@@ -62,6 +68,12 @@ class GraphQLHTTP:
         )
 
     async def post(self, request: Request) -> Response:
+        throttle = self._throttle()
+        if throttle is not None:
+            client = request.client.host if request.client else None
+            refused = _throttled(await throttle.address(client))
+            if refused is not None:
+                return refused
         body = await self._read_body(request)
         if body is None:
             return _json(
@@ -81,6 +93,10 @@ class GraphQLHTTP:
             # AppSync says the same thing for a missing and a wrong key: nothing to probe.
             message = exc.message if "authorization" in headers else NOT_AUTHORIZED
             return _json(request_error("UnauthorizedException", message), status=401)
+        if throttle is not None:
+            refused = _throttled(await throttle.caller(caller))
+            if refused is not None:
+                return refused
 
         if not body.strip():
             return _malformed('The request body is empty: send {"query": "..."}.')
@@ -132,6 +148,20 @@ class GraphQLHTTP:
                 return None
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _throttled(decision: Decision) -> Response | None:
+    if decision.allowed:
+        return None
+    wait = retry_after_header(decision)
+    body = request_error("TooManyRequestsException", f"Rate exceeded: retry in {wait} s.")
+    body["errors"][0]["errorInfo"] = {
+        "retryable": True,
+        "retryAfterSeconds": round(decision.retry_after_seconds, 3),
+    }
+    response = _json(body, status=429)
+    response.headers["Retry-After"] = wait
+    return response
 
 
 def _signed_url(request: Request, headers: dict[str, str]) -> str:
