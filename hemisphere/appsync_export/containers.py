@@ -143,7 +143,7 @@ def _stream() -> list[dict[str, Any]]:
     ]
 
 
-def _environment(role_name: str) -> list[dict[str, str] | dict[str, Any]]:
+def _environment() -> list[dict[str, str] | dict[str, Any]]:
     return [
         {"Name": "HEMISPHERE_REGION", "Value": ref("AWS::Region")},
         {"Name": "HEMISPHERE_PRIMARY_REGION", "Value": ref("PrimaryRegion")},
@@ -169,7 +169,6 @@ def _environment(role_name: str) -> list[dict[str, str] | dict[str, Any]]:
                 sub("http://${LoadBalancer.DNSName}/graphql"),
             ),
         },
-        {"Name": "HEMISPHERE_ROLE", "Value": role_name},
     ]
 
 
@@ -179,7 +178,7 @@ def _task(name: str, command: list[str], cpu: str, memory: str, task_role: str) 
         "Image": ref("ContainerImage"),
         "Command": command,
         "Essential": True,
-        "Environment": _environment(name),
+        "Environment": _environment(),
         "Secrets": [
             {"Name": key, "ValueFrom": sub(f"${{AppSecretArn}}:{key}::")} for key in SECRET_KEYS
         ],

@@ -63,7 +63,10 @@ def regional_template(sdl: str) -> dict[str, Any]:
                 "Value": cfn.get_att("GraphQLApi", "GraphQLUrl"),
             },
             "RealtimeUrl": {"Value": cfn.get_att("GraphQLApi", "RealtimeUrl")},
-            "ApiKeyId": {"Value": cfn.get_att("ApiKey", "ApiKey")},
+            "ApiKeyId": {
+                "Description": "The API key's id (its value: aws appsync list-api-keys)",
+                "Value": cfn.get_att("ApiKey", "ApiKeyId"),
+            },
             **{
                 f"{saga.capitalize()}StateMachineArn": {
                     "Value": cfn.ref(f"{saga.capitalize()}StateMachine")
