@@ -52,31 +52,34 @@ class DelayLine(Generic[T]):
     """
 
     def __init__(
-        self, delay: float, deliver: Callable[[T], Awaitable[None]], capacity: int = LINE_CAPACITY
+        self,
+        delay: float,
+        deliver: Callable[[T], Awaitable[None]],
+        capacity: int = LINE_CAPACITY,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.delay = delay
         self._deliver = deliver
         self._queue: asyncio.Queue[tuple[float, T | None, bool]] = asyncio.Queue(capacity)
+        self._clock = clock or (lambda: asyncio.get_running_loop().time())
+        self._sleep = sleep
 
     async def put(self, item: T) -> None:
-        await self._queue.put((self._now() + self.delay, item, False))
+        await self._queue.put((self._clock() + self.delay, item, False))
 
     async def close(self) -> None:
-        await self._queue.put((self._now() + self.delay, None, True))
+        await self._queue.put((self._clock() + self.delay, None, True))
 
     async def run(self) -> None:
         while True:
             due, item, closed = await self._queue.get()
-            wait = due - self._now()
+            wait = due - self._clock()
             if wait > 0:
-                await asyncio.sleep(wait)
+                await self._sleep(wait)
             if closed:
                 return
             await self._deliver(cast(T, item))  # None only in the closing entry
-
-    @staticmethod
-    def _now() -> float:
-        return asyncio.get_running_loop().time()
 
 
 @dataclass(frozen=True, slots=True)
