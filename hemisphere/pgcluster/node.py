@@ -175,6 +175,10 @@ def quote_literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
 def set_auto_conf(node: PgNode, settings: dict[str, str]) -> None:
     """Write `settings` into postgresql.auto.conf while the server is down (what ALTER SYSTEM
     does while it is up); other settings in the file are kept."""

@@ -18,6 +18,7 @@ from hemisphere.pgcluster.node import (
     is_standby_on_disk,
     prepare_dir,
     query,
+    quote_ident,
     quote_literal,
     run_tool,
     tool,
@@ -110,7 +111,7 @@ def init_primary(node: PgNode, database: str = "hemisphere") -> bool:
         raise PgRoleError(f"{node.name}: {node.data_dir} is a standby, not a primary")
     start(node)
     if not query(node.port, f"SELECT 1 FROM pg_database WHERE datname = {quote_literal(database)}"):
-        query(node.port, f'CREATE DATABASE "{database}"')
+        query(node.port, f"CREATE DATABASE {quote_ident(database)}")
     return created
 
 
