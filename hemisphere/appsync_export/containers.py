@@ -143,8 +143,8 @@ def _stream() -> list[dict[str, Any]]:
     ]
 
 
-def _environment() -> list[dict[str, str] | dict[str, Any]]:
-    return [
+def _environment(role_name: str) -> list[dict[str, Any]]:
+    environment: list[dict[str, Any]] = [
         {"Name": "HEMISPHERE_REGION", "Value": ref("AWS::Region")},
         {"Name": "HEMISPHERE_PRIMARY_REGION", "Value": ref("PrimaryRegion")},
         {"Name": "HEMISPHERE_TABLE", "Value": ref("TableName")},
@@ -159,17 +159,21 @@ def _environment() -> list[dict[str, str] | dict[str, Any]]:
         },
         # The API runs no workers: they are a service of their own, in the primary only.
         {"Name": "HEMISPHERE_RUN_WORKERS", "Value": "false"},
-        # The stream publisher calls the publish* mutations of the front end that clients
-        # subscribe through, so that its subscriptions fire.
-        {
-            "Name": "HEMISPHERE_PUBLISH_URL",
-            "Value": if_(
-                "AppSyncInFront",
-                get_att("GraphQLApi", "GraphQLUrl"),
-                sub("http://${LoadBalancer.DNSName}/graphql"),
-            ),
-        },
     ]
+    if role_name == "publisher":
+        # The stream publisher calls the publish* mutations of the front end that clients
+        # subscribe through, so that its subscriptions fire (the API runs none of its own).
+        environment.append(
+            {
+                "Name": "HEMISPHERE_PUBLISH_URL",
+                "Value": if_(
+                    "AppSyncInFront",
+                    get_att("GraphQLApi", "GraphQLUrl"),
+                    sub("http://${LoadBalancer.DNSName}/graphql"),
+                ),
+            }
+        )
+    return environment
 
 
 def _task(name: str, command: list[str], cpu: str, memory: str, task_role: str) -> dict[str, Any]:
@@ -178,7 +182,7 @@ def _task(name: str, command: list[str], cpu: str, memory: str, task_role: str) 
         "Image": ref("ContainerImage"),
         "Command": command,
         "Essential": True,
-        "Environment": _environment(),
+        "Environment": _environment(name),
         "Secrets": [
             {"Name": key, "ValueFrom": sub(f"${{AppSecretArn}}:{key}::")} for key in SECRET_KEYS
         ],
