@@ -16,7 +16,7 @@ not retried elsewhere: the client sees the error and its next request goes to th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -98,6 +98,9 @@ class EdgeRouter:
             for name, url in self.regions.items()
         }
         self._bridges: set[WebSocketBridge] = set()
+        # Requests waiting on each region, and those given up because it turned unhealthy.
+        self._in_flight: dict[str, set[asyncio.Task[Any]]] = {name: set() for name in regions}
+        self._abandoned: set[asyncio.Task[Any]] = set()
         health.subscribe(self._on_transition)
 
     @staticmethod
@@ -122,6 +125,7 @@ class EdgeRouter:
                     "url": url,
                     "rtt_ms": self.matrix.rtt_ms(self.location, region),
                     "websockets": sum(1 for bridge in self._bridges if bridge.region == region),
+                    "requests_in_flight": len(self._in_flight[region]),
                     **health.get(region, {}),
                 }
                 for region, url in self.regions.items()
@@ -145,17 +149,40 @@ class EdgeRouter:
             await _lifespan(receive, send)
 
     def _on_transition(self, transition: Transition) -> None:
+        """A region found unhealthy loses its WebSockets (1012) and its waiting requests
+        (503), so that a hung region holds nobody beyond the detection time."""
         if transition.healthy:
             return
         for bridge in list(self._bridges):
             if bridge.region == transition.region:
                 bridge.close_for_failover()
+        for task in self._in_flight.get(transition.region, ()):
+            self._abandoned.add(task)
+            task.cancel()
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         region = self.choice()
         if region is None:
             await _unavailable("no healthy region", None)(scope, receive, send)
             return
+        task = asyncio.current_task()
+        assert task is not None  # an ASGI call always runs in a task
+        started = _Started(send)
+        self._in_flight[region].add(task)
+        try:
+            await self._forward(region, scope, receive, started)
+        except asyncio.CancelledError:
+            if task not in self._abandoned:
+                raise
+            task.uncancel()
+            if not started.sent:
+                message = f"region {region} failed its health checks; retry"
+                await _unavailable(message, region)(scope, receive, send)
+        finally:
+            self._in_flight[region].discard(task)
+            self._abandoned.discard(task)
+
+    async def _forward(self, region: str, scope: Scope, receive: Receive, send: _Started) -> None:
         one_way = self.matrix.one_way_seconds(self.location, region)
         body = await _read_body(receive)
         await asyncio.sleep(one_way)  # the request travels to the region
@@ -193,6 +220,19 @@ class EdgeRouter:
             await WebSocket(scope, receive, send).send_denial_response(denial)
         finally:
             self._bridges.discard(bridge)
+
+
+class _Started:
+    """An ASGI `send` that remembers whether the response has begun (after which an error
+    can only cut the connection, not become a 503)."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.sent = False
+
+    async def __call__(self, message: MutableMapping[str, Any]) -> None:
+        self.sent = True
+        await self._send(message)
 
 
 async def _relay_response(

@@ -206,6 +206,24 @@ async def test_no_healthy_region_is_a_retryable_503(
     assert denied.value.response.status_code == 503
 
 
+async def test_requests_waiting_on_a_region_that_turns_unhealthy_get_a_503(
+    edge: Edge, regions: dict[str, TinyRegion]
+) -> None:
+    async with httpx.AsyncClient(base_url=edge.url, timeout=60) as client:
+        waiting = asyncio.create_task(client.post("/graphql?hang=1", json={"query": "{ x }"}))
+        router = edge.running.routers[0]
+        await _until(lambda: router.status()["regions"]["near"]["requests_in_flight"] == 1)
+        regions["near"].unready()
+        response = await waiting
+        assert response.status_code == 503
+        assert response.headers["x-hemisphere-region"] == "near"
+        error = response.json()["errors"][0]
+        assert error["errorType"] == "ServiceUnavailable"
+        assert "failed its health checks" in error["message"]
+        after = await client.post("/graphql", json={"query": "{ region }"})
+        assert after.headers["x-hemisphere-region"] == "far"
+
+
 def _appsync_subprotocols() -> list[Subprotocol]:
     header = base64.urlsafe_b64encode(b'{"host":"edge","x-api-key":"k"}').decode().rstrip("=")
     return [Subprotocol("graphql-ws"), Subprotocol(f"header-{header}")]

@@ -5,6 +5,7 @@ subprotocols and the query, then echo. Run: `python -m tests.support.tiny_region
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import threading
@@ -34,6 +35,8 @@ def build(name: str) -> Starlette:
 
     async def graphql(request: Request) -> JSONResponse:
         body = await request.body()
+        if request.query_params.get("hang"):  # a region that accepted and never answers
+            await asyncio.sleep(3600)
         return JSONResponse(
             {
                 "data": {"region": name},
