@@ -43,29 +43,63 @@ query Shop {
 """
 
 
+class PagePatchError(RuntimeError):
+    """Strawberry's GraphiQL page no longer has the text a patch replaces (a new version):
+    the page must not be served silently unpatched."""
+
+
+# GraphiQL's fetcher sends the headers editor's headers with each HTTP request, but its
+# WebSocket client is made once, with fixed connection parameters. One client per distinct
+# set of headers makes subscriptions carry the credentials the user typed (browsers cannot
+# set headers on a WebSocket: they travel in connection_init, as Apollo and urql send them).
+_FETCHER = """\
+      const fetchers = new Map();
+      function fetcherFor(headers) {
+        const key = JSON.stringify(headers || {});
+        if (!fetchers.has(key)) {
+          fetchers.set(key, GraphiQL.createFetcher({
+            url: fetchURL,
+            headers: defaultHeaders,
+            subscriptionUrl,
+            wsConnectionParams: headers || {},
+          }));
+        }
+        return fetchers.get(key);
+      }
+      const fetcher = (params, options) => fetcherFor(options && options.headers)(params, options);
+"""
+_STRAWBERRY_FETCHER = """\
+      const fetcher = GraphiQL.createFetcher({
+        url: fetchURL,
+        headers: defaultHeaders,
+        subscriptionUrl,
+      });
+"""
+
+
 def graphiql_page(api_key: str | None) -> str:
+    """Strawberry's page with our example, our assets, and subscriptions that use the
+    headers editor's credentials; `api_key` prefills that editor (the local default only)."""
     html = get_graphql_ide_html(graphql_ide="graphiql")
-    html = html.replace(
-        "parameters.q || EXAMPLE_QUERY", f"parameters.q || {json.dumps(EXAMPLE_QUERY)}"
+    html = _patch(
+        html, "parameters.q || EXAMPLE_QUERY", f"parameters.q || {json.dumps(EXAMPLE_QUERY)}"
     )
+    html = _patch(html, _STRAWBERRY_FETCHER, _FETCHER)
     if api_key is not None:
         headers = json.dumps(json.dumps({"x-api-key": api_key}, indent=2))
-        html = html.replace(
-            "React.useState(parameters.headers)", f"React.useState(parameters.headers || {headers})"
-        )
-        # Browsers cannot set headers on a WebSocket: subscriptions carry the key in the
-        # connection_init payload (graphql-transport-ws), as Apollo and urql do.
-        connection_params = json.dumps({"x-api-key": api_key})
-        html = html.replace(
-            "        subscriptionUrl,\n",
-            f"        subscriptionUrl,\n        wsConnectionParams: {connection_params},\n",
-        )
-        html = html.replace(
-            "const defaultHeaders = {};",
-            f'const defaultHeaders = {{"x-api-key": {json.dumps(api_key)}}};',
+        html = _patch(
+            html,
+            "React.useState(parameters.headers)",
+            f"React.useState(parameters.headers || {headers})",
         )
     html = _CDN_URL.sub(_local_asset, html)
-    return html.replace("<title>Strawberry GraphiQL</title>", "<title>Hemisphere GraphiQL</title>")
+    return _patch(html, "<title>Strawberry GraphiQL</title>", "<title>Hemisphere GraphiQL</title>")
+
+
+def _patch(html: str, old: str, new: str) -> str:
+    if old not in html:
+        raise PagePatchError(f"Strawberry's GraphiQL page has no {old.strip()[:60]!r} any more")
+    return html.replace(old, new)
 
 
 def _local_asset(match: re.Match[str]) -> str:
