@@ -16,6 +16,7 @@ import importlib.util
 import io
 import os
 import pwd
+import re
 import stat
 import subprocess
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from hemisphere.pgcluster.errors import PgClusterError, PgCommandError
 SUPERUSER = "postgres"
 OS_USER = "pgserver"
 LOCALHOST = "127.0.0.1"
+_NODE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,63}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +41,11 @@ class PgNode:
     port: int
 
     def __post_init__(self) -> None:
+        # The name goes into conninfo strings as application_name: no spaces or quotes.
+        if not _NODE_NAME.fullmatch(self.name):
+            raise ValueError(f"node name {self.name!r}: letters, digits, '.', '_', '-' only")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"node {self.name}: port {self.port} is not a TCP port")
         # Absolute: the tools run from "/", and a stale postmaster.pid is told apart by it.
         object.__setattr__(self, "data_dir", Path(self.data_dir).absolute())
 

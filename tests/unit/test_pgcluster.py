@@ -1,10 +1,14 @@
 """The RPO arithmetic of the PostgreSQL stand-in: LSNs, timeline histories, pg_waldump's
-output, and which rows count as lost."""
+output, and which rows count as lost; what a node may be called."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
+import pytest
+
+from hemisphere.pgcluster.node import PgNode
 from hemisphere.pgcluster.rpo import (
     LostRow,
     fork_point,
@@ -68,3 +72,11 @@ def test_rows_missing_or_older_on_the_new_primary_are_lost_newer_ones_are_not() 
         LostRow("orders", "o-older", 3, 2),
         LostRow("payments", "pay-missing", None, None),
     )
+
+
+def test_a_node_name_must_fit_in_a_connection_string() -> None:
+    with pytest.raises(ValueError, match="letters, digits"):
+        PgNode("us east", Path("/tmp/x"), 5432)
+    with pytest.raises(ValueError, match="not a TCP port"):
+        PgNode("us-east-1", Path("/tmp/x"), 70000)
+    assert PgNode("us-east-1", Path("rel"), 5432).data_dir.is_absolute()
