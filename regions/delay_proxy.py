@@ -122,6 +122,7 @@ def _host_port(value: object) -> tuple[str, int]:
     if not isinstance(value, str) or ":" not in value:
         raise ValueError(f"expected 'host:port', got {value!r}")
     host, _, port = value.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")  # "[::1]:5432"
     if not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ValueError(f"expected 'host:port', got {value!r}")
     return host, int(port)
@@ -147,7 +148,8 @@ class DelayProxy:
 
     @property
     def listen(self) -> str:
-        return f"{self.spec.listen_host}:{self.port}"
+        host = self.spec.listen_host
+        return f"[{host}]:{self.port}" if ":" in host else f"{host}:{self.port}"
 
     @property
     def connection_count(self) -> int:

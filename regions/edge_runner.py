@@ -97,6 +97,7 @@ class EdgesSpec:
 def _edge(document: Mapping[str, Any]) -> EdgeSpec:
     listen = document.get("listen", "")
     host, _, port = str(listen).rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")  # "[::1]:8000"
     if "location" not in document or not host or not port.isdigit():
         raise ValueError(f"edges spec: {dict(document)!r} needs location and listen 'host:port'")
     return EdgeSpec(str(document["location"]), host, int(port))
@@ -220,12 +221,16 @@ def _print_ready(spec: EdgesSpec) -> Callable[[RunningEdges], None]:
     def report(running: RunningEdges) -> None:
         running.health.subscribe(_print_transition)
         ready = [
-            {"location": edge.location, "listen": f"{edge.host}:{running.ports[edge.location]}"}
+            {"location": edge.location, "listen": _address(edge.host, running.ports[edge.location])}
             for edge in spec.edges
         ]
         print(json.dumps({"ready": ready}), flush=True)
 
     return report
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _print_transition(transition: Transition) -> None:
