@@ -7,10 +7,11 @@ the data (and the roles the nodes had when it stopped).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hemisphere.pgcluster.errors import PgRoleError, PgStartError
-from hemisphere.pgcluster.failover import RejoinReport, follow
+from hemisphere.pgcluster.errors import PgCommandError, PgRoleError, PgStartError
+from hemisphere.pgcluster.failover import RejoinReport, follow, timeline_of
 from hemisphere.pgcluster.node import (
     SUPERUSER,
     PgNode,
@@ -26,6 +27,7 @@ from hemisphere.pgcluster.node import (
 )
 from hemisphere.pgcluster.process import start
 from hemisphere.pgcluster.standby import base_backup, set_standby_conf
+from hemisphere.pgcluster.status import is_in_recovery, timeline_of_primary
 
 # NO_SYNC_WHY: initdb, pg_basebackup and pg_rewind skip their final fsync of the whole data
 # directory (seconds on a busy shared disk). What the stand-in simulates is a region's
@@ -82,12 +84,19 @@ class BaseBackupReport:
     rejoined: RejoinReport | None = None
 
 
-def init_primary(node: PgNode, database: str = "hemisphere") -> bool:
+def init_primary(
+    node: PgNode, database: str = "hemisphere", *, peers: Sequence[tuple[str, int]] = ()
+) -> bool:
     """Make `node` a running primary with `database`; True if it was created just now.
 
     An existing data directory is reused as it is; one that is a standby raises PgRoleError
-    (it follows another primary: start it with `start`, or promote it)."""
+    (it follows another primary: start it with `start`, or promote it). `peers` (host, port)
+    are the other nodes (or the proxies to them): if one that answers is a primary on a newer
+    timeline, this node is a former primary and starting it would make two, so PgRoleError
+    (it must `rejoin`). Peers that do not answer are skipped (they may be down)."""
     created = not has_data(node)
+    if not created:
+        _refuse_if_superseded(node, peers)
     if created:
         prepare_dir(node.data_dir)
         run_tool(
@@ -113,6 +122,24 @@ def init_primary(node: PgNode, database: str = "hemisphere") -> bool:
     if not query(node.port, f"SELECT 1 FROM pg_database WHERE datname = {quote_literal(database)}"):
         query(node.port, f"CREATE DATABASE {quote_ident(database)}")
     return created
+
+
+def _refuse_if_superseded(node: PgNode, peers: Sequence[tuple[str, int]]) -> None:
+    if not peers:
+        return
+    own = timeline_of(node)
+    for host, port in peers:
+        try:
+            if is_in_recovery(port, host):
+                continue
+            newer = timeline_of_primary(port, host)
+        except PgCommandError:
+            continue  # down or unreachable: it cannot be taking writes through this link
+        if newer > own:
+            raise PgRoleError(
+                f"{node.name} is a former primary (timeline {own}): {host}:{port} is the "
+                f"primary on timeline {newer}; rejoin it instead"
+            )
 
 
 def make_replica(

@@ -177,7 +177,11 @@ def test_failover_promotes_a_replica_and_reports_what_the_old_primary_lost(
     wait_for(lambda: "o-after-promotion" in order_versions(other), "the follower to catch up")
     assert "o-lost" not in order_versions(other)
 
-    # The old primary comes back: its writes since the cut are reported, then rewound away.
+    # The old primary comes back: it may not start as a primary next to the new one; its
+    # writes since the cut are reported, then rewound away.
+    with pytest.raises(PgRoleError, match="former primary"):
+        init_primary(old, peers=[(LOCALHOST, other.port), (LOCALHOST, new.port)])
+    assert not is_running(old)
     report = rejoin(old, LOCALHOST, new.port)
     assert report.method == "rewind", report
     assert (report.old_timeline, report.new_timeline) == (1, 2)
