@@ -3,15 +3,20 @@ logs on stdout, a clean exit on SIGTERM; and its start-up errors as one line."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
 import socket
 import time
 
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
 from hemisphere.localstack import free_port
-from tests.support.roles import api_env, clean_env, start_role
+from tests.support.roles import API_KEY, api_env, clean_env, start_role
 
 pytestmark = pytest.mark.e2e
 
@@ -36,8 +41,12 @@ def test_api_serves_from_the_environment_and_stops_on_sigterm(
         assert alive is not None and alive.json() == {"status": "alive"}
         product = api.query('{ product(id: "p-0001") { id } }')
         assert product["data"] == {"product": {"id": "p-0001"}}
+        sockets = [graphql_ws(api.port), appsync_realtime(api.port)]
         started = time.monotonic()
-        assert api.stop(signal.SIGTERM) == 0
+        api.process.send_signal(signal.SIGTERM)
+        # Closed as "service restart": clients reconnect (elsewhere) at once.
+        assert [close_code(ws) for ws in sockets] == [1012, 1012]
+        assert api.wait_exit(timeout=20) == 0
         assert time.monotonic() - started < 10
     finally:
         if api.process.poll() is None:
@@ -45,6 +54,38 @@ def test_api_serves_from_the_environment_and_stops_on_sigterm(
     assert "Hemisphere API serving region us-east-1" in api.text
     assert "SIGTERM received: stopping" in api.text
     assert "Traceback" not in api.text
+
+
+def close_code(ws: ClientConnection, timeout: float = 10) -> int | None:
+    """Read (keep-alives, pings) until the server closes; its close code."""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ws.recv(timeout=deadline - time.monotonic())
+    except ConnectionClosed as closed:
+        return None if closed.rcvd is None else closed.rcvd.code
+    raise AssertionError("the server did not close the WebSocket")
+
+
+def graphql_ws(port: int | None) -> ClientConnection:
+    ws = connect(
+        f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]
+    )
+    ws.send(json.dumps({"type": "connection_init", "payload": {"x-api-key": API_KEY}}))
+    assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
+    return ws
+
+
+def appsync_realtime(port: int | None) -> ClientConnection:
+    header = {"host": f"127.0.0.1:{port}", "x-api-key": API_KEY}
+    encoded = base64.b64encode(json.dumps(header).encode()).decode()
+    ws = connect(
+        f"ws://127.0.0.1:{port}/graphql/realtime?header={encoded}&payload=e30=",
+        subprotocols=[Subprotocol("graphql-ws")],
+    )
+    ws.send(json.dumps({"type": "connection_init"}))
+    assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
+    return ws
 
 
 def test_a_malformed_database_url_is_one_line_naming_it() -> None:
@@ -94,8 +135,9 @@ def test_a_port_already_taken_is_refused_before_anything_starts(
     ]
 
 
-def test_sigterm_while_waiting_for_backends_exits_cleanly(
-    aws_endpoint: str, table_name: str
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
+def test_a_stop_signal_while_waiting_for_backends_exits_cleanly(
+    aws_endpoint: str, table_name: str, signum: signal.Signals
 ) -> None:
     dead = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
     role = start_role(
@@ -105,4 +147,5 @@ def test_sigterm_while_waiting_for_backends_exits_cleanly(
     while "waiting for PostgreSQL" not in role.text:
         assert time.monotonic() < deadline, role.text
         time.sleep(0.1)
-    assert role.stop(signal.SIGTERM, timeout=10) == 0
+    assert role.stop(signum, timeout=10) == 0
+    assert "Traceback" not in role.text
