@@ -71,9 +71,12 @@ def phases(started: float, ended: float, faults: Sequence[Fault]) -> list[Phase]
     if not faults:
         return [Phase("steady", started, ended)]
     several = len(faults) > 1
+    scenarios = [fault.scenario for fault in faults]
     result = [Phase("before", started, faults[0].killed)]
-    for fault in faults:
+    for index, fault in enumerate(faults, start=1):
         suffix = f" {fault.scenario}" if several else ""
+        if scenarios.count(fault.scenario) > 1:
+            suffix += f" {index}"  # phase names key the tables: each must be its own
         back = fault.back if fault.back is not None else fault.until
         result.append(Phase(f"during{suffix}", fault.killed, back))
         if back < fault.until:

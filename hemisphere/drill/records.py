@@ -100,6 +100,8 @@ class Action:
     ok: bool
     detail: str = ""
     answer: Json | None = None
+    # For a stop: the scenario it starts (secondary-loss or primary-loss).
+    scenario: str = ""
 
 
 @dataclass(frozen=True, slots=True)

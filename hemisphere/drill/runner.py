@@ -54,6 +54,9 @@ WAIT_STEP_S = 0.1
 # The end: how long the last orders may take to become final (and projected) when there was
 # no promotion; the returning region's check compares the latest RESYNC_ORDERS orders.
 SETTLE_S = 30.0
+# A promotion the control endpoint refused is tried again, a few times.
+PROMOTE_ATTEMPTS = 3
+PROMOTE_RETRY_S = 5.0
 RESYNC_ORDERS = 20
 # The baseline and service-time stretches: half of --duration, at least this long.
 MIN_CALIBRATION_S = 2.0
@@ -225,7 +228,7 @@ class Drill:
             self.options.secondary
             or self.topology.latency.nearest_first(self.primary, secondaries)[-1]
         )
-        killed = await self._act("stop", region)
+        killed = await self._act("stop", region, "secondary-loss")
         await self._until(
             f"{region}'s users served elsewhere",
             lambda: self._served(region, killed, lambda served: served != region),
@@ -235,7 +238,7 @@ class Drill:
 
     async def _primary_loss(self, http: httpx.AsyncClient) -> None:
         old = self.primary
-        killed = await self._act("stop", old)
+        killed = await self._act("stop", old, "primary-loss")
         if self.options.promote_after is None:
             await self._until(
                 "every location read-only", lambda: self._read_only_everywhere(killed), within=15.0
@@ -243,8 +246,13 @@ class Drill:
         else:
             await asyncio.sleep(self.options.promote_after)
         new = self.topology.nearest_secondary(old)
-        promoted = await self._act("promote", new)
-        self.primary = new
+        for attempt in range(1, PROMOTE_ATTEMPTS + 1):
+            promoted = await self._act("promote", new)
+            if self.observations.actions[-1].ok:
+                self.primary = new
+                break
+            if attempt < PROMOTE_ATTEMPTS:
+                await asyncio.sleep(PROMOTE_RETRY_S)  # as an operator would: look, try again
         await self._until("a write accepted", lambda: self._write_accepted(promoted), within=30.0)
         await self._degraded()
         await self._restore(old, http)
@@ -263,7 +271,9 @@ class Drill:
         self.log(f"after: {self.options.duration:.0f} s steady")
         await asyncio.sleep(self.options.duration)
 
-    async def _act(self, name: Literal["stop", "start", "promote"], region: str) -> float:
+    async def _act(
+        self, name: Literal["stop", "start", "promote"], region: str, scenario: str = ""
+    ) -> float:
         self.log(f"{name} {region}")
         requested = self.clock()
         try:
@@ -272,7 +282,7 @@ class Drill:
         except ControlError as error:
             answer, ok, detail = None, False, str(error)
         self.observations.actions.append(
-            Action(name, region, requested, self.clock(), ok, detail[:300], answer)
+            Action(name, region, requested, self.clock(), ok, detail[:300], answer, scenario)
         )
         self.log(f"{name} {region}: {'done' if ok else 'FAILED'} {detail[:200]}")
         return requested

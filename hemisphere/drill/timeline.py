@@ -51,6 +51,8 @@ class Fault:
     resynced: float | None = None
     # Where this fault's effects end: the next fault's kill, or the end of the run.
     until: float = 0.0
+    # Control actions that failed: (name, region, when it answered, why).
+    failed_actions: tuple[tuple[str, str, float, str], ...] = ()
 
     def events(self) -> list[Event]:
         named: list[tuple[str, float | None, str, str]] = [
@@ -70,13 +72,19 @@ class Fault:
             ("region back", self.back, self.region, "its location served by it again"),
             ("resynced", self.resynced, self.region, "its copy of the latest orders equal"),
         ]
-        return [Event(name, at, region, detail) for name, at, region, detail in named if at]
+        named += [
+            (f"{name} FAILED", at, region, why) for name, region, at, why in self.failed_actions
+        ]
+        events = [Event(name, at, region, detail) for name, at, region, detail in named if at]
+        return sorted(events, key=lambda event: event.at)
 
 
 def assemble(observations: Observations) -> list[Fault]:
     """One Fault per stop action, in order."""
     actions = sorted(observations.actions, key=lambda action: action.requested)
     stops = [action for action in actions if action.name == "stop" and action.ok]
+    if not stops:
+        return []
     faults = []
     for index, stop in enumerate(stops):
         until = stops[index + 1].requested if index + 1 < len(stops) else observations.ended
@@ -88,13 +96,14 @@ def assemble(observations: Observations) -> list[Fault]:
 def _fault(observations: Observations, stop: Action, window: list[Action], until: float) -> Fault:
     region, killed = stop.region, stop.requested
     promote = next((a for a in window if a.name == "promote" and a.ok), None)
+    failed = [a for a in window if not a.ok]
     start = next((a for a in window if a.name == "start" and a.region == region), None)
     requests = [r for r in observations.requests if killed <= r.started < until]
     read_only, read_only_locations = (
         _read_only(requests, observations.locations) if promote else (None, 0)
     )
     return Fault(
-        scenario="primary-loss" if promote is not None else "secondary-loss",
+        scenario=stop.scenario or ("primary-loss" if promote is not None else "secondary-loss"),
         region=region,
         killed=killed,
         detected=next(
@@ -128,6 +137,7 @@ def _fault(observations: Observations, stop: Action, window: list[Action], until
         ),
         resynced=_resynced(observations, region, start.requested, until) if start else None,
         until=until,
+        failed_actions=tuple((a.name, a.region, a.answered, a.detail) for a in failed),
     )
 
 

@@ -121,9 +121,9 @@ def test_primary_loss_timeline() -> None:
     assert names == [
         "kill",
         "detected",
-        "traffic moved",
         "read-only entered",
         "promote sent",
+        "traffic moved",
         "promoted",
         "first write accepted",
         "restart sent",
@@ -160,6 +160,27 @@ def test_secondary_loss_has_no_promotion_and_faults_split_the_run() -> None:
         "after secondary-loss",
         "during primary-loss",
     ]
+
+
+def test_intended_scenario_and_failed_actions() -> None:
+    """A primary loss whose promotion failed is still a primary loss; the failure is an event;
+    two faults of one scenario get phases of their own."""
+    obs = Observations(started=0.0, locations=LOCATIONS, primary="us-east-1", ended=100.0)
+    obs.actions += [
+        Action("stop", "us-east-1", 10.0, 10.1, True, scenario="primary-loss"),
+        Action("promote", "eu-west-1", 20.0, 25.0, False, "HTTP 500: timeout"),
+        Action("start", "us-east-1", 30.0, 31.0, True),
+        Action("stop", "us-east-1", 50.0, 50.1, True, scenario="primary-loss"),
+    ]
+    first, second = assemble(obs)
+    assert first.scenario == second.scenario == "primary-loss"
+    assert first.promoted is None and first.promoted_region is None
+    failed = [e for e in first.events() if e.name == "promote FAILED"]
+    assert [(e.at, e.region, e.detail) for e in failed] == [
+        (25.0, "eu-west-1", "HTTP 500: timeout")
+    ]
+    names = [p.name for p in phases(0.0, 100.0, [first, second])]
+    assert names == ["before", "during primary-loss 1", "during primary-loss 2"]
 
 
 def test_failed_stop_is_no_fault() -> None:
