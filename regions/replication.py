@@ -45,6 +45,7 @@ from regions.ports import (
     CheckpointExpiredError,
     RecordReader,
     ReplicaTable,
+    ReplicaUnavailableError,
     SourceTable,
     StreamRecord,
     WireItem,
@@ -305,6 +306,11 @@ class TargetReplicator:
                 return
             except Exception as error:
                 self.error = str(error)
+                # The target down is the expected outage; anything else (this region's own
+                # endpoint down, an unexpected answer) is an error until the next attempt.
+                self.state = (
+                    "unreachable" if isinstance(error, ReplicaUnavailableError) else "error"
+                )
                 log.warning(
                     "replication %s→%s: %s; starting over in %.1f s",
                     self.region,
@@ -327,6 +333,20 @@ class TargetReplicator:
         self._check_target_copy = False
         if not stored or not await self.target.is_seeded(self.region):
             await self._full_copy()
+        if not stored:
+            # Copied: from now on the stream is enough, from its oldest record. Saying so in
+            # the checkpoints keeps a restart (a lost lease, a target outage) from copying
+            # the whole table again.
+            for listed in await self._source.shards(stream):
+                if not await self._checkpoints.save(
+                    stream,
+                    listed.shard_id,
+                    None,
+                    finished=False,
+                    holder=self._lease.holder,
+                    token=token,
+                ):
+                    raise _FencedOutError()
         finished = {shard_id for shard_id, cp in stored.items() if cp.finished}
         resume = {shard_id: cp.sequence_number for shard_id, cp in stored.items()}
         known = set(resume)
