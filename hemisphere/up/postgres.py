@@ -24,8 +24,10 @@ def has_data(node: PgNode) -> bool:
     return _has_data(node)
 
 
-def start_primary(node: PgNode) -> None:
-    provision.init_primary(node)
+def start_primary(node: PgNode, peer_ports: list[int]) -> None:
+    """Refused (PgRoleError) if a peer that answers is a primary on a newer timeline: this
+    node was replaced while `up` was away and must rejoin instead."""
+    provision.init_primary(node, peers=[(LOCALHOST, port) for port in peer_ports])
 
 
 def start_replica(node: PgNode, upstream_port: int) -> None:

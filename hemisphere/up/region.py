@@ -75,7 +75,7 @@ class Region:
         proxy of that link; the data dir tells what the node was. A node that was a primary
         and is not any more rejoins (rewind); returns what it had not replicated (lost)."""
         if primary.name == self.name:
-            postgres.start_primary(self.node)
+            postgres.start_primary(self.node, list(self.ports.postgres_via.values()))
             self.postgres_role = "primary"
             return None
         upstream_port = self.ports.postgres_via[primary.name]

@@ -144,6 +144,23 @@ def eventually(check: Callable[[], T | None], seconds: float, what: str) -> T:
     raise AssertionError(f"not within {seconds}s: {what} (last error: {last!r})")
 
 
+def place(region: Region, key: str, seconds: float = 30) -> dict[str, Any]:
+    """A checkout, retried with the same idempotency key while the region answers that it
+    cannot reach the primary (what the error tells clients to do: on this loaded machine a
+    forwarded call sometimes outlasts its 3 s deadline)."""
+
+    def attempt() -> dict[str, Any] | None:
+        document = region.call(CHECKOUT, checkout_input(key))
+        errors = document.get("errors") or []
+        if errors and errors[0].get("errorType") in ("ReadOnlyRegion", "ServiceUnavailable"):
+            return None
+        assert not errors, document
+        placed: dict[str, Any] = document["data"]["checkout"]
+        return placed
+
+    return eventually(attempt, seconds, f"checkout {key} accepted by {region.name}")
+
+
 def checkout_input(key: str, customer: str = "c-0007", product: str = "p-0042") -> dict[str, Any]:
     return {
         "input": {
@@ -318,7 +335,7 @@ def test_topology_file_and_status(up: Up) -> None:
 
 
 def test_a_checkout_through_the_secondary_is_forwarded(regions: dict[str, Region]) -> None:
-    placed = regions[SECONDARY].data(CHECKOUT, checkout_input("e2e-up-forwarded"))["checkout"]
+    placed = place(regions[SECONDARY], "e2e-up-forwarded")
     for region in regions.values():
         eventually(
             lambda region=region: order_in(region, placed["id"], "CONFIRMED"),  # type: ignore[misc]
@@ -330,8 +347,8 @@ def test_a_checkout_through_the_secondary_is_forwarded(regions: dict[str, Region
 def test_losing_the_secondary_moves_its_users_and_loses_no_write(
     up: Up, regions: dict[str, Region]
 ) -> None:
-    assert eventually(lambda: edge_choice(up, SECONDARY), 30, "edge answers") == SECONDARY
-    placed = regions[PRIMARY].data(CHECKOUT, checkout_input("e2e-up-before-loss"))["checkout"]
+    eventually(lambda: edge_choice(up, SECONDARY) == SECONDARY, 30, "its edge serves its users")
+    placed = place(regions[PRIMARY], "e2e-up-before-loss")
     eventually(lambda: order_in(regions[SECONDARY], placed["id"], "CONFIRMED"), 60, "replicated")
 
     up.regions("stop", SECONDARY)
@@ -345,7 +362,7 @@ def test_losing_the_secondary_moves_its_users_and_loses_no_write(
     started = time.monotonic()
     up.regions("start", SECONDARY)
     print(f"secondary back and serving after {time.monotonic() - started:.1f}s")
-    assert eventually(lambda: edge_choice(up, SECONDARY), 30, "edge back") == SECONDARY
+    eventually(lambda: edge_choice(up, SECONDARY) == SECONDARY, 30, "its users are back")
     eventually(lambda: order_in(regions[SECONDARY], placed["id"], "CONFIRMED"), 30, "resynced")
 
 
@@ -369,9 +386,8 @@ def test_losing_the_primary_makes_the_secondary_read_only(
 def test_promoting_the_secondary_accepts_writes(up: Up, regions: dict[str, Region]) -> None:
     began = time.monotonic()
     up.regions("promote", SECONDARY)
-    placed = regions[SECONDARY].data(CHECKOUT, checkout_input("e2e-up-after-promotion"))
+    order_id = place(regions[SECONDARY], "e2e-up-after-promotion")["id"]
     print(f"promote → first write accepted: {time.monotonic() - began:.1f}s")
-    order_id = placed["checkout"]["id"]
     eventually(lambda: order_in(regions[SECONDARY], order_id, "CONFIRMED"), 60, "confirmed")
     status = up.status()
     assert status["primary"] == SECONDARY and status["epoch"] == 2
@@ -395,7 +411,7 @@ def test_the_old_primary_returns_fenced_and_resynchronized(
     assert region["primaryRegion"] == SECONDARY
     assert up.status()["regions"][PRIMARY]["role"] == "secondary"
     # Its writes go to the new primary; nothing runs in its own region.
-    placed = old.data(CHECKOUT, checkout_input("e2e-up-through-old-primary"))["checkout"]
+    placed = place(old, "e2e-up-through-old-primary")
     for region_client in regions.values():
         eventually(
             lambda r=region_client: order_in(r, placed["id"], "CONFIRMED"),  # type: ignore[misc]
@@ -404,7 +420,7 @@ def test_the_old_primary_returns_fenced_and_resynchronized(
         )
     # Resynchronized: the same orders and stock in both regions.
     for key in ("e2e-up-forwarded", "e2e-up-before-loss", "e2e-up-after-promotion"):
-        order_id = regions[SECONDARY].data(CHECKOUT, checkout_input(key))["checkout"]["id"]
+        order_id = place(regions[SECONDARY], key)["id"]
         same = [regions[name].data(ORDER, {"id": order_id})["order"] for name in REGIONS]
         assert same[0] == same[1], same
     eventually(
