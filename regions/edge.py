@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -92,11 +92,10 @@ class EdgeRouter:
         self.regions = {name: _origin(url) for name, url in regions.items()}
         self.matrix = matrix
         self.health = health
-        # One keep-alive client per region: a request pays the injected latency, not a handshake.
-        self._clients = {
-            name: httpx.AsyncClient(base_url=url, timeout=upstream_timeout)
-            for name, url in self.regions.items()
-        }
+        self._upstream_timeout = upstream_timeout
+        # One keep-alive client per region (made on first use, inside the running loop): a
+        # request pays the injected latency, not a handshake.
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._bridges: set[WebSocketBridge] = set()
         # Requests waiting on each region, and those given up because it turned unhealthy.
         self._in_flight: dict[str, set[asyncio.Task[Any]]] = {name: set() for name in regions}
@@ -135,7 +134,7 @@ class EdgeRouter:
     async def aclose(self) -> None:
         for bridge in list(self._bridges):
             bridge.close_for_failover()
-        await asyncio.gather(*(client.aclose() for client in self._clients.values()))
+        await asyncio.gather(*(session.close() for session in self._sessions.values()))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -186,15 +185,15 @@ class EdgeRouter:
         one_way = self.matrix.one_way_seconds(self.location, region)
         body = await _read_body(receive)
         await asyncio.sleep(one_way)  # the request travels to the region
-        request = self._clients[region].build_request(
-            scope["method"],
-            _path_and_query(scope),
-            headers=_forwarded_headers(scope),
-            content=body,
-        )
         try:
-            response = await self._clients[region].send(request, stream=True)
-        except httpx.HTTPError as error:
+            response = await self._session(region).request(
+                scope["method"],
+                _path_and_query(scope),
+                headers=_forwarded_headers(scope),
+                data=body,
+                allow_redirects=False,
+            )
+        except (aiohttp.ClientError, TimeoutError) as error:
             await asyncio.sleep(one_way)
             message = f"region {region} did not answer ({type(error).__name__}); retry"
             await _unavailable(message, region)(scope, receive, send)
@@ -202,7 +201,20 @@ class EdgeRouter:
         try:
             await _relay_response(response, region, one_way, send)
         finally:
-            await response.aclose()
+            response.release()
+
+    def _session(self, region: str) -> aiohttp.ClientSession:
+        session = self._sessions.get(region)
+        if session is None:
+            session = self._sessions[region] = aiohttp.ClientSession(
+                base_url=self.regions[region],
+                timeout=aiohttp.ClientTimeout(total=self._upstream_timeout),
+                # Bytes pass through as the region sent them (content-encoding included), and
+                # no header the client did not send is added.
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
+            )
+        return session
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         region = self.choice()
@@ -236,22 +248,20 @@ class _Started:
 
 
 async def _relay_response(
-    response: httpx.Response, region: str, one_way: float, send: Send
+    response: aiohttp.ClientResponse, region: str, one_way: float, send: Send
 ) -> None:
     """The answer travels back: its start and each body chunk `one_way` after they arrived
     (a streamed answer, e.g. multipart subscriptions, keeps its pace)."""
     headers = [
-        (name.encode("latin-1"), value.encode("latin-1"))
-        for name, value in response.headers.multi_items()
-        if name.lower() not in _HOP_HEADERS
+        (name, value) for name, value in response.raw_headers if name.lower() not in _HOP_BYTES
     ]
     headers.append((REGION_HEADER.encode(), region.encode()))
-    start = {"type": "http.response.start", "status": response.status_code, "headers": headers}
+    start = {"type": "http.response.start", "status": response.status, "headers": headers}
     line: DelayLine[Message] = DelayLine(one_way, send)
     delivering = asyncio.create_task(line.run())
     try:
         await line.put(start)
-        async for chunk in response.aiter_raw():
+        async for chunk in response.content.iter_any():
             await line.put({"type": "http.response.body", "body": chunk, "more_body": True})
         await line.put({"type": "http.response.body", "body": b"", "more_body": False})
         await line.close()
@@ -272,13 +282,17 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-def _forwarded_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+def _forwarded_headers(scope: Scope) -> list[tuple[str, str]]:
     """The client's headers minus one hop's; Host is kept (SigV4 signs it), and the client's
     address is added as X-Forwarded-For."""
-    headers = [(name, value) for name, value in scope["headers"] if name not in _HOP_BYTES]
+    headers = [
+        (name.decode("latin-1"), value.decode("latin-1"))
+        for name, value in scope["headers"]
+        if name not in _HOP_BYTES
+    ]
     client = scope.get("client")
     if client:
-        headers.append((b"x-forwarded-for", str(client[0]).encode()))
+        headers.append(("x-forwarded-for", str(client[0])))
     return headers
 
 
