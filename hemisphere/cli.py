@@ -76,12 +76,14 @@ def _parser() -> argparse.ArgumentParser:
 
     register_replicator(commands)
     from hemisphere.roles.api import register as register_api
+    from hemisphere.roles.publisher import register as register_publisher
     from hemisphere.roles.serve import register as register_serve
     from hemisphere.roles.worker import register as register_worker
 
     register_serve(commands)
     register_api(commands)
     register_worker(commands)
+    register_publisher(commands)
     from hemisphere.drill import register as register_drill
 
     register_drill(commands)

@@ -82,6 +82,7 @@ def clean_env(**variables: str) -> dict[str, str]:
 
 
 def api_env(database_url: str, aws_endpoint: str, table: str, **more: str) -> dict[str, str]:
+    """What `hemisphere api` needs; an empty `database_url` leaves DATABASE_URL unset."""
     return clean_env(
         DATABASE_URL=database_url,
         AWS_ENDPOINT_URL=aws_endpoint,
