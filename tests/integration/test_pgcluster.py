@@ -108,7 +108,7 @@ def order_versions(node: PgNode) -> dict[str, int]:
     return {row[0]: int(row[1]) for row in sql(node, "SELECT id, version FROM orders")}
 
 
-def wait_for(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+def wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -135,6 +135,11 @@ def replay_lags(primary: PgNode) -> list[float]:
     return [r.replay_lag_ms for r in status.replicas if r.replay_lag_ms is not None]
 
 
+def lag_seen_after_a_write(primary: PgNode) -> bool:
+    sql(primary, "INSERT INTO ticks DEFAULT VALUES")
+    return bool(replay_lags(primary))
+
+
 def test_failover_promotes_a_replica_and_reports_what_the_old_primary_lost(
     new_node: NodeFactory,
 ) -> None:
@@ -148,7 +153,10 @@ def test_failover_promotes_a_replica_and_reports_what_the_old_primary_lost(
 
     # A write on the primary reaches the hot standby, which refuses writes itself.
     place_order(old, "o-streamed")
-    wait_for(lambda: bool(replay_lags(old)), "a replay lag measured by the primary")
+    # PostgreSQL shows a replica's lag only briefly after a write (then NULL while idle):
+    # write again until a poll catches one.
+    sql(old, "CREATE TABLE ticks (at timestamptz DEFAULT now())")
+    wait_for(lambda: lag_seen_after_a_write(old), "a replay lag measured by the primary")
     wait_for(lambda: "o-streamed" in order_versions(new), "the write on the replica")
     with pytest.raises(PgCommandError, match="read-only"):
         place_order(new, "o-on-a-standby")
