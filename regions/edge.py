@@ -24,6 +24,7 @@ import aiohttp
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
+from yarl import URL
 
 from regions.delay_proxy import DelayLine
 from regions.edge_websocket import RegionConnectionFailedError, WebSocketBridge
@@ -188,7 +189,8 @@ class EdgeRouter:
         try:
             response = await self._session(region).request(
                 scope["method"],
-                _path_and_query(scope),
+                # Verbatim: a re-encoded query (%41 read as A) would break SigV4's signature.
+                URL(_path_and_query(scope), encoded=True),
                 headers=_forwarded_headers(scope),
                 data=body,
                 allow_redirects=False,
