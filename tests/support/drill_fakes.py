@@ -38,7 +38,7 @@ from regions.latency import GLOBAL
 
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 API_KEY = "da2-drill-fake"
-DETECTION_S = 0.3
+DETECTION_S = 1.0
 CONFIRM_S = 0.05
 
 SDL = """
