@@ -143,6 +143,8 @@ async def run_edges(
                 access_log=False,
                 log_level="warning",
                 timeout_graceful_shutdown=SHUTDOWN_SECONDS,
+                # Loopback both sides: compressing each message again would be CPU for nothing.
+                ws_per_message_deflate=False,
             )
         )
         for router, edge in zip(routers, spec.edges, strict=True)
