@@ -265,6 +265,9 @@ def container_resources() -> dict[str, Any]:
     return {
         "LogGroup": {
             "Type": "AWS::Logs::LogGroup",
+            # Logs outlive the stack: what happened before a teardown stays readable.
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
             "Properties": {"LogGroupName": sub("/hemisphere/${TableName}"), "RetentionInDays": 30},
         },
         "Cluster": {"Type": "AWS::ECS::Cluster", "Properties": {"ClusterName": ref("TableName")}},
@@ -306,8 +309,11 @@ def container_resources() -> dict[str, Any]:
                 "SubnetIds": ref("PrivateSubnetIds"),
             },
         },
+        # Pub/sub only: nothing in Redis outlives a connection, so it is not kept.
         "Redis": {
             "Type": "AWS::ElastiCache::ReplicationGroup",
+            "DeletionPolicy": "Delete",
+            "UpdateReplacePolicy": "Delete",
             "Properties": {
                 "ReplicationGroupDescription": "Subscription fan-out between API instances",
                 "Engine": "redis",

@@ -111,8 +111,11 @@ def _aurora() -> dict[str, Any]:
                 "BackupRetentionPeriod": 7,
             },
         },
+        # The cluster holds the data (and is snapshotted); an instance is compute alone.
         "PrimaryInstance": {
             "Type": "AWS::RDS::DBInstance",
+            "DeletionPolicy": "Delete",
+            "UpdateReplacePolicy": "Delete",
             "Properties": {
                 "DBClusterIdentifier": ref("PrimaryCluster"),
                 "DBInstanceClass": "db.serverless",
@@ -261,10 +264,14 @@ def aurora_secondary_template() -> dict[str, Any]:
                         "MinCapacity": ref("AuroraMinCapacity"),
                         "MaxCapacity": ref("AuroraMaxCapacity"),
                     },
+                    # Kept when this cluster is promoted to be the writer.
+                    "BackupRetentionPeriod": 7,
                 },
             },
             "SecondaryInstance": {
                 "Type": "AWS::RDS::DBInstance",
+                "DeletionPolicy": "Delete",
+                "UpdateReplacePolicy": "Delete",
                 "Properties": {
                     "DBClusterIdentifier": ref("SecondaryCluster"),
                     "DBInstanceClass": "db.serverless",

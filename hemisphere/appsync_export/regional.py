@@ -113,6 +113,12 @@ CONDITIONS: dict[str, Any] = {
     "AppSyncInFront": cfn.equals(ref("FrontEnd"), "appsync"),
 }
 
+# Queues hold work in flight, not data of record (that is PostgreSQL's): deleting them with
+# the stack is right; four days of retention outlast any outage a saga or profile update waits.
+QUEUE_POLICIES = {"DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete"}
+RETENTION_SECONDS = 4 * 24 * 3600
+DEAD_LETTER_RETENTION_SECONDS = 14 * 24 * 3600
+
 TABLE_ARN = sub(
     "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${TableName}"
 )
@@ -312,7 +318,9 @@ def workflow_resources() -> dict[str, Any]:
     resources: dict[str, Any] = {
         "SagaTaskQueue": {
             "Type": "AWS::SQS::Queue",
+            **QUEUE_POLICIES,
             "Properties": {
+                "MessageRetentionPeriod": RETENTION_SECONDS,
                 "QueueName": sub("${TableName}-saga-tasks"),
                 "VisibilityTimeout": 20,
                 "SqsManagedSseEnabled": True,
@@ -348,14 +356,18 @@ def event_resources() -> dict[str, Any]:
         },
         "ProfileUpdatesDeadLetters": {
             "Type": "AWS::SQS::Queue",
+            **QUEUE_POLICIES,
             "Properties": {
+                "MessageRetentionPeriod": DEAD_LETTER_RETENTION_SECONDS,
                 "QueueName": sub("${EventBusName}-profile-updates-dlq"),
                 "SqsManagedSseEnabled": True,
             },
         },
         "ProfileUpdatesQueue": {
             "Type": "AWS::SQS::Queue",
+            **QUEUE_POLICIES,
             "Properties": {
+                "MessageRetentionPeriod": RETENTION_SECONDS,
                 "QueueName": sub("${EventBusName}-profile-updates"),
                 "VisibilityTimeout": 30,
                 "ReceiveMessageWaitTimeSeconds": 20,
