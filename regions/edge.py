@@ -56,7 +56,8 @@ Message = dict[str, Any]
 def choose_region(
     location: str, regions: Sequence[str], healthy: set[str], matrix: LatencyMatrix
 ) -> str | None:
-    """The healthy region with the lowest RTT from `location` (ties: the first listed)."""
+    """The healthy region with the lowest RTT from `location` (ties: the location's own
+    region, then the first listed)."""
     candidates = [region for region in regions if region in healthy]
     if not candidates:
         return None

@@ -75,8 +75,12 @@ class LatencyMatrix:
         return self.rtt_ms(a, b) / 2000.0
 
     def nearest_first(self, location: str, regions: list[str]) -> list[str]:
-        """`regions` from the lowest RTT to `location` to the highest (ties keep their order)."""
-        return sorted(regions, key=lambda region: self.rtt_ms(location, region))
+        """`regions` from the lowest RTT to `location` to the highest. On a tie the location's
+        own region comes first (with `none`, every RTT is 0 and each location keeps its own),
+        then the order given."""
+        return sorted(
+            regions, key=lambda region: (self.rtt_ms(location, region), region != location)
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The FILE form of this matrix (`load` reads it back to the same RTTs)."""

@@ -27,8 +27,12 @@ def test_the_nearest_healthy_region_is_chosen(
     assert choose_region(location, REGIONS, healthy, latency.GLOBAL) == expected
 
 
-def test_ties_go_to_the_region_listed_first() -> None:
-    assert choose_region("x", ["b", "a"], {"a", "b"}, latency.NONE) == "b"
+def test_ties_go_to_the_locations_own_region_then_to_the_first_listed() -> None:
+    # With `none` every RTT is 0: each location must still keep its own region.
+    assert choose_region("a", ["b", "a"], {"a", "b"}, latency.NONE) == "a"
+    assert choose_region("b", ["b", "a"], {"a", "b"}, latency.NONE) == "b"
+    assert choose_region("a", ["b", "a", "c"], {"b", "c"}, latency.NONE) == "b"
+    assert choose_region("x", ["c", "b"], {"b", "c"}, latency.NONE) == "c"
 
 
 def test_the_unavailable_answer_has_appsync_shape() -> None:
