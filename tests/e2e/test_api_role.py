@@ -4,6 +4,7 @@ logs on stdout, a clean exit on SIGTERM; and its start-up errors as one line."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -41,11 +42,12 @@ def test_api_serves_from_the_environment_and_stops_on_sigterm(
         assert alive is not None and alive.json() == {"status": "alive"}
         product = api.query('{ product(id: "p-0001") { id } }')
         assert product["data"] == {"product": {"id": "p-0001"}}
-        sockets = [graphql_ws(api.port), appsync_realtime(api.port)]
-        started = time.monotonic()
-        api.process.send_signal(signal.SIGTERM)
-        # Closed as "service restart": clients reconnect (elsewhere) at once.
-        assert [close_code(ws) for ws in sockets] == [1012, 1012]
+        with contextlib.ExitStack() as stack:
+            sockets = [graphql_ws(stack, api.port), appsync_realtime(stack, api.port)]
+            started = time.monotonic()
+            api.process.send_signal(signal.SIGTERM)
+            # Closed as "service restart": clients reconnect (elsewhere) at once.
+            assert [close_code(ws) for ws in sockets] == [1012, 1012]
         assert api.wait_exit(timeout=20) == 0
         assert time.monotonic() - started < 10
     finally:
@@ -67,21 +69,25 @@ def close_code(ws: ClientConnection, timeout: float = 10) -> int | None:
     raise AssertionError("the server did not close the WebSocket")
 
 
-def graphql_ws(port: int | None) -> ClientConnection:
-    ws = connect(
-        f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]
+def graphql_ws(stack: contextlib.ExitStack, port: int | None) -> ClientConnection:
+    ws = stack.enter_context(
+        connect(
+            f"ws://127.0.0.1:{port}/graphql", subprotocols=[Subprotocol("graphql-transport-ws")]
+        )
     )
     ws.send(json.dumps({"type": "connection_init", "payload": {"x-api-key": API_KEY}}))
     assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
     return ws
 
 
-def appsync_realtime(port: int | None) -> ClientConnection:
+def appsync_realtime(stack: contextlib.ExitStack, port: int | None) -> ClientConnection:
     header = {"host": f"127.0.0.1:{port}", "x-api-key": API_KEY}
     encoded = base64.b64encode(json.dumps(header).encode()).decode()
-    ws = connect(
-        f"ws://127.0.0.1:{port}/graphql/realtime?header={encoded}&payload=e30=",
-        subprotocols=[Subprotocol("graphql-ws")],
+    ws = stack.enter_context(
+        connect(
+            f"ws://127.0.0.1:{port}/graphql/realtime?header={encoded}&payload=e30=",
+            subprotocols=[Subprotocol("graphql-ws")],
+        )
     )
     ws.send(json.dumps({"type": "connection_init"}))
     assert json.loads(ws.recv(timeout=10))["type"] == "connection_ack"
