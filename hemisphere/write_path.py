@@ -221,7 +221,7 @@ async def start_workers(
         run_profile_update_worker(
             clients.sqs,
             clients.profile_queue_url,
-            PostgresProfileStore(pool, settings.database_url),
+            PostgresProfileStore(pool, settings.database_url, fence=fence),
         ),
     ]
     names = ("saga-worker", "saga-reconciler", "profile-worker")

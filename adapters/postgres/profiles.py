@@ -17,6 +17,7 @@ import asyncpg
 from adapters.postgres import repositories
 from adapters.postgres.errors import RelationalStoreUnavailableError
 from adapters.postgres.pool import UNREACHABLE, Connection
+from adapters.postgres.topology import EpochFence
 from domain.commands import UpdateCustomerProfile
 from domain.errors import BadRequestError
 
@@ -37,14 +38,21 @@ class ProfileUpdateOutcome(enum.StrEnum):
 
 
 async def apply_profile_update(
-    pool: asyncpg.Pool[Any], request_id: str, command: UpdateCustomerProfile
+    pool: asyncpg.Pool[Any],
+    request_id: str,
+    command: UpdateCustomerProfile,
+    fence: EpochFence | None = None,
 ) -> ProfileUpdateOutcome:
     """Apply `command` unless its (customer, key) was seen before; see ProfileUpdateOutcome.
 
     Raises asyncpg's errors when PostgreSQL cannot be reached (nothing was applied: the
-    message stays on the queue and comes back).
+    message stays on the queue and comes back), and StaleEpochError when `fence` (the region
+    and epoch the worker runs under) is not what the database names: a demoted primary's
+    worker applies nothing.
     """
     async with pool.acquire(timeout=ACQUIRE_TIMEOUT) as conn, conn.transaction():
+        if fence is not None:
+            await fence.check(conn)
         claimed = await conn.fetchval(
             """
             INSERT INTO profile_update_requests
@@ -119,14 +127,17 @@ class PostgresProfileStore:
     """The profile update worker's store (workflows.profile_updates.ProfileStore): an
     unreachable server becomes RelationalStoreUnavailableError, which the worker retries."""
 
-    def __init__(self, pool: asyncpg.Pool[Any], dsn: str) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool[Any], dsn: str, *, fence: EpochFence | None = None
+    ) -> None:
         self._pool = pool
         self._dsn = dsn
+        self._fence = fence
 
     async def apply_profile_update(
         self, request_id: str, command: UpdateCustomerProfile
     ) -> ProfileUpdateOutcome:
         try:
-            return await apply_profile_update(self._pool, request_id, command)
+            return await apply_profile_update(self._pool, request_id, command, self._fence)
         except UNREACHABLE as exc:
             raise RelationalStoreUnavailableError(self._dsn, exc) from exc

@@ -14,9 +14,10 @@ import pytest
 from adapters.dynamodb.topology import DynamoTopologyStore
 from adapters.postgres.catalog import PostgresCatalog
 from adapters.postgres.pool import create_pool
+from adapters.postgres.profiles import PostgresProfileStore
 from adapters.postgres.saga import PostgresSagaStore
 from adapters.postgres.topology import EpochFence, PostgresTopology
-from domain.commands import CancelOrder, Checkout, UpsertProduct
+from domain.commands import CancelOrder, Checkout, UpdateCustomerProfile, UpsertProduct
 from domain.errors import ReadOnlyRegionError, StaleEpochError
 from domain.model import Money, RegionControl
 from domain.saga import checkout_input, order_id_for
@@ -191,3 +192,21 @@ async def test_a_stale_primary_learns_the_promotion_by_replication_and_refuses_c
     )
     await secondary.start_checkout(command, US)
     assert remote.started == ["after"]
+
+
+async def test_a_profile_update_of_a_demoted_primary_writes_nothing(
+    pool: asyncpg.Pool[Any], pg_dsn: str, topology: PostgresTopology
+) -> None:
+    await topology.init(RegionControl(US, 1))
+    await claim_primary(EU, [topology])
+    store = PostgresProfileStore(pool, pg_dsn, fence=EpochFence(US, 1))
+    command = UpdateCustomerProfile(
+        customer_id="c-0001", name="New name", email=None, idempotency_key="k"
+    )
+    with pytest.raises(StaleEpochError):
+        await store.apply_profile_update("request-1", command)
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM profile_update_requests") == 0
+    # Under the new epoch the same request applies.
+    current = PostgresProfileStore(pool, pg_dsn, fence=EpochFence(EU, 2))
+    assert await current.apply_profile_update("request-1", command) == "applied"
