@@ -21,6 +21,7 @@ from schema.export import export_sdl
 from workflows.definitions import SAGAS, load_definition
 
 REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
+APPSYNC_CODE_LIMIT = 32_000  # characters
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +63,8 @@ def test_the_export_writes_the_sdl_and_one_module_per_resolver_and_function(
         text = path.read_text()
         assert re.search(r"^export function request\(", text, re.M), path
         assert re.search(r"^export function response\(", text, re.M), path
+        # AppSync's limit on a resolver's or function's code.
+        assert len(text) <= APPSYNC_CODE_LIMIT, path
         # AppSync resolves no import but its own.
         imports = re.findall(r"^import .* from '([^']+)';", text, re.M)
         assert set(imports) <= {"@aws-appsync/utils"}, path
