@@ -456,16 +456,20 @@ class TargetReplicator:
 
     async def _send_one(self, action: Action, measure: bool) -> None:
         async with self._slots:
+            sent_at = self._clock()
             if isinstance(action, Put):
                 written = await self.target.put_if_newer(action.item, action.version)
             else:
                 written = await self.target.delete_if_not_newer(action.key, action.version)
+            answered_at = self._clock()
         # Lag is measured on the writes that changed the target: a change it already had
-        # (a replay after a copy or a restart) says nothing about how far behind it is.
+        # (a replay after a copy or a restart) says nothing about how far behind it is. The
+        # write is taken to land halfway through its round trip: across regions the request
+        # arrives one one-way latency after it left, and the answer takes as long back.
         if written:
             self.written += 1
             if measure:
-                self.lag.record(self._clock() - action.created_at)
+                self.lag.record((sent_at + answered_at) / 2 - action.created_at)
 
     async def _retrying(self, attempt: Callable[[], Awaitable[None]]) -> None:
         delay = self._timings.min_backoff
