@@ -7,6 +7,7 @@ thread) and runs the control endpoint's actions one at a time between rounds of 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -107,6 +108,7 @@ class World:
                     assert lost is not None
                     print(f"{region.name} rejoined; LOST: {postgres.describe_lost(lost)}")
         self.save_state()
+        redriven = redrive(primary, self.payments_url)
         primary.start_api(self._primary_ports, rebuild=True)
         primary.wait_ready()
         for region in self.regions.values():
@@ -119,6 +121,8 @@ class World:
                 region.wait_ready()
         self._start_edges()
         self._write_topology()
+        if redriven:
+            print(f"Re-driving {len(redriven)} saga(s) left unfinished by the last run.")
 
     def _start_edges(self) -> None:
         edges = edges_child(self.layout, self.latency, self.base_env, os.getpid())
@@ -197,6 +201,7 @@ class World:
             region.provision(self.state.primary, self.state.epoch)
             lost = region.start_postgres(self._primary_ports)
             self.save_state()
+            redriven = redrive(region, self.payments_url) if region is primary else []
             region.start_api(self._primary_ports, rebuild=True)
             region.start_replicator()
             region.wait_ready()
@@ -208,6 +213,8 @@ class World:
         message = f"{name} is back as the {role} and serving after {elapsed:.1f}s"
         if lost is not None:
             message += f"; it rejoined by {lost['method']}"
+        if redriven:
+            message += f"; re-driving {len(redriven)} saga(s) its Step Functions lost"
         if postgres.lost_anything(lost):
             assert lost is not None
             message += f"; LOST writes it had not replicated: {postgres.describe_lost(lost)}"
@@ -216,6 +223,7 @@ class World:
             "role": role,
             "seconds": round(elapsed, 3),
             "lost_writes": lost,
+            "redriven_sagas": redriven,
             "message": message,
         }
 
@@ -271,6 +279,13 @@ class World:
                 print(self.promote_region(candidate)["message"], flush=True)
                 self._unhealthy_since = None
                 return
+
+
+def redrive(primary: Region, payments_url: str) -> list[str]:
+    """The primary's Step Functions starts empty: its unfinished sagas are re-driven."""
+    from hemisphere.up.promotion import redrive_orphaned_sagas
+
+    return asyncio.run(redrive_orphaned_sagas(primary, payments_url))
 
 
 def _check_ports_free(layout: Layout) -> None:

@@ -99,14 +99,17 @@ def fence(world: World, region: Region) -> int:
 
 
 async def redrive_orphaned_sagas(region: Region, payments_url: str) -> list[str]:
-    """One reconciler pass in the new primary that counts every unfinished saga as stalled
-    (idle for 0 s): none of them has an execution here, and any the lost primary ran is gone.
-    Returns the names of the executions started."""
+    """One reconciler pass in a primary whose Step Functions is fresh (just promoted, or
+    restarted: the local endpoint keeps nothing) that counts every unfinished saga as stalled
+    (idle for 0 s): none of them has an execution there any more. Run before the region's
+    workers start. Returns the names of the executions started."""
     defaults = Settings()
     url, name = region.ports.aws_url, region.name
     dsn = region.node.url()
     pool = await create_pool(dsn, min_size=1, max_size=2)
     try:
+        if await pool.fetchval("SELECT to_regclass('sagas')") is None:
+            return []  # a database the API has not migrated yet: no saga ever ran
         async with (
             create_sfn_client(url, name, LOCAL_AWS_CREDENTIALS) as sfn,
             create_aws_client("sqs", url, name, LOCAL_AWS_CREDENTIALS) as sqs,

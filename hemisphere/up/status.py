@@ -2,6 +2,7 @@
 
 Each figure comes from the part that knows it: health from the API's /readyz, the epoch
 and the primary a region believes in from its GraphQL `region` field (what its clients see),
+subscriptions from the edges (the WebSocket connections they hold to each region),
 DynamoDB replication lag from the replicators' status endpoints, PostgreSQL replay lag and
 in-flight sagas from the region's own PostgreSQL node. A part that does not answer leaves
 its figure null; status never waits more than about a second per region.
@@ -23,15 +24,19 @@ if TYPE_CHECKING:
     from hemisphere.up.orchestrator import World
     from hemisphere.up.region import Region
 
-PROBE_TIMEOUT_SECONDS = 1.0
+PROBE_TIMEOUT_SECONDS = 2.0
 _REGION_QUERY = b'{"query": "{ region { region primaryRegion readOnly epoch } }"}'
 IN_FLIGHT_SQL = "SELECT count(*) FROM sagas WHERE done_at IS NULL"
 
 
 def collect_status(world: World) -> dict[str, Any]:
     regions = list(world.regions.values())
-    with ThreadPoolExecutor(max_workers=len(regions)) as pool:
+    with ThreadPoolExecutor(max_workers=len(regions) + 1) as pool:
+        websockets = pool.submit(_edge_websockets, world)
         reports = list(pool.map(lambda region: region_status(world, region), regions))
+    for region, report in zip(regions, reports, strict=True):
+        if report["subscriptions"] is None and not region.down:
+            report["subscriptions"] = websockets.result().get(region.name)
     return {
         "primary": world.state.primary,
         "epoch": world.state.epoch,
@@ -103,6 +108,23 @@ def _replication_lag(region: Region) -> dict[str, float | None]:
         pending = pipeline.get("pending_ms")
         lags[target] = pending if pending is not None else (pipeline.get("lag_ms") or {}).get("p99")
     return lags
+
+
+def _edge_websockets(world: World) -> dict[str, int]:
+    """The WebSocket connections (subscriptions' transport) the edges hold to each region:
+    what users subscribed through the edges; a connection made to a region directly is not
+    counted (a region's API does not report its own)."""
+    totals: dict[str, int] = {}
+    for ports in world.layout.regions:
+        url = f"http://127.0.0.1:{ports.edge}/edge/status"
+        try:
+            with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_SECONDS) as answer:
+                body = json.loads(answer.read())
+        except (urllib.error.URLError, OSError, ValueError):
+            continue
+        for region, seen in (body.get("regions") or {}).items():
+            totals[region] = totals.get(region, 0) + int(seen.get("websockets") or 0)
+    return totals
 
 
 def _in_flight_sagas(region: Region) -> int | None:

@@ -323,14 +323,17 @@ def test_topology_file_and_status(up: Up) -> None:
         SECONDARY: f"http://127.0.0.1:{BASE_PORT + 10}/graphql",
     }
     assert topology["api_key"] in "".join(up.output)
-    status = eventually(
-        lambda: (s := up.status())["regions"][SECONDARY]["health"] == "healthy" and s,
-        60,
-        "both regions healthy",
-    )
+
+    def settled() -> dict[str, Any] | None:
+        status = up.status()
+        regions = status["regions"].values()
+        if all(r["health"] == "healthy" and r["epoch"] == 1 for r in regions):
+            return status
+        return None
+
+    status = eventually(settled, 60, "both regions healthy at epoch 1")
     assert status["regions"][PRIMARY]["role"] == "primary"
     assert status["regions"][SECONDARY]["role"] == "secondary"
-    assert status["regions"][SECONDARY]["epoch"] == 1
     assert status["regions"][SECONDARY]["postgres_replay_lag_ms"] is not None
 
 
