@@ -1,0 +1,201 @@
+"""One replication pipeline against in-memory fakes of its ports: what it sends, the lag it
+measures, a target that is down, and the full copy when the target lacks its seed mark."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+
+import pytest
+
+from regions.ports import (
+    ORIGIN_REGION,
+    ReplicaUnavailableError,
+    StreamRecord,
+    WireItem,
+)
+from regions.replication import ReplicationTimings, TargetReplicator
+from subscriptions.lease import LeaseKeeper
+from tests.support.fanout_fakes import InMemoryCheckpoints, InMemoryLeaseStore, eventually
+
+US, EU = "us-east-1", "eu-west-1"
+FAST = ReplicationTimings(
+    poll_interval=0.005, checkpoint_interval=0.01, relist_interval=0.05, max_backoff=0.02
+)
+
+
+def _item(pk: str, version: int) -> dict[str, dict[str, str]]:
+    return {"pk": {"S": pk}, "sk": {"S": "A"}, "version": {"N": str(version)}}
+
+
+@dataclass(frozen=True)
+class Shard:
+    shard_id: str
+    parent_id: str | None = None
+
+
+@dataclass
+class FakeSource:
+    """SourceTable: one shard, records appended by the test; the table as a dict."""
+
+    records: list[StreamRecord] = field(default_factory=list)
+    table: dict[str, WireItem] = field(default_factory=dict)
+
+    def write(self, pk: str, version: int, at: float) -> None:
+        item = _item(pk, version)
+        old = self.table.get(pk)
+        self.table[pk] = item
+        key = {"pk": item["pk"], "sk": item["sk"]}
+        self.records.append(StreamRecord(str(len(self.records) + 1), key, item, old, at))
+
+    async def latest_stream(self) -> str | None:
+        return "stream-1"
+
+    async def shards(self, stream: str) -> Sequence[Shard]:
+        return [Shard("shard-1")]
+
+    async def open_shard(self, stream: str, shard_id: str, after: str | None) -> FakeReader:
+        return FakeReader(self, int(after or 0))
+
+    async def scan(self) -> AsyncIterator[WireItem]:
+        for item in list(self.table.values()):
+            yield item
+
+
+class FakeReader:
+    def __init__(self, source: FakeSource, position: int) -> None:
+        self._source = source
+        self._position = position
+
+    async def read(self) -> tuple[Sequence[StreamRecord], bool]:
+        found = self._source.records[self._position :]
+        self._position += len(found)
+        return found, False
+
+
+@dataclass
+class FakeReplica:
+    """ReplicaTable with the adapter's conditions; `down` makes every call fail."""
+
+    region: str = EU
+    items: dict[str, WireItem] = field(default_factory=dict)
+    seeded: set[str] = field(default_factory=set)
+    down: bool = False
+    writes: int = 0
+
+    def _check(self) -> None:
+        if self.down:
+            raise ReplicaUnavailableError(f"region {self.region} is down")
+
+    async def put_if_newer(self, item: WireItem, version: int) -> bool:
+        self._check()
+        pk = item["pk"]["S"]
+        current = self.items.get(pk)
+        if current is not None and int(current["version"]["N"]) >= version:
+            return False
+        self.items[pk] = item
+        self.writes += 1
+        return True
+
+    async def delete_if_not_newer(self, key: WireItem, version: int) -> bool:
+        self._check()
+        current = self.items.get(key["pk"]["S"])
+        if current is None or int(current["version"]["N"]) > version:
+            return False
+        del self.items[key["pk"]["S"]]
+        return True
+
+    async def is_seeded(self, source: str) -> bool:
+        self._check()
+        return source in self.seeded
+
+    async def mark_seeded(self, source: str) -> None:
+        self._check()
+        self.seeded.add(source)
+
+    def version(self, pk: str) -> int | None:
+        item = self.items.get(pk)
+        return None if item is None else int(item["version"]["N"])
+
+
+class Clock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _pipeline(source: FakeSource, replica: FakeReplica, clock: Clock) -> TargetReplicator:
+    leases = InMemoryLeaseStore()
+    return TargetReplicator(
+        US,
+        source,
+        replica,
+        InMemoryCheckpoints(leases),
+        LeaseKeeper(leases, "holder-1"),
+        FAST,
+        clock=clock,
+    )
+
+
+async def _running(pipeline: TargetReplicator) -> asyncio.Task[None]:
+    task = asyncio.create_task(pipeline.run())
+    await eventually(lambda: pipeline.state == "replicating")
+    return task
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_changes_are_sent_marked_and_their_lag_measured() -> None:
+    source, replica, clock = FakeSource(), FakeReplica(), Clock(1000.0)
+    pipeline = _pipeline(source, replica, clock)
+    task = await _running(pipeline)
+    try:
+        source.write("ORDER#1", 1, at=999.75)
+        source.write("ORDER#1", 2, at=999.80)  # the same item again: sent once, the newest
+        await eventually(lambda: replica.version("ORDER#1") == 2)
+        assert replica.items["ORDER#1"][ORIGIN_REGION] == {"S": US}
+        await eventually(lambda: pipeline.sent == 1)
+        assert pipeline.lag.samples() == [pytest.approx(0.2)]
+        assert pipeline.status()["lag_ms"]["last"] == 200.0
+    finally:
+        await _stop(task)
+
+
+async def test_a_target_down_holds_its_changes_and_gets_them_when_it_returns() -> None:
+    source, replica, clock = FakeSource(), FakeReplica(), Clock(1000.0)
+    pipeline = _pipeline(source, replica, clock)
+    task = await _running(pipeline)
+    try:
+        replica.down = True
+        source.write("ORDER#2", 1, at=1000.0)
+        await eventually(lambda: pipeline.status()["state"] == "unreachable")
+        clock.now = 1003.0
+        assert pipeline.status()["pending_ms"] == 3000.0
+        replica.down = False
+        await eventually(lambda: replica.version("ORDER#2") == 1)
+        await eventually(lambda: pipeline.status()["pending_ms"] is None)
+        assert pipeline.lag.samples() == [pytest.approx(3.0)]
+    finally:
+        await _stop(task)
+
+
+async def test_a_target_without_the_seed_mark_gets_a_full_copy_first() -> None:
+    source, replica, clock = FakeSource(), FakeReplica(), Clock()
+    source.table["PRODUCT#old"] = _item("PRODUCT#old", 4)
+    source.table["LEASE#x"] = {"pk": {"S": "LEASE#x"}, "sk": {"S": "LEASE"}}  # bookkeeping
+    pipeline = _pipeline(source, replica, clock)
+    task = await _running(pipeline)
+    try:
+        assert replica.version("PRODUCT#old") == 4
+        assert "LEASE#x" not in replica.items
+        assert replica.seeded == {US}
+        assert pipeline.full_copies == 1
+        assert pipeline.lag.count == 0  # a copy is not a lag sample
+    finally:
+        await _stop(task)
