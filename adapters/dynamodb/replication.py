@@ -5,6 +5,11 @@ streams client) but reads whole records (keys, both images, creation time) rathe
 publisher's snapshots, and reports a trimmed checkpoint instead of skipping past it: the
 replicator then copies the table. Leases and checkpoints are the publisher's stores under the
 pipeline's own name (regions.replication.pipeline_name).
+
+Each target holds one mark per source it has a whole copy of (no `version`: never replicated):
+
+    item            pk                   sk        attributes
+    seed mark       REPLICA#<source>     SEEDED    kind ReplicaSeeded, seededAt
 """
 
 from __future__ import annotations
