@@ -16,10 +16,13 @@ class AuthMode(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """An authenticated caller. `principal` is the API key id or the IAM access key id;
-    `stream_publisher`: the region's own change-stream publisher (hemisphere's principal for
-    it, not an operator's IAM credentials)."""
+    """An authenticated caller. `principal` is the API key id, the IAM access key id or the
+    token's subject; `customer_id` and `groups`: what a token says of its bearer (the claim
+    configured for the customer id, Cognito's groups); `stream_publisher`: the region's own
+    change-stream publisher (hemisphere's principal for it, not an operator's IAM key)."""
 
     mode: AuthMode
     principal: str
     stream_publisher: bool = False
+    customer_id: str | None = None
+    groups: tuple[str, ...] = ()

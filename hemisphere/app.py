@@ -23,6 +23,7 @@ from hemisphere.http.graphiql import STATIC_DIR, STATIC_PATH, graphiql_page
 from hemisphere.http.rate_limits import Throttle
 from hemisphere.http.realtime_options import RealtimeOptions
 from hemisphere.http.websocket_routes import websocket_routes
+from hemisphere.identity import token_verifier
 from hemisphere.publisher_identity import stream_publisher_credentials
 from hemisphere.readiness import Readiness, Report
 from hemisphere.runtime import Runtime
@@ -71,11 +72,13 @@ def create_app(
         )
 
     assert settings.token_secret is not None
+    tokens, issuer_routes = token_verifier(settings)
     authenticator = Authenticator(
         settings.api_keys,
         settings.iam_credentials,
         region=settings.region,
         stream_publisher=stream_publisher_credentials(settings.token_secret),
+        tokens=tokens,
     )
     limits = QueryLimits(
         depth=settings.query_depth_limit,
@@ -125,12 +128,15 @@ def create_app(
                     yield
                 finally:
                     runtime = None
+                    if tokens is not None:
+                        await tokens.aclose()
 
     return Starlette(
         routes=[
             Route("/graphql", endpoint.post, methods=["POST"]),
             Route("/graphql", endpoint.get, methods=["GET"]),
             *websocket_routes(schema, authenticator, make_context, realtime),
+            *issuer_routes,
             Route("/healthz", alive, methods=["GET"]),
             Route("/readyz", ready, methods=["GET"]),
             # The probe's first name, kept for existing checks: it means ready, as it did.

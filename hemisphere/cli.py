@@ -93,6 +93,9 @@ def _parser() -> argparse.ArgumentParser:
     from hemisphere.appsync_export import register as register_export
 
     register_export(commands)
+    from hemisphere.token_cli import register as register_token
+
+    register_token(commands)
     return parser
 
 

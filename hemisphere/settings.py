@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+_USER_POOL = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d_[0-9A-Za-z]+$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -78,6 +79,15 @@ class Settings:
     rate_limit_per_address: tuple[float, int] | None = None
     rate_limit_per_api_key: tuple[float, int] | None = None
     rate_limit_per_identity: tuple[float, int] | None = None
+    # Tokens (hemisphere.http.jwt_auth): an OpenID Connect issuer, and/or a Cognito user
+    # pool. `local_issuer`: this process is the issuer (serve's development default).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_customer_claim: str = "sub"
+    cognito_user_pool_id: str | None = None
+    cognito_client_id: str | None = None
+    cognito_jwks_url: str | None = None
+    local_issuer: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -176,6 +186,12 @@ class Settings:
             rate_limit_per_identity=_rate(
                 "HEMISPHERE_RATE_LIMIT_PER_IDENTITY", get("HEMISPHERE_RATE_LIMIT_PER_IDENTITY")
             ),
+            oidc_issuer=url("HEMISPHERE_OIDC_ISSUER", http, "https://ISSUER"),
+            oidc_client_id=get("HEMISPHERE_OIDC_CLIENT_ID"),
+            oidc_customer_claim=get("HEMISPHERE_OIDC_CUSTOMER_CLAIM") or "sub",
+            cognito_user_pool_id=_user_pool(get("HEMISPHERE_COGNITO_USER_POOL_ID")),
+            cognito_client_id=get("HEMISPHERE_COGNITO_CLIENT_ID"),
+            cognito_jwks_url=url("HEMISPHERE_COGNITO_JWKS_URL", http, "https://HOST/jwks.json"),
         )
 
 
@@ -200,6 +216,14 @@ def _positive_int(name: str, raw: str | None) -> int | None:
     if not raw.isdigit() or int(raw) < 1:
         raise SettingsError(f"{name}={raw!r} is not a positive whole number")
     return int(raw)
+
+
+def _user_pool(raw: str | None) -> str | None:
+    if raw is not None and not _USER_POOL.match(raw):
+        raise SettingsError(
+            f"HEMISPHERE_COGNITO_USER_POOL_ID={raw!r} is not a user pool id like us-east-1_AbC123"
+        )
+    return raw
 
 
 def _rate(name: str, raw: str | None) -> tuple[float, int] | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 Send = Callable[[str], None]
 # From a start's authorization headers and its `data` text (which an IAM signature covers).
-Authorize = Callable[[Mapping[str, str], str], Caller]
+Authorize = Callable[[Mapping[str, str], str], Awaitable[Caller]]
 MakeContext = Callable[[Caller], object]
 
 
@@ -77,7 +77,7 @@ class AppSyncSession:
             self._initialized = True
             self._emit(protocol.connection_ack())
         elif isinstance(message, protocol.Start):
-            self._start(message)
+            await self._start(message)
         else:
             await self._stop(message.id)
 
@@ -91,14 +91,14 @@ class AppSyncSession:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    def _start(self, start: protocol.Start) -> None:
+    async def _start(self, start: protocol.Start) -> None:
         refusal = self._refusal(start)
         if refusal is not None:
             self._emit(refusal)
             return
         assert start.authorization is not None
         try:
-            caller = self._authorize(start.authorization, start.data)
+            caller = await self._authorize(start.authorization, start.data)
         except UnauthorizedError as exc:
             self._emit(protocol.simple_error(start.id, "UnauthorizedException", exc.message, 401))
             return

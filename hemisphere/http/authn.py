@@ -1,4 +1,5 @@
-"""Who is calling: an API key (`x-api-key`) or an IAM principal (SigV4). Anything else is
+"""Who is calling: an API key (`x-api-key`), an IAM principal (SigV4), or the bearer of a
+token (OIDC or Cognito user pools: the JWT itself in `Authorization`). Anything else is
 refused before the request is read any further (HTTP 401), as AppSync does."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from collections.abc import Mapping
 
 from domain.auth import AuthMode, Caller
 from domain.errors import UnauthorizedError
+from hemisphere.http.jwt_auth import TokenVerifier, looks_like_a_jwt
 from hemisphere.http.sigv4 import is_sigv4, verify_sigv4
 
 NOT_AUTHORIZED = "You are not authorized to make this call."
@@ -21,18 +23,21 @@ class Authenticator:
         *,
         region: str,
         stream_publisher: tuple[str, str] | None = None,
+        tokens: TokenVerifier | None = None,
     ) -> None:
         """`region`: the one SigV4 signatures must be scoped to (this API's region);
         `stream_publisher`: the (akid, secret) the region's change-stream publisher signs
-        with (hemisphere.publisher_identity)."""
+        with (hemisphere.publisher_identity); `tokens`: the issuers whose tokens are
+        accepted (None: no token is)."""
         self._api_keys = tuple(k.encode() for k in api_keys)
         self._iam_credentials = dict(iam_credentials)
         self._stream_publisher = stream_publisher[0] if stream_publisher else None
         if stream_publisher is not None:
             self._iam_credentials[stream_publisher[0]] = stream_publisher[1]
         self._region = region
+        self._tokens = tokens
 
-    def authenticate(
+    async def authenticate(
         self, *, method: str, url: str, headers: Mapping[str, str], body: bytes
     ) -> Caller:
         """`headers` must have lower-case names."""
@@ -47,6 +52,9 @@ class Authenticator:
                 region=self._region,
             )
             return Caller(AuthMode.AWS_IAM, akid, stream_publisher=akid == self._stream_publisher)
+        if self._tokens is not None and looks_like_a_jwt(authorization):
+            assert authorization is not None
+            return await self._tokens.verify(authorization.removeprefix("Bearer ").strip())
         api_key = headers.get("x-api-key")
         if api_key is not None and self.is_api_key(api_key):
             return Caller(AuthMode.API_KEY, api_key[:8])

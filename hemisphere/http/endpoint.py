@@ -86,7 +86,7 @@ class GraphQLHTTP:
             )
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
         try:
-            caller = self._authenticator.authenticate(
+            caller = await self._authenticator.authenticate(
                 method="POST", url=_signed_url(request, headers), headers=headers, body=body
             )
         except UnauthorizedError as exc:

@@ -200,7 +200,7 @@ class _TransportWSHandler(BaseGraphQLTransportWSHandler[Any, SubscriptionRoot]):
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         # Strawberry itself refuses a second connection_init; only the first is checked.
         if not self.connection_init_received:
-            context = cast(GraphQLWebSockets, self.view).context_for(
+            context = await cast(GraphQLWebSockets, self.view).context_for(
                 self.context, message.get("payload")
             )
             if context is None:
@@ -237,7 +237,7 @@ class _LegacyWSHandler(BaseGraphQLWSHandler[Any, SubscriptionRoot]):
         await super().handle_message(message)
 
     async def handle_connection_init(self, message: LegacyConnectionInitMessage) -> None:
-        context = cast(GraphQLWebSockets, self.view).context_for(
+        context = await cast(GraphQLWebSockets, self.view).context_for(
             self.context, message.get("payload")
         )
         if context is None:
@@ -293,7 +293,7 @@ class GraphQLWebSockets(GraphQL[Any, SubscriptionRoot]):
     async def get_root_value(self, request: Request | WebSocket) -> SubscriptionRoot:
         return SubscriptionRoot(rules=self._rules)
 
-    def context_for(self, pending: object, init_payload: object) -> object | None:
+    async def context_for(self, pending: object, init_payload: object) -> object | None:
         """The connection's context once its credentials verify, else None."""
         headers: Mapping[str, str] = {}
         if isinstance(pending, PendingConnection):
@@ -303,7 +303,7 @@ class GraphQLWebSockets(GraphQL[Any, SubscriptionRoot]):
             if any(name in given for name in _CREDENTIALS):
                 headers = given
         try:
-            caller = authenticate_connection(self._authenticator, headers, b"{}")
+            caller = await authenticate_connection(self._authenticator, headers, b"{}")
         except UnauthorizedError:
             return None
         return self._make_context(caller)

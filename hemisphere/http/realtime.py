@@ -59,7 +59,7 @@ class AppSyncRealtime:
         await websocket.accept(
             subprotocol=protocol.SUBPROTOCOL if protocol.SUBPROTOCOL in offered else None
         )
-        refusal = self._refusal(websocket, offered)
+        refusal = await self._refusal(websocket, offered)
         try:
             first = await asyncio.wait_for(
                 websocket.receive_text(), self._options.init_timeout_seconds
@@ -75,7 +75,7 @@ class AppSyncRealtime:
             return
         await _Connection(websocket, self._options).serve(self._session, first)
 
-    def _refusal(self, websocket: WebSocket, offered: list[str]) -> str | None:
+    async def _refusal(self, websocket: WebSocket, offered: list[str]) -> str | None:
         """Why the connection's credentials are refused, or None when they verify."""
         encoded = websocket.query_params.get("header") or protocol.header_subprotocol(offered)
         if not encoded:
@@ -83,7 +83,7 @@ class AppSyncRealtime:
         try:
             headers = protocol.decode_header(encoded)
             payload = protocol.decode_payload(websocket.query_params.get("payload"))
-            authenticate_connection(self._authenticator, headers, payload)
+            await authenticate_connection(self._authenticator, headers, payload)
         except ValueError:
             return "The connection header is not base64-encoded JSON."
         except UnauthorizedError as exc:

@@ -22,19 +22,21 @@ def _lower(headers: Mapping[str, str]) -> dict[str, str]:
     return {name.lower(): value for name, value in headers.items()}
 
 
-def authenticate_connection(
+async def authenticate_connection(
     authenticator: Authenticator, headers: Mapping[str, str], payload: bytes
 ) -> Caller:
     """The caller of a connection; UnauthorizedError when its headers prove nothing."""
     lowered = _lower(headers)
     url = f"http://{lowered.get('host', '')}{CONNECT_PATH}"
-    return authenticator.authenticate(method="POST", url=url, headers=lowered, body=payload)
+    return await authenticator.authenticate(method="POST", url=url, headers=lowered, body=payload)
 
 
-def authenticate_start(
+async def authenticate_start(
     authenticator: Authenticator, headers: Mapping[str, str], data: str
 ) -> Caller:
     """The caller of one subscription, from its `start` message's authorization headers."""
     lowered = _lower(headers)
     url = f"http://{lowered.get('host', '')}{GRAPHQL_PATH}"
-    return authenticator.authenticate(method="POST", url=url, headers=lowered, body=data.encode())
+    return await authenticator.authenticate(
+        method="POST", url=url, headers=lowered, body=data.encode()
+    )

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from hemisphere.local_issuer import LocalIssuer
 from hemisphere.readiness import Readiness
 from hemisphere.roles.ownership import own_data_dir
 from hemisphere.roles.serving import (
@@ -79,10 +80,15 @@ def run_serve(args: argparse.Namespace) -> int:
         sock = children.enter_context(listen(args.host, args.port))
         generated_key = not settings.api_keys
         settings = with_local_secrets(settings)
+        host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
         if settings.publish_url is None:
             # The change-stream publisher calls this very API, as a stream handler calls AppSync.
-            host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
             settings = replace(settings, publish_url=f"http://{host}:{args.port}/graphql")
+        if settings.oidc_issuer is None and settings.cognito_user_pool_id is None:
+            # The development issuer: this API signs tokens for demo customers.
+            issuer = f"http://{host}:{args.port}"
+            settings = replace(settings, oidc_issuer=issuer, local_issuer=True)
+            LocalIssuer(settings.data_dir, issuer).remember(settings.data_dir)
         shutdown = Shutdown(Readiness(), settings.shutdown_timeout_seconds)
         with interruptible_start():
             stack = _start_local_stack(children, settings)
@@ -122,6 +128,8 @@ def _start_local_stack(children: contextlib.ExitStack, settings: Settings) -> Lo
         url = postgres.start()
         children.callback(postgres.stop, share)
         settings = replace(settings, database_url=url)
+        # Restarted on the same data: it replays its WAL; the pool reconnects by itself.
+        stack.supervised.append(Supervised(postgres, "embedded-postgres"))
     if settings.aws_endpoint_url is None:
         print("Starting the local AWS endpoint (moto server) ...", flush=True)
         moto = MotoServer()
@@ -226,6 +234,14 @@ def _banner(args: argparse.Namespace, settings: Settings) -> str:
             f"  GraphiQL:   http://{args.host}:{args.port}/graphql",
             f"  API key:    {settings.api_keys[0]}   (header x-api-key)",
             f"  IAM:        {akid}:{settings.iam_credentials[akid]}   (SigV4, service appsync)",
+            *(
+                [
+                    f"  Token:      hemisphere token c-0001 --data-dir {settings.data_dir}"
+                    "   (header Authorization, OIDC)"
+                ]
+                if settings.local_issuer
+                else []
+            ),
             "Press Ctrl-C to stop.",
             "",
         ]
