@@ -203,6 +203,12 @@ class EdgeRouter:
             return
         try:
             await _relay_response(response, region, one_way, send)
+        except (aiohttp.ClientError, TimeoutError) as error:
+            # The region died mid-answer: a 503 if nothing was sent yet; otherwise the
+            # connection is cut (the client sees an incomplete response, as it would).
+            if not send.sent:
+                message = f"region {region} failed mid-answer ({type(error).__name__}); retry"
+                await _unavailable(message, region)(scope, receive, send)
         finally:
             response.release()
 

@@ -224,6 +224,21 @@ async def test_requests_waiting_on_a_region_that_turns_unhealthy_get_a_503(
         assert after.headers["x-hemisphere-region"] == "far"
 
 
+async def test_a_region_dying_before_it_answers_is_a_retryable_503(edge: Edge) -> None:
+    async with httpx.AsyncClient(base_url=edge.url, timeout=60) as client:
+        before = await client.post("/graphql?die=before", json={"query": "{ x }"})
+        assert before.status_code == 503
+        assert before.json()["errors"][0]["errorType"] == "ServiceUnavailable"
+        assert "did not answer" in before.json()["errors"][0]["message"]
+
+
+async def test_a_region_dying_mid_answer_cuts_the_response(edge: Edge) -> None:
+    async with httpx.AsyncClient(base_url=edge.url, timeout=60) as client:
+        with pytest.raises(httpx.TransportError):
+            response = await client.post("/graphql?die=during", json={"query": "{ x }"})
+            response.raise_for_status()
+
+
 def _appsync_subprotocols() -> list[Subprotocol]:
     header = base64.urlsafe_b64encode(b'{"host":"edge","x-api-key":"k"}').decode().rstrip("=")
     return [Subprotocol("graphql-ws"), Subprotocol(f"header-{header}")]

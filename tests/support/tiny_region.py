@@ -10,15 +10,22 @@ import os
 import sys
 import threading
 import time
+from collections.abc import AsyncIterator
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 PROTOCOLS = ("graphql-transport-ws", "graphql-ws")
+
+
+async def _first_chunk_then_die() -> AsyncIterator[bytes]:
+    yield b'{"data": {"partial": '
+    await asyncio.sleep(0.3)
+    os._exit(1)
 
 
 def build(name: str) -> Starlette:
@@ -37,6 +44,10 @@ def build(name: str) -> Starlette:
         body = await request.body()
         if request.query_params.get("hang"):  # a region that accepted and never answers
             await asyncio.sleep(3600)
+        if request.query_params.get("die") == "before":  # the process dies mid-request
+            os._exit(1)
+        if request.query_params.get("die") == "during":  # … or mid-answer
+            return StreamingResponse(_first_chunk_then_die(), media_type="application/json")
         return JSONResponse(
             {
                 "data": {"region": name},
