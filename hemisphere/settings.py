@@ -6,9 +6,10 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 _USER_POOL = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d_[0-9A-Za-z]+$")
@@ -88,6 +89,14 @@ class Settings:
     cognito_client_id: str | None = None
     cognito_jwks_url: str | None = None
     local_issuer: bool = False
+    # Telemetry (hemisphere.metrics, hemisphere.logs, hemisphere.tracing): Prometheus /metrics
+    # (on the API's own port, on a port of its own, or off), log lines as text or JSON, and
+    # OpenTelemetry traces exported over OTLP/HTTP (off unless an endpoint is set).
+    metrics_enabled: bool = True
+    metrics_port: int | None = None
+    log_format: str = "text"
+    otlp_endpoint: str | None = None
+    service_name: str = "hemisphere"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -192,6 +201,7 @@ class Settings:
             cognito_user_pool_id=_user_pool(get("HEMISPHERE_COGNITO_USER_POOL_ID")),
             cognito_client_id=get("HEMISPHERE_COGNITO_CLIENT_ID"),
             cognito_jwks_url=url("HEMISPHERE_COGNITO_JWKS_URL", http, "https://HOST/jwks.json"),
+            **_telemetry(get),
         )
 
 
@@ -328,3 +338,29 @@ def _iam_credentials(raw: str | None) -> dict[str, str]:
             raise SettingsError("HEMISPHERE_IAM_CREDENTIALS must be AKID:SECRET[,AKID:SECRET...]")
         pairs[akid] = secret
     return pairs
+
+
+def _telemetry(get: Callable[[str], str | None]) -> dict[str, Any]:
+    """HEMISPHERE_METRICS=on|off|PORT, HEMISPHERE_LOG_FORMAT=text|json, the OTLP endpoint
+    (HEMISPHERE_OTLP_ENDPOINT or OpenTelemetry's own OTEL_EXPORTER_OTLP_ENDPOINT) and
+    OTEL_SERVICE_NAME."""
+    metrics = (get("HEMISPHERE_METRICS") or "on").lower()
+    enabled, port = True, None
+    if metrics.isdigit() and 0 < int(metrics) < 65536:
+        port = int(metrics)
+    elif metrics in {"0", "false", "no", "off"}:
+        enabled = False
+    elif metrics not in {"1", "true", "yes", "on"}:
+        raise SettingsError(f"HEMISPHERE_METRICS={metrics!r} is not on, off or a port number")
+    log_format = (get("HEMISPHERE_LOG_FORMAT") or "text").lower()
+    if log_format not in {"text", "json"}:
+        raise SettingsError(f"HEMISPHERE_LOG_FORMAT={log_format!r} is not text or json")
+    name = "HEMISPHERE_OTLP_ENDPOINT" if get("HEMISPHERE_OTLP_ENDPOINT") else None
+    name = name or "OTEL_EXPORTER_OTLP_ENDPOINT"
+    return {
+        "metrics_enabled": enabled,
+        "metrics_port": port,
+        "log_format": log_format,
+        "otlp_endpoint": _url(name, get(name), ("http", "https"), "http://HOST:4318"),
+        "service_name": get("OTEL_SERVICE_NAME") or "hemisphere",
+    }
