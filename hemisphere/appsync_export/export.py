@@ -119,6 +119,12 @@ def write_export(out: Path, sdl: str, topology: Topology) -> list[Path]:
     files[templates / "routing.yaml"] = cfn.to_yaml(
         routing_template(list(topology.regions)), GENERATED
     )
+    # A resolver or template of an earlier export that this one no longer has would be
+    # linted, deployed or read as if current: remove it.
+    for folder, pattern in (("resolvers", "*.js"), ("cloudformation", "*.yaml")):
+        for stale in (out / folder).rglob(pattern) if (out / folder).is_dir() else ():
+            if stale not in files:
+                stale.unlink()
     for path, text in files.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")

@@ -176,3 +176,14 @@ def test_the_command_writes_the_export_and_refuses_a_primary_outside_the_regions
     assert code == 2
     assert "us-east-1 is not one of the regions" in capsys.readouterr().err
     assert not (tmp_path / "b").exists()
+
+
+def test_an_export_over_an_earlier_one_leaves_no_stale_resolver(tmp_path: Path) -> None:
+    stale = tmp_path / "resolvers" / "Query.retired.js"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("export function request() { return {}; }\n")
+    keep = tmp_path / "notes.txt"
+    keep.write_text("mine")
+    write_export(tmp_path, export_sdl(build_schema()), Topology(REGIONS, "us-east-1"))
+    assert not stale.exists() and keep.read_text() == "mine"
+    assert (tmp_path / "resolvers" / "Query.product.js").is_file()
