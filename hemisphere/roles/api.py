@@ -12,10 +12,10 @@ import argparse
 import contextlib
 import logging
 import os
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
+from hemisphere.logs import configure_logging
 from hemisphere.roles.serving import Shutdown, listen, run, serve_app, uvicorn_config
 from hemisphere.runtime import Runtime, StartupOptions
 from hemisphere.settings import Settings, SettingsError
@@ -32,18 +32,6 @@ def register(commands: Any) -> None:
     api.add_argument("--host", default="0.0.0.0")
     api.add_argument("--port", type=int, default=8000)
     api.set_defaults(run=run_api)
-
-
-def configure_logging(settings: Settings) -> None:
-    """One line per record on stdout, where a container runtime collects them."""
-    logging.basicConfig(
-        level=settings.log_level,
-        stream=sys.stdout,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        force=True,
-    )
-    # httpx logs every request at INFO: one line per change the stream publisher sends.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def api_settings(env: dict[str, str]) -> Settings:

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import signal
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -35,6 +36,7 @@ from adapters.dynamodb.stream import (
     DynamoLeaseStore,
     create_streams_client,
 )
+from hemisphere.logs import configure_logging
 from hemisphere.settings import Settings, SettingsError
 from regions.replication import (
     ReplicationTimings,
@@ -92,9 +94,7 @@ def register(commands: _SubParsersAction[argparse.ArgumentParser]) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     config = ReplicatorConfig.from_settings(Settings.from_env(os.environ))
-    logging.basicConfig(
-        level=config.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(config.settings, stream=sys.stderr)
     # At DEBUG the lag status is what we want to see, not every signed request.
     for noisy in ("botocore", "aiobotocore", "urllib3", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLogger().level))

@@ -16,12 +16,14 @@ import logging
 import os
 import signal
 import socket
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from hemisphere.local_issuer import LocalIssuer
+from hemisphere.logs import TERMINAL_FORMAT, configure_logging
 from hemisphere.readiness import Readiness
 from hemisphere.roles.ownership import own_data_dir
 from hemisphere.roles.serving import (
@@ -71,7 +73,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from hemisphere.local_defaults import remove_stack_file, with_local_secrets, write_stack_file
 
     settings = settings_for(args.data_dir)
-    logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(settings, stream=sys.stderr, text_format=TERMINAL_FORMAT)
     # pgserver narrates every pg_ctl call at INFO; its warnings are all a user needs.
     logging.getLogger("pgserver").setLevel(logging.WARNING)
     # httpx logs every request at INFO: one line per change the stream publisher sends.

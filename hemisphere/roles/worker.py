@@ -12,7 +12,7 @@ import os
 from dataclasses import replace
 from typing import Any
 
-from hemisphere.roles.api import configure_logging
+from hemisphere.logs import configure_logging
 from hemisphere.roles.serving import Shutdown, run
 from hemisphere.settings import Settings, SettingsError
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from hemisphere.settings import SettingsError
+from hemisphere.logs import TERMINAL_FORMAT, configure_logging
+from hemisphere.settings import Settings, SettingsError
 from hemisphere.up import postgres
 from hemisphere.up.control import ActionQueue, ControlError, ControlServer
 from hemisphere.up.layout import Layout, LayoutError, RegionPorts, write_topology
@@ -338,7 +339,12 @@ def _raise_stopping(signum: int, frame: FrameType | None) -> None:
 
 
 def run_up(options: UpOptions) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging(
+        Settings.from_env(os.environ),
+        level=logging.WARNING,
+        stream=sys.stderr,
+        text_format=TERMINAL_FORMAT,
+    )
     layout, latency, state = _plan(options)
     _check_ports_free(layout)
     secrets = shared_secrets(layout.data_dir, os.environ)
