@@ -398,11 +398,23 @@ class TargetReplicator:
                 # It may have come back empty (its table recreated): then the stream since
                 # our checkpoint is not enough.
                 self._check_target_copy = False
-                if not await self.target.is_seeded(self.region):
+                if not await self._target_keeps_copy():
                     await self._full_copy()
             if not read_any:
                 idle = time.monotonic() - self._sent_at >= timings.idle_after
                 await asyncio.sleep(timings.idle_poll_interval if idle else timings.poll_interval)
+
+    async def _target_keeps_copy(self) -> bool:
+        """Whether the target still holds our copy; a target that does not answer now is
+        asked again at the next check (its writes wait in _retrying meanwhile)."""
+        try:
+            return await self.target.is_seeded(self.region)
+        except BackendUnavailableError as error:
+            log.debug(
+                "replication %s→%s: seed mark not read (%s)", self.region, self.target.region, error
+            )
+            self._check_target_copy = True
+            return True
 
     def _checkpoint_due(self, shard: _Shard) -> bool:
         if shard.position == shard.saved:

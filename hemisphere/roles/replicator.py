@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from adapters.dynamodb.client import StaticCredentials, create_client
+from adapters.dynamodb.client import StaticCredentials, client_config, create_client
 from adapters.dynamodb.replication import DynamoReplicaTable, DynamoReplicationSource
 from adapters.dynamodb.stream import (
     DynamoCheckpointStore,
@@ -56,6 +56,10 @@ STATUS_LOG_INTERVAL = 10.0
 # on a loaded endpoint stalls replication, while a takeover only has to beat minutes.
 LEASE_SECONDS = 10.0
 LEASE_RENEW_SECONDS = 2.0
+# The API's clients fail fast (a request must not wait on a dead endpoint); a replicator is
+# a background worker: a busy endpoint (or a far region) answering in 5 s is slow, not down.
+# A region that is down refuses or resets connections, which still shows at once.
+CONFIG = client_config(connect_timeout=2.0, read_timeout=10.0, max_attempts=3)
 # How long the pipelines get to stop and give their leases up.
 STOP_GRACE_SECONDS = 5.0
 
@@ -122,16 +126,18 @@ async def run_replicator(
     holder = unique_holder()
     async with contextlib.AsyncExitStack() as stack:
         client = await stack.enter_async_context(
-            create_client(settings.aws_endpoint_url, settings.region, credentials)
+            create_client(settings.aws_endpoint_url, settings.region, credentials, config=CONFIG)
         )
         streams = await stack.enter_async_context(
-            create_streams_client(settings.aws_endpoint_url, settings.region, credentials)
+            create_streams_client(
+                settings.aws_endpoint_url, settings.region, credentials, config=CONFIG
+            )
         )
         source = DynamoReplicationSource(client, streams, settings.table_name)
         pipelines = []
         for target_region, endpoint in config.replicas.items():
             target_client = await stack.enter_async_context(
-                create_client(endpoint, target_region, credentials)
+                create_client(endpoint, target_region, credentials, config=CONFIG)
             )
             name = pipeline_name(settings.region, target_region)
             pipelines.append(
