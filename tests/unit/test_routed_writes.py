@@ -1,0 +1,130 @@
+"""Writes that follow the replicated topology, without sockets: where they go after a
+promotion, the fence at the mutation start, and the read-only answers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from domain.commands import (
+    CancelOrder,
+    Checkout,
+    CheckoutLine,
+    UpdateCustomerProfile,
+    UpsertProduct,
+)
+from domain.errors import BackendUnavailableError, ReadOnlyRegionError, StaleEpochError
+from domain.model import Money, Product, RegionControl
+from hemisphere.settings import Settings
+from regions.control import TopologyWatcher, WriteFence
+from regions.routing import (
+    FencedCatalog,
+    RoutedOrderWorkflows,
+    RoutedProfileUpdates,
+    WriteTarget,
+    write_target,
+)
+
+US, EU, AP = "us-east-1", "eu-west-1", "ap-southeast-2"
+CHECKOUT = Checkout("c-0001", (CheckoutLine("p-0001", 1),), "tok_visa", "key-1")
+CANCEL = CancelOrder("o-1", "key-2")
+PROFILE = UpdateCustomerProfile("c-0001", "Ada", None, "key-3")
+
+
+def test_the_endpoint_map_names_where_each_primary_takes_writes() -> None:
+    settings = Settings(
+        region=AP,
+        primary_region=US,
+        aws_endpoint_url="http://ap:1",
+        primary_aws_endpoint_url="http://us-direct:1",
+        region_endpoints={US: "http://us:1", EU: "http://eu:1"},
+    )
+    assert write_target(settings) == WriteTarget(AP, US, "http://us:1")
+    assert write_target(settings, EU) == WriteTarget(AP, EU, "http://eu:1")
+    # A promoted region nobody named: AWS's own regional endpoint.
+    assert write_target(Settings(region=AP, primary_region=US), EU).endpoint_url is None
+
+
+class Recording:
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+        self.calls: list[str] = []
+
+    async def _act(self, call: str) -> None:
+        self.calls.append(call)
+        if self.error is not None:
+            raise self.error
+
+    async def start_checkout(self, command: Checkout, placed_in: str) -> None:
+        await self._act(f"checkout:{placed_in}")
+
+    async def start_cancellation(self, command: CancelOrder) -> None:
+        await self._act("cancel")
+
+    async def submit(self, command: UpdateCustomerProfile) -> tuple[str, datetime]:
+        await self._act("profile")
+        return "request-1", datetime(2026, 1, 1, tzinfo=UTC)
+
+    async def upsert_product(self, command: UpsertProduct) -> Product:
+        await self._act("upsert")
+        raise AssertionError("not reached in these tests")
+
+
+async def _fence(region: str, configured: RegionControl, known: RegionControl | None) -> WriteFence:
+    async def read() -> RegionControl | None:
+        return known
+
+    watcher = TopologyWatcher(read)
+    await watcher.refresh()
+    return WriteFence(region, configured, watcher)
+
+
+async def test_a_secondary_sends_its_writes_to_the_primary_the_control_item_names() -> None:
+    us, eu = Recording(), Recording()
+    fence = await _fence(AP, RegionControl(US, 1), RegionControl(EU, 2))
+    workflows = RoutedOrderWorkflows(fence, {US: us, EU: eu})
+    await workflows.start_checkout(CHECKOUT, AP)
+    await workflows.start_cancellation(CANCEL)
+    profiles = RoutedProfileUpdates(fence, {US: us, EU: eu})
+    assert await profiles.submit(PROFILE) == ("request-1", datetime(2026, 1, 1, tzinfo=UTC))
+    assert eu.calls == ["checkout:ap-southeast-2", "cancel", "profile"]
+    assert us.calls == []
+
+
+async def test_a_primary_that_cannot_be_reached_or_is_unknown_reads_as_read_only() -> None:
+    down = Recording(BackendUnavailableError("connection refused"))
+    fence = await _fence(AP, RegionControl(US, 1), None)
+    with pytest.raises(ReadOnlyRegionError, match="cannot reach the primary region us-east-1"):
+        await RoutedOrderWorkflows(fence, {US: down}).start_checkout(CHECKOUT, AP)
+    promoted = await _fence(AP, RegionControl(US, 1), RegionControl(EU, 2))
+    with pytest.raises(ReadOnlyRegionError, match="knows no endpoint of the primary region"):
+        await RoutedOrderWorkflows(promoted, {US: Recording()}).start_checkout(CHECKOUT, AP)
+
+
+async def test_a_demoted_primary_starts_nothing_and_writes_no_catalog() -> None:
+    own, eu = Recording(), Recording()
+    fence = await _fence(US, RegionControl(US, 1), RegionControl(EU, 2))
+    with pytest.raises(StaleEpochError):
+        await RoutedOrderWorkflows(fence, {US: own, EU: eu}).start_checkout(CHECKOUT, US)
+    with pytest.raises(StaleEpochError):
+        await RoutedProfileUpdates(fence, {US: own, EU: eu}).submit(PROFILE)
+    command = UpsertProduct(
+        id=None,
+        sku="S",
+        name="n",
+        description="",
+        category="c",
+        price=Money(1, "EUR"),
+        available=1,
+    )
+    with pytest.raises(StaleEpochError):
+        await FencedCatalog(own, fence).upsert_product(command)
+    assert own.calls == eu.calls == []
+
+
+async def test_the_primary_writes_locally_while_its_epoch_is_the_newest() -> None:
+    own = Recording()
+    fence = await _fence(US, RegionControl(US, 2), RegionControl(US, 2))
+    await RoutedOrderWorkflows(fence, {US: own}).start_checkout(CHECKOUT, US)
+    assert own.calls == ["checkout:us-east-1"]
