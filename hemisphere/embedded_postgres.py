@@ -48,12 +48,18 @@ def _bin(name: str) -> str:
 class EmbeddedPostgres:
     """One PostgreSQL server on `data_dir`, a child of this process while it runs."""
 
+    name = "embedded PostgreSQL"
+
     def __init__(self, data_dir: Path, database: str = "hemisphere") -> None:
         self.data_dir = data_dir.resolve()
         self.database = database
         self._process: subprocess.Popen[bytes] | None = None
         self._user = _SYSTEM_USER if os.geteuid() == 0 else None
         self.socket_dir = self._socket_dir()
+
+    @property
+    def where(self) -> str:
+        return f"data directory {self.data_dir}"
 
     @property
     def url(self) -> str:
@@ -68,6 +74,12 @@ class EmbeddedPostgres:
 
     def start(self, timeout: float = 60.0) -> str:
         self._prepare()
+        self.spawn()
+        self.wait_until_up(timeout)
+        return self.url
+
+    def spawn(self) -> None:
+        """Start the postmaster (from the main thread: see localstack.die_with_parent)."""
         log_file = open(self.data_dir / "log", "ab")  # noqa: SIM115 - the child writes it
         with log_file:
             self._process = spawn(
@@ -86,9 +98,12 @@ class EmbeddedPostgres:
                 stderr=log_file,
                 stdin=subprocess.DEVNULL,
             )
+
+    def wait_until_up(self, timeout: float = 60.0) -> None:
+        """Return once it accepts connections and the database exists (after a crash, once
+        it has replayed its WAL). Safe to run in a worker thread."""
         self._wait_accepting(timeout)
         self._ensure_database()
-        return self.url
 
     def stop(self, timeout: float = 5.0) -> None:
         """Fast shutdown (SIGINT): sessions end, a checkpoint is written, the next start

@@ -176,6 +176,10 @@ class ChildService:
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
 
+    @property
+    def where(self) -> str:
+        return f"port {self.port}"
+
     def exit_code(self) -> int | None:
         """None while it runs (or was never started); its exit status once it died."""
         return None if self._process is None else self._process.poll()
@@ -200,7 +204,9 @@ class MotoServer(ChildService):
     quiet = True  # werkzeug logs a line per request
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        # moto.server with state machines parsed once (see hemisphere/moto/server.py).
+        server = "hemisphere.moto.server"
+        return [sys.executable, "-m", server, "-H", "127.0.0.1", "-p", str(self.port)]
 
     def environment(self) -> dict[str, str]:
         env = super().environment()

@@ -93,7 +93,7 @@ def run_serve(args: argparse.Namespace) -> int:
             LocalIssuer(settings.data_dir, issuer).remember(settings.data_dir)
         shutdown = Shutdown(Readiness(), settings.shutdown_timeout_seconds)
         with interruptible_start():
-            stack = _start_local_stack(children, settings)
+            stack = _start_local_stack(children, settings, shutdown)
         settings = stack.settings
         write_stack_file(settings.data_dir, settings)
         children.callback(remove_stack_file, settings.data_dir)
@@ -116,19 +116,22 @@ def run_serve(args: argparse.Namespace) -> int:
         return code
 
 
-def _start_local_stack(children: contextlib.ExitStack, settings: Settings) -> LocalStack:
+def _start_local_stack(
+    children: contextlib.ExitStack, settings: Settings, shutdown: Shutdown
+) -> LocalStack:
     from hemisphere.embedded_postgres import EmbeddedPostgres
     from hemisphere.localstack import MotoServer
     from hemisphere.payments_sim import PaymentsSimulator
 
     stack = LocalStack(settings)
-    # Each child stops within a share of the budget; PostgreSQL last (it was first).
-    share = max(1.0, settings.shutdown_timeout_seconds / 4)
+    # They stop in reverse order: the stateless ones briefly (a kill loses nothing), then
+    # PostgreSQL with whatever is left of the budget for its checkpoint.
+    brief = 1.5
     if settings.database_url is None:
         postgres = EmbeddedPostgres(settings.data_dir / "postgres")
         print(f"Starting the embedded PostgreSQL (data in {postgres.data_dir}) ...", flush=True)
         url = postgres.start()
-        children.callback(postgres.stop, share)
+        children.callback(lambda: postgres.stop(shutdown.remaining()))
         settings = replace(settings, database_url=url)
         # Restarted on the same data: it replays its WAL; the pool reconnects by itself.
         stack.supervised.append(Supervised(postgres, "embedded-postgres"))
@@ -136,7 +139,7 @@ def _start_local_stack(children: contextlib.ExitStack, settings: Settings) -> Lo
         print("Starting the local AWS endpoint (moto server) ...", flush=True)
         moto = MotoServer()
         moto.start()
-        children.callback(moto.stop, share)
+        children.callback(moto.stop, brief)
         key, secret = LOCAL_AWS_CREDENTIALS
         settings = replace(
             settings,
@@ -149,7 +152,7 @@ def _start_local_stack(children: contextlib.ExitStack, settings: Settings) -> Lo
         print("Starting the simulated card provider ...", flush=True)
         simulator = PaymentsSimulator()
         simulator.start()
-        children.callback(simulator.stop, share)
+        children.callback(simulator.stop, brief)
         settings = replace(settings, payments_url=simulator.url)
         stack.supervised.append(Supervised(simulator, "card-provider"))
     stack.settings = settings

@@ -22,6 +22,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -57,6 +58,7 @@ class Shutdown:
         # A role without a server (the workers) waits for this to be called.
         self.on_stop: Callable[[], None] | None = None
         self._watchdog: threading.Timer | None = None
+        self._deadline: float | None = None
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
         for signum in STOP_SIGNALS:
@@ -88,7 +90,15 @@ class Shutdown:
         self.exit_code = 1
         self.request(signal.SIGTERM)
 
+    def remaining(self, reserve: float = 0.5) -> float:
+        """Seconds left of the stop's budget (all of it before a stop began), less `reserve`
+        for what must still happen after; at least one."""
+        if self._deadline is None:
+            return self.timeout
+        return max(1.0, self._deadline - time.monotonic() - reserve)
+
     def _arm_watchdog(self) -> None:
+        self._deadline = time.monotonic() + self.timeout
         self._watchdog = threading.Timer(self.timeout, _overrun, args=(self.timeout,))
         self._watchdog.daemon = True
         self._watchdog.start()

@@ -25,7 +25,9 @@ Restore = Callable[[], Awaitable[None]]
 
 class Child(Protocol):
     name: str
-    port: int
+
+    @property
+    def where(self) -> str: ...
 
     @property
     def pid(self) -> int | None: ...
@@ -54,7 +56,7 @@ class Supervised:
     restarting: bool = field(default=False, init=False)
 
     def describe(self) -> str:
-        return f"the {self.child.name} (pid {self.child.pid}, port {self.child.port})"
+        return f"the {self.child.name} (pid {self.child.pid}, {self.child.where})"
 
     async def check_alive(self) -> None:
         if self.restarting:
@@ -115,10 +117,10 @@ class Supervisor:
         """Whether the child runs again."""
         child = supervised.child
         log.error(
-            "%s stopped unexpectedly (%s): restarting it on port %d%s",
+            "%s stopped unexpectedly (%s): restarting it on the same %s%s",
             supervised.describe(),
             _exit_status(code),
-            child.port,
+            child.where,
             " and rebuilding what it held" if supervised.restore is not None else "",
         )
         supervised.restarting = True

@@ -76,7 +76,10 @@ def garden_skus(served: Served) -> set[str]:
 
 
 def readyz(served: Served) -> httpx.Response:
-    return httpx.get(f"http://127.0.0.1:{served.port}/readyz", timeout=5)
+    try:
+        return httpx.get(f"http://127.0.0.1:{served.port}/readyz", timeout=5)
+    except httpx.ConnectError:
+        raise AssertionError("serve is gone:\n" + "".join(served.output)) from None
 
 
 def test_sigterm_to_the_serve_pid_alone_leaves_nothing_and_a_clean_cluster(tmp_path: Path) -> None:
@@ -187,3 +190,26 @@ def test_a_killed_local_aws_endpoint_fails_readiness_then_is_restarted_and_rebui
     log = "".join(served.output)
     assert log.count("stopped unexpectedly (killed by SIGKILL)") == 1
     assert "is back" in log
+
+
+def test_a_killed_embedded_postgres_is_restarted_on_its_data(served: Served) -> None:
+    postmaster = next(p for p in family(served) if p.name() == "postgres" and "-D" in p.cmdline())
+    assert readyz(served).status_code == 200
+    postmaster.kill()
+
+    deadline = time.monotonic() + 10
+    while (answer := readyz(served)).status_code == 200:
+        assert time.monotonic() < deadline, "readiness never noticed the dead child"
+        time.sleep(0.1)
+    assert answer.json()["checks"]["embedded-postgres"] != "ok"
+
+    deadline = time.monotonic() + 90
+    while readyz(served).status_code != 200:
+        assert time.monotonic() < deadline, readyz(served).json()
+        time.sleep(0.5)
+    upsert(served, "AFTER-PG-RESTART")  # the pool reconnected to the restarted server
+    deadline = time.monotonic() + 15
+    while "AFTER-PG-RESTART" not in garden_skus(served):
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    assert "the embedded PostgreSQL (pid" in "".join(served.output)
