@@ -1,0 +1,1 @@
+"""The local AWS endpoint (moto) as Hemisphere runs it."""

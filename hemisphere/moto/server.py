@@ -1,0 +1,82 @@
+"""The local AWS endpoint: moto's server, with its Step Functions emulator parsing each state
+machine definition once instead of once per execution.
+
+    python -m hemisphere.moto.server [moto.server's arguments]
+
+moto (5.x) builds an execution's program by running its ANTLR parser over the definition at
+every StartExecution: 55 ms of CPU for the checkout saga's ASL, the largest single cost of a
+checkout on the local endpoint, paid on a thread that competes with every request moto
+serves. Step Functions on AWS parses a definition when the state machine is created or
+updated, never per execution. Here the parsed program is kept per definition text and each
+execution gets a deep copy of it (3 ms): executions never share a component, so nothing of
+one execution's evaluation can leak into another's, exactly as with a fresh parse.
+
+Everything else is moto's server, unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+import threading
+from collections import OrderedDict
+from typing import Any, Final
+
+# Definitions kept: every state machine of a deployment, with room for updated versions.
+MAX_PROGRAMS: Final = 64
+
+
+class ProgramCache:
+    """Definition text -> its parsed program, least recently used dropped past `capacity`.
+    Thread-safe: moto runs each execution on a thread of its own."""
+
+    def __init__(self, parse: Any, capacity: int = MAX_PROGRAMS) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be at least 1")
+        self._parse = parse
+        self._capacity = capacity
+        self._programs: OrderedDict[str, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.parses = 0  # how many definitions were parsed (for the tests and the bench)
+
+    def program(self, definition: str) -> Any:
+        """A private copy of `definition`'s program: parsed the first time, copied after."""
+        with self._lock:
+            parsed = self._programs.get(definition)
+            if parsed is not None:
+                self._programs.move_to_end(definition)
+        if parsed is None:
+            # Parsed outside the lock: two threads may both parse a new definition once;
+            # the result is the same and one of them is kept.
+            parsed = self._parse(definition)
+            with self._lock:
+                self.parses += 1
+                self._programs[definition] = parsed
+                while len(self._programs) > self._capacity:
+                    self._programs.popitem(last=False)
+        return copy.deepcopy(parsed)
+
+
+def install_program_cache(capacity: int = MAX_PROGRAMS) -> ProgramCache:
+    """Make moto's execution workers take their program from a ProgramCache."""
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    cache = ProgramCache(lambda text: AmazonStateLanguageParser.parse(text)[0], capacity)
+
+    def entrypoint(worker: ExecutionWorker) -> Any:
+        return cache.program(worker._evaluation_details.state_machine_details.definition)
+
+    ExecutionWorker._get_evaluation_entrypoint = entrypoint  # type: ignore[method-assign,assignment]
+    return cache
+
+
+def main(argv: list[str] | None = None) -> None:
+    from moto.server import main as moto_main
+
+    install_program_cache()
+    moto_main(argv if argv is not None else sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()
