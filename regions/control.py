@@ -62,19 +62,21 @@ def newer(known: RegionControl | None, seen: RegionControl | None) -> RegionCont
 
 def stale_reason(acting: RegionControl, known: RegionControl | None) -> str | None:
     """Why a process acting as `acting.primary_region`'s primary under `acting.epoch` must
-    refuse writes, knowing `known`; None when it may write."""
+    refuse writes, knowing `known`; None when it may write.
+
+    Only another region's claim of this epoch or a later one fences: a later epoch naming
+    this same region (promoted again, or a control item recreated at epoch 1 and then
+    replaced by the replicated one) leaves it the primary."""
     if known is None or known.epoch < acting.epoch:
+        return None
+    if known.primary_region == acting.primary_region:
         return None
     if known.epoch > acting.epoch:
         return (
             f"epoch {known.epoch} names {known.primary_region} primary; region "
             f"{acting.primary_region} acts under epoch {acting.epoch}"
         )
-    if known.primary_region != acting.primary_region:
-        return (
-            f"epoch {known.epoch} is claimed by {known.primary_region}, not {acting.primary_region}"
-        )
-    return None
+    return f"epoch {known.epoch} is claimed by {known.primary_region}, not {acting.primary_region}"
 
 
 def next_epoch(records: Sequence[RegionControl | None]) -> int:

@@ -58,8 +58,8 @@ def test_a_primary_is_stale_once_a_newer_epoch_or_a_rival_claim_is_known() -> No
     assert stale_reason(RegionControl(US, 3), RegionControl(EU, 2)) is None  # ours not seen yet
     assert "epoch 2 names eu-west-1" in str(stale_reason(acting, RegionControl(EU, 2)))
     assert "claimed by eu-west-1" in str(stale_reason(acting, RegionControl(EU, 1)))
-    # Even a newer epoch naming us again: this process acts under an older one.
-    assert stale_reason(acting, RegionControl(US, 2)) is not None
+    # A newer epoch naming the same region (promoted again): still the primary.
+    assert stale_reason(acting, RegionControl(US, 2)) is None
 
 
 def test_next_epoch_is_one_above_the_newest_known() -> None:
