@@ -17,6 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
+from adapters.tracing import instrument
 from domain.errors import BackendUnavailableError
 
 # Error codes that mean "the service is there but cannot serve you now"; the rest of the
@@ -87,6 +88,7 @@ async def aws_client(
         config=config or client_config(),
         **kwargs,
     ) as client:
+        instrument(client)
         yield client
 
 

@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 
 from adapters.aws import StaticCredentials, aws_client, translate_unavailable
 from adapters.sqs import SqsClient, ensure_task_queue
+from adapters.tracing import without_trace_context
 from domain.commands import CancelOrder, Checkout
 from domain.errors import BackendUnavailableError, IdempotencyConflictError
 from domain.saga import (
@@ -226,7 +227,10 @@ class StepFunctionsOrderWorkflows:
         existing = await self._start(self._machines.cancel_arn, name, execution_input)
         # The name is derived from both fields of the input: a different input under the
         # same name would take a digest collision.
-        if existing is not None and json.loads(existing) != json.loads(execution_input):
+        # The first start's input may carry its trace context (adapters.tracing): not a
+        # difference of the cancellation.
+        original = without_trace_context(json.loads(existing)) if existing is not None else None
+        if original is not None and original != json.loads(execution_input):
             raise IdempotencyConflictError(
                 f"idempotencyKey {command.idempotency_key!r} was used for another cancellation"
             )

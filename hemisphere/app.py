@@ -10,7 +10,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 
+import strawberry
+from opentelemetry.trace import Tracer
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
@@ -22,13 +25,17 @@ from hemisphere.http.endpoint import GraphQLHTTP
 from hemisphere.http.graphiql import STATIC_DIR, STATIC_PATH, graphiql_page
 from hemisphere.http.rate_limits import Throttle
 from hemisphere.http.realtime_options import RealtimeOptions
+from hemisphere.http.telemetry import TelemetryMiddleware
 from hemisphere.http.websocket_routes import websocket_routes
 from hemisphere.identity import token_verifier
+from hemisphere.metrics import ApiMetrics
+from hemisphere.metrics_http import metrics_routes, serving_metrics
 from hemisphere.publisher_identity import stream_publisher_credentials
 from hemisphere.readiness import Readiness, Report
 from hemisphere.runtime import Runtime
 from hemisphere.settings import Settings
 from hemisphere.throttling import open_throttle
+from hemisphere.tracing import resolver_spans, tracer_for
 from resolvers.context import Context
 from resolvers.schema import build_schema
 from schema.limits import QueryLimits
@@ -57,6 +64,7 @@ def create_app(
         settings = _with_token_secret(settings, secrets.token_urlsafe(32))
     schema = build_schema()
     runtime: Runtime | None = None
+    metrics, tracer = _telemetry(settings, schema, lambda: runtime)
 
     def make_context(caller: Caller) -> Context:
         assert runtime is not None, "a request arrived before the lifespan started"
@@ -122,7 +130,7 @@ def create_app(
         nonlocal runtime, throttle
         async with runtime_factory(settings) as started, open_throttle(settings) as throttle:
             probes.watch(started.probes)
-            async with probes.running():
+            async with probes.running(), serving_metrics(settings, metrics, started):
                 runtime = started
                 try:
                     yield
@@ -141,10 +149,33 @@ def create_app(
             Route("/readyz", ready, methods=["GET"]),
             # The probe's first name, kept for existing checks: it means ready, as it did.
             Route("/health", ready, methods=["GET"]),
+            *metrics_routes(settings, metrics),
             Mount(STATIC_PATH, app=StaticFiles(directory=STATIC_DIR), name="graphiql-static"),
         ],
         lifespan=lifespan,
+        middleware=[Middleware(TelemetryMiddleware, metrics=metrics, tracer=tracer)],
     )
+
+
+def _telemetry(
+    settings: Settings, schema: strawberry.Schema, runtime: Callable[[], Runtime | None]
+) -> tuple[ApiMetrics | None, Tracer | None]:
+    """The app's metrics (None: /metrics is off) and tracer (None: tracing is off); with a
+    tracer, the resolvers get spans too."""
+    metrics = None
+    if settings.metrics_enabled:
+        mutations = schema._schema.mutation_type
+        metrics = ApiMetrics(mutations.fields if mutations is not None else ())
+
+        def broker() -> object | None:
+            started = runtime()
+            return started.broker if started is not None else None
+
+        metrics.watch_broker(broker)
+    tracer = tracer_for(settings)
+    if tracer is not None:
+        schema.extensions = (*schema.extensions, resolver_spans(tracer))
+    return metrics, tracer
 
 
 def _with_token_secret(settings: Settings, secret: str) -> Settings:

@@ -27,8 +27,10 @@ from adapters.postgres.snapshots import PostgresSnapshotSource
 from adapters.stepfunctions import ensure_state_machines
 from domain.model import RegionControl
 from hemisphere.fanout import start_broker, start_stream_publisher
+from hemisphere.metrics import stream_lag_histogram
 from hemisphere.readiness import Probe
 from hemisphere.runtime import Runtime, StartupOptions
+from hemisphere.runtime_metrics import start_sampling
 from hemisphere.settings import Settings, SettingsError
 from hemisphere.write_path import (
     cancel_task,
@@ -72,7 +74,8 @@ async def start_runtime(
     async with contextlib.AsyncExitStack() as stack:
         pool = await create_pool(settings.database_url, min_size=2, max_size=10)
         stack.push_async_callback(pool.close)
-        if await is_standby(pool):
+        standby = await is_standby(pool)
+        if standby:
             # A secondary region's read-only hot standby: the primary migrates and seeds it.
             log.info("PostgreSQL is a read-only standby: no migrations, no writes from here")
         else:
@@ -100,7 +103,10 @@ async def start_runtime(
             log.info("rebuilt %d projection items", written)
 
         broker = await start_broker(stack, settings)
-        await start_stream_publisher(stack, settings, client, aws_credentials(settings))
+        stream_lag = stream_lag_histogram()
+        await start_stream_publisher(
+            stack, settings, client, aws_credentials(settings), lag=stream_lag.observe
+        )
 
         clients = await open_write_clients(stack, settings, aws_credentials(settings))
         workflows, profiles = await write_ports(stack, settings, clients)
@@ -147,6 +153,10 @@ async def start_runtime(
             topology=Topology(settings.region, settings.primary_region),
             workflows=workflows,
             profiles=profiles,
+            collectors=(
+                stream_lag,
+                *await start_sampling(stack, settings, pool, clients, standby=standby),
+            ),
         )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from botocore.credentials import Credentials
@@ -42,6 +43,8 @@ async def start_stream_publisher(
     settings: Settings,
     dynamodb: Any,
     credentials: StaticCredentials | None,
+    *,
+    lag: Callable[[float], None] | None = None,
 ) -> StreamPublisher | None:
     """Publish the table's changes as the contract's publish* mutations to
     `settings.publish_url` (the region's API), signed as the region's stream publisher
@@ -64,6 +67,7 @@ async def start_stream_publisher(
         DynamoCheckpointStore(dynamodb, settings.table_name, name),
         LeaseKeeper(DynamoLeaseStore(dynamodb, settings.table_name, name), unique_holder()),
         sink,
+        lag=lag,
     )
     publisher.start()
     # Closed first: it checkpoints and releases the lease while its clients are still open.

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from prometheus_client.registry import Collector
+
 from hemisphere.readiness import Probe
 from resolvers.context import Topology
 from resolvers.pagination import PageTokens
@@ -28,6 +30,8 @@ class Runtime:
     # Recreates what the AWS endpoint held (table, control item, state machines, queues,
     # event route, projection items): for a local endpoint that restarted empty.
     restore_aws: Callable[[], Awaitable[None]] | None = None
+    # What the app's /metrics serves besides its own (hemisphere.runtime_metrics).
+    collectors: tuple[Collector, ...] = ()
 
 
 @dataclass(frozen=True)

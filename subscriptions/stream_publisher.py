@@ -30,7 +30,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, TypeVar
 
@@ -49,6 +49,8 @@ from graphql import (
     TypeNode,
     parse,
 )
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
 
 from domain import codec
 from domain.errors import BackendUnavailableError, HemisphereError
@@ -59,6 +61,7 @@ from subscriptions.checkpoints import ready_shards as _ready_shards
 from subscriptions.lease import LeaseKeeper
 
 log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("hemisphere.subscriptions")
 
 T = TypeVar("T")
 
@@ -184,13 +187,18 @@ class AppSyncPublicationSink:
                 "variables": {"input": publication_input(snapshot)},
             }
         )
-        try:
-            response = await self._client.post(
-                self._url, content=body, headers=self.signed_headers(body)
-            )
-        except httpx.HTTPError as error:
-            raise PublicationFailedError(f"{mutation} to {self._url}: {error!r}") from error
-        raise_for_answer(mutation, response)
+        with _tracer.start_as_current_span(
+            mutation, kind=SpanKind.PRODUCER, attributes={"hemisphere.entity.id": snapshot.id}
+        ):
+            headers = self.signed_headers(body)
+            # The API's request (and the fan-out it makes) continues this trace; the
+            # header is not signed, so it changes nothing of the signature.
+            propagate.inject(headers)
+            try:
+                response = await self._client.post(self._url, content=body, headers=headers)
+            except httpx.HTTPError as error:
+                raise PublicationFailedError(f"{mutation} to {self._url}: {error!r}") from error
+            raise_for_answer(mutation, response)
 
     def signed_headers(self, body: bytes) -> dict[str, str]:
         request = AWSRequest(
@@ -277,7 +285,11 @@ class StreamPublisher:
         lease: LeaseKeeper,
         sink: PublicationSink,
         timings: PublisherTimings | None = None,
+        *,
+        lag: Callable[[float], None] | None = None,
     ) -> None:
+        """`lag` is told, for each change published, how long ago it was made (seconds)."""
+        self._lag = lag
         self._stream = stream
         self._checkpoints = checkpoints
         self._lease = lease
@@ -469,6 +481,8 @@ class StreamPublisher:
                     if change.snapshot is not None and not before_start:
                         await self._publish(change.snapshot)
                         progress.unsaved_publications = True
+                        if self._lag is not None and made_at is not None:
+                            self._lag(max(0.0, time.time() - made_at))
                     progress.position = change.sequence_number
                 if ended:
                     await self._save(stream, progress, token, finished=True)

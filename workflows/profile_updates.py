@@ -16,11 +16,13 @@ import json
 import logging
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from domain.commands import UpdateCustomerProfile
 from domain.errors import BackendUnavailableError, BadRequestError
+from domain.tracing import TRACE_CONTEXT_KEY
+from workflows.tracing import work_span
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,8 @@ class MalformedMessageError(ValueError):
 class ProfileUpdateRequest:
     request_id: str
     command: UpdateCustomerProfile
+    # The mutation's trace context, when it was traced (domain.tracing).
+    trace_context: Mapping[str, Any] = field(default_factory=dict)
 
 
 def _text(detail: Mapping[str, Any], key: str, *, optional: bool = False) -> str | None:
@@ -77,7 +81,9 @@ def parse_message(body: str) -> ProfileUpdateRequest:
         )
     except BadRequestError as exc:
         raise MalformedMessageError(exc.message) from None
-    return ProfileUpdateRequest(request_id, command)
+    return ProfileUpdateRequest(
+        request_id, command, {k: v for k, v in detail.items() if k == TRACE_CONTEXT_KEY}
+    )
 
 
 class ProfileUpdateWorker:
@@ -163,7 +169,8 @@ class ProfileUpdateWorker:
             return True
         command = request.command
         try:
-            outcome = await self._store.apply_profile_update(request.request_id, command)
+            with work_span("profile update", request.trace_context, customer=command.customer_id):
+                outcome = await self._store.apply_profile_update(request.request_id, command)
         except BackendUnavailableError as exc:
             log.warning("profile updates: %s left for later: %s", request.request_id, exc)
             return False

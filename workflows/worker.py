@@ -23,6 +23,7 @@ from typing import Any
 
 from workflows.activities import StepFailure
 from workflows.ports import QueuedTask, StepResult, TaskAnswers, TaskQueue
+from workflows.tracing import work_span
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,8 @@ class TaskWorker:
             return
         order_id = message.state.get("orderId")
         try:
-            output = await self._run_step(message.step, message.state)
+            with work_span(f"saga {message.step}", message.state, order=str(order_id)):
+                output = await self._run_step(message.step, message.state)
         except StepFailure as failure:
             answer = self._answers.fail(message.token, failure.error, failure.cause)
             outcome = f"failed with {failure.error}"

@@ -17,6 +17,7 @@ from domain.errors import UnauthorizedError
 from hemisphere.http.authn import NOT_AUTHORIZED, Authenticator
 from hemisphere.http.ports import Decision
 from hemisphere.http.rate_limits import Throttle, retry_after_header
+from hemisphere.http.telemetry import note_answer, note_operation
 from schema.errors import format_error, request_error
 from schema.limits import QueryLimits, check_limits
 from schema.operations import operation_selection_error
@@ -28,6 +29,7 @@ MAX_BODY_BYTES = 1_048_576
 
 
 def _json(payload: Any, status: int = 200) -> Response:
+    note_answer(payload)
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
 
 
@@ -115,6 +117,7 @@ class GraphQLHTTP:
             return _malformed('"variables" must be a JSON object.')
         if operation_name is not None and not isinstance(operation_name, str):
             return _malformed('"operationName" must be a string.')
+        note_operation(query, operation_name)
         unselectable = operation_selection_error(query, operation_name)
         if unselectable is not None:
             return _json(request_error("BadRequestException", unselectable), status=400)

@@ -1,0 +1,204 @@
+"""Prometheus metrics of one app: a registry of its own (tests build many apps in a process;
+the library's global registry would refuse the second), served at /metrics.
+
+Three kinds of sources, each as cheap as its place demands:
+- the request path (GraphQL requests by operation and errorType, latency): one counter and
+  one histogram update per request, after the answer was sent (hemisphere.http.telemetry);
+- what is read at scrape time, from memory (subscribers of this instance's broker);
+- what costs a backend call (queue depths, orders by status, projection and replication lag):
+  sampled in the background every `interval` seconds by the runtime (Sampler), never on a
+  scrape, so scraping often costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Protocol, runtime_checkable
+
+from graphql import GraphQLSyntaxError, OperationDefinitionNode, parse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import generate_latest
+from prometheus_client.registry import Collector
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+# Reads from DynamoDB answer in a few ms, mutations in tens: buckets from 1 ms to 10 s.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# A change reaches the publisher a few hundred ms after it was made (the stream's poll).
+LAG_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+# Operation names are chosen by clients: past this many distinct ones, the rest count as
+# "other" (an unbounded label would grow the registry without end).
+MAX_OPERATION_NAMES = 200
+# What a document that does not parse counts as, and a request refused before its document
+# was read (unauthorized, throttled, malformed).
+INVALID = "invalid"
+UNREAD = "unknown"
+
+
+@lru_cache(maxsize=1024)
+def operation_of(query: str, operation_name: str | None) -> tuple[str, str]:
+    """The type (query, mutation, subscription) and name of the operation a request runs;
+    parsed once per distinct document (clients send the same few over and over)."""
+    try:
+        document = parse(query, max_tokens=15_000)
+    except GraphQLSyntaxError:
+        return INVALID, operation_name or ""
+    for definition in document.definitions:
+        if not isinstance(definition, OperationDefinitionNode):
+            continue
+        name = definition.name.value if definition.name else ""
+        if operation_name is None or name == operation_name:
+            return definition.operation.value, name
+    return INVALID, operation_name or ""
+
+
+@runtime_checkable
+class CountsSubscribers(Protocol):
+    def subscriber_count(self, channel: str) -> int: ...
+
+
+class ApiMetrics:
+    """The metrics of one app, and the collectors its runtime brings (attach/detach)."""
+
+    def __init__(self, subscription_channels: Iterable[str] = ()) -> None:
+        self.registry = CollectorRegistry()
+        self._requests = Counter(
+            "hemisphere_graphql_requests",
+            "GraphQL requests over HTTP, by operation and by the first error's errorType "
+            "(empty: no error)",
+            ("operation_type", "operation_name", "error_type"),
+            registry=self.registry,
+        )
+        self._latency = Histogram(
+            "hemisphere_graphql_request_duration_seconds",
+            "Time from a GraphQL request's arrival to its answer, by operation type",
+            ("operation_type",),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self._names: set[str] = set()
+        self._subscribers = _Subscribers(tuple(sorted(subscription_channels)))
+        self.registry.register(self._subscribers)
+        self._attached: list[Collector] = []
+
+    def observe_request(
+        self, query: str | None, operation_name: str | None, error_type: str, seconds: float
+    ) -> None:
+        """One answered POST /graphql; `query` None when the request had none readable."""
+        if query is None:
+            kind, name = UNREAD, ""
+        else:
+            kind, name = operation_of(query, operation_name)
+        if name not in self._names:
+            if len(self._names) >= MAX_OPERATION_NAMES:
+                name = "other"
+            else:
+                self._names.add(name)
+        self._requests.labels(kind, name, error_type).inc()
+        self._latency.labels(kind).observe(seconds)
+
+    def watch_broker(self, broker: Callable[[], object | None]) -> None:
+        """Count the subscribers of the broker `broker()` gives (None: not started)."""
+        self._subscribers.broker = broker
+
+    def attach(self, collectors: Iterable[Collector]) -> None:
+        """Serve a runtime's collectors too, until detach()."""
+        for collector in collectors:
+            self.registry.register(collector)
+            self._attached.append(collector)
+
+    def detach(self) -> None:
+        while self._attached:
+            self.registry.unregister(self._attached.pop())
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _Subscribers(Collector):
+    """Subscriptions established on this instance, by the mutation that triggers them (the
+    broker's channel), read from memory at scrape time."""
+
+    def __init__(self, channels: tuple[str, ...]) -> None:
+        self.channels = channels
+        self.broker: Callable[[], object | None] = lambda: None
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "hemisphere_subscriptions_active",
+            "Subscriptions established on this instance, by the mutation that triggers them",
+            labels=("mutation",),
+        )
+        broker = self.broker()
+        if isinstance(broker, CountsSubscribers):
+            for channel in self.channels:
+                family.add_metric((channel,), broker.subscriber_count(channel))
+        yield family
+
+
+# --- what the runtime measures ---------------------------------------------------------------
+
+# Reads one backend's figures: label values → number (e.g. (queue, state) → messages).
+Sample = Callable[[], Awaitable[Mapping[tuple[str, ...], float]]]
+
+
+@dataclass(frozen=True)
+class Gauge:
+    """A gauge family whose values a Sample reads in the background."""
+
+    name: str
+    documentation: str
+    labels: tuple[str, ...]
+    sample: Sample
+
+
+@dataclass(eq=False)  # registries key collectors by identity
+class Sampler(Collector):
+    """Gauges read from backends every `interval` seconds (run() in the background): a scrape
+    serves the last values read, and a backend that is down keeps its gauges out of the
+    scrape rather than reporting stale numbers as current."""
+
+    gauges: tuple[Gauge, ...]
+    interval: float = 15.0
+    _values: dict[str, Mapping[tuple[str, ...], float]] = field(default_factory=dict)
+
+    async def sample_once(self) -> None:
+        for gauge in self.gauges:
+            try:
+                self._values[gauge.name] = await gauge.sample()
+            except Exception as error:
+                self._values.pop(gauge.name, None)
+                log.debug("metrics: could not read %s: %s", gauge.name, error)
+
+    async def run(self) -> None:
+        while True:
+            await self.sample_once()
+            await asyncio.sleep(self.interval)
+
+    def collect(self) -> Iterator[Metric]:
+        for gauge in self.gauges:
+            values = self._values.get(gauge.name)
+            if values is None:
+                continue
+            family = GaugeMetricFamily(gauge.name, gauge.documentation, labels=gauge.labels)
+            for labels, value in sorted(values.items()):
+                family.add_metric(labels, value)
+            yield family
+
+
+def stream_lag_histogram() -> Histogram:
+    """How long after a change was made the stream publisher sent it (unregistered: the
+    app's registry adopts it with the runtime's other collectors)."""
+    return Histogram(
+        "hemisphere_stream_publication_lag_seconds",
+        "From a change of the projection table to its publication to the subscribers' API",
+        buckets=LAG_BUCKETS,
+        registry=None,
+    )

@@ -1,0 +1,103 @@
+"""The metrics a runtime measures with its backends (hemisphere.metrics.Sampler): the task and
+profile queues' depths, the orders by status (the sagas' outcomes and those in flight) and
+how far the projections lag the relational model, in the primary; the replay lag of a
+PostgreSQL hot standby, in a secondary. Sampled in the background, served by the app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import asyncpg
+from prometheus_client.registry import Collector
+
+from adapters.postgres.health import outbox_lag_seconds
+from adapters.postgres.metrics import orders_by_status, replay_lag_seconds
+from adapters.queue_metrics import queue_messages
+from hemisphere.metrics import Gauge, Sampler
+from hemisphere.settings import Settings
+from hemisphere.write_path import AwsClients, cancel_task
+
+SAMPLE_INTERVAL_SECONDS = 15.0
+
+
+async def start_sampling(
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    pool: asyncpg.Pool[Any],
+    clients: AwsClients,
+    *,
+    standby: bool,
+    interval: float = SAMPLE_INTERVAL_SECONDS,
+) -> tuple[Collector, ...]:
+    """Start sampling (until the stack closes); the collector to serve. Nothing when
+    /metrics is off."""
+    if not settings.metrics_enabled:
+        return ()
+    gauges = [_replication_lag(pool)] if standby else []
+    if settings.region == settings.primary_region and not standby:
+        queues = {"tasks": clients.machines.queue_url, "profiles": clients.profile_queue_url}
+        gauges += [_queue_depths(clients.sqs, queues), _orders(pool), _projection_lag(pool)]
+    if not gauges:
+        return ()
+    sampler = Sampler(tuple(gauges), interval)
+    stack.push_async_callback(
+        cancel_task, asyncio.create_task(sampler.run(), name="metrics-sampler")
+    )
+    return (sampler,)
+
+
+def _queue_depths(sqs: Any, queues: dict[str, str]) -> Gauge:
+    async def sample() -> dict[tuple[str, ...], float]:
+        values: dict[tuple[str, ...], float] = {}
+        for name, url in queues.items():
+            for state, count in (await queue_messages(sqs, url)).items():
+                values[(name, state)] = count
+        return values
+
+    return Gauge(
+        "hemisphere_queue_messages",
+        "Messages of the saga task queue and the profile update queue, waiting or being "
+        "worked on (SQS's approximate counts)",
+        ("queue", "state"),
+        sample,
+    )
+
+
+def _orders(pool: asyncpg.Pool[Any]) -> Gauge:
+    async def sample() -> dict[tuple[str, ...], float]:
+        return {(status,): n for status, n in (await orders_by_status(pool)).items()}
+
+    return Gauge(
+        "hemisphere_orders",
+        "Orders by status: CONFIRMED, FAILED and CANCELLED are sagas' outcomes; PENDING, "
+        "RESERVED, AUTHORIZED and CAPTURED sagas in flight",
+        ("status",),
+        sample,
+    )
+
+
+def _projection_lag(pool: asyncpg.Pool[Any]) -> Gauge:
+    async def sample() -> dict[tuple[str, ...], float]:
+        return {("outbox",): await outbox_lag_seconds(pool)}
+
+    return Gauge(
+        "hemisphere_projection_lag_seconds",
+        "Age of the oldest change of the relational model not yet applied to the projections",
+        ("source",),
+        sample,
+    )
+
+
+def _replication_lag(pool: asyncpg.Pool[Any]) -> Gauge:
+    async def sample() -> dict[tuple[str, ...], float]:
+        lag = await replay_lag_seconds(pool)
+        return {} if lag is None else {("postgres",): lag}
+
+    return Gauge(
+        "hemisphere_replication_lag_seconds",
+        "How far this region's replica is behind the primary (PostgreSQL: replay lag)",
+        ("store",),
+        sample,
+    )
