@@ -137,3 +137,32 @@ class SqsTaskQueue:
     async def delete(self, task: Delivery) -> None:
         with translate_errors(f"the task queue {self._queue_url}"):
             await self._sqs.delete_message(QueueUrl=self._queue_url, ReceiptHandle=task.receipt)
+
+
+_DEPTH_ATTRIBUTES: Final = (
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+)
+
+
+class SqsQueueDepth:
+    """The messages of one or more queues, waiting, being worked on or delayed (one
+    GetQueueAttributes each): workflows.admission's measure of the sagas in flight."""
+
+    def __init__(self, sqs: SqsClient, *queue_urls: str) -> None:
+        if not queue_urls:
+            raise ValueError("SqsQueueDepth needs at least one queue")
+        self._sqs = sqs
+        self._queue_urls = queue_urls
+
+    async def __call__(self) -> int:
+        total = 0
+        for url in self._queue_urls:
+            with translate_errors(f"the task queue {url}"):
+                answer = await self._sqs.get_queue_attributes(
+                    QueueUrl=url, AttributeNames=list(_DEPTH_ATTRIBUTES)
+                )
+            values = answer.get("Attributes", {})
+            total += sum(int(values.get(name, 0)) for name in _DEPTH_ATTRIBUTES)
+        return total

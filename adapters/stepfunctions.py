@@ -26,7 +26,7 @@ from adapters.aws import StaticCredentials, aws_client, translate_unavailable
 from adapters.sqs import SqsClient, ensure_task_queue
 from adapters.tracing import without_trace_context
 from domain.commands import CancelOrder, Checkout
-from domain.errors import BackendUnavailableError, IdempotencyConflictError
+from domain.errors import BackendUnavailableError, IdempotencyConflictError, ThrottledError
 from domain.saga import (
     CANCEL,
     CHECKOUT,
@@ -48,6 +48,9 @@ SfnClient = Any
 _MOOT_ANSWER_CODES: Final = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
 # Execution names are domain.saga's: "checkout-<order>", "cancel-<order>-<digest>", and the
 # reconciler's "-r<attempt>" re-runs of either. Order ids have no dash after "o-".
+# StartExecution's refusals for load: retryable, nothing started.
+_THROTTLED_CODES: Final = frozenset({"ThrottlingException", "ExecutionLimitExceeded"})
+_THROTTLED_RETRY_SECONDS: Final = 1.0
 _EXECUTION_ORDER: Final = re.compile(r"^(?:checkout|cancel)-(o-[0-9A-Za-z]+)(?:-|$)")
 _PLACEHOLDER: Final = re.compile(r"\$\{(\w+)\}")
 
@@ -245,7 +248,16 @@ class StepFunctionsOrderWorkflows:
                 )
                 return None
             except ClientError as error:
-                if _error_code(error) != "ExecutionAlreadyExists":
+                code = _error_code(error)
+                if code in _THROTTLED_CODES:
+                    # Step Functions' own admission control (its StartExecution rate, the
+                    # account's open executions): the same answer as our own gate's.
+                    raise ThrottledError(
+                        f"Step Functions refused a new execution for now ({code}): nothing "
+                        "was started; retry with the same idempotencyKey",
+                        _THROTTLED_RETRY_SECONDS,
+                    ) from None
+                if code != "ExecutionAlreadyExists":
                     raise
             # A finished execution, or a running one with another input.
             described = await self._sfn.describe_execution(

@@ -10,6 +10,7 @@ HemisphereError
 ├── ReadOnlyRegionError        ReadOnlyRegion: the primary is unreachable; nothing written
 │   └── StaleEpochError         a region fenced out by a newer epoch (a promotion elsewhere)
 ├── IdempotencyConflictError   IdempotencyConflict: a key reused for another request
+├── ThrottledError             ThrottlingException: the sagas are saturated; retry after a while
 └── OrderNotCancellableError   OrderNotCancellable: only CONFIRMED orders can be cancelled
 """
 
@@ -71,6 +72,19 @@ class IdempotencyConflictError(HemisphereError):
     """The idempotency key was used before for a different request."""
 
     error_type = "IdempotencyConflict"
+
+
+class ThrottledError(HemisphereError):
+    """Too much work in flight (sagas started and not final): nothing was started. Retry the
+    same request, same idempotency key, after `retry_after_seconds`. Not a
+    BackendUnavailableError: the primary answered, and a secondary must not read it as the
+    primary being down (ReadOnlyRegion)."""
+
+    error_type = "ThrottlingException"
+
+    def __init__(self, message: str, retry_after_seconds: float) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class OrderNotCancellableError(HemisphereError):

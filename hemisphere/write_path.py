@@ -26,7 +26,7 @@ from adapters.postgres.catalog import PostgresCatalog
 from adapters.postgres.profiles import PostgresProfileStore
 from adapters.postgres.saga import PostgresSagaStore
 from adapters.postgres.topology import EpochFence, PostgresTopology
-from adapters.sqs import SqsTaskQueue
+from adapters.sqs import SqsQueueDepth, SqsTaskQueue
 from adapters.stepfunctions import (
     SagaMachines,
     StepFunctionsOrderWorkflows,
@@ -46,6 +46,7 @@ from regions.routing import (
 )
 from resolvers.ports import Catalog, OrderWorkflows, ProfileUpdates
 from workflows.activities import Activities
+from workflows.admission import AdmittedOrderWorkflows, SagaAdmission
 from workflows.definitions import definitions
 from workflows.profile_updates import run_profile_update_worker
 from workflows.reconciler import run_reconciler
@@ -145,11 +146,14 @@ async def write_ports(
     stack: contextlib.AsyncExitStack, settings: Settings, clients: AwsClients
 ) -> tuple[OrderWorkflows, ProfileUpdates]:
     """The ports the mutations use, fenced and following the primary: this region's own
-    when it is the primary, another region's (guarded: ReadOnlyRegion when unreachable)
-    otherwise. With HEMISPHERE_REGION_ENDPOINTS every region's is ready, so a promotion
-    moves the writes without a restart; without it only the configured primary's."""
+    when it is the primary (its checkouts admitted by the sagas in flight on its own task
+    queue), another region's (guarded: ReadOnlyRegion when unreachable) otherwise. With
+    HEMISPHERE_REGION_ENDPOINTS every region's is ready, so a promotion moves the writes
+    without a restart; without it only the configured primary's."""
     workflows: dict[str, OrderWorkflows] = {
-        settings.region: StepFunctionsOrderWorkflows(clients.sfn, clients.machines)
+        settings.region: AdmittedOrderWorkflows(
+            StepFunctionsOrderWorkflows(clients.sfn, clients.machines), saga_admission(clients)
+        )
     }
     profiles: dict[str, ProfileUpdates] = {
         settings.region: EventBridgeProfileUpdates(clients.events, settings.event_bus_name)
@@ -164,6 +168,12 @@ async def write_ports(
         RoutedOrderWorkflows(clients.fence, workflows),
         RoutedProfileUpdates(clients.fence, profiles),
     )
+
+
+def saga_admission(clients: AwsClients) -> SagaAdmission:
+    """Checkouts refused (ThrottlingException, retryable) while this region's task queue
+    holds as many sagas in flight as the workers can keep moving (workflows.admission)."""
+    return SagaAdmission(SqsQueueDepth(clients.sqs, clients.machines.queue_url))
 
 
 async def relational_fence(settings: Settings, pool: asyncpg.Pool[Any]) -> EpochFence:

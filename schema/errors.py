@@ -7,7 +7,7 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLSyntaxError
 
-from domain.errors import BackendUnavailableError, HemisphereError
+from domain.errors import BackendUnavailableError, HemisphereError, ThrottledError
 
 INTERNAL_MESSAGE = "An internal failure occurred; it has been logged."
 
@@ -59,14 +59,23 @@ def format_error(error: GraphQLError) -> dict[str, Any]:
         "path": error.path,
         "data": None,
         "errorType": error_type,
-        # A client may retry what failed on a backend outage; nothing was written.
-        "errorInfo": {"retryable": True} if isinstance(original, BackendUnavailableError) else None,
+        "errorInfo": error_info(original),
         "locations": [
             {"line": loc.line, "column": loc.column, "sourceName": None}
             for loc in error.locations or ()
         ],
         "message": message,
     }
+
+
+def error_info(original: Exception | None) -> dict[str, Any] | None:
+    """What a client may do about the error: retry what failed on a backend outage (nothing
+    was written), and a throttled request after the hint."""
+    if isinstance(original, ThrottledError):
+        return {"retryable": True, "retryAfterSeconds": round(original.retry_after_seconds, 3)}
+    if isinstance(original, BackendUnavailableError):
+        return {"retryable": True}
+    return None
 
 
 def request_error(error_type: str, message: str) -> dict[str, Any]:

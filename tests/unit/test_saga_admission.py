@@ -1,0 +1,138 @@
+"""workflows.admission: sagas in flight measured at most once per refresh, the admissions since
+added, refusals named and retryable with a hint that grows with the excess."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from domain.commands import CancelOrder, Checkout, CheckoutLine
+from domain.errors import ThrottledError
+from workflows.admission import AdmissionLimits, AdmittedOrderWorkflows, SagaAdmission
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Measure:
+    """The queue's depth as a test sets it; counts how often it is asked."""
+
+    def __init__(self, depth: int = 0) -> None:
+        self.depth = depth
+        self.calls = 0
+        self.fail: Exception | None = None
+        self.gate: asyncio.Event | None = None
+
+    async def __call__(self) -> int:
+        self.calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.fail is not None:
+            raise self.fail
+        return self.depth
+
+
+def admission(measure: Measure, clock: Clock, limit: int = 3) -> SagaAdmission:
+    limits = AdmissionLimits(max_in_flight=limit, refresh_seconds=1.0, retry_after_seconds=0.5)
+    return SagaAdmission(measure, limits, clock=clock)
+
+
+async def test_admits_up_to_the_limit_counting_its_own_admissions_between_samples() -> None:
+    measure, clock = Measure(depth=1), Clock()
+    gate = admission(measure, clock, limit=3)
+    await gate.admit()
+    await gate.admit()  # 1 measured + 1 admitted = 2 < 3
+    with pytest.raises(ThrottledError) as refused:
+        await gate.admit()  # 1 + 2 = 3: full
+    assert refused.value.error_type == "ThrottlingException"
+    assert refused.value.retry_after_seconds == pytest.approx(0.5 * (1 + 1 / 3))
+    assert "retry" in refused.value.message and "idempotencyKey" in refused.value.message
+    assert measure.calls == 1 and gate.refused == 1
+
+
+async def test_a_new_sample_replaces_the_admissions_it_now_sees() -> None:
+    measure, clock = Measure(depth=2), Clock()
+    gate = admission(measure, clock, limit=3)
+    await gate.admit()
+    with pytest.raises(ThrottledError):
+        await gate.admit()
+    measure.depth = 0  # the workers finished them
+    clock.now += 1.0
+    await gate.admit()
+    await gate.admit()
+    assert await gate.in_flight() == 2 and measure.calls == 2
+
+
+async def test_the_hint_grows_with_the_excess_and_is_capped() -> None:
+    measure, clock = Measure(depth=100), Clock()
+    gate = admission(measure, clock, limit=3)
+    with pytest.raises(ThrottledError) as refused:
+        await gate.admit()
+    assert refused.value.retry_after_seconds == pytest.approx(0.5 * 4.0)
+
+
+async def test_concurrent_mutations_share_one_sample_and_cannot_overshoot() -> None:
+    measure, clock = Measure(depth=0), Clock()
+    measure.gate = asyncio.Event()
+    gate = admission(measure, clock, limit=5)
+    attempts = [asyncio.create_task(gate.admit()) for _ in range(8)]
+    await asyncio.sleep(0)
+    measure.gate.set()
+    results = await asyncio.gather(*attempts, return_exceptions=True)
+    assert measure.calls == 1
+    assert sum(1 for r in results if r is None) == 5
+    assert sum(1 for r in results if isinstance(r, ThrottledError)) == 3
+
+
+async def test_a_failed_measure_keeps_the_last_figure_and_is_retried_later() -> None:
+    measure, clock = Measure(depth=2), Clock()
+    gate = admission(measure, clock, limit=3)
+    await gate.admit()  # 2 + 1
+    clock.now += 1.0
+    measure.fail = RuntimeError("SQS is down")
+    with pytest.raises(ThrottledError):
+        await gate.admit()  # the last figure (2) and its admissions (1) still count
+    measure.fail = None
+    measure.depth = 0
+    clock.now += 1.0
+    await gate.admit()
+    assert measure.calls == 3
+
+
+def test_limits_are_checked() -> None:
+    with pytest.raises(ValueError, match="max_in_flight"):
+        AdmissionLimits(max_in_flight=0)
+    with pytest.raises(ValueError, match="positive"):
+        AdmissionLimits(refresh_seconds=0)
+
+
+class Inner:
+    def __init__(self) -> None:
+        self.checkouts: list[str] = []
+        self.cancellations: list[str] = []
+
+    async def start_checkout(self, command: Checkout, placed_in: str) -> None:
+        self.checkouts.append(command.idempotency_key)
+
+    async def start_cancellation(self, command: CancelOrder) -> None:
+        self.cancellations.append(command.idempotency_key)
+
+
+def checkout(key: str) -> Checkout:
+    return Checkout("c-0001", (CheckoutLine("p-0001", 1),), "tok_visa", key)
+
+
+async def test_checkouts_pass_the_gate_and_cancellations_do_not() -> None:
+    inner, measure, clock = Inner(), Measure(depth=0), Clock()
+    workflows = AdmittedOrderWorkflows(inner, admission(measure, clock, limit=1))
+    await workflows.start_checkout(checkout("k-1"), "us-east-1")
+    with pytest.raises(ThrottledError):
+        await workflows.start_checkout(checkout("k-2"), "us-east-1")
+    await workflows.start_cancellation(CancelOrder("o-1", "c-1"))
+    assert inner.checkouts == ["k-1"] and inner.cancellations == ["c-1"]

@@ -1,0 +1,129 @@
+"""Admission control of new sagas: a checkout starts a saga only while the sagas in flight
+(started and not final) stay under a limit; past it the mutation answers ThrottledError
+(errorType ThrottlingException, errorInfo.retryable, errorInfo.retryAfterSeconds) and starts
+nothing. Without it a burst of checkouts piles executions onto the workflow engine faster
+than the workers finish them: every in-flight saga then waits behind the new ones, none
+completes, and the backlog grows without bound (issue 9: 2 of ~210 orders confirmed).
+
+What is in flight is measured, not counted by hand: `measure` (the task queue's messages,
+waiting or being worked on: a running execution has one task outstanding at a time, so the
+queue's depth is the number of sagas doing something) is sampled at most once per
+`refresh_seconds`, one request whatever the load, and the checkouts this instance admitted
+since the sample are added (their first task may not be queued yet). The check and the count
+happen without an await in between, so concurrent mutations of one instance cannot all slip
+through the same gap. Several API instances each add only their own admissions: between two
+samples they may overshoot by what they admit in one refresh period, never more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from domain.commands import CancelOrder, Checkout
+from domain.errors import ThrottledError
+from resolvers.ports import OrderWorkflows
+
+log = logging.getLogger(__name__)
+
+# () -> sagas in flight now (workflows are measured by their task queue's depth).
+InFlightMeasure = Callable[[], Awaitable[int]]
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionLimits:
+    """max_in_flight: sagas in flight past which new checkouts are refused (enough to keep
+    every worker slot busy with some queued behind, few enough that a step never waits long).
+    refresh_seconds: how old a sample of the measure may be. retry_after_seconds: the hint
+    given to a refused caller when the limit is just reached; it grows with the excess."""
+
+    max_in_flight: int = 24
+    refresh_seconds: float = 1.0
+    retry_after_seconds: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        if self.refresh_seconds <= 0 or self.retry_after_seconds <= 0:
+            raise ValueError("refresh_seconds and retry_after_seconds must be positive")
+
+
+class SagaAdmission:
+    """Decides whether one more saga may start; see the module docstring."""
+
+    def __init__(
+        self,
+        measure: InFlightMeasure,
+        limits: AdmissionLimits | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._measure = measure
+        self.limits = limits or AdmissionLimits()
+        self._clock = clock
+        self._sample = 0
+        self._sampled_at: float | None = None
+        self._admitted_since_sample = 0
+        self._sampling: asyncio.Task[None] | None = None
+        self.refused = 0  # refusals since start (telemetry, tests)
+
+    async def in_flight(self) -> int:
+        """The estimate the next decision uses: the last sample plus what was admitted since."""
+        now = self._clock()
+        if self._sampled_at is None or now - self._sampled_at >= self.limits.refresh_seconds:
+            if self._sampling is None:
+                self._sampling = asyncio.create_task(self._take_sample(), name="saga-admission")
+            sampling = self._sampling
+            # Shielded: a mutation cancelled while it waits must not cancel everyone's sample.
+            await asyncio.shield(sampling)
+        return self._sample + self._admitted_since_sample
+
+    async def admit(self) -> None:
+        """Count one more saga in flight, or raise ThrottledError (nothing counted)."""
+        estimate = await self.in_flight()
+        limit = self.limits.max_in_flight
+        if estimate >= limit:
+            self.refused += 1
+            excess = (estimate - limit + 1) / limit
+            retry_after = self.limits.retry_after_seconds * min(4.0, 1.0 + excess)
+            raise ThrottledError(
+                f"too many orders in progress ({estimate} sagas in flight, limit {limit}): "
+                f"nothing was started; retry in {retry_after:.1f} s with the same idempotencyKey",
+                retry_after,
+            )
+        self._admitted_since_sample += 1
+
+    async def _take_sample(self) -> None:
+        try:
+            value = await self._measure()
+        except Exception as exc:
+            # The gate protects the engine; it is not what makes a saga correct. Blind, it
+            # keeps the last figure (and what was admitted since) and tries again later.
+            log.warning("saga admission: could not measure the sagas in flight: %s", exc)
+            self._sampled_at = self._clock()
+        else:
+            self._sample = max(0, value)
+            self._admitted_since_sample = 0
+            self._sampled_at = self._clock()
+        finally:
+            self._sampling = None
+
+
+class AdmittedOrderWorkflows:
+    """resolvers.ports.OrderWorkflows whose checkouts pass a SagaAdmission first.
+
+    Cancellations are not gated: they are few, they end a customer's commitment rather than
+    add one, and refusing them would keep a CONFIRMED order alive that its owner gave up."""
+
+    def __init__(self, inner: OrderWorkflows, admission: SagaAdmission) -> None:
+        self._inner = inner
+        self._admission = admission
+
+    async def start_checkout(self, command: Checkout, placed_in: str) -> None:
+        await self._admission.admit()
+        await self._inner.start_checkout(command, placed_in)
+
+    async def start_cancellation(self, command: CancelOrder) -> None:
+        await self._inner.start_cancellation(command)
