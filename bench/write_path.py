@@ -113,6 +113,14 @@ class BenchError(RuntimeError):
     pass
 
 
+class Throttled(BenchError):
+    """The checkout was refused for load (ThrottlingException): retry after the hint."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 # --- the stack ----------------------------------------------------------------------------
 
 
@@ -265,6 +273,11 @@ class GraphQL:
             doc = response.json()
         except ValueError:
             doc = None
+        if isinstance(doc, dict) and doc.get("errors"):
+            first = doc["errors"][0]
+            info = first.get("errorInfo") or {}
+            if first.get("errorType") == "ThrottlingException" and info.get("retryable"):
+                raise Throttled(first.get("message", ""), float(info.get("retryAfterSeconds", 1)))
         if response.status_code != 200 or not isinstance(doc, dict) or doc.get("errors"):
             raise BenchError(f"HTTP {response.status_code}: {response.text[:300]}")
         return doc["data"]
@@ -327,6 +340,7 @@ class Load:
     placed: list[Placed] = field(default_factory=list)
     errors: int = 0
     first_error: str = ""
+    throttled: list[float] = field(default_factory=list)  # clock() of each ThrottlingException
     watched: dict[str, Watched] = field(default_factory=dict)
     polls: int = 0  # the watcher's order(id) requests in the window
     poll_keys: int = 0  # and the orders they asked for
@@ -363,9 +377,10 @@ class Clients:
 
     async def run_one(self) -> None:
         while not self.stop.is_set():
+            product = self._product()
             command = {
                 "customerId": self._rng.choice(CUSTOMERS),
-                "lines": [{"productId": self._product(), "quantity": 1}],
+                "lines": [{"productId": product, "quantity": 1}],
                 "paymentToken": PAYMENT_TOKEN,
                 "idempotencyKey": uuid.uuid4().hex,
             }
@@ -373,6 +388,12 @@ class Clients:
             try:
                 data = await self._gql(CHECKOUT, {"input": command})
                 order_id = str(data["checkout"]["id"])
+            except Throttled as refusal:
+                # As a well-behaved client: wait the hint (with jitter), then retry.
+                self._load.throttled.append(clock())
+                self._stock[product] += 1
+                await asyncio.sleep(refusal.retry_after * self._rng.uniform(1.0, 1.5))
+                continue
             except (BenchError, httpx.HTTPError, KeyError, TypeError) as exc:
                 self._load.errors += 1
                 self._load.first_error = self._load.first_error or f"{type(exc).__name__}: {exc}"
@@ -856,6 +877,11 @@ def report(
         + (f"; first: {load.first_error[:160]}" if load.errors else "")
         + ")"
     )
+    throttled = sum(1 for at in load.throttled if start <= at < end)
+    print(
+        f"  checkouts throttled {throttled / seconds:7.1f} /s  ({throttled} ThrottlingException "
+        "answers in the window, each client waiting the retryAfterSeconds hint before retrying)"
+    )
     m = dist(mutation_ms)
     print(
         f"    checkout mutation p50 {m['p50']:.1f} ms, p99 {m['p99']:.1f} ms, max {m['max']:.1f} ms"
@@ -989,6 +1015,7 @@ def report(
         "failed_in_window": failed_in_window,
         "errors": load.errors,
         "first_error": load.first_error,
+        "throttled_in_window": throttled,
         "final_states": states,
         "sampled_at_window_end": load.sampled_at_end,
         "mutation_ms": m,
