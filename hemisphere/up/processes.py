@@ -53,9 +53,64 @@ def api_child(
     log_dir: Path,
     data_dir: Path,
     rebuild: bool,
+    workers: bool = True,
 ) -> Child:
-    """`hemisphere api` of a region: workers only in the primary; a secondary sends its writes
-    to the primary's AWS endpoint through the delay proxy of that link."""
+    """`hemisphere api` of a region: workers only in the primary (unless a separate
+    `hemisphere worker` runs them: `workers=False`); a secondary sends its writes to the
+    primary's AWS endpoint through the delay proxy of that link."""
+    env = region_environment(
+        ports,
+        primary=primary,
+        database_url=database_url,
+        secrets=secrets,
+        payments_url=payments_url,
+        base_env=base_env,
+        data_dir=data_dir,
+    )
+    is_primary = ports.name == primary.name
+    env["HEMISPHERE_RUN_WORKERS"] = "true" if is_primary and workers else "false"
+    env["HEMISPHERE_SEED_DEMO_DATA"] = "true" if is_primary else "false"
+    env["HEMISPHERE_REBUILD_PROJECTIONS"] = "true" if rebuild else "false"
+    argv = hemisphere_argv("api", "--host", "127.0.0.1", "--port", str(ports.api))
+    return Child(f"{ports.name} API", argv, env, log_dir / f"{ports.name}-api.log")
+
+
+def worker_child(
+    ports: RegionPorts,
+    *,
+    database_url: str,
+    secrets: SharedSecrets,
+    payments_url: str,
+    base_env: dict[str, str],
+    log_dir: Path,
+    data_dir: Path,
+) -> Child:
+    """`hemisphere worker`: a promoted region's workers (outbox relay, saga steps, reconciler,
+    profile updates), started beside its running API so the API need not restart."""
+    env = region_environment(
+        ports,
+        primary=ports,
+        database_url=database_url,
+        secrets=secrets,
+        payments_url=payments_url,
+        base_env=base_env,
+        data_dir=data_dir,
+    )
+    del env["HEMISPHERE_PUBLISH_URL"]  # the API's process publishes the region's changes
+    argv = hemisphere_argv("worker")
+    return Child(f"{ports.name} workers", argv, env, log_dir / f"{ports.name}-worker.log")
+
+
+def region_environment(
+    ports: RegionPorts,
+    *,
+    primary: RegionPorts,
+    database_url: str,
+    secrets: SharedSecrets,
+    payments_url: str,
+    base_env: dict[str, str],
+    data_dir: Path,
+) -> dict[str, str]:
     is_primary = ports.name == primary.name
     env = {
         **base_env,
@@ -67,10 +122,7 @@ def api_child(
         "HEMISPHERE_REGION": ports.name,
         "HEMISPHERE_PRIMARY_REGION": primary.name,
         "HEMISPHERE_PAYMENTS_URL": payments_url,
-        "HEMISPHERE_RUN_WORKERS": "true" if is_primary else "false",
         "HEMISPHERE_PUBLISH_URL": ports.graphql_url,
-        "HEMISPHERE_SEED_DEMO_DATA": "true" if is_primary else "false",
-        "HEMISPHERE_REBUILD_PROJECTIONS": "true" if rebuild else "false",
         "HEMISPHERE_DATA_DIR": str(data_dir),
     }
     if not is_primary:
@@ -82,8 +134,7 @@ def api_child(
     endpoints = {ports.name: ports.aws_url}
     endpoints.update({other: f"http://127.0.0.1:{port}" for other, port in ports.aws_via.items()})
     env["HEMISPHERE_REGION_ENDPOINTS"] = ",".join(f"{k}={v}" for k, v in endpoints.items())
-    argv = hemisphere_argv("api", "--host", "127.0.0.1", "--port", str(ports.api))
-    return Child(f"{ports.name} API", argv, env, log_dir / f"{ports.name}-api.log")
+    return env
 
 
 def payments_child(port: int, base_env: dict[str, str], log_dir: Path) -> Child:

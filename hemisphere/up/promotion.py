@@ -9,10 +9,13 @@
    not done in the promoted database is re-driven at once, from the replicated relational
    state, under the reconciler's deterministic re-run names (`<execution>-r<attempt>`):
    recorded steps answer their recorded result, so nothing is charged or reserved twice.
-4. The region's API restarts with the primary's settings (workers: outbox relay, saga steps,
-   reconciler, profile updates) and the promotion answers once it is ready.
-5. Then, after the answer: the other live secondaries' replicas follow the new primary; their
-   APIs already send writes there (they follow the replicated control item).
+4. The region's workers start (`hemisphere worker`: outbox relay, saga steps, reconciler,
+   profile updates) beside its running API, which follows the replicated control item: the
+   promotion answers once that API names the region primary at the new epoch (it then starts
+   sagas in its own region).
+5. Then, after the answer: the other live secondaries' replicas follow the new primary (their
+   APIs already send writes there), and the region's API restarts with the primary's
+   settings for the catalog writes (which need the primary's relational model wired in).
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The API reads the control item every second; a loaded machine may take a few.
+BELIEF_TIMEOUT = 60.0
+
 
 def promote(world: World, region: Region) -> dict[str, Any]:
     began = time.monotonic()
@@ -56,11 +62,16 @@ def promote(world: World, region: Region) -> dict[str, Any]:
     reruns = asyncio.run(redrive_orphaned_sagas(region, world.payments_url))
     timeline["sagas_redriven"] = time.monotonic() - began
 
-    region.restart_api(region.ports)
-    region.wait_ready()
+    # Its API (started as a secondary's) already follows the control item: once it names
+    # this region, mutations start sagas here; the workers run beside it.
+    region.start_worker()
+    region.wait_believes(region.name, new_epoch, world.secrets.api_keys[0], BELIEF_TIMEOUT)
     timeline["accepts_writes"] = time.monotonic() - began
 
     world.actions.submit(lambda: follow_new_primary(world, region))
+    # Catalog writes need the primary's relational model wired in the API: a restart, after
+    # the answer (its subscribers reconnect; the edges send them elsewhere meanwhile).
+    world.actions.submit(lambda: restart_as_primary(region))
     message = (
         f"{region.name} is the primary at epoch {new_epoch}: it accepts writes "
         f"{timeline['accepts_writes']:.1f}s after the promotion began"
@@ -131,6 +142,16 @@ async def redrive_orphaned_sagas(region: Region, payments_url: str) -> list[str]
             return await reconciler.run_once()
     finally:
         await pool.close()
+
+
+def restart_as_primary(region: Region) -> None:
+    if region.down or region.worker is None:
+        return
+    try:
+        region.restart_api(region.ports)
+        region.wait_ready()
+    except Exception as error:
+        print(f"{region.name}'s API did not restart as the primary's: {error}", flush=True)
 
 
 def follow_new_primary(world: World, primary: Region) -> None:

@@ -14,13 +14,14 @@ from typing import Any
 
 from hemisphere.up import postgres
 from hemisphere.up.layout import Layout, RegionPorts
-from hemisphere.up.processes import api_child, replicator_child
+from hemisphere.up.processes import api_child, replicator_child, worker_child
 from hemisphere.up.provision import aws_endpoint_child, provision_region, write_region_control
 from hemisphere.up.secrets import SharedSecrets
-from hemisphere.up.supervisor import Child
+from hemisphere.up.supervisor import Child, ChildFailedError
 
 log = logging.getLogger(__name__)
 
+_REGION_QUERY = b'{"query": "{ region { region primaryRegion readOnly epoch } }"}'
 # A busy two-core machine starts a Python process with the app's imports in seconds; the
 # first start of a region also rebuilds its projections.
 START_TIMEOUT_SECONDS = 120.0
@@ -43,6 +44,8 @@ class Region:
         self.aws: Child | None = None
         self.api: Child | None = None
         self.replicator: Child | None = None
+        # A promoted region's workers, beside its API (which was started as a secondary's).
+        self.worker: Child | None = None
         self.down = True
         # What its PostgreSQL node is now: "primary", "replica" or None (not started).
         self.postgres_role: str | None = None
@@ -50,7 +53,7 @@ class Region:
 
     @property
     def children(self) -> list[Child]:
-        return [c for c in (self.api, self.replicator, self.aws) if c is not None]
+        return [c for c in (self.api, self.worker, self.replicator, self.aws) if c is not None]
 
     # -- start, in order -------------------------------------------------------------------
 
@@ -94,6 +97,7 @@ class Region:
         return lost
 
     def start_api(self, primary: RegionPorts, *, rebuild: bool) -> None:
+        """With the workers when it is the primary, unless a worker process runs them."""
         context = self.context
         self.api = api_child(
             self.ports,
@@ -105,8 +109,39 @@ class Region:
             log_dir=context.layout.log_dir,
             data_dir=context.layout.region_dir(self.name),
             rebuild=rebuild,
+            workers=self.worker is None,
         )
         self.api.start()
+
+    def start_worker(self) -> None:
+        context = self.context
+        self.worker = worker_child(
+            self.ports,
+            database_url=self.node.url(),
+            secrets=context.secrets,
+            payments_url=context.payments_url,
+            base_env=context.base_env,
+            log_dir=context.layout.log_dir,
+            data_dir=context.layout.region_dir(self.name),
+        )
+        self.worker.start()
+
+    def wait_believes(self, primary: str, epoch: int, api_key: str, timeout: float) -> None:
+        """Until the region's API names `primary` at `epoch` (it reads the replicated control
+        item every second): from then on it sends writes there."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            believed = believed_topology(self.ports.graphql_url, api_key)
+            if believed and (believed.get("primaryRegion"), believed.get("epoch")) == (
+                primary,
+                epoch,
+            ):
+                return
+            time.sleep(0.1)
+        raise ChildFailedError(
+            f"{self.name}'s API did not name {primary} the primary at epoch {epoch} "
+            f"within {timeout:g}s"
+        )
 
     def start_replicator(self) -> None:
         self.replicator = replicator_child(self.ports, self.context.layout, self.context.base_env)
@@ -129,7 +164,7 @@ class Region:
         for child in self.children:
             child.kill()
         postgres.kill(self.node)
-        self.api = self.replicator = self.aws = None
+        self.api = self.replicator = self.aws = self.worker = None
         self.down = True
         self._reported.clear()
 
@@ -139,7 +174,7 @@ class Region:
         for child in self.children:
             child.wait_stopped()
         postgres.stop(self.node)
-        self.api = self.replicator = self.aws = None
+        self.api = self.replicator = self.aws = self.worker = None
         self.down = True
 
     # -- observation -----------------------------------------------------------------------
@@ -184,3 +219,22 @@ class Region:
                     f"{child.process.returncode}; see {child.log_path}",
                     flush=True,
                 )
+
+
+def believed_topology(
+    graphql_url: str, api_key: str, timeout: float = 2.0
+) -> dict[str, Any] | None:
+    """What a region's API says of the topology (its GraphQL `region` field), None if it
+    does not answer."""
+    request = urllib.request.Request(
+        graphql_url,
+        data=_REGION_QUERY,
+        headers={"content-type": "application/json", "x-api-key": api_key},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            body = json.loads(answer.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    believed = (body.get("data") or {}).get("region")
+    return believed if isinstance(believed, dict) else None

@@ -19,13 +19,13 @@ from typing import TYPE_CHECKING, Any
 from hemisphere.pgcluster.errors import PgClusterError
 from hemisphere.pgcluster.node import query_value
 from hemisphere.up import postgres
+from hemisphere.up.region import believed_topology
 
 if TYPE_CHECKING:
     from hemisphere.up.orchestrator import World
     from hemisphere.up.region import Region
 
 PROBE_TIMEOUT_SECONDS = 2.0
-_REGION_QUERY = b'{"query": "{ region { region primaryRegion readOnly epoch } }"}'
 IN_FLIGHT_SQL = "SELECT count(*) FROM sagas WHERE done_at IS NULL"
 
 
@@ -65,7 +65,9 @@ def region_status(world: World, region: Region) -> dict[str, Any]:
         report["health"] = "healthy" if readiness.get("status") == "ready" else "unhealthy"
         report["subscriptions"] = readiness.get("subscriptions")
         report["checks"] = readiness.get("checks")
-    believed = _believed_topology(region, world.secrets.api_keys[0])
+    believed = believed_topology(
+        region.ports.graphql_url, world.secrets.api_keys[0], PROBE_TIMEOUT_SECONDS
+    )
     if believed is not None:
         report["epoch"] = believed.get("epoch")
         report["believes_primary"] = believed.get("primaryRegion")
@@ -76,22 +78,6 @@ def region_status(world: World, region: Region) -> dict[str, Any]:
     )
     report["in_flight_sagas"] = _in_flight_sagas(region)
     return report
-
-
-def _believed_topology(region: Region, api_key: str) -> dict[str, Any] | None:
-    request = urllib.request.Request(
-        region.ports.graphql_url,
-        data=_REGION_QUERY,
-        headers={"content-type": "application/json", "x-api-key": api_key},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=PROBE_TIMEOUT_SECONDS) as answer:
-            body = json.loads(answer.read())
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
-    data = body.get("data") or {}
-    believed = data.get("region")
-    return believed if isinstance(believed, dict) else None
 
 
 def _replication_lag(region: Region) -> dict[str, float | None]:

@@ -61,6 +61,8 @@ class Up:
     process: subprocess.Popen[str]
     data_dir: Path
     output: list[str] = field(default_factory=list)
+    # The order left in flight by the lost primary, and its product's stock before it.
+    in_flight: tuple[str, int] = ("", 0)
 
     @property
     def topology(self) -> dict[str, Any]:
@@ -144,13 +146,13 @@ def eventually(check: Callable[[], T | None], seconds: float, what: str) -> T:
     raise AssertionError(f"not within {seconds}s: {what} (last error: {last!r})")
 
 
-def place(region: Region, key: str, seconds: float = 30) -> dict[str, Any]:
+def place(region: Region, key: str, seconds: float = 30, **checkout: str) -> dict[str, Any]:
     """A checkout, retried with the same idempotency key while the region answers that it
     cannot reach the primary (what the error tells clients to do: on this loaded machine a
     forwarded call sometimes outlasts its 3 s deadline)."""
 
     def attempt() -> dict[str, Any] | None:
-        document = region.call(CHECKOUT, checkout_input(key))
+        document = region.call(CHECKOUT, checkout_input(key, **checkout))
         errors = document.get("errors") or []
         if errors and errors[0].get("errorType") in ("ReadOnlyRegion", "ServiceUnavailable"):
             return None
@@ -161,11 +163,13 @@ def place(region: Region, key: str, seconds: float = 30) -> dict[str, Any]:
     return eventually(attempt, seconds, f"checkout {key} accepted by {region.name}")
 
 
-def checkout_input(key: str, customer: str = "c-0007", product: str = "p-0042") -> dict[str, Any]:
+def checkout_input(
+    key: str, customer: str = "c-0007", product: str = "p-0042", token: str = "tok_visa"
+) -> dict[str, Any]:
     return {
         "input": {
             "customerId": customer,
-            "paymentToken": "tok_visa",
+            "paymentToken": token,
             "idempotencyKey": key,
             "lines": [{"productId": product, "quantity": 1}],
         }
@@ -369,9 +373,24 @@ def test_losing_the_secondary_moves_its_users_and_loses_no_write(
     eventually(lambda: order_in(regions[SECONDARY], placed["id"], "CONFIRMED"), 30, "resynced")
 
 
+IN_FLIGHT_PRODUCT = "p-0099"
+
+
 def test_losing_the_primary_makes_the_secondary_read_only(
     up: Up, regions: dict[str, Region]
 ) -> None:
+    # An order in flight when the primary dies: its card never answers, so its saga is
+    # retrying the authorization (seconds per attempt) when the region goes.
+    stock = regions[PRIMARY].data(PRODUCT, {"id": IN_FLIGHT_PRODUCT})["product"]["available"]
+    in_flight = place(
+        regions[PRIMARY], "e2e-up-in-flight", product=IN_FLIGHT_PRODUCT, token="tok_timeout"
+    )
+    eventually(
+        lambda: regions[SECONDARY].data(ORDER, {"id": in_flight["id"]})["order"],
+        30,
+        "the in-flight order replicated",
+    )
+    up.in_flight = (in_flight["id"], stock)
     up.regions("stop", PRIMARY)
     killed = time.monotonic()
 
@@ -398,6 +417,18 @@ def test_promoting_the_secondary_accepts_writes(up: Up, regions: dict[str, Regio
     assert up.topology["primary"] == SECONDARY
     region = regions[SECONDARY].data(REGION)["region"]
     assert region["primaryRegion"] == SECONDARY and region["epoch"] == 2
+    # The order the lost primary left in flight is re-driven here and ends final, its
+    # compensations done: the reserved stock is back.
+    order_id, stock = up.in_flight
+    eventually(lambda: order_in(regions[SECONDARY], order_id, "FAILED"), 120, "in-flight final")
+    eventually(
+        lambda: (
+            regions[SECONDARY].data(PRODUCT, {"id": IN_FLIGHT_PRODUCT})["product"]["available"]
+            == stock
+        ),
+        30,
+        "its stock released",
+    )
 
 
 def test_the_old_primary_returns_fenced_and_resynchronized(
