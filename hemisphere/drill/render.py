@@ -47,7 +47,7 @@ def format_report(report: Report) -> str:
     ]
     out += table(
         ["at", "event", "region", "detail"],
-        [[f"+{e.at_s:.1f}s", e.name, e.region, e.detail] for e in report.events],
+        [[f"+{e.at_s:.1f}s", e.name, e.region, _short(e.detail)] for e in report.events],
     )
     out += ["", "Reads per location, p50/p99 ms (errors)"]
     out += _phase_table(report, report.reads)
@@ -86,7 +86,7 @@ def format_report(report: Report) -> str:
         )
     out += ["", "Single-region baseline (before): read p50 ms, every location on the primary"]
     out += table(
-        ["location", "served by", "RTT", "service", "with regions", "without", "faster"],
+        ["location", "served by", "RTT", "service", "with regions", "without", "faster", "errors"],
         [
             [
                 b.location,
@@ -96,6 +96,7 @@ def format_report(report: Report) -> str:
                 ms(b.with_regions_p50_ms),
                 f"{ms(b.without_regions_p50_ms)} (RTT {ms(b.rtt_to_primary_ms)})",
                 "-" if b.speedup is None else f"{b.speedup:.1f}x",
+                _errors(b.without_regions_errors, b.service_errors),
             ]
             for b in report.baseline
         ],
@@ -201,3 +202,16 @@ def _load_line(report: Report) -> str:
         f"Machine load average (1 min) on {cores} cores: {load['start']:.1f} at the start, "
         f"{load['max']:.1f} at most, {load['end']:.1f} at the end"
     )
+
+
+def _errors(baseline: dict[str, int], service: dict[str, int]) -> str:
+    parts = [
+        f"{what}: " + ", ".join(f"{kind} {count}" for kind, count in sorted(errors.items()))
+        for what, errors in (("without", baseline), ("service", service))
+        if errors
+    ]
+    return "; ".join(parts)
+
+
+def _short(text: str, limit: int = 110) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -90,6 +90,9 @@ class BaselineRow:
     rtt_to_primary_ms: float
     without_regions_p50_ms: float | None
     without_regions_p99_ms: float | None
+    # Errors by type of the baseline reads and of the direct (service time) reads.
+    without_regions_errors: dict[str, int] = field(default_factory=dict)
+    service_errors: dict[str, int] = field(default_factory=dict)
 
     @property
     def speedup(self) -> float | None:
@@ -262,6 +265,13 @@ def baseline_rows(
             q,
         )
 
+    def errors(requests: list[Request], location: str) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for r in requests:
+            if r.error and r.location == location and phase.holds(r.started):
+                counts[r.error] += 1
+        return dict(counts)
+
     served: dict[str, list[str]] = defaultdict(list)
     for probe in observations.requests:
         if probe.kind == "probe" and probe.ok and probe.region and phase.holds(probe.started):
@@ -281,6 +291,8 @@ def baseline_rows(
                 rtt_to_primary_ms=matrix.rtt_ms(location, observations.primary),
                 without_regions_p50_ms=p(baseline, location, 50),
                 without_regions_p99_ms=p(baseline, location, 99),
+                without_regions_errors=errors(baseline, location),
+                service_errors=errors(direct, region),
             )
         )
     return rows

@@ -6,7 +6,8 @@ One `Fault` per region the drill stopped. Its moments, each the first observatio
     detected          /status first reports R unhealthy (the health checks noticed)
     traffic moved     R's own location is first served by another region (a probe)
     read-only         every location has seen a checkout answered ReadOnlyRegion (primary loss)
-    promoted          POST /regions/S/promote answered: S accepts writes
+    promoted          POST /regions/S/promote answered: S accepts writes (or, when its answer
+                      was an error, /status first names S primary)
     first write       the first checkout sent after the kill that was acknowledged
     restarted         POST /regions/R/start was sent
     back              R's own location is served by R again
@@ -95,15 +96,18 @@ def assemble(observations: Observations) -> list[Fault]:
 
 def _fault(observations: Observations, stop: Action, window: list[Action], until: float) -> Fault:
     region, killed = stop.region, stop.requested
-    promote = next((a for a in window if a.name == "promote" and a.ok), None)
+    attempts = [a for a in window if a.name == "promote"]
+    promote = next((a for a in attempts if a.ok), None)
     failed = [a for a in window if not a.ok]
+    target = promote.region if promote else (attempts[0].region if attempts else None)
     start = next((a for a in window if a.name == "start" and a.region == region), None)
     requests = [r for r in observations.requests if killed <= r.started < until]
+    scenario = stop.scenario or ("primary-loss" if promote is not None else "secondary-loss")
     read_only, read_only_locations = (
-        _read_only(requests, observations.locations) if promote else (None, 0)
+        _read_only(requests, observations.locations) if scenario == "primary-loss" else (None, 0)
     )
     return Fault(
-        scenario=stop.scenario or ("primary-loss" if promote is not None else "secondary-loss"),
+        scenario=scenario,
         region=region,
         killed=killed,
         detected=next(
@@ -119,12 +123,18 @@ def _fault(observations: Observations, stop: Action, window: list[Action], until
         traffic_moved=_first_probe(requests, region, lambda served: served != region),
         read_only=read_only,
         read_only_locations=read_only_locations,
-        promoted_region=promote.region if promote else None,
-        promote_requested=promote.requested if promote else None,
-        promoted=promote.answered if promote else None,
+        promoted_region=target,
+        promote_requested=attempts[0].requested if attempts else None,
+        promoted=(
+            promote.answered
+            if promote
+            else _primary_seen(observations, target, attempts[0].requested, until)
+            if target and attempts
+            else None
+        ),
         first_write=(
             next((r.ended for r in _by_end(requests, "checkout") if r.ok), None)
-            if promote is not None
+            if scenario == "primary-loss"
             else None
         ),
         restarted=start.requested if start else None,
@@ -162,6 +172,21 @@ def _read_only(requests: list[Request], locations: tuple[str, ...]) -> tuple[flo
         if request.error == READ_ONLY_ERROR and request.location in locations:
             first.setdefault(request.location, request.ended)
     return (max(first.values()) if first else None), len(first)
+
+
+def _primary_seen(
+    observations: Observations, region: str, since: float, until: float
+) -> float | None:
+    """A promotion whose answer was lost (a timeout, an error after the work was done) still
+    happened if /status names the region primary."""
+    return next(
+        (
+            poll.at
+            for poll in observations.status
+            if since <= poll.at < until and poll.status and poll.status.get("primary") == region
+        ),
+        None,
+    )
 
 
 def _resynced(observations: Observations, region: str, since: float, until: float) -> float | None:

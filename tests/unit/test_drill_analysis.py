@@ -174,13 +174,16 @@ def test_intended_scenario_and_failed_actions() -> None:
     ]
     first, second = assemble(obs)
     assert first.scenario == second.scenario == "primary-loss"
-    assert first.promoted is None and first.promoted_region is None
+    assert first.promoted is None and first.promoted_region == "eu-west-1"
     failed = [e for e in first.events() if e.name == "promote FAILED"]
     assert [(e.at, e.region, e.detail) for e in failed] == [
         (25.0, "eu-west-1", "HTTP 500: timeout")
     ]
     names = [p.name for p in phases(0.0, 100.0, [first, second])]
     assert names == ["before", "during primary-loss 1", "during primary-loss 2"]
+    # The promotion answered an error, yet /status names eu-west-1 primary: it happened then.
+    obs.status.append(StatusPoll(27.0, {**healthy(), "primary": "eu-west-1"}))
+    assert assemble(obs)[0].promoted == 27.0
 
 
 def test_failed_stop_is_no_fault() -> None:
