@@ -14,8 +14,9 @@
    promotion answers once that API names the region primary at the new epoch (it then starts
    sagas in its own region).
 5. Then, after the answer: the other live secondaries' replicas follow the new primary (their
-   APIs already send writes there), and the region's API restarts with the primary's
-   settings for the catalog writes (which need the primary's relational model wired in).
+   APIs already send writes there). The region's API is not restarted (a restart drops its
+   subscribers and takes it out of service for seconds): catalog writes, which the API wires
+   only when it starts as the primary, answer ReadOnlyRegion there until its next start.
 """
 
 from __future__ import annotations
@@ -69,9 +70,6 @@ def promote(world: World, region: Region) -> dict[str, Any]:
     timeline["accepts_writes"] = time.monotonic() - began
 
     world.actions.submit(lambda: follow_new_primary(world, region))
-    # Catalog writes need the primary's relational model wired in the API: a restart, after
-    # the answer (its subscribers reconnect; the edges send them elsewhere meanwhile).
-    world.actions.submit(lambda: restart_as_primary(region))
     message = (
         f"{region.name} is the primary at epoch {new_epoch}: it accepts writes "
         f"{timeline['accepts_writes']:.1f}s after the promotion began"
@@ -142,16 +140,6 @@ async def redrive_orphaned_sagas(region: Region, payments_url: str) -> list[str]
             return await reconciler.run_once()
     finally:
         await pool.close()
-
-
-def restart_as_primary(region: Region) -> None:
-    if region.down or region.worker is None:
-        return
-    try:
-        region.restart_api(region.ports)
-        region.wait_ready()
-    except Exception as error:
-        print(f"{region.name}'s API did not restart as the primary's: {error}", flush=True)
 
 
 def follow_new_primary(world: World, primary: Region) -> None:
