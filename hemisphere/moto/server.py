@@ -11,6 +11,14 @@ updated, never per execution. Here the parsed program is kept per definition tex
 execution gets a deep copy of it (3 ms): executions never share a component, so nothing of
 one execution's evaluation can leak into another's, exactly as with a fresh parse.
 
+The second change is how a Task state sends its message (`sqs:sendMessage.waitForTaskToken`,
+the sagas' every step): moto builds a new boto3 client for each message and sends it over HTTP
+back to its own server, a full request (a thread, parsing, signing) per saga step competing
+with the workers' requests. Here the emulator's SQS client is made once per region and its
+calls are served in-process by moto's own request router (moto's in-process mode, which its
+test decorator uses), exactly what the HTTP request would have reached. Step Functions on AWS
+delivers to SQS inside AWS too.
+
 Everything else is moto's server, unchanged.
 """
 
@@ -71,10 +79,48 @@ def install_program_cache(capacity: int = MAX_PROGRAMS) -> ProgramCache:
     return cache
 
 
+class ClientCache:
+    """(region, service) -> one client, made on first use. boto3 clients are thread-safe."""
+
+    def __init__(self, make: Any) -> None:
+        self._make = make
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, region: str, service: str, state_credentials: Any = None) -> Any:
+        key = (region, service)
+        with self._lock:
+            found = self._clients.get(key)
+            if found is None:
+                found = self._clients[key] = self._make(region, service, state_credentials)
+        return found
+
+
+def install_in_process_sqs() -> ClientCache:
+    """Serve the emulator's own SQS calls in-process, through one client per region."""
+    from moto.core.models import botocore_stubber
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_sqs,
+    )
+    from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
+    # Requests of boto3 clients made in this process go to moto's backends directly. The
+    # server's own HTTP requests never pass through botocore: nothing else changes.
+    botocore_stubber.enabled = True
+    cache = ClientCache(boto_client_for)
+
+    def cached(region: str, service: str, state_credentials: Any = None) -> Any:
+        return cache.client(region, service, state_credentials)
+
+    state_task_service_sqs.boto_client_for = cached  # type: ignore[attr-defined]
+    return cache
+
+
 def main(argv: list[str] | None = None) -> None:
     from moto.server import main as moto_main
 
     install_program_cache()
+    install_in_process_sqs()
     moto_main(argv if argv is not None else sys.argv[1:])
 
 
