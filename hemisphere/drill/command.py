@@ -155,6 +155,7 @@ def finish(
     """Prints the report and the figures; writes the JSON and the plot when asked."""
     from hemisphere.drill.figures import figures, figures_json, format_figures
     from hemisphere.drill.render import format_report
+    from hemisphere.drill.report import observations_json
 
     measured = figures(report, matrix)
     print()
@@ -162,7 +163,11 @@ def finish(
     print()
     print(format_figures(measured), end="")
     if json_path is not None:
-        document = {**report.to_json(), "figures": figures_json(measured)}
+        document = {
+            **report.to_json(),
+            "figures": figures_json(measured),
+            "observations": observations_json(run.observations),
+        }
         json_path.write_text(json.dumps(document, indent=2) + "\n")
         print(f"\nReport written to {json_path}")
     if plot_path is not None:

@@ -59,6 +59,8 @@ def test_drill_both_scenarios(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     point = primary["recovery_point"]
     assert point["not_final"] == [] and point["final_in_time"] == point["in_flight"]
     assert report["acknowledged"] > 10
+    rows = report["observations"]["requests"]["rows"]
+    assert {row[1] for row in rows} == {"read", "checkout", "probe"}
     assert set(report["data_equal"].values()) == {"equal"}
     assert {d["location"] for d in report["deliveries"]} == {
         "us-east-1",
