@@ -7,12 +7,16 @@ order: a snapshot never replaces a newer one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 from domain.model import Customer, Order, Product
 
 AggregateKind = Literal["Product", "Customer", "Order"]
+# The W3C trace context of the work that made the change (domain.tracing), carried through
+# the outbox and the projection to the stream publication; not part of the change itself.
+TraceContext = Mapping[str, str] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +24,7 @@ class ProductChanged:
     product: Product
 
     kind: AggregateKind = "Product"
+    trace_context: TraceContext = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +32,7 @@ class CustomerChanged:
     customer: Customer
 
     kind: AggregateKind = "Customer"
+    trace_context: TraceContext = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +40,7 @@ class OrderChanged:
     order: Order
 
     kind: AggregateKind = "Order"
+    trace_context: TraceContext = field(default=None, compare=False)
 
 
 Event = ProductChanged | CustomerChanged | OrderChanged

@@ -30,6 +30,7 @@ from subscriptions.ports import Message
 from subscriptions.publication import selection_of
 from subscriptions.root import SubscriptionRoot
 from subscriptions.selection import graphql_value, top_level, view
+from subscriptions.tracing import record_delivery
 from subscriptions.triggers import arguments_match
 
 SubscriptionInfo = strawberry.Info[Context, SubscriptionRoot | None]
@@ -72,7 +73,7 @@ async def changes(
     root = info.root_value
     if root is not None and root.on_established is not None:
         root.on_established()
-    return _deliveries(source, arguments, filters, decode)
+    return _deliveries(source, arguments, filters, decode, info.field_name)
 
 
 def requested_filters(
@@ -99,6 +100,7 @@ async def _deliveries(
     arguments: Mapping[str, Any],
     filters: tuple[Filter, ...],
     decode: Callable[[Any], object],
+    field: str,
 ) -> AsyncGenerator[Any, None]:
     try:
         async for message in source:
@@ -108,6 +110,7 @@ async def _deliveries(
             snapshot = decode(message)
             if filters and not matches_all(filters, graphql_value(snapshot, mask)):
                 continue
+            record_delivery(message, field)
             yield view(snapshot, mask)
     finally:
         # Stopping a subscription closes this generator; close the broker's too, now, so it

@@ -15,6 +15,7 @@ from typing import Any
 from resolvers.context import Info
 from subscriptions.ports import STREAM_KEY, Message
 from subscriptions.selection import ALL, AllFields, Mask, covers, mask_from_json, mask_of
+from subscriptions.tracing import carry_trace
 
 # GraphQL names match [_A-Za-z][_0-9A-Za-z]*, so "$selection" never collides with a field.
 SELECTION_KEY = "$selection"
@@ -38,4 +39,5 @@ async def publish_change(info: Info, mutation: str, plain: Mapping[str, Any]) ->
     message = dict(plain) if covers(mask, plain) else change_message(plain, mask)
     if info.context.caller.stream_publisher:
         message[STREAM_KEY] = True
+    carry_trace(message)
     await info.context.broker.publish(mutation, message)

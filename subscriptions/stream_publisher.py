@@ -30,7 +30,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol, TypeVar
 
@@ -49,6 +49,7 @@ from graphql import (
     TypeNode,
     parse,
 )
+from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
@@ -56,7 +57,13 @@ from domain import codec
 from domain.errors import BackendUnavailableError, HemisphereError
 from domain.model import Customer, Order, Product
 from schema.export import CONTRACT_PATH
-from subscriptions.checkpoints import ChangeStream, CheckpointStore, Snapshot, StreamShard
+from subscriptions.checkpoints import (
+    Change,
+    ChangeStream,
+    CheckpointStore,
+    Snapshot,
+    StreamShard,
+)
 from subscriptions.checkpoints import ready_shards as _ready_shards
 from subscriptions.lease import LeaseKeeper
 
@@ -239,6 +246,21 @@ def raise_for_answer(mutation: str, response: httpx.Response) -> None:
 
 
 # --- the publisher ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _continuing(change: Change) -> Iterator[None]:
+    """Within the trace of the work that made `change` (the checkout whose saga step wrote
+    it), when its item carries one (adapters.dynamodb.stream's changes do; others need not)."""
+    carrier = getattr(change, "trace_context", None)
+    if not carrier:
+        yield
+        return
+    token = otel_context.attach(propagate.extract(dict(carrier)))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 class _FencedOutError(Exception):
@@ -479,7 +501,8 @@ class StreamPublisher:
                     made_at = change.created_at
                     before_start = made_at is not None and made_at < starts_at
                     if change.snapshot is not None and not before_start:
-                        await self._publish(change.snapshot)
+                        with _continuing(change):
+                            await self._publish(change.snapshot)
                         progress.unsaved_publications = True
                         if self._lag is not None and made_at is not None:
                             self._lag(max(0.0, time.time() - made_at))

@@ -35,6 +35,7 @@ from adapters.aws import StaticCredentials, aws_client
 from adapters.dynamodb import items
 from adapters.dynamodb.client import endpoint_of, translate_errors
 from domain.model import Customer, Order, Product
+from domain.tracing import TRACE_CONTEXT_KEY
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb.client import DynamoDBClient
@@ -91,6 +92,8 @@ class StreamChange:
     sequence_number: str
     snapshot: Product | Customer | Order | None
     created_at: float | None = None
+    # The trace the change belongs to (adapters.dynamodb.writer puts it on the item).
+    trace_context: Mapping[str, str] | None = None
 
 
 def change_from_record(record: Mapping[str, Any]) -> StreamChange:
@@ -98,10 +101,12 @@ def change_from_record(record: Mapping[str, Any]) -> StreamChange:
     record is not an entity's change (control items, removals, an unreadable item)."""
     data = record["dynamodb"]
     image = None if record.get("eventName") == "REMOVE" else data.get("NewImage")
+    carrier = image.get(TRACE_CONTEXT_KEY) if image is not None else None
     return StreamChange(
         str(data["SequenceNumber"]),
         _snapshot(image),
         _epoch_seconds(data.get("ApproximateCreationDateTime")),
+        items.from_wire(carrier) if isinstance(carrier, Mapping) else None,
     )
 
 

@@ -18,6 +18,7 @@ from adapters.dynamodb import items
 from adapters.dynamodb.client import endpoint_of, translate_errors
 from domain.events import Event
 from domain.model import RegionControl
+from domain.tracing import TRACE_CONTEXT_KEY
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb.client import DynamoDBClient
@@ -41,6 +42,14 @@ class WriteCounts:
     skipped: int
 
 
+def _item(event: Event) -> items.Item:
+    item = items.event_to_item(event)
+    if event.trace_context:
+        # Rides the stream record to the publication, which continues the change's trace.
+        item[TRACE_CONTEXT_KEY] = dict(event.trace_context)
+    return item
+
+
 class DynamoProjectionWriter:
     def __init__(self, client: DynamoDBClient, table_name: str, *, concurrency: int = 16) -> None:
         self._client = client
@@ -56,7 +65,7 @@ class DynamoProjectionWriter:
     async def write(self, events: Sequence[Event]) -> WriteCounts:
         """Project `events`; if any write fails, the error is raised (the others may have
         landed, which is harmless: the batch is retried and they are then skipped)."""
-        latest = _latest_per_key(items.event_to_item(event) for event in events)
+        latest = _latest_per_key(_item(event) for event in events)
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(self._put_if_newer(item)) for item in latest]

@@ -12,14 +12,17 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
 
 from adapters.postgres.errors import RelationalStoreUnavailableError, describe_dsn
 from adapters.postgres.pool import DEFAULT_CONNECT_TIMEOUT, Connection, connect
+from adapters.tracing import trace_context
 from domain.codec import event_from_plain, event_to_plain
 from domain.events import CustomerChanged, Event, OrderChanged, ProductChanged
+from domain.tracing import TRACE_CONTEXT_KEY
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,9 @@ async def append(conn: Connection, events: Sequence[Event]) -> None:
     if not conn.is_in_transaction():
         raise RuntimeError("outbox.append must run inside the transaction of the change")
     identities = [_identity(event) for event in events]
+    # The span the change is made in (a saga step): the projection's stream publication
+    # continues its trace.
+    traced = {TRACE_CONTEXT_KEY: carrier} if (carrier := trace_context()) else {}
     await conn.execute(
         """
         INSERT INTO outbox (aggregate_kind, aggregate_id, version, payload)
@@ -75,8 +81,14 @@ async def append(conn: Connection, events: Sequence[Event]) -> None:
         [kind for kind, _, _ in identities],
         [aggregate_id for _, aggregate_id, _ in identities],
         [version for _, _, version in identities],
-        [json.dumps(event_to_plain(event)) for event in events],
+        [json.dumps({**event_to_plain(event), **traced}) for event in events],
     )
+
+
+def _event(kind: str, payload: dict[str, Any]) -> Event:
+    event = event_from_plain(kind, payload)
+    carrier = payload.get(TRACE_CONTEXT_KEY)
+    return replace(event, trace_context=carrier) if isinstance(carrier, dict) else event
 
 
 class PostgresOutbox:
@@ -129,9 +141,7 @@ class PostgresOutbox:
             )
             if not rows:
                 return 0
-            events = [
-                event_from_plain(row["aggregate_kind"], json.loads(row["payload"])) for row in rows
-            ]
+            events = [_event(row["aggregate_kind"], json.loads(row["payload"])) for row in rows]
             await handle(events)
             await conn.execute(
                 "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
