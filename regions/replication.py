@@ -295,10 +295,12 @@ class TargetReplicator:
                 task.cancel()
             await asyncio.gather(work, lost, return_exceptions=True)
             self.state = "standby"
+            self._pending_since = None  # whoever holds the lease next sends it
 
     async def _replicate(self, token: int) -> None:
         backoff = self._timings.min_backoff
         while True:
+            started = time.monotonic()
             try:
                 await self._replicate_stream(token)
             except _FencedOutError:
@@ -319,6 +321,8 @@ class TargetReplicator:
                     backoff,
                     exc_info=not isinstance(error, BackendUnavailableError),
                 )
+                if time.monotonic() - started > 10 * self._timings.max_backoff:
+                    backoff = self._timings.min_backoff  # it ran well for a while: a new fault
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._timings.max_backoff)
 
