@@ -407,7 +407,7 @@ def test_losing_the_primary_makes_the_secondary_read_only(
 
 def test_promoting_the_secondary_accepts_writes(up: Up, regions: dict[str, Region]) -> None:
     began = time.monotonic()
-    up.regions("promote", SECONDARY)
+    print(up.regions("promote", SECONDARY).strip())
     order_id = place(regions[SECONDARY], "e2e-up-after-promotion")["id"]
     print(f"promote → first write accepted: {time.monotonic() - began:.1f}s")
     eventually(lambda: order_in(regions[SECONDARY], order_id, "CONFIRMED"), 60, "confirmed")
@@ -435,7 +435,7 @@ def test_the_old_primary_returns_fenced_and_resynchronized(
     up: Up, regions: dict[str, Region]
 ) -> None:
     started = time.monotonic()
-    up.regions("start", PRIMARY)
+    print(up.regions("start", PRIMARY).strip())
     print(f"old primary back and serving after {time.monotonic() - started:.1f}s")
     old = regions[PRIMARY]
     # It knows the newer epoch and that it is not the primary any more.
