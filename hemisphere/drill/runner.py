@@ -344,8 +344,8 @@ class Drill:
         )
 
     async def _resync(self, region: str, http: httpx.AsyncClient) -> None:
-        """Until `region` holds the latest acknowledged orders as the primary does (or the
-        settle timeout): one comparison a second, each recorded."""
+        """Until `region` holds those of the latest acknowledged orders that are final in the
+        primary as the primary does (or the settle timeout): a comparison a second, recorded."""
         deadline = self.clock() + self.options.settle_timeout
         regions = self.topology.regions
         while True:

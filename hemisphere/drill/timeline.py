@@ -11,8 +11,8 @@ One `Fault` per region the drill stopped. Its moments, each the first observatio
     first write       the first checkout sent after the kill that was acknowledged
     restarted         POST /regions/R/start was sent
     back              R's own location is served by R again
-    resynced          R, back, holds the latest acknowledged orders as the primary does
-                      (same status and version: hemisphere/drill/records.py ResyncCheck)
+    resynced          R, back, holds the latest acknowledged orders that are final in the
+                      primary as the primary does (same status and version: ResyncCheck)
 """
 
 from __future__ import annotations
