@@ -17,7 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from graphql import GraphQLSyntaxError, OperationDefinitionNode, parse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
@@ -84,6 +84,9 @@ class ApiMetrics:
             registry=self.registry,
         )
         self._names: set[str] = set()
+        # The labelled children, looked up once per distinct request kind: labels() takes
+        # a lock and builds tuples, which a request need not pay each time.
+        self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._subscribers = _Subscribers(tuple(sorted(subscription_channels)))
         self.registry.register(self._subscribers)
         self._attached: list[Collector] = []
@@ -96,13 +99,27 @@ class ApiMetrics:
             kind, name = UNREAD, ""
         else:
             kind, name = operation_of(query, operation_name)
+        children = self._children.get((kind, name, error_type))
+        if children is None:
+            children = self._children_of(kind, name, error_type)
+        counter, histogram = children
+        counter.inc()
+        histogram.observe(seconds)
+
+    def _children_of(self, kind: str, name: str, error_type: str) -> tuple[Any, Any]:
+        key = (kind, name, error_type)
         if name not in self._names:
             if len(self._names) >= MAX_OPERATION_NAMES:
                 name = "other"
             else:
                 self._names.add(name)
-        self._requests.labels(kind, name, error_type).inc()
-        self._latency.labels(kind).observe(seconds)
+        children = (
+            self._requests.labels(kind, name, error_type),
+            self._latency.labels(kind),
+        )
+        if len(self._children) < 4 * MAX_OPERATION_NAMES:
+            self._children[key] = children
+        return children
 
     def watch_broker(self, broker: Callable[[], object | None]) -> None:
         """Count the subscribers of the broker `broker()` gives (None: not started)."""

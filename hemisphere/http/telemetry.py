@@ -8,6 +8,7 @@ The GraphQL endpoint tells what it ran and how it ended through `note_operation`
 
 from __future__ import annotations
 
+import itertools
 import time
 import uuid
 from collections.abc import Mapping
@@ -23,6 +24,15 @@ from hemisphere.logs import request_id
 from hemisphere.metrics import ApiMetrics, operation_of
 
 REQUEST_ID_HEADER = b"x-amzn-requestid"
+
+# Request ids shaped like AppSync's (a UUID): a random prefix per process and a counter,
+# unique without a system call for randomness on every request.
+_PROCESS_PREFIX = str(uuid.uuid4())[:24]
+_sequence = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_PROCESS_PREFIX}{next(_sequence) % 16**12:012x}"
 
 
 @dataclass(slots=True)
@@ -64,7 +74,7 @@ class TelemetryMiddleware:
         if scope["type"] != "http":
             await self._app(scope, receive, send)
             return
-        rid = str(uuid.uuid4())
+        rid = new_request_id()
         rid_token = request_id.set(rid)
         graphql = scope["path"] == "/graphql" and scope["method"] == "POST"
         record = _GraphQLRecord() if graphql else None
