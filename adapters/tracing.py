@@ -20,7 +20,8 @@ from domain.tracing import TRACE_CONTEXT_KEY
 
 _SPAN = "hemisphere_span"
 
-_tracer = trace.get_tracer("hemisphere.aws")
+# The tracer is looked up at each use: one kept from import would keep the first provider.
+_TRACER = "hemisphere.aws"
 
 
 def instrument(client: Any) -> None:
@@ -78,7 +79,7 @@ def _start_span(model: Any, context: dict[str, Any], **_: Any) -> None:
     if not trace.get_current_span().get_span_context().is_valid:
         return
     service = model.service_model.service_id
-    context[_SPAN] = _tracer.start_span(
+    context[_SPAN] = trace.get_tracer(_TRACER).start_span(
         f"{service}.{model.name}",
         kind=SpanKind.CLIENT,
         attributes={

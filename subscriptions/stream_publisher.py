@@ -68,7 +68,8 @@ from subscriptions.checkpoints import ready_shards as _ready_shards
 from subscriptions.lease import LeaseKeeper
 
 log = logging.getLogger(__name__)
-_tracer = trace.get_tracer("hemisphere.subscriptions")
+# The tracer is looked up at each use: one kept from import would keep the first provider.
+_TRACER = "hemisphere.subscriptions"
 
 T = TypeVar("T")
 
@@ -194,7 +195,7 @@ class AppSyncPublicationSink:
                 "variables": {"input": publication_input(snapshot)},
             }
         )
-        with _tracer.start_as_current_span(
+        with trace.get_tracer(_TRACER).start_as_current_span(
             mutation, kind=SpanKind.PRODUCER, attributes={"hemisphere.entity.id": snapshot.id}
         ):
             headers = self.signed_headers(body)

@@ -15,7 +15,8 @@ from subscriptions.ports import Message
 # GraphQL names match [_A-Za-z][_0-9A-Za-z]*, so "$trace" never collides with a field.
 TRACE_KEY = "$trace"
 
-_tracer = trace.get_tracer("hemisphere.subscriptions")
+# The tracer is looked up at each use: one kept from import would keep the first provider.
+_TRACER = "hemisphere.subscriptions"
 
 
 def carry_trace(message: Message) -> None:
@@ -32,7 +33,7 @@ def record_delivery(message: Mapping[str, Any], field: str) -> None:
     if not isinstance(carrier, Mapping):
         return
     parent = propagate.extract({str(k): str(v) for k, v in carrier.items()})
-    _tracer.start_span(
+    trace.get_tracer(_TRACER).start_span(
         f"subscription {field} data",
         context=parent,
         kind=SpanKind.CONSUMER,

@@ -12,7 +12,8 @@ from opentelemetry.trace import Span, SpanKind
 
 from domain.tracing import TRACE_CONTEXT_KEY
 
-_tracer = trace.get_tracer("hemisphere.workflows")
+# The tracer is looked up at each use: one kept from import would keep the first provider.
+_TRACER = "hemisphere.workflows"
 
 
 @contextmanager
@@ -23,7 +24,7 @@ def work_span(name: str, document: Mapping[str, Any], **attributes: str) -> Iter
     parent = None
     if isinstance(carrier, Mapping):
         parent = propagate.extract({str(k): str(v) for k, v in carrier.items()})
-    with _tracer.start_as_current_span(
+    with trace.get_tracer(_TRACER).start_as_current_span(
         name, context=parent, kind=SpanKind.CONSUMER, attributes=attributes
     ) as span:
         yield span
