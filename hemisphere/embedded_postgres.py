@@ -168,8 +168,10 @@ class EmbeddedPostgres:
             command, user=self._user, capture_output=True, text=True, timeout=timeout, check=False
         )
         if result.returncode != 0:
-            last = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise EmbeddedPostgresError(f"{Path(command[0]).name} failed: {last[0]}")
+            lines = (result.stderr or result.stdout).strip().splitlines() or ["no output"]
+            # The first error says why; what follows is the clean-up after it.
+            reason = next((line for line in lines if "error" in line.lower()), lines[-1])
+            raise EmbeddedPostgresError(f"{Path(command[0]).name} failed: {reason}")
         return result.stdout
 
     def _wait_accepting(self, timeout: float) -> None:
@@ -201,10 +203,12 @@ class EmbeddedPostgres:
             self._run([*psql, "-c", f'CREATE DATABASE "{self.database}"'])
 
     def _last_log_line(self) -> str:
+        """The reason it stopped: the last FATAL or PANIC line of its log, else the last."""
         with contextlib.suppress(OSError):
             lines = (self.data_dir / "log").read_text(errors="replace").strip().splitlines()
-            if lines:
-                return lines[-1]
+            fatal = [line for line in lines if "FATAL:" in line or "PANIC:" in line]
+            if fatal or lines:
+                return (fatal or lines)[-1]
         return "no log"
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,15 @@ from tests.e2e.test_serve import Served, iam_client, start_serve
 from tests.support.roles import clean_env, start_role
 
 pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def own_tmp() -> Iterator[Path]:
+    """A directory outside pytest's base temp: concurrent pytest runs on this machine prune
+    each other's older base temps, which would pull the data from under a running server."""
+    with tempfile.TemporaryDirectory(prefix="hemisphere-test-") as tmp:
+        yield Path(tmp)
+
 
 # Found without importing pgserver (its import warns about XDG_RUNTIME_DIR).
 _PGSERVER = importlib.util.find_spec("pgserver")
@@ -82,8 +92,8 @@ def readyz(served: Served) -> httpx.Response:
         raise AssertionError("serve is gone:\n" + "".join(served.output)) from None
 
 
-def test_sigterm_to_the_serve_pid_alone_leaves_nothing_and_a_clean_cluster(tmp_path: Path) -> None:
-    served = start_serve(tmp_path / "data")
+def test_sigterm_to_the_serve_pid_alone_leaves_nothing_and_a_clean_cluster(own_tmp: Path) -> None:
+    served = start_serve(own_tmp / "data")
     children = family(served)
     assert len(children) >= 3  # PostgreSQL (and its own workers), moto, the card simulator
     upsert(served, "TERM-1")
@@ -106,8 +116,8 @@ def test_sigterm_to_the_serve_pid_alone_leaves_nothing_and_a_clean_cluster(tmp_p
         assert again.stop() == 0
 
 
-def test_sigkill_of_serve_takes_its_children_with_it(tmp_path: Path) -> None:
-    served = start_serve(tmp_path / "data")
+def test_sigkill_of_serve_takes_its_children_with_it(own_tmp: Path) -> None:
+    served = start_serve(own_tmp / "data")
     children = family(served)
     served.process.kill()
     served.process.wait(timeout=10)
@@ -118,13 +128,14 @@ def test_sigkill_of_serve_takes_its_children_with_it(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    server = start_serve(tmp_path_factory.mktemp("lifecycle") / "data")
-    try:
-        yield server
-    finally:
-        if server.process.poll() is None:
-            server.stop()
+def served() -> Iterator[Served]:
+    with tempfile.TemporaryDirectory(prefix="hemisphere-test-") as tmp:
+        server = start_serve(Path(tmp) / "data")
+        try:
+            yield server
+        finally:
+            if server.process.poll() is None:
+                server.stop()
 
 
 def test_a_second_serve_on_the_same_data_dir_is_refused_naming_the_first(served: Served) -> None:
