@@ -1,8 +1,9 @@
 """Traces with an in-memory span exporter, hop by hop over fakes: the HTTP request continues
 the caller's traceparent and its resolvers are its children; a StartExecution made in a span
 carries the context in the saga's input (and a retry's idempotency check ignores it); the
-worker's step continues it from the task message; a publish mutation's broker message carries
-it to the subscriber's delivery. (tests/e2e/test_tracing.py runs the whole chain.)"""
+worker's step continues it from the task message, a profile update from the event's detail;
+a publish mutation's broker message carries it to the subscriber's delivery.
+(tests/e2e/test_tracing.py runs the whole chain.)"""
 
 from __future__ import annotations
 
@@ -16,13 +17,15 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.util._once import Once
 
-from adapters.tracing import _into_execution_input, without_trace_context
+from adapters.tracing import _into_event_details, _into_execution_input, without_trace_context
 from domain.tracing import TRACE_CONTEXT_KEY
 from hemisphere.app import create_app
 from subscriptions.tracing import TRACE_KEY, carry_trace, record_delivery
 from tests.support.app import API_KEY, SETTINGS, client_for, fake_runtime, runtime_factory
 from tests.support.fakes import InMemoryReader, make_products
 from tests.support.saga import InMemoryTaskQueue, RecordingAnswers, eventually, task_body
+from workflows.profile_updates import parse_message
+from workflows.tracing import work_span
 from workflows.worker import TaskWorker
 
 CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -115,6 +118,25 @@ async def test_the_saga_input_carries_the_context_to_the_worker_step(
     assert hex_trace(saga_step) == format(mutation.get_span_context().trace_id, "032x")
     assert saga_step.parent is not None
     assert saga_step.parent.span_id == mutation.get_span_context().span_id
+
+
+async def test_an_event_detail_carries_the_context_to_the_profile_update(
+    spans: InMemorySpanExporter,
+) -> None:
+    tracer = trace.get_tracer("test")
+    detail = {"requestId": "r-1", "customerId": "c-1", "idempotencyKey": "k-1", "name": "N"}
+    with tracer.start_as_current_span("mutation UpdateProfile") as mutation:
+        params = {"Entries": [{"Source": "hemisphere", "Detail": json.dumps(detail)}]}
+        _into_event_details(params)
+    # EventBridge delivers the event to the queue with the detail as it was put.
+    body = json.dumps({"detail-type": "x", "detail": json.loads(params["Entries"][0]["Detail"])})
+    request = parse_message(body)
+    assert request.command.customer_id == "c-1"
+    with work_span("profile update", request.trace_context):
+        pass
+    (update,) = [s for s in spans.get_finished_spans() if s.name == "profile update"]
+    assert update.parent is not None
+    assert update.parent.span_id == mutation.get_span_context().span_id
 
 
 async def test_a_broker_message_carries_the_context_to_each_delivery(
