@@ -21,7 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from graphql import GraphQLSyntaxError, OperationDefinitionNode, parse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
@@ -219,3 +219,48 @@ def stream_lag_histogram() -> Histogram:
         buckets=LAG_BUCKETS,
         registry=None,
     )
+
+
+# --- the replicator's ------------------------------------------------------------------------
+
+
+class _Replication(Collector):
+    """A replicator's status (regions.replication.Replicator.status()) as metrics."""
+
+    def __init__(self, status: Mapping[str, Any]) -> None:
+        self._status = status
+
+    def collect(self) -> Iterator[Metric]:
+        lag = GaugeMetricFamily(
+            "hemisphere_dynamodb_replication_lag_seconds",
+            "From a change in this region's table to its write in the target region's "
+            "(last, p50, p99 and max of the recent samples)",
+            labels=("target", "stat"),
+        )
+        pending = GaugeMetricFamily(
+            "hemisphere_dynamodb_replication_pending_seconds",
+            "Age of the oldest change still waiting for a target (a target that is down)",
+            labels=("target",),
+        )
+        items = CounterMetricFamily(
+            "hemisphere_dynamodb_replication_items",
+            "Items sent to and written in each target region",
+            labels=("target", "outcome"),
+        )
+        for target, pipeline in sorted(self._status.get("targets", {}).items()):
+            for stat in ("last", "p50", "p99", "max"):
+                value = (pipeline.get("lag_ms") or {}).get(stat)
+                if value is not None:
+                    lag.add_metric((target, stat), value / 1000)
+            if pipeline.get("pending_ms") is not None:
+                pending.add_metric((target,), pipeline["pending_ms"] / 1000)
+            for outcome in ("sent", "written"):
+                items.add_metric((target, outcome), pipeline.get(outcome, 0))
+        yield from (lag, pending, items)
+
+
+def replication_metrics(status: Mapping[str, Any]) -> bytes:
+    """The Prometheus text of a replicator's status (its /metrics)."""
+    registry = CollectorRegistry()
+    registry.register(_Replication(status))
+    return generate_latest(registry)

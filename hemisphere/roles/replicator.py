@@ -37,6 +37,8 @@ from adapters.dynamodb.stream import (
     create_streams_client,
 )
 from hemisphere.logs import configure_logging
+from hemisphere.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from hemisphere.metrics import replication_metrics
 from hemisphere.settings import Settings, SettingsError
 from regions.replication import (
     ReplicationTimings,
@@ -182,20 +184,25 @@ async def _log_status(replicator: Replicator) -> None:
 
 
 async def serve_status(replicator: Replicator, port: int) -> asyncio.Server:
-    """A tiny HTTP endpoint on 127.0.0.1:`port`: GET /status (or /) → the lag JSON."""
+    """A tiny HTTP endpoint on 127.0.0.1:`port`: GET /status (or /) → the lag JSON; GET
+    /metrics → the same for Prometheus."""
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
             path = request.split(b" ", 2)[1] if request.count(b" ") >= 2 else b""
+            content_type = b"application/json"
             if path in (b"/", b"/status"):
                 status, body = b"200 OK", orjson.dumps(replicator.status())
+            elif path == b"/metrics":
+                status, body = b"200 OK", replication_metrics(replicator.status())
+                content_type = METRICS_CONTENT_TYPE.encode()
             elif path == b"/healthz":
                 status, body = b"200 OK", b'{"status": "alive"}'
             else:
                 status, body = b"404 Not Found", b'{"error": "GET /status"}'
             writer.write(
-                b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
+                b"HTTP/1.1 " + status + b"\r\ncontent-type: " + content_type + b"\r\n"
                 b"content-length: " + str(len(body)).encode() + b"\r\n"
                 b"connection: close\r\n\r\n" + body
             )
