@@ -56,11 +56,12 @@ def plot_reads(observations: Observations, events: list[EventRow], path: Path) -
     axes.set_yscale("log")
     axes.set_xlabel("seconds since the start")
     axes.set_ylabel("read latency (ms)")
-    for event in events:
+    for index, event in enumerate(events):
         axes.axvline(event.at_s, color="grey", linestyle=":", linewidth=1)
         axes.annotate(
             f"{event.name} {event.region}",
-            (event.at_s, 1.0),
+            # Three heights in turn, so that the labels of close events do not overprint.
+            (event.at_s, 1.0 - 0.22 * (index % 3)),
             xycoords=("data", "axes fraction"),
             rotation=90,
             va="top",
