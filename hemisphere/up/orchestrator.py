@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import socket
+import stat
 import sys
 import time
 from dataclasses import dataclass
@@ -315,6 +316,7 @@ def _plan(options: UpOptions) -> tuple[Layout, LatencyMatrix, UpState]:
     except (LayoutError, LatencyMatrixError) as error:
         raise SettingsError(str(error)) from None
     layout.data_dir.mkdir(parents=True, exist_ok=True)
+    _check_reachable_by_postgres(layout.data_dir)
     state = UpState.load(layout.data_dir)
     if state is not None and state.primary in layout.names:
         if options.primary is not None and options.primary != state.primary:
@@ -329,6 +331,19 @@ def _plan(options: UpOptions) -> tuple[Layout, LatencyMatrix, UpState]:
             raise SettingsError(f"--primary {primary} is not one of --regions")
         state = UpState(primary=primary, epoch=1)
     return layout, latency, state
+
+
+def _check_reachable_by_postgres(data_dir: Path) -> None:
+    """As root, PostgreSQL runs as an unprivileged user, which must be able to reach its data
+    dir: say so at once rather than with initdb's "Permission denied" later."""
+    if os.geteuid() != 0:
+        return
+    for directory in (data_dir, *data_dir.parents):
+        if not directory.stat().st_mode & stat.S_IXOTH:
+            raise SettingsError(
+                f"PostgreSQL runs as an unprivileged user that cannot reach {data_dir}: "
+                f"{directory} is private (chmod o+x {directory}, or choose another --data-dir)"
+            )
 
 
 def _raise_stopping(signum: int, frame: FrameType | None) -> None:
