@@ -7,8 +7,13 @@ that dies before answering leaves the message on the queue; it comes back after 
 visibility timeout, and the step, idempotent per (order, step), returns its recorded result.
 So delivery is at least once and every step's effect is exactly once.
 
-Messages are handled concurrently, up to `concurrency` at a time; the worker only receives
-as many as it has free slots, so a message never waits in a worker while another is idle.
+Messages are handled concurrently, up to `concurrency` at a time. The worker keeps a small
+read-ahead of received messages (at most `concurrency` more than it runs, so a message never
+waits long in one worker while another is idle, well within the visibility timeout) and the
+next receive runs while steps do: one request fetches up to ten, and a slot that frees is
+filled at once. From the read-ahead, continuing steps run before new work (a saga's first
+step: CreateOrder, BeginCancellation): a saga in flight is never starved by sagas that have
+not started, and under load the new ones wait, not the half-done ones (issue 9).
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ import asyncio
 import json
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
+from domain.saga import Step
 from workflows.activities import StepFailure
 from workflows.ports import QueuedTask, StepResult, TaskAnswers, TaskQueue
 from workflows.tracing import work_span
@@ -32,6 +39,8 @@ StepRunner = Callable[[str, Mapping[str, Any]], Awaitable[StepResult]]
 
 # SQS hands out at most 10 messages per receive.
 _MAX_BATCH = 10
+# A saga's first step: new work, run only when no continuing step waits in the read-ahead.
+NEW_WORK_STEPS: Final = frozenset({Step.CREATE_ORDER, Step.BEGIN_CANCELLATION})
 
 
 class MalformedTaskError(ValueError):
@@ -84,17 +93,33 @@ class TaskWorker:
 
     async def run(self) -> None:
         """Receive and handle tasks until cancelled. On cancellation the tasks in hand are
-        cancelled too: unanswered, their messages come back to another worker."""
+        cancelled too: unanswered (or never started), their messages come back to another
+        worker after the visibility timeout."""
         in_flight: set[asyncio.Task[None]] = set()
+        ahead = ReadAhead()
+        receiving: asyncio.Task[Sequence[QueuedTask]] | None = None
         failures = 0
         try:
             while True:
-                if len(in_flight) >= self._concurrency:
-                    await asyncio.wait(set(in_flight), return_when=asyncio.FIRST_COMPLETED)
+                while ahead and len(in_flight) < self._concurrency:
+                    handling = asyncio.create_task(self.handle(ahead.pop()), name="saga-task")
+                    in_flight.add(handling)
+                    handling.add_done_callback(in_flight.discard)
+                    handling.add_done_callback(_log_crash)
+                room = 2 * self._concurrency - len(in_flight) - len(ahead)
+                if receiving is None and room > 0:
+                    receiving = asyncio.create_task(
+                        self._queue.receive(min(_MAX_BATCH, room)), name="saga-receive"
+                    )
+                waiting: set[asyncio.Future[Any]] = set(in_flight)
+                if receiving is not None:
+                    waiting.add(receiving)
+                await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                if receiving is None or not receiving.done():
                     continue
-                free = min(_MAX_BATCH, self._concurrency - len(in_flight))
+                done, receiving = receiving, None
                 try:
-                    tasks = await self._queue.receive(free)
+                    ahead.extend(done.result())
                 except Exception as error:
                     failures += 1
                     delay = self._retry_delay(failures)
@@ -106,17 +131,13 @@ class TaskWorker:
                         exc_info=failures == 1,
                     )
                     await asyncio.sleep(delay)
-                    continue
-                failures = 0
-                for task in tasks:
-                    handling = asyncio.create_task(self.handle(task), name="saga-task")
-                    in_flight.add(handling)
-                    handling.add_done_callback(in_flight.discard)
-                    handling.add_done_callback(_log_crash)
+                else:
+                    failures = 0
         finally:
-            for handling in in_flight:
-                handling.cancel()
-            await asyncio.gather(*in_flight, return_exceptions=True)
+            pending = [*in_flight, *([receiving] if receiving is not None else [])]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def handle(self, task: QueuedTask) -> None:
         """Run one task and answer it; delete its message once answered (or moot)."""
@@ -170,6 +191,36 @@ class TaskWorker:
     def _retry_delay(self, failures: int) -> float:
         ceiling = min(self._retry_max, self._retry_initial * 2 ** (failures - 1))
         return random.uniform(ceiling / 2, ceiling)
+
+
+class ReadAhead:
+    """Received messages not handled yet: continuing steps first, new work after, each in
+    the order received. A message that is not a task counts as continuing (it is dropped at
+    once by `handle`)."""
+
+    def __init__(self) -> None:
+        self._continuing: deque[QueuedTask] = deque()
+        self._new: deque[QueuedTask] = deque()
+
+    def __len__(self) -> int:
+        return len(self._continuing) + len(self._new)
+
+    def extend(self, tasks: Iterable[QueuedTask]) -> None:
+        for task in tasks:
+            (self._new if is_new_work(task.body) else self._continuing).append(task)
+
+    def pop(self) -> QueuedTask:
+        return self._continuing.popleft() if self._continuing else self._new.popleft()
+
+
+def is_new_work(body: str) -> bool:
+    """Whether a task message is a saga's first step. (Parsed again by `handle`: a task
+    body is a few kilobytes, tens of microseconds.)"""
+    try:
+        step = json.loads(body).get("step")
+    except (ValueError, AttributeError):
+        return False
+    return step in NEW_WORK_STEPS
 
 
 def _log_crash(handling: asyncio.Task[None]) -> None:

@@ -16,7 +16,7 @@ from domain.errors import BackendUnavailableError
 from tests.support.saga import InMemoryTaskQueue, RecordingAnswers, eventually, task_body
 from tests.support.saga_engine import Crash
 from workflows.activities import StepFailure
-from workflows.worker import MalformedTaskError, TaskWorker, parse_task
+from workflows.worker import MalformedTaskError, TaskWorker, is_new_work, parse_task
 
 
 class Steps:
@@ -192,3 +192,41 @@ async def test_receiving_failures_are_retried_with_backoff(
         with contextlib.suppress(asyncio.CancelledError):
             await running
     assert queue.failures == 0
+
+
+async def test_continuing_steps_run_before_new_sagas(
+    queue: InMemoryTaskQueue, answers: RecordingAnswers, steps: Steps
+) -> None:
+    """New work (a saga's first step) waits in the read-ahead while a started saga's step
+    waits with it: the started sagas finish first under load (no starvation)."""
+    steps.delay = 0.02
+    queue.put(task_body("CreateOrder", {"orderId": "o-new-1"}, "t1"))
+    queue.put(task_body("CreateOrder", {"orderId": "o-new-2"}, "t2"))
+    queue.put(task_body("ReserveInventory", {"orderId": "o-old-1"}, "t3"))
+    queue.put(task_body("BeginCancellation", {"orderId": "o-new-3"}, "t4"))
+    queue.put(task_body("RefundPayment", {"orderId": "o-old-2"}, "t5"))
+    async with working(queue, answers, steps, concurrency=3):  # reads all five ahead
+        await eventually(lambda: len(queue.deleted) == 5)
+    assert steps.calls[:2] == ["ReserveInventory", "RefundPayment"]
+    assert sorted(steps.calls[2:]) == ["BeginCancellation", "CreateOrder", "CreateOrder"]
+
+
+async def test_the_read_ahead_is_bounded_by_the_concurrency(
+    queue: InMemoryTaskQueue, answers: RecordingAnswers, steps: Steps
+) -> None:
+    steps.delay = 10
+    for n in range(20):
+        queue.put(task_body("ReserveInventory", {"orderId": f"o-{n}"}, f"t{n}"))
+    async with working(queue, answers, steps, concurrency=3):
+        await eventually(lambda: steps.running == 3)
+        await asyncio.sleep(0.05)
+        # Three running and three read ahead: the other fourteen stay in the queue for
+        # other workers.
+        assert len(queue.in_flight) == 6 and len(queue.visible) == 14
+
+
+def test_new_work_is_a_sagas_first_step() -> None:
+    assert is_new_work(task_body("CreateOrder", {}, "t"))
+    assert is_new_work(task_body("BeginCancellation", {}, "t"))
+    assert not is_new_work(task_body("ConfirmOrder", {}, "t"))
+    assert not is_new_work("not json") and not is_new_work("[1]")
