@@ -5,10 +5,11 @@ and errors per phase, replication lags, RTO, RPO, a single-region baseline.
     records      what a run observes (plain records)
     users        readers, a shopper and a region probe per location; realtime: subscribers
     runner       the scenarios, driving the control endpoint and waiting for each step
+    conditions   what the runner waits for
     baseline     the primary alone behind a delay proxy per location
     finals       the acknowledged orders at the end, and every region's copy of them
     timeline, phases, rpo, propagation, report, render, figures   pure: what it all means
-    plot         --plot, with matplotlib
+    plot         --plot, with matplotlib; dump: --json's observations
     command      the CLI
 """
 

@@ -153,9 +153,9 @@ def finish(
     plot_path: Path | None,
 ) -> None:
     """Prints the report and the figures; writes the JSON and the plot when asked."""
+    from hemisphere.drill.dump import observations_json
     from hemisphere.drill.figures import figures, figures_json, format_figures
     from hemisphere.drill.render import format_report
-    from hemisphere.drill.report import observations_json
 
     measured = figures(report, matrix)
     print()

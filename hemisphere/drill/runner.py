@@ -30,6 +30,7 @@ from typing import Literal
 import httpx
 
 from hemisphere.drill.baseline import baseline_urls
+from hemisphere.drill.conditions import all_healthy, read_only_everywhere, served, write_accepted
 from hemisphere.drill.control import ControlClient, ControlError
 from hemisphere.drill.finals import FINAL_READ_TIMEOUT_S, compare_regions, settle_orders
 from hemisphere.drill.graphql import client
@@ -44,7 +45,6 @@ from hemisphere.drill.records import (
     StatusPoll,
 )
 from hemisphere.drill.rpo import FINAL_WITHIN_S
-from hemisphere.drill.status import region_entry
 from hemisphere.drill.topology import Topology
 from hemisphere.drill.users import Target, prober, reader, shopper
 
@@ -113,7 +113,10 @@ class Drill:
         self.observations.primary = self.primary
         async with self._http() as http, contextlib.AsyncExitStack() as background:
             tasks: list[asyncio.Task[None]] = [asyncio.create_task(self._poll_status())]
-            await self._until("every region healthy", self._all_healthy)
+            await self._until(
+                "every region healthy",
+                lambda: all_healthy(self.observations, self.topology.regions),
+            )
             tasks += self._users(http)
             background.callback(_cancel, tasks)
             where = ", ".join(self.topology.locations)
@@ -231,7 +234,7 @@ class Drill:
         killed = await self._act("stop", region, "secondary-loss")
         await self._until(
             f"{region}'s users served elsewhere",
-            lambda: self._served(region, killed, lambda served: served != region),
+            lambda: served(self.observations, region, killed, lambda by: by != region),
         )
         await self._degraded()
         await self._restore(region, http)
@@ -241,7 +244,9 @@ class Drill:
         killed = await self._act("stop", old, "primary-loss")
         if self.options.promote_after is None:
             await self._until(
-                "every location read-only", lambda: self._read_only_everywhere(killed), within=15.0
+                "every location read-only",
+                lambda: read_only_everywhere(self.observations, killed),
+                within=15.0,
             )
         else:
             await asyncio.sleep(self.options.promote_after)
@@ -253,7 +258,11 @@ class Drill:
                 break
             if attempt < PROMOTE_ATTEMPTS:
                 await asyncio.sleep(PROMOTE_RETRY_S)  # as an operator would: look, try again
-        await self._until("a write accepted", lambda: self._write_accepted(promoted), within=30.0)
+        await self._until(
+            "a write accepted",
+            lambda: write_accepted(self.observations, promoted),
+            within=30.0,
+        )
         await self._degraded()
         await self._restore(old, http)
 
@@ -265,7 +274,7 @@ class Drill:
         started = await self._act("start", region)
         await self._until(
             f"{region} serving its users again",
-            lambda: self._served(region, started, region.__eq__),
+            lambda: served(self.observations, region, started, region.__eq__),
         )
         await self._resync(region, http)
         self.log(f"after: {self.options.duration:.0f} s steady")
@@ -309,39 +318,6 @@ class Drill:
             self.log(f"/status names {region} primary: the promotion went through")
             return True
         return False
-
-    def _all_healthy(self) -> bool:
-        polls = self.observations.status
-        status = polls[-1].status if polls else None
-        return status is not None and all(
-            region_entry(status, region).get("health") == "healthy"
-            for region in self.topology.regions
-        )
-
-    def _served(self, location: str, since: float, accept: Callable[[str], bool]) -> bool:
-        return any(
-            r.kind == "probe"
-            and r.location == location
-            and r.started >= since
-            and r.ok
-            and r.region is not None
-            and accept(r.region)
-            for r in reversed(self.observations.requests)
-        )
-
-    def _read_only_everywhere(self, since: float) -> bool:
-        seen = {
-            r.location
-            for r in self.observations.requests
-            if r.kind == "checkout" and r.started >= since and r.error == "ReadOnlyRegion"
-        }
-        return seen >= set(self.topology.locations)
-
-    def _write_accepted(self, since: float) -> bool:
-        return any(
-            r.kind == "checkout" and r.ok and r.started >= since
-            for r in reversed(self.observations.requests)
-        )
 
     async def _resync(self, region: str, http: httpx.AsyncClient) -> None:
         """Until `region` holds those of the latest acknowledged orders that are final in the

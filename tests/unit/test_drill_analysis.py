@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from hemisphere.drill.conditions import all_healthy, read_only_everywhere, served, write_accepted
 from hemisphere.drill.phases import error_windows, latency_by_phase, percentile, phases
 from hemisphere.drill.propagation import delivery_by_location, reconnections
 from hemisphere.drill.records import (
@@ -296,3 +297,15 @@ def test_reconnections_per_fault() -> None:
         ("ap-southeast-2", None),
         ("eu-west-1", 11.9 - 10.4),
     ]
+
+
+def test_what_the_runner_waits_for() -> None:
+    obs = primary_loss()
+    assert served(obs, "us-east-1", 10.0, lambda region: region != "us-east-1")
+    assert not served(obs, "us-east-1", 36.0, lambda region: region != "us-east-1")
+    assert served(obs, "us-east-1", 36.0, "us-east-1".__eq__)
+    assert read_only_everywhere(obs, 10.0)
+    assert not read_only_everywhere(obs, 14.0)  # only eu-west-1 saw one after 14
+    assert write_accepted(obs, 14.1) and not write_accepted(obs, 17.0)
+    assert all_healthy(obs, LOCATIONS)  # the last poll
+    assert not all_healthy(Observations(0.0, LOCATIONS, "us-east-1"), LOCATIONS)
