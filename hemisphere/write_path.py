@@ -146,14 +146,12 @@ async def write_ports(
     stack: contextlib.AsyncExitStack, settings: Settings, clients: AwsClients
 ) -> tuple[OrderWorkflows, ProfileUpdates]:
     """The ports the mutations use, fenced and following the primary: this region's own
-    when it is the primary (its checkouts admitted by the sagas in flight on its own task
-    queue), another region's (guarded: ReadOnlyRegion when unreachable) otherwise. With
+    when it is the primary (checkouts admitted by the sagas in flight on its task queue),
+    another region's (guarded: ReadOnlyRegion when unreachable) otherwise. With
     HEMISPHERE_REGION_ENDPOINTS every region's is ready, so a promotion moves the writes
     without a restart; without it only the configured primary's."""
     workflows: dict[str, OrderWorkflows] = {
-        settings.region: AdmittedOrderWorkflows(
-            StepFunctionsOrderWorkflows(clients.sfn, clients.machines), saga_admission(clients)
-        )
+        settings.region: StepFunctionsOrderWorkflows(clients.sfn, clients.machines)
     }
     profiles: dict[str, ProfileUpdates] = {
         settings.region: EventBridgeProfileUpdates(clients.events, settings.event_bus_name)
@@ -164,8 +162,12 @@ async def write_ports(
         events = await stack.enter_async_context(primary_client("events", settings, region))
         workflows[region] = StepFunctionsOrderWorkflows(sfn, clients.machines.in_region(region))
         profiles[region] = EventBridgeProfileUpdates(events, settings.event_bus_name)
+    # The gate measures this region's task queue: it bites while this region is the
+    # primary (a secondary's own queue stays empty; the primary's sagas are its business).
     return (
-        RoutedOrderWorkflows(clients.fence, workflows),
+        AdmittedOrderWorkflows(
+            RoutedOrderWorkflows(clients.fence, workflows), saga_admission(clients)
+        ),
         RoutedProfileUpdates(clients.fence, profiles),
     )
 

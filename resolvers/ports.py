@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from domain.commands import CancelOrder, Checkout, UpdateCustomerProfile, UpsertProduct
 from domain.model import Customer, Order, Page, Product, RegionControl
@@ -59,6 +59,17 @@ class OrderWorkflows(Protocol):
 
     async def start_cancellation(self, command: CancelOrder) -> None:
         """Start the cancellation saga (idempotent per key), with the same errors."""
+        ...
+
+
+@runtime_checkable
+class CheckoutAdmission(Protocol):
+    """OrderWorkflows that refuse new checkouts while the write path is saturated
+    (workflows.admission). The checkout resolver asks first, before reading anything, so a
+    refusal costs next to nothing."""
+
+    async def admit_checkout(self) -> None:
+        """Count one more saga in flight, or raise ThrottledError (retryable, with a hint)."""
         ...
 
 

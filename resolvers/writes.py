@@ -17,6 +17,7 @@ from domain.errors import (
 from domain.model import Customer, Money, Order, OrderLine, OrderStatus, Product, StatusChange
 from domain.saga import order_id_for
 from resolvers.context import Context
+from resolvers.ports import CheckoutAdmission
 
 _NO_WRITER = "this region has no route to the primary region's write path"
 
@@ -26,6 +27,9 @@ async def checkout(context: Context, command: Checkout) -> Order:
     same request came before, or PENDING as it will be created."""
     if context.workflows is None:
         raise ReadOnlyRegionError(_NO_WRITER)
+    if isinstance(context.workflows, CheckoutAdmission):
+        # Before any read: a saturated write path refuses at next to no cost.
+        await context.workflows.admit_checkout()
     customer = await context.loaders.customers.load(command.customer_id)
     if customer is None:
         raise BadRequestError(f"customer {command.customer_id} does not exist")

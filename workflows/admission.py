@@ -112,7 +112,9 @@ class SagaAdmission:
 
 
 class AdmittedOrderWorkflows:
-    """resolvers.ports.OrderWorkflows whose checkouts pass a SagaAdmission first.
+    """resolvers.ports.OrderWorkflows and CheckoutAdmission: the checkout resolver calls
+    `admit_checkout` before it reads anything (resolvers.writes.checkout), then
+    `start_checkout`, which passes through.
 
     Cancellations are not gated: they are few, they end a customer's commitment rather than
     add one, and refusing them would keep a CONFIRMED order alive that its owner gave up."""
@@ -121,8 +123,10 @@ class AdmittedOrderWorkflows:
         self._inner = inner
         self._admission = admission
 
-    async def start_checkout(self, command: Checkout, placed_in: str) -> None:
+    async def admit_checkout(self) -> None:
         await self._admission.admit()
+
+    async def start_checkout(self, command: Checkout, placed_in: str) -> None:
         await self._inner.start_checkout(command, placed_in)
 
     async def start_cancellation(self, command: CancelOrder) -> None:

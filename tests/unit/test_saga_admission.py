@@ -9,6 +9,7 @@ import pytest
 
 from domain.commands import CancelOrder, Checkout, CheckoutLine
 from domain.errors import ThrottledError
+from resolvers.ports import CheckoutAdmission
 from workflows.admission import AdmissionLimits, AdmittedOrderWorkflows, SagaAdmission
 
 
@@ -128,11 +129,13 @@ def checkout(key: str) -> Checkout:
     return Checkout("c-0001", (CheckoutLine("p-0001", 1),), "tok_visa", key)
 
 
-async def test_checkouts_pass_the_gate_and_cancellations_do_not() -> None:
+async def test_the_resolver_asks_admission_and_starting_passes_through() -> None:
     inner, measure, clock = Inner(), Measure(depth=0), Clock()
     workflows = AdmittedOrderWorkflows(inner, admission(measure, clock, limit=1))
+    assert isinstance(workflows, CheckoutAdmission)
+    await workflows.admit_checkout()
     await workflows.start_checkout(checkout("k-1"), "us-east-1")
     with pytest.raises(ThrottledError):
-        await workflows.start_checkout(checkout("k-2"), "us-east-1")
-    await workflows.start_cancellation(CancelOrder("o-1", "c-1"))
+        await workflows.admit_checkout()
+    await workflows.start_cancellation(CancelOrder("o-1", "c-1"))  # never gated
     assert inner.checkouts == ["k-1"] and inner.cancellations == ["c-1"]
