@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     from domain.errors import BackendUnavailableError
+    from hemisphere.embedded_postgres import EmbeddedPostgresError
     from hemisphere.roles.serving import Interrupted, StartupError
 
     try:
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"hemisphere: {exc}", file=sys.stderr)
         return 2
-    except (StartupError, BackendUnavailableError) as exc:
+    except (StartupError, BackendUnavailableError, EmbeddedPostgresError) as exc:
         # Expected failures of a start (a port taken, a backend that never answered): one
         # line that names the cause, not a traceback.
         print(f"hemisphere: {exc}", file=sys.stderr)

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -109,13 +110,16 @@ def start_serve(data_dir: Path, timeout: float = 120) -> Served:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    server = start_serve(tmp_path_factory.mktemp("serve") / "data")
-    try:
-        yield server
-    finally:
-        if server.process.poll() is None:
-            server.stop()
+def served() -> Iterator[Served]:
+    # Not under pytest's base temp: as root the embedded PostgreSQL runs as another user, and
+    # every concurrent pytest run resets /tmp/pytest-of-root to 0700, locking it out.
+    with tempfile.TemporaryDirectory(prefix="hemisphere-serve-") as tmp:
+        server = start_serve(Path(tmp) / "data")
+        try:
+            yield server
+        finally:
+            if server.process.poll() is None:
+                server.stop()
 
 
 def api_key_client(served: Served) -> Client:
