@@ -34,15 +34,17 @@ PROVISION_TIMEOUT_SECONDS = 60.0
 
 
 def aws_endpoint_child(region: str, port: int, env: dict[str, str], log_dir: Path) -> Child:
-    """moto's server for one region. MOTO_PORT must be its port: Step Functions' service
-    integrations call back into localhost:$MOTO_PORT."""
+    """The local AWS endpoint (moto's server) of one region. MOTO_PORT must be its port: Step
+    Functions' service integrations call back into localhost:$MOTO_PORT."""
     env = {
         **env,
         "MOTO_PORT": str(port),
         "AWS_ACCESS_KEY_ID": LOCAL_AWS_CREDENTIALS.access_key_id,
         "AWS_SECRET_ACCESS_KEY": LOCAL_AWS_CREDENTIALS.secret_access_key,
     }
-    argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    # The same endpoint `serve` runs: moto with state machines parsed once, task messages
+    # sent in-process and stream records written directly (hemisphere/moto/server.py).
+    argv = [sys.executable, "-m", "hemisphere.moto.server", "-H", "127.0.0.1", "-p", str(port)]
     return Child(f"{region} AWS endpoint", argv, env, log_dir / f"{region}-aws.log")
 
 
