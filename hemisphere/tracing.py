@@ -65,7 +65,9 @@ def resolver_spans(tracer: trace.Tracer) -> Callable[[], SchemaExtension]:
     reads and introspection have none: thousands per request, each worth nothing)."""
 
     class ResolverSpans(SchemaExtension):
-        async def resolve(
+        # Not `async def`: a field without a span resolves as it would without the extension
+        # (a sync attribute read stays sync instead of becoming a coroutine per field).
+        def resolve(
             self,
             _next: Callable[..., Any],
             root: Any,
@@ -74,10 +76,19 @@ def resolver_spans(tracer: trace.Tracer) -> Callable[[], SchemaExtension]:
             **kwargs: Any,
         ) -> Any:
             if should_skip_tracing(_next, info):
-                return await await_maybe(_next(root, info, *args, **kwargs))
-            name = f"{info.parent_type.name}.{info.field_name}"
-            with tracer.start_as_current_span(name, attributes={"graphql.field.path": _path(info)}):
-                return await await_maybe(_next(root, info, *args, **kwargs))
+                return _next(root, info, *args, **kwargs)
+            return _traced(_next, root, info, *args, **kwargs)
+
+    async def _traced(
+        _next: Callable[..., Any],
+        root: Any,
+        info: GraphQLResolveInfo[Any],
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        name = f"{info.parent_type.name}.{info.field_name}"
+        with tracer.start_as_current_span(name, attributes={"graphql.field.path": _path(info)}):
+            return await await_maybe(_next(root, info, *args, **kwargs))
 
     return ResolverSpans
 
