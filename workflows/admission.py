@@ -8,11 +8,14 @@ completes, and the backlog grows without bound (issue 9: 2 of ~210 orders confir
 What is in flight is measured, not counted by hand: `measure` (the task queue's messages,
 waiting or being worked on: a running execution has one task outstanding at a time, so the
 queue's depth is the number of sagas doing something) is sampled at most once per
-`refresh_seconds`, one request whatever the load, and the checkouts this instance admitted
-since the sample are added (their first task may not be queued yet). The check and the count
-happen without an await in between, so concurrent mutations of one instance cannot all slip
-through the same gap. Several API instances each add only their own admissions: between two
-samples they may overshoot by what they admit in one refresh period, never more.
+`refresh_seconds`, one request whatever the load, and the checkouts this instance admitted in
+the `start_grace_seconds` before that sample, or after it, are added: between an admission and
+its first task in the queue come the mutation's reads, StartExecution and the engine's first
+transition (seconds on a loaded host: resetting the count at each sample let the queue reach
+39 with a limit of 24). A quick saga counted twice for a moment errs on the safe side. The
+check and the count happen without an await in between, so concurrent mutations of one
+instance cannot all slip through the same gap. Several API instances each add only their own
+admissions: between two samples they may overshoot by what they admit in one period.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -35,20 +39,24 @@ InFlightMeasure = Callable[[], Awaitable[int]]
 
 @dataclass(frozen=True, slots=True)
 class AdmissionLimits:
-    """max_in_flight: sagas in flight past which new checkouts are refused (enough to keep
-    every worker slot busy with some queued behind, few enough that a step never waits long).
+    """max_in_flight: sagas in flight past which new checkouts are refused (a worker's 8
+    slots and its 8 read ahead: every slot busy, few enough that a step never waits long).
     refresh_seconds: how old a sample of the measure may be. retry_after_seconds: the hint
-    given to a refused caller when the limit is just reached; it grows with the excess."""
+    given to a refused caller when the limit is just reached; it grows with the excess.
+    start_grace_seconds: how long an admission may take to show in the measure."""
 
-    max_in_flight: int = 24
+    max_in_flight: int = 16
     refresh_seconds: float = 1.0
     retry_after_seconds: float = 0.5
+    start_grace_seconds: float = 3.0
 
     def __post_init__(self) -> None:
         if self.max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
         if self.refresh_seconds <= 0 or self.retry_after_seconds <= 0:
             raise ValueError("refresh_seconds and retry_after_seconds must be positive")
+        if self.start_grace_seconds < 0:
+            raise ValueError("start_grace_seconds must not be negative")
 
 
 class SagaAdmission:
@@ -65,7 +73,7 @@ class SagaAdmission:
         self._clock = clock
         self._sample = 0
         self._sampled_at: float | None = None
-        self._admitted_since_sample = 0
+        self._admitted_at: deque[float] = deque()  # this instance's recent admissions
         self._sampling: asyncio.Task[None] | None = None
         self.refused = 0  # refusals since start (telemetry, tests)
 
@@ -78,7 +86,17 @@ class SagaAdmission:
             sampling = self._sampling
             # Shielded: a mutation cancelled while it waits must not cancel everyone's sample.
             await asyncio.shield(sampling)
-        return self._sample + self._admitted_since_sample
+        return self._sample + self._recent_admissions()
+
+    def _recent_admissions(self) -> int:
+        """Admissions the last sample may not show yet: those since it, and those shortly
+        before it."""
+        if self._sampled_at is None:
+            return len(self._admitted_at)
+        horizon = self._sampled_at - self.limits.start_grace_seconds
+        while self._admitted_at and self._admitted_at[0] < horizon:
+            self._admitted_at.popleft()
+        return len(self._admitted_at)
 
     async def admit(self) -> None:
         """Count one more saga in flight, or raise ThrottledError (nothing counted)."""
@@ -93,7 +111,7 @@ class SagaAdmission:
                 f"nothing was started; retry in {retry_after:.1f} s with the same idempotencyKey",
                 retry_after,
             )
-        self._admitted_since_sample += 1
+        self._admitted_at.append(self._clock())
 
     async def _take_sample(self) -> None:
         try:
@@ -105,7 +123,6 @@ class SagaAdmission:
             self._sampled_at = self._clock()
         else:
             self._sample = max(0, value)
-            self._admitted_since_sample = 0
             self._sampled_at = self._clock()
         finally:
             self._sampling = None

@@ -40,7 +40,9 @@ class Measure:
 
 
 def admission(measure: Measure, clock: Clock, limit: int = 3) -> SagaAdmission:
-    limits = AdmissionLimits(max_in_flight=limit, refresh_seconds=1.0, retry_after_seconds=0.5)
+    limits = AdmissionLimits(
+        max_in_flight=limit, refresh_seconds=1.0, retry_after_seconds=0.5, start_grace_seconds=3.0
+    )
     return SagaAdmission(measure, limits, clock=clock)
 
 
@@ -57,17 +59,20 @@ async def test_admits_up_to_the_limit_counting_its_own_admissions_between_sample
     assert measure.calls == 1 and gate.refused == 1
 
 
-async def test_a_new_sample_replaces_the_admissions_it_now_sees() -> None:
+async def test_admissions_count_until_a_sample_well_after_them_shows_them() -> None:
     measure, clock = Measure(depth=2), Clock()
     gate = admission(measure, clock, limit=3)
-    await gate.admit()
+    await gate.admit()  # at t=100
     with pytest.raises(ThrottledError):
         await gate.admit()
-    measure.depth = 0  # the workers finished them
+    measure.depth = 0  # the workers finished the two; ours has not sent its first task yet
     clock.now += 1.0
+    assert await gate.in_flight() == 1  # a sample at t=101 may not show an admission of t=100
+    clock.now += 3.0
+    assert await gate.in_flight() == 0  # one at t=104 would: it is no longer added
     await gate.admit()
     await gate.admit()
-    assert await gate.in_flight() == 2 and measure.calls == 2
+    assert await gate.in_flight() == 2 and measure.calls == 3
 
 
 async def test_the_hint_grows_with_the_excess_and_is_capped() -> None:
@@ -101,7 +106,7 @@ async def test_a_failed_measure_keeps_the_last_figure_and_is_retried_later() -> 
         await gate.admit()  # the last figure (2) and its admissions (1) still count
     measure.fail = None
     measure.depth = 0
-    clock.now += 1.0
+    clock.now += 4.0  # past the grace of the first admission
     await gate.admit()
     assert measure.calls == 3
 
@@ -111,6 +116,8 @@ def test_limits_are_checked() -> None:
         AdmissionLimits(max_in_flight=0)
     with pytest.raises(ValueError, match="positive"):
         AdmissionLimits(refresh_seconds=0)
+    with pytest.raises(ValueError, match="negative"):
+        AdmissionLimits(start_grace_seconds=-1)
 
 
 class Inner:
