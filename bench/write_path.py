@@ -591,7 +591,18 @@ async def final_statuses(stack: Stack, load: Load) -> dict[str, dict[str, Any] |
         ids = [p.order_id for p in load.placed]
         found: dict[str, dict[str, Any] | None] = {}
         for i in range(0, len(ids), MAX_KEYS_PER_POLL):
-            found.update(await gql.orders(ids[i : i + MAX_KEYS_PER_POLL]))
+            batch = ids[i : i + MAX_KEYS_PER_POLL]
+            for attempt in range(1, 6):
+                try:
+                    found.update(await gql.orders(batch))
+                    break
+                except BenchError as exc:
+                    # A loaded endpoint may time a BatchGetItem out (ServiceUnavailable,
+                    # retryable): the run's figures are worth a few more seconds.
+                    if attempt == 5:
+                        raise
+                    print(f"#   reading the final statuses failed ({exc!s:.100}); retrying")
+                    await asyncio.sleep(2.0 * attempt)
         return found
     finally:
         await gql.aclose()
