@@ -182,6 +182,8 @@ def uvicorn_config(app: Any, sock: socket.socket, shutdown: Shutdown) -> uvicorn
         host=host,
         port=port,
         log_level="warning",
+        # uvicorn's records go to the process's handler (hemisphere.logs: text or JSON lines).
+        log_config=None,
         lifespan="on",
         ws="websockets-sansio",
         # Half the budget for requests and WebSockets; the rest for backends and children.
