@@ -33,7 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, cast
 
-from regions.lifeline import stop_on_signals, watch_parent
+from regions.lifeline import run_until_stopped
 
 T = TypeVar("T")
 
@@ -284,19 +284,6 @@ def _print_ready(proxies: list[DelayProxy]) -> None:
     print(json.dumps({"ready": ready}), flush=True)
 
 
-async def _main(specs: list[ProxySpec], parent_pid: int) -> None:
-    running = asyncio.create_task(run_proxies(specs, _print_ready))
-    stop_on_signals(running.cancel)
-    watcher = asyncio.create_task(watch_parent(parent_pid, running.cancel))
-    try:
-        await running
-    except asyncio.CancelledError:
-        if not running.cancelled():
-            raise
-    finally:
-        watcher.cancel()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m regions.delay_proxy", description="Delayed TCP links between regions."
@@ -312,7 +299,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"delay proxies: {error}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(_main(specs, args.parent_pid))
+        asyncio.run(run_until_stopped(run_proxies(specs, _print_ready), args.parent_pid))
     except OSError as error:  # a port already taken, most likely
         print(f"delay proxies: cannot listen: {error}", file=sys.stderr)
         return 1

@@ -44,7 +44,7 @@ from regions.health import (
     Transition,
 )
 from regions.latency import LatencyMatrix, LatencyMatrixError
-from regions.lifeline import stop_on_signals, watch_parent
+from regions.lifeline import run_until_stopped
 
 SHUTDOWN_SECONDS = 3
 
@@ -239,19 +239,6 @@ def _print_transition(transition: Transition) -> None:
     print(json.dumps({"health": transition.to_json()}), file=sys.stderr, flush=True)
 
 
-async def _main(spec: EdgesSpec, parent_pid: int) -> None:
-    running = asyncio.create_task(run_edges(spec, _print_ready(spec)))
-    stop_on_signals(running.cancel)
-    watcher = asyncio.create_task(watch_parent(parent_pid, running.cancel))
-    try:
-        await running
-    except asyncio.CancelledError:
-        if not running.cancelled():
-            raise
-    finally:
-        watcher.cancel()
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m regions.edge_runner", description="Edge routers of the user locations."
@@ -269,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"edge routers: {args.spec}: {error}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(_main(spec, args.parent_pid))
+        asyncio.run(run_until_stopped(run_edges(spec, _print_ready(spec)), args.parent_pid))
     except OSError as error:  # a port already taken, most likely
         print(f"edge routers: {error}", file=sys.stderr)
         return 1

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 POLL_SECONDS = 0.5
 
@@ -24,6 +25,21 @@ async def watch_parent(parent_pid: int, on_orphaned: Callable[[], object]) -> No
             on_orphaned()
             return
         await asyncio.sleep(POLL_SECONDS)
+
+
+async def run_until_stopped(work: Coroutine[Any, Any, None], parent_pid: int) -> None:
+    """Run `work` until it ends, a stop signal arrives or the parent is gone (then `work` is
+    cancelled and this returns normally: a stop is not a failure)."""
+    running = asyncio.create_task(work)
+    stop_on_signals(running.cancel)
+    watcher = asyncio.create_task(watch_parent(parent_pid, running.cancel))
+    try:
+        await running
+    except asyncio.CancelledError:
+        if not running.cancelled():
+            raise
+    finally:
+        watcher.cancel()
 
 
 def stop_on_signals(stop: Callable[[], object]) -> None:
