@@ -72,7 +72,8 @@ class SagaAdmission:
         self.limits = limits or AdmissionLimits()
         self._clock = clock
         self._sample = 0
-        self._sampled_at: float | None = None
+        self._sampled_at: float | None = None  # when the last good sample was asked for
+        self._tried_at: float | None = None  # when the last sample, good or not, ended
         self._admitted_at: deque[float] = deque()  # this instance's recent admissions
         self._sampling: asyncio.Task[None] | None = None
         self.refused = 0  # refusals since start (telemetry, tests)
@@ -80,7 +81,7 @@ class SagaAdmission:
     async def in_flight(self) -> int:
         """The estimate the next decision uses: the last sample plus what was admitted since."""
         now = self._clock()
-        if self._sampled_at is None or now - self._sampled_at >= self.limits.refresh_seconds:
+        if self._tried_at is None or now - self._tried_at >= self.limits.refresh_seconds:
             if self._sampling is None:
                 self._sampling = asyncio.create_task(self._take_sample(), name="saga-admission")
             sampling = self._sampling
@@ -114,17 +115,21 @@ class SagaAdmission:
         self._admitted_at.append(self._clock())
 
     async def _take_sample(self) -> None:
+        # The figure describes the queue as it was when asked (a loaded endpoint may take
+        # seconds to answer): admissions are weighed against that moment.
+        asked = self._clock()
         try:
             value = await self._measure()
         except Exception as exc:
             # The gate protects the engine; it is not what makes a saga correct. Blind, it
-            # keeps the last figure (and what was admitted since) and tries again later.
+            # keeps the last figure and every admission since it (minus the grace), and
+            # tries again after a period.
             log.warning("saga admission: could not measure the sagas in flight: %s", exc)
-            self._sampled_at = self._clock()
         else:
             self._sample = max(0, value)
-            self._sampled_at = self._clock()
+            self._sampled_at = asked
         finally:
+            self._tried_at = self._clock()
             self._sampling = None
 
 

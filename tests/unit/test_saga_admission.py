@@ -96,19 +96,37 @@ async def test_concurrent_mutations_share_one_sample_and_cannot_overshoot() -> N
     assert sum(1 for r in results if isinstance(r, ThrottledError)) == 3
 
 
-async def test_a_failed_measure_keeps_the_last_figure_and_is_retried_later() -> None:
-    measure, clock = Measure(depth=2), Clock()
+async def test_a_failed_measure_keeps_the_last_figure_and_every_admission_since() -> None:
+    measure, clock = Measure(depth=0), Clock()
     gate = admission(measure, clock, limit=3)
-    await gate.admit()  # 2 + 1
-    clock.now += 1.0
+    await gate.admit()  # t=100: sample 0, one admitted
     measure.fail = RuntimeError("SQS is down")
+    for _ in range(2):
+        clock.now += 4.0  # long past the grace, but no sample shows the admissions
+        await gate.admit()
     with pytest.raises(ThrottledError):
-        await gate.admit()  # the last figure (2) and its admissions (1) still count
+        await gate.admit()  # 0 measured + 3 admitted since the last good sample
+    assert measure.calls == 3  # the same period: not asked again
     measure.fail = None
-    measure.depth = 0
-    clock.now += 4.0  # past the grace of the first admission
-    await gate.admit()
-    assert measure.calls == 3
+    clock.now += 1.0
+    await gate.admit()  # a good sample again (0) at t=109: the admissions of t=100 and 104
+    assert await gate.in_flight() == 2  # are in it or done; t=108's and t=109's may not be
+
+
+async def test_the_sample_is_dated_when_asked_not_when_answered() -> None:
+    measure, clock = Measure(depth=0), Clock()
+    gate = admission(measure, clock, limit=5)
+    await gate.admit()  # t=100
+    clock.now = 104.5
+    measure.gate = asyncio.Event()
+    asking = asyncio.create_task(gate.in_flight())  # asked at 104.5 ...
+    await asyncio.sleep(0)
+    clock.now = 110.0  # ... answered at 110
+    measure.gate.set()
+    assert await asking == 0  # 100 < 104.5 - 3: the sample shows it
+    await gate.admit()  # t=110
+    clock.now = 110.5
+    assert await gate.in_flight() == 1  # no new sample within the period
 
 
 def test_limits_are_checked() -> None:
