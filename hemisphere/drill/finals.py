@@ -89,10 +89,12 @@ async def compare_regions(
     order_ids: Sequence[str],
     deadline: float,
     clock: Callable[[], float],
+    latest: int | None = None,
 ) -> dict[str, Comparison]:
-    """Per region: whether it holds the orders that are final in the primary at the primary's
-    status and version (retried until `deadline`, for what replication still carries). Orders
-    still moving are left out: their copies differ by the replication lag, rightly."""
+    """Per region: whether it holds the orders that are final in the primary (the `latest`
+    of them in `order_ids`' order, when given) at the primary's status and version (retried
+    until `deadline`, for what replication still carries). Orders still moving are left out:
+    their copies differ by the replication lag, rightly."""
 
     async def summary(url: str, ids: Sequence[str]) -> dict[str, tuple[object, object]]:
         found: dict[str, tuple[object, object]] = {}
@@ -106,7 +108,11 @@ async def compare_regions(
         while True:
             try:
                 reference = await summary(primary_url, order_ids)
-                final = {o: v for o, v in reference.items() if v[0] in FINAL_STATUSES}
+                final_ids = [o for o in order_ids if o in reference]
+                final_ids = [o for o in final_ids if reference[o][0] in FINAL_STATUSES]
+                if latest is not None:
+                    final_ids = final_ids[-latest:]
+                final = {o: reference[o] for o in final_ids}
                 copy = await summary(url, list(final))
                 verdict: Comparison = (
                     "no final orders" if not final else "equal" if copy == final else "different"

@@ -320,19 +320,19 @@ class Drill:
         return False
 
     async def _resync(self, region: str, http: httpx.AsyncClient) -> None:
-        """Until `region` holds those of the latest acknowledged orders that are final in the
-        primary as the primary does (or the settle timeout): a comparison a second, recorded."""
+        """Until `region` holds the latest acknowledged orders that are final in the primary as
+        the primary does (or the settle timeout): a comparison a second, each recorded."""
         deadline = self.clock() + self.options.settle_timeout
         regions = self.topology.regions
         while True:
-            latest = [a.order_id for a in self.observations.acknowledged[-RESYNC_ORDERS:]]
             verdict = await compare_regions(
                 http,
                 regions[self.primary].graphql,
                 {region: regions[region].graphql},
-                latest,
+                [a.order_id for a in self.observations.acknowledged],
                 deadline=0.0,  # one comparison: this loop retries
                 clock=self.clock,
+                latest=RESYNC_ORDERS,
             )
             equal = verdict[region] == "equal"
             self.observations.resync_checks.append(ResyncCheck(region, self.clock(), equal))
