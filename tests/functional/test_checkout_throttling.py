@@ -42,11 +42,17 @@ def workflows() -> FakeWorkflows:
 
 
 @pytest.fixture
-async def client(queue: Queue, workflows: FakeWorkflows) -> AsyncIterator[httpx.AsyncClient]:
+def reader() -> InMemoryReader:
+    return InMemoryReader(products=make_products(3), customers=[CUSTOMER])
+
+
+@pytest.fixture
+async def client(
+    queue: Queue, workflows: FakeWorkflows, reader: InMemoryReader
+) -> AsyncIterator[httpx.AsyncClient]:
     # refresh_seconds tiny: every request sees the depth the test set.
     limits = AdmissionLimits(max_in_flight=2, refresh_seconds=1e-9, retry_after_seconds=0.5)
     gated = AdmittedOrderWorkflows(workflows, SagaAdmission(queue, limits))
-    reader = InMemoryReader(products=make_products(3), customers=[CUSTOMER])
     runtime = replace(fake_runtime(reader), workflows=gated)
     async with client_for(create_app(SETTINGS, runtime_factory=runtime_factory(runtime))) as c:
         yield c
@@ -72,7 +78,7 @@ async def checkout(client: httpx.AsyncClient, key: str) -> dict[str, Any]:
 
 
 async def test_a_saturated_write_path_refuses_with_a_retryable_throttling_error(
-    client: httpx.AsyncClient, queue: Queue, workflows: FakeWorkflows
+    client: httpx.AsyncClient, queue: Queue, workflows: FakeWorkflows, reader: InMemoryReader
 ) -> None:
     queue.depth = 2
     body = await checkout(client, "k-1")
@@ -83,6 +89,7 @@ async def test_a_saturated_write_path_refuses_with_a_retryable_throttling_error(
     assert error["path"] == ["checkout"]
     assert "too many orders in progress" in error["message"]
     assert workflows.checkouts == {}  # nothing started
+    assert reader.calls == []  # and nothing read: a refusal is cheap
 
     queue.depth = 1  # the workers caught up: the same request is accepted
     accepted = await checkout(client, "k-1")
