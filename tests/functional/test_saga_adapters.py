@@ -4,6 +4,7 @@ apart, which orders have a running execution, and how outages are named."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -165,9 +166,25 @@ async def test_the_task_queue_long_polls_and_names_its_outages() -> None:
     await queue.delete(SqsTask("{}", "r1", "m1"))
     assert sqs.calls[0][1]["MaxNumberOfMessages"] == 10 and sqs.calls[0][1]["WaitTimeSeconds"] == 7
     assert sqs.calls[1] == (
-        "delete_message",
-        {"QueueUrl": MACHINES.queue_url, "ReceiptHandle": "r1"},
+        "delete_message_batch",
+        {"QueueUrl": MACHINES.queue_url, "Entries": [{"Id": "0", "ReceiptHandle": "r1"}]},
     )
     down = SqsTaskQueue(FakeSfn(receive_message=client_error("ServiceUnavailable")), "q")
     with pytest.raises(TaskQueueUnavailableError):
         await down.receive(1)
+
+
+async def test_deletions_close_together_go_in_batches_of_ten_and_fail_alone() -> None:
+    failed = {"Failed": [{"Id": "1", "Code": "ReceiptHandleIsInvalid", "Message": "gone"}]}
+    sqs = FakeSfn(delete_message_batch=[failed, {}])
+    queue = SqsTaskQueue(sqs, MACHINES.queue_url, delete_linger=0.01)
+    tasks = [SqsTask("{}", f"r{n}", f"m{n}") for n in range(12)]
+    results = await asyncio.gather(*(queue.delete(t) for t in tasks), return_exceptions=True)
+    assert [call[0] for call in sqs.calls] == ["delete_message_batch"] * 2
+    assert [len(call[1]["Entries"]) for call in sqs.calls] == [10, 2]
+    assert isinstance(results[1], TaskQueueUnavailableError) and "gone" in str(results[1])
+    assert [r for n, r in enumerate(results) if n != 1] == [None] * 11
+
+    down = SqsTaskQueue(FakeSfn(delete_message_batch=client_error("ServiceUnavailable")), "q")
+    with pytest.raises(TaskQueueUnavailableError):
+        await down.delete(tasks[0])
