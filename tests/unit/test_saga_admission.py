@@ -29,9 +29,11 @@ class Measure:
         self.calls = 0
         self.fail: Exception | None = None
         self.gate: asyncio.Event | None = None
+        self.asked = asyncio.Event()
 
     async def __call__(self) -> int:
         self.calls += 1
+        self.asked.set()
         if self.gate is not None:
             await self.gate.wait()
         if self.fail is not None:
@@ -41,7 +43,11 @@ class Measure:
 
 def admission(measure: Measure, clock: Clock, limit: int = 3) -> SagaAdmission:
     limits = AdmissionLimits(
-        max_in_flight=limit, refresh_seconds=1.0, retry_after_seconds=0.5, start_grace_seconds=3.0
+        max_in_flight=limit,
+        refresh_seconds=1.0,
+        retry_after_seconds=0.5,
+        start_grace_seconds=1.0,
+        start_timeout_seconds=10.0,
     )
     return SagaAdmission(measure, limits, clock=clock)
 
@@ -59,20 +65,31 @@ async def test_admits_up_to_the_limit_counting_its_own_admissions_between_sample
     assert measure.calls == 1 and gate.refused == 1
 
 
-async def test_admissions_count_until_a_sample_well_after_them_shows_them() -> None:
+async def test_a_saga_counts_while_starting_then_until_a_sample_after_its_start() -> None:
     measure, clock = Measure(depth=2), Clock()
     gate = admission(measure, clock, limit=3)
-    await gate.admit()  # at t=100
+    await gate.admit()  # t=100: 2 measured + 1 starting
     with pytest.raises(ThrottledError):
         await gate.admit()
-    measure.depth = 0  # the workers finished the two; ours has not sent its first task yet
+    measure.depth = 0  # the workers finished the two; ours has not started yet
+    clock.now += 5.0
+    assert await gate.in_flight() == 1  # still starting (its mutation is slow)
+    gate.started()  # t=105: StartExecution answered
     clock.now += 1.0
-    assert await gate.in_flight() == 1  # a sample at t=101 may not show an admission of t=100
-    clock.now += 3.0
-    assert await gate.in_flight() == 0  # one at t=104 would: it is no longer added
+    assert await gate.in_flight() == 1  # a sample at t=106 may not show it yet (grace 1 s)
+    clock.now += 1.5
+    assert await gate.in_flight() == 0  # one at t=107.5 would: it is in the figure now
+    assert measure.calls == 4
+
+
+async def test_an_admission_that_never_starts_is_forgotten() -> None:
+    measure, clock = Measure(depth=0), Clock()
+    gate = admission(measure, clock, limit=1)
+    await gate.admit()  # its request then fails validation: no start
+    with pytest.raises(ThrottledError):
+        await gate.admit()
+    clock.now += 10.5
     await gate.admit()
-    await gate.admit()
-    assert await gate.in_flight() == 2 and measure.calls == 3
 
 
 async def test_the_hint_grows_with_the_excess_and_is_capped() -> None:
@@ -96,37 +113,39 @@ async def test_concurrent_mutations_share_one_sample_and_cannot_overshoot() -> N
     assert sum(1 for r in results if isinstance(r, ThrottledError)) == 3
 
 
-async def test_a_failed_measure_keeps_the_last_figure_and_every_admission_since() -> None:
+async def test_a_failed_measure_keeps_the_last_figure_and_every_start_since() -> None:
     measure, clock = Measure(depth=0), Clock()
     gate = admission(measure, clock, limit=3)
-    await gate.admit()  # t=100: sample 0, one admitted
+    await gate.admit()  # t=100: sample 0
+    gate.started()
     measure.fail = RuntimeError("SQS is down")
     for _ in range(2):
-        clock.now += 4.0  # long past the grace, but no sample shows the admissions
+        clock.now += 4.0  # long past the grace, but no sample shows the starts
         await gate.admit()
+        gate.started()
     with pytest.raises(ThrottledError):
-        await gate.admit()  # 0 measured + 3 admitted since the last good sample
+        await gate.admit()  # 0 measured + 3 started since the last good sample
     assert measure.calls == 3  # the same period: not asked again
     measure.fail = None
-    clock.now += 1.0
-    await gate.admit()  # a good sample again (0) at t=109: the admissions of t=100 and 104
-    assert await gate.in_flight() == 2  # are in it or done; t=108's and t=109's may not be
+    clock.now += 2.0
+    await gate.admit()  # a good sample again (0) at t=110 shows all three
+    assert await gate.in_flight() == 1  # only the one just admitted
 
 
 async def test_the_sample_is_dated_when_asked_not_when_answered() -> None:
     measure, clock = Measure(depth=0), Clock()
     gate = admission(measure, clock, limit=5)
-    await gate.admit()  # t=100
-    clock.now = 104.5
+    await gate.admit()  # t=100: starting
+    clock.now = 101.5
     measure.gate = asyncio.Event()
-    asking = asyncio.create_task(gate.in_flight())  # asked at 104.5 ...
-    await asyncio.sleep(0)
+    measure.asked.clear()
+    asking = asyncio.create_task(gate.in_flight())  # asked at 101.5 ...
+    await measure.asked.wait()
+    clock.now = 105.0
+    gate.started()  # its StartExecution answers while the sample is on its way
     clock.now = 110.0  # ... answered at 110
     measure.gate.set()
-    assert await asking == 0  # 100 < 104.5 - 3: the sample shows it
-    await gate.admit()  # t=110
-    clock.now = 110.5
-    assert await gate.in_flight() == 1  # no new sample within the period
+    assert await asking == 1  # a sample asked at 101.5 cannot show a start of t=105
 
 
 def test_limits_are_checked() -> None:
@@ -136,6 +155,8 @@ def test_limits_are_checked() -> None:
         AdmissionLimits(refresh_seconds=0)
     with pytest.raises(ValueError, match="negative"):
         AdmissionLimits(start_grace_seconds=-1)
+    with pytest.raises(ValueError, match="positive"):
+        AdmissionLimits(start_timeout_seconds=0)
 
 
 class Inner:
