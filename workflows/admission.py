@@ -50,9 +50,9 @@ class AdmissionLimits:
     measure. start_timeout_seconds: how long an admission not followed by a start counts."""
 
     max_in_flight: int = 16
-    refresh_seconds: float = 1.0
+    refresh_seconds: float = 0.5
     retry_after_seconds: float = 0.5
-    start_grace_seconds: float = 1.0
+    start_grace_seconds: float = 0.5
     start_timeout_seconds: float = 10.0
 
     def __post_init__(self) -> None:
