@@ -89,10 +89,14 @@ class Connection:
                 broker=runtime.broker,
                 catalog=runtime.catalog,
             ),
-            authorize=lambda headers, data: Caller(AuthMode(headers["mode"]), "tester"),
+            authorize=self._authorize,
             send=lambda text: self.sent.append(json.loads(text)),
             on_stream_end=lambda id: None,
         )
+
+    @staticmethod
+    async def _authorize(headers: Mapping[str, str], data: str) -> Caller:
+        return Caller(AuthMode(headers["mode"]), "tester")
 
     async def start(self, id: str, query: str, mode: AuthMode, **extensions: Any) -> dict[str, Any]:
         await self.session.receive('{"type": "connection_init"}')
