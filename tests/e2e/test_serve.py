@@ -68,8 +68,13 @@ class Served:
         return self.process.wait(timeout=30)
 
 
-def start_serve(data_dir: Path, timeout: float = 120) -> Served:
+def start_serve(
+    data_dir: Path, timeout: float = 120, extra_env: dict[str, str] | None = None
+) -> Served:
+    """`serve` on embedded defaults (whatever backends the shell points at are dropped), with
+    `extra_env` added."""
     env = {k: v for k, v in os.environ.items() if k not in _BACKEND_VARIABLES}
+    env |= extra_env or {}
     port = free_port()
     process = subprocess.Popen(
         [

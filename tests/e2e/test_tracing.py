@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import os
-import queue
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,7 +25,7 @@ from gql.transport.appsync_websockets import AppSyncWebsocketsTransport
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from hemisphere.localstack import free_port
-from tests.e2e.test_serve import _BACKEND_VARIABLES, Served
+from tests.e2e.test_serve import Served, start_serve
 
 pytestmark = pytest.mark.e2e
 
@@ -94,46 +91,14 @@ def collector() -> Iterator[Collector]:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, collector: Collector) -> Iterator[Served]:
-    env = {k: v for k, v in os.environ.items() if k not in _BACKEND_VARIABLES}
     # Spans are exported in batches every 5 s by default: sooner, so the test waits less.
-    env |= {"HEMISPHERE_OTLP_ENDPOINT": collector.url, "OTEL_BSP_SCHEDULE_DELAY": "200"}
-    server = _start_serve(tmp_path_factory.mktemp("tracing") / "data", env)
+    extra = {"HEMISPHERE_OTLP_ENDPOINT": collector.url, "OTEL_BSP_SCHEDULE_DELAY": "200"}
+    server = start_serve(tmp_path_factory.mktemp("tracing") / "data", extra_env=extra)
     try:
         yield server
     finally:
         if server.process.poll() is None:
             server.stop()
-
-
-def _start_serve(data_dir: Path, env: dict[str, str], timeout: float = 120) -> Served:
-    port = free_port()
-    process = subprocess.Popen(
-        [*CLI, "serve", "--port", str(port), "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env,
-    )
-    lines: queue.Queue[str] = queue.Queue()
-    output: list[str] = []
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            output.append(line)
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if "Press Ctrl-C to stop." in lines.get(timeout=1):
-                return Served(process, port, output, data_dir)
-        except queue.Empty:
-            if process.poll() is not None:
-                break
-    process.kill()
-    raise AssertionError("hemisphere serve did not start:\n" + "".join(output))
 
 
 def customer_auth(served: Served, customer: str) -> AppSyncJWTAuthentication:
