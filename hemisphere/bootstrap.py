@@ -26,6 +26,7 @@ from adapters.postgres.seed import seed_demo_data
 from adapters.postgres.snapshots import PostgresSnapshotSource
 from adapters.stepfunctions import ensure_state_machines
 from domain.model import RegionControl
+from hemisphere.background import cancel_task
 from hemisphere.fanout import start_broker, start_stream_publisher
 from hemisphere.metrics import stream_lag_histogram
 from hemisphere.readiness import Probe
@@ -33,7 +34,6 @@ from hemisphere.runtime import Runtime, StartupOptions
 from hemisphere.runtime_metrics import start_sampling
 from hemisphere.settings import Settings, SettingsError
 from hemisphere.write_path import (
-    cancel_task,
     catalog_port,
     open_write_clients,
     start_workers,

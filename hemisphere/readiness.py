@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
+from hemisphere.background import in_background
 from schema.errors import redact_endpoints
 
 log = logging.getLogger(__name__)
@@ -97,13 +98,8 @@ class Readiness:
     async def running(self) -> AsyncIterator[None]:
         """Refresh once now (so the first probe is truthful), then in the background."""
         await self.refresh()
-        task = asyncio.create_task(self._loop(), name="readiness")
-        try:
+        async with in_background(self._loop(), "readiness"):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _loop(self) -> None:
         while True:

@@ -15,9 +15,10 @@ from prometheus_client.registry import Collector
 from adapters.postgres.health import outbox_lag_seconds
 from adapters.postgres.metrics import orders_by_status, replay_lag_seconds
 from adapters.queue_metrics import queue_messages
+from hemisphere.background import cancel_task
 from hemisphere.metrics import Gauge, Sampler
 from hemisphere.settings import Settings
-from hemisphere.write_path import AwsClients, cancel_task
+from hemisphere.write_path import AwsClients
 
 SAMPLE_INTERVAL_SECONDS = 15.0
 

@@ -36,6 +36,7 @@ from adapters.stepfunctions import (
 )
 from adapters.stepfunctions import create_client as create_sfn_client
 from domain.model import RegionControl
+from hemisphere.background import cancel_task
 from hemisphere.settings import Settings, SettingsError
 from regions.control import TopologyWatcher, WriteFence
 from regions.routing import (
@@ -239,9 +240,3 @@ async def start_workers(
     names = ("saga-worker", "saga-reconciler", "profile-worker")
     for name, coroutine in zip(names, tasks, strict=True):
         stack.push_async_callback(cancel_task, asyncio.create_task(coroutine, name=name))
-
-
-async def cancel_task(task: asyncio.Task[Any]) -> None:
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task

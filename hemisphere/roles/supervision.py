@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from hemisphere.background import in_background
 from hemisphere.readiness import Probe
 
 log = logging.getLogger(__name__)
@@ -97,13 +98,8 @@ class Supervisor:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        task = asyncio.create_task(self._watch(), name="supervisor")
-        try:
+        async with in_background(self._watch(), "supervisor"):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def _watch(self) -> None:
         while True:
