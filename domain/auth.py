@@ -26,3 +26,31 @@ class Caller:
     stream_publisher: bool = False
     customer_id: str | None = None
     groups: tuple[str, ...] = ()
+    # AWS_LAMBDA: what the authorizer returned for the resolvers (`resolverContext`), and the
+    # fields it denied (`deniedFields`, as "Type.field"): those resolve to null with an error.
+    resolver_context: tuple[tuple[str, str], ...] = ()
+    denied_fields: frozenset[str] = frozenset()
+
+
+# The modes whose caller is a person with a customer id (a token); AWS_IAM callers are
+# services and operators, API keys are public.
+TOKEN_MODES = frozenset(
+    {AuthMode.OPENID_CONNECT, AuthMode.AMAZON_COGNITO_USER_POOLS, AuthMode.AWS_LAMBDA}
+)
+
+
+def may_act_for(caller: Caller, customer_id: str | None) -> bool:
+    """Contract v2's ownership rule: an IAM caller acts on any customer; a token caller only
+    on its own (the customer id its token carries); an API key on none."""
+    if caller.mode is AuthMode.AWS_IAM:
+        return True
+    if caller.mode not in TOKEN_MODES:
+        return False
+    return caller.customer_id is not None and caller.customer_id == customer_id
+
+
+def in_groups(caller: Caller, groups: frozenset[str]) -> bool:
+    """A Cognito caller in one of `groups` (AppSync's `cognito_groups`)."""
+    return caller.mode is AuthMode.AMAZON_COGNITO_USER_POOLS and not groups.isdisjoint(
+        caller.groups
+    )

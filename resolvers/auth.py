@@ -10,17 +10,30 @@ from typing import Any
 import strawberry
 from strawberry.extensions import FieldExtension
 
-from domain.auth import AuthMode
+from domain.auth import AuthMode, Caller, in_groups, may_act_for
 from domain.errors import ForbiddenFieldError
-from schema.directives import auth_directives
+from schema.directives import AwsCognitoUserPools, auth_directives
 
 
 class RequireAuthModes(FieldExtension):
-    def __init__(self, modes: frozenset[AuthMode]) -> None:
+    """`cognito_groups`: a Cognito caller must be in one of them (AppSync's
+    `@aws_cognito_user_pools(cognito_groups: [...])`); None: any Cognito caller."""
+
+    def __init__(
+        self, modes: frozenset[AuthMode], cognito_groups: frozenset[str] | None = None
+    ) -> None:
         self.modes = modes
+        self.cognito_groups = cognito_groups
+
+    def allows(self, caller: Caller) -> bool:
+        if caller.mode not in self.modes:
+            return False
+        if caller.mode is AuthMode.AMAZON_COGNITO_USER_POOLS and self.cognito_groups is not None:
+            return in_groups(caller, self.cognito_groups)
+        return True
 
     def _check(self, info: strawberry.Info) -> None:
-        if info.context.caller.mode not in self.modes:
+        if not self.allows(info.context.caller):
             raise ForbiddenFieldError(info.field_name, info._raw_info.parent_type.name)
 
     def resolve(
@@ -53,5 +66,22 @@ class FieldAuth:
     extensions: list[FieldExtension]
 
 
-def field_auth(*modes: AuthMode) -> FieldAuth:
-    return FieldAuth(auth_directives(*modes), [RequireAuthModes(frozenset(modes))])
+def field_auth(*modes: AuthMode, cognito_groups: tuple[str, ...] | None = None) -> FieldAuth:
+    directives = auth_directives(*modes)
+    if cognito_groups is not None:
+        directives = [
+            AwsCognitoUserPools(cognito_groups=list(cognito_groups))
+            if isinstance(d, AwsCognitoUserPools)
+            else d
+            for d in directives
+        ]
+    groups = None if cognito_groups is None else frozenset(cognito_groups)
+    return FieldAuth(directives, [RequireAuthModes(frozenset(modes), groups)])
+
+
+def require_owner(info: strawberry.Info, customer_id: str | None) -> None:
+    """Contract v2: a token caller reads and acts only on its own customer (IAM on any).
+    Refused as AppSync's resolvers refuse (`util.unauthorized()`): the field is null with an
+    Unauthorized error, and nothing is read or written for it."""
+    if not may_act_for(info.context.caller, customer_id):
+        raise ForbiddenFieldError(info.field_name, info._raw_info.parent_type.name)

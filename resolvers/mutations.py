@@ -17,7 +17,7 @@ from domain.commands import (
 from domain.errors import ReadOnlyRegionError
 from domain.model import Money
 from resolvers import writes
-from resolvers.auth import field_auth
+from resolvers.auth import field_auth, require_owner
 from resolvers.context import Info
 from resolvers.publications import customer_of, order_of, product_of
 from resolvers.values import as_graphql
@@ -30,10 +30,15 @@ from schema.inputs import (
     ProductPublication,
 )
 from schema.scalars import AWSDateTime
-from schema.types import AsyncReceipt, Customer, Order, Product
+from schema.types import IDENTITY_MODES, AsyncReceipt, Customer, Order, Product
 from subscriptions.publication import publish_change
 
-_PUBLIC = field_auth(AuthMode.API_KEY, AuthMode.OPENID_CONNECT)
+# Contract v2: a customer's writes need an identity (its own token, or IAM); the catalog's,
+# IAM or a Cognito user in the "admins" group; the publish* mutations, IAM only.
+_CUSTOMER = field_auth(*IDENTITY_MODES)
+_CATALOG = field_auth(
+    AuthMode.AWS_IAM, AuthMode.AMAZON_COGNITO_USER_POOLS, cognito_groups=("admins",)
+)
 _IAM = field_auth(AuthMode.AWS_IAM)
 
 
@@ -41,10 +46,11 @@ _IAM = field_auth(AuthMode.AWS_IAM)
 class Mutation:
     @strawberry.mutation(
         description="Starts the checkout saga in the primary region; returns the order as PENDING.",
-        directives=_PUBLIC.directives,
-        extensions=_PUBLIC.extensions,
+        directives=_CUSTOMER.directives,
+        extensions=_CUSTOMER.extensions,
     )
     async def checkout(self, info: Info, input: CheckoutInput) -> Order | None:
+        require_owner(info, input.customer_id)
         command = Checkout(
             customer_id=str(input.customer_id),
             lines=tuple(CheckoutLine(str(ln.product_id), ln.quantity) for ln in input.lines),
@@ -55,25 +61,29 @@ class Mutation:
 
     @strawberry.mutation(
         description="Starts the cancellation saga: refund, release stock, revert loyalty points.",
-        directives=_PUBLIC.directives,
-        extensions=_PUBLIC.extensions,
+        directives=_CUSTOMER.directives,
+        extensions=_CUSTOMER.extensions,
     )
     async def cancel_order(
         self, info: Info, id: strawberry.ID, idempotency_key: str
     ) -> Order | None:
         command = CancelOrder(order_id=str(id), idempotency_key=idempotency_key)
-        return as_graphql(await writes.cancel_order(info.context, command), Order)
+        order = await writes.cancel_order(
+            info.context, command, authorize=lambda order: require_owner(info, order.customer_id)
+        )
+        return as_graphql(order, Order)
 
     @strawberry.mutation(
         description=(
             "Asynchronous: put on the event bus; the change arrives through onCustomerChanged."
         ),
-        directives=_PUBLIC.directives,
-        extensions=_PUBLIC.extensions,
+        directives=_CUSTOMER.directives,
+        extensions=_CUSTOMER.extensions,
     )
     async def update_customer_profile(
         self, info: Info, input: CustomerProfileInput
     ) -> AsyncReceipt | None:
+        require_owner(info, input.customer_id)
         command = UpdateCustomerProfile(
             customer_id=str(input.customer_id),
             name=input.name,
@@ -87,8 +97,8 @@ class Mutation:
 
     @strawberry.mutation(
         description="Catalog administration.",
-        directives=_IAM.directives,
-        extensions=_IAM.extensions,
+        directives=_CATALOG.directives,
+        extensions=_CATALOG.extensions,
     )
     async def upsert_product(self, info: Info, input: ProductInput) -> Product | None:
         catalog = info.context.catalog

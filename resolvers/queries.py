@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import strawberry
 
+from resolvers.auth import field_auth, require_owner
 from resolvers.context import Info
 from resolvers.pagination import page_limit
 from resolvers.values import OMITTED, as_graphql, given
 from schema.types import (
-    READABLE,
+    IDENTITY_MODES,
+    PUBLIC,
     Customer,
     Order,
     OrderConnection,
@@ -17,8 +19,11 @@ from schema.types import (
     RegionInfo,
 )
 
+# The caller's own customer and orders (any customer for IAM); the API key reads none.
+_IDENTIFIED = field_auth(*IDENTITY_MODES)
 
-@strawberry.type(name="Query", directives=READABLE)
+
+@strawberry.type(name="Query", directives=PUBLIC)
 class Query:
     @strawberry.field
     async def product(self, info: Info, id: strawberry.ID) -> Product | None:
@@ -41,15 +46,20 @@ class Query:
             next_token=context.tokens.issue(scope, page.cursor),
         )
 
-    @strawberry.field
+    @strawberry.field(directives=_IDENTIFIED.directives, extensions=_IDENTIFIED.extensions)
     async def customer(self, info: Info, id: strawberry.ID) -> Customer | None:
+        require_owner(info, id)
         return as_graphql(await info.context.loaders.customers.load(id), Customer)
 
-    @strawberry.field
+    @strawberry.field(directives=_IDENTIFIED.directives, extensions=_IDENTIFIED.extensions)
     async def order(self, info: Info, id: strawberry.ID) -> Order | None:
-        return as_graphql(await info.context.loaders.orders.load(id), Order)
+        order = await info.context.loaders.orders.load(id)
+        if order is None:
+            return None
+        require_owner(info, order.customer_id)
+        return as_graphql(order, Order)
 
-    @strawberry.field
+    @strawberry.field(directives=_IDENTIFIED.directives, extensions=_IDENTIFIED.extensions)
     async def orders_by_customer(
         self,
         info: Info,
@@ -57,6 +67,7 @@ class Query:
         limit: int | None = OMITTED,
         next_token: str | None = OMITTED,
     ) -> OrderConnection:
+        require_owner(info, customer_id)
         context = info.context
         scope = f"orders:{customer_id}"
         cursor = context.tokens.open(scope, given(next_token))

@@ -4,6 +4,7 @@ through the context's ports."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from domain.commands import CancelOrder, Checkout, UpdateCustomerProfile
@@ -85,14 +86,19 @@ def pending_order(
     )
 
 
-async def cancel_order(context: Context, command: CancelOrder) -> Order:
+async def cancel_order(
+    context: Context, command: CancelOrder, authorize: Callable[[Order], None]
+) -> Order:
     """Start the cancellation saga of a CONFIRMED order; answer with the order as projected
-    (its CANCELLED state follows through the projection and subscriptions)."""
+    (its CANCELLED state follows through the projection and subscriptions). `authorize`
+    raises when the caller may not act on the order's customer: it runs before anything
+    about the order is told or started."""
     if context.workflows is None:
         raise ReadOnlyRegionError(_NO_WRITER)
     order = await context.loaders.orders.load(command.order_id)
     if order is None:
         raise NotFoundError(f"order {command.order_id} does not exist")
+    authorize(order)
     if order.status is OrderStatus.CANCELLED:
         return order  # cancelled already: asking again changes nothing
     if order.status is not OrderStatus.CONFIRMED:

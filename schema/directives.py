@@ -33,8 +33,9 @@ class AwsLambda:
 
 @strawberry.schema_directive(locations=_ON, name="aws_cognito_user_pools", print_definition=False)
 class AwsCognitoUserPools:
+    # UNSET, not None: a bare `@aws_cognito_user_pools` prints no argument.
     cognito_groups: list[str] | None = strawberry.directive_field(
-        name="cognito_groups", default=None
+        name="cognito_groups", default=strawberry.UNSET
     )
 
 

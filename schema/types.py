@@ -10,21 +10,32 @@ from domain.model import OrderStatus
 from schema.directives import auth_directives
 from schema.scalars import AWSDateTime, AWSEmail
 
-# Every mode that may read the shop's types (the contract's type-level directives).
-READ_MODES = (AuthMode.API_KEY, AuthMode.AWS_IAM, AuthMode.OPENID_CONNECT)
-READABLE = auth_directives(*READ_MODES)
+# Contract v2's two audiences (the type-level directives). The catalog and the region are
+# public: every mode reads them, the API key (shipped in every frontend) included. Customer
+# data needs an identity: a token, whose caller then sees only its own customer
+# (domain.auth.may_act_for), or IAM.
+PUBLIC_MODES = (
+    AuthMode.API_KEY,
+    AuthMode.AWS_IAM,
+    AuthMode.OPENID_CONNECT,
+    AuthMode.AMAZON_COGNITO_USER_POOLS,
+    AuthMode.AWS_LAMBDA,
+)
+IDENTITY_MODES = PUBLIC_MODES[1:]
+PUBLIC = auth_directives(*PUBLIC_MODES)
+IDENTIFIED = auth_directives(*IDENTITY_MODES)
 
 # The domain's enum serves as the GraphQL enum (Strawberry only attaches its definition).
 strawberry.enum(OrderStatus, name="OrderStatus")
 
 
-@strawberry.type(directives=READABLE)
+@strawberry.type(directives=PUBLIC)
 class Money:
     amount: int
     currency: str
 
 
-@strawberry.type(directives=READABLE)
+@strawberry.type(directives=PUBLIC)
 class Product:
     id: strawberry.ID
     sku: str
@@ -37,13 +48,13 @@ class Product:
     version: int
 
 
-@strawberry.type(directives=READABLE)
+@strawberry.type(directives=PUBLIC)
 class ProductConnection:
     items: list[Product]
     next_token: str | None
 
 
-@strawberry.type(directives=READABLE)
+@strawberry.type(directives=IDENTIFIED)
 class Customer:
     id: strawberry.ID
     name: str
@@ -54,7 +65,7 @@ class Customer:
     version: int
 
 
-@strawberry.type(directives=READABLE)
+@strawberry.type(directives=IDENTIFIED)
 class OrderLine:
     product_id: strawberry.ID
     product_name: str
@@ -62,14 +73,14 @@ class OrderLine:
     unit_price: Money
 
 
-@strawberry.type(directives=READABLE)
+@strawberry.type(directives=IDENTIFIED)
 class StatusChange:
     status: OrderStatus
     at: AWSDateTime
     reason: str | None
 
 
-@strawberry.type(directives=READABLE)
+@strawberry.type(directives=IDENTIFIED)
 class Order:
     id: strawberry.ID
     customer_id: strawberry.ID
@@ -89,13 +100,13 @@ class Order:
     version: int
 
 
-@strawberry.type(directives=READABLE)
+@strawberry.type(directives=IDENTIFIED)
 class OrderConnection:
     items: list[Order]
     next_token: str | None
 
 
-@strawberry.type(directives=READABLE)
+@strawberry.type(directives=PUBLIC)
 class RegionInfo:
     region: str
     primary_region: str
@@ -103,7 +114,7 @@ class RegionInfo:
     epoch: int
 
 
-@strawberry.type(directives=READABLE)
+@strawberry.type(directives=IDENTIFIED)
 class AsyncReceipt:
     request_id: strawberry.ID
     accepted_at: AWSDateTime

@@ -3,34 +3,35 @@ names (the broker channel is the mutation's name) and passes on what subscriptio
 lets through.
 
 The resolvers are coroutines that return the stream rather than generators, so that a bad
-request (a malformed filter, a field the caller may not read) fails when the client subscribes,
-not at the first change."""
+request (a malformed filter, a field the caller may not read, another customer's data) fails
+when the client subscribes, not at the first change."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from typing import Any
 
 import strawberry
 from strawberry.extensions import FieldExtension
 
+from domain.auth import AuthMode
 from domain.codec import customer_from_plain, order_from_plain, product_from_plain
-from resolvers.auth import RequireAuthModes
+from resolvers.auth import RequireAuthModes, require_owner
 from resolvers.values import OMITTED, given
-from schema.directives import AwsSubscribe
-from schema.types import READ_MODES, READABLE, Customer, Order, Product
+from schema.directives import AwsSubscribe, auth_directives
+from schema.types import IDENTITY_MODES, PUBLIC, PUBLIC_MODES, Customer, Order, Product
 from subscriptions.delivery import SubscriptionInfo, changes
 
 
-def _readable() -> list[FieldExtension]:
-    # The type-level `@aws_api_key @aws_iam @aws_oidc` of Subscription, enforced per field as
-    # for queries. No directives here: the contract shows them on the type only.
-    return [RequireAuthModes(frozenset(READ_MODES))]
+def _readable_by(modes: tuple[AuthMode, ...]) -> list[FieldExtension]:
+    return [RequireAuthModes(frozenset(modes))]
 
 
-@strawberry.type(name="Subscription", directives=READABLE)
+@strawberry.type(name="Subscription", directives=PUBLIC)
 class Subscription:
     @strawberry.subscription(
-        directives=[AwsSubscribe(mutations=["publishOrder"])], extensions=_readable()
+        directives=[AwsSubscribe(mutations=["publishOrder"]), *auth_directives(*IDENTITY_MODES)],
+        extensions=_readable_by(IDENTITY_MODES),
     )
     async def on_order_changed(
         self,
@@ -38,11 +39,13 @@ class Subscription:
         id: strawberry.ID | None = OMITTED,
         customer_id: strawberry.ID | None = OMITTED,
     ) -> AsyncGenerator[Order | None, None]:
-        arguments = {"id": given(id), "customerId": given(customer_id)}
+        arguments = await _own_orders(info, given(id), given(customer_id))
         return await changes(info, "publishOrder", arguments, order_from_plain, Order)
 
     @strawberry.subscription(
-        directives=[AwsSubscribe(mutations=["publishProduct"])], extensions=_readable()
+        # The type-level directives of Subscription hold: the catalog is public.
+        directives=[AwsSubscribe(mutations=["publishProduct"])],
+        extensions=_readable_by(PUBLIC_MODES),
     )
     async def on_product_changed(
         self,
@@ -54,10 +57,36 @@ class Subscription:
         return await changes(info, "publishProduct", arguments, product_from_plain, Product)
 
     @strawberry.subscription(
-        directives=[AwsSubscribe(mutations=["publishCustomer"])], extensions=_readable()
+        directives=[
+            AwsSubscribe(mutations=["publishCustomer"]),
+            *auth_directives(*IDENTITY_MODES),
+        ],
+        extensions=_readable_by(IDENTITY_MODES),
     )
     async def on_customer_changed(
         self, info: SubscriptionInfo, id: strawberry.ID | None = OMITTED
     ) -> AsyncGenerator[Customer | None, None]:
+        # A token caller must name itself; IAM may listen to one customer or to all.
+        if info.context.caller.mode is not AuthMode.AWS_IAM:
+            require_owner(info, given(id))
         arguments = {"id": given(id)}
         return await changes(info, "publishCustomer", arguments, customer_from_plain, Customer)
+
+
+async def _own_orders(
+    info: SubscriptionInfo, order_id: str | None, customer_id: str | None
+) -> dict[str, Any]:
+    """The arguments a subscription to orders listens with. A token caller must give its own
+    customerId or the id of one of its orders; its own customer id is then always part of
+    the arguments, so that an order id not projected yet (a checkout just answered) can only
+    ever deliver the caller's own order. IAM callers listen as they ask."""
+    caller = info.context.caller
+    if caller.mode is AuthMode.AWS_IAM:
+        return {"id": order_id, "customerId": customer_id}
+    if caller.customer_id is None or customer_id is not None or order_id is None:
+        require_owner(info, customer_id)  # refuses a token without a customer, or no name
+    else:
+        order = await info.context.loaders.orders.load(order_id)
+        if order is not None:
+            require_owner(info, order.customer_id)
+    return {"id": order_id, "customerId": caller.customer_id}

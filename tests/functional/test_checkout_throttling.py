@@ -13,7 +13,7 @@ import pytest
 
 from domain.saga import order_id_for
 from hemisphere.app import create_app
-from tests.support.app import API_KEY, SETTINGS, client_for, fake_runtime, runtime_factory
+from tests.support.app import SETTINGS, client_for, fake_runtime, runtime_factory, token_headers
 from tests.support.fakes import FakeWorkflows, InMemoryReader, make_customer, make_products
 from workflows.admission import AdmissionLimits, AdmittedOrderWorkflows, SagaAdmission
 
@@ -70,7 +70,7 @@ async def checkout(client: httpx.AsyncClient, key: str) -> dict[str, Any]:
     response = await client.post(
         "/graphql",
         json={"query": CHECKOUT, "variables": variables},
-        headers={"x-api-key": API_KEY},
+        headers=token_headers(CUSTOMER.id),
     )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()

@@ -18,7 +18,7 @@ from tests.functional.test_realtime_appsync import (
     one_filter,
     serving,
 )
-from tests.support.app import API_KEY
+from tests.support.app import API_KEY, token_headers
 
 TRANSPORT_WS = "graphql-transport-ws"
 LEGACY_WS = "graphql-ws"
@@ -52,22 +52,38 @@ async def until_subscribed(api: Api, count: int) -> None:
     raise AssertionError(f"{count} subscriptions never reached the broker")
 
 
-async def test_api_key_in_connection_init_then_next_for_matching_changes(api: Api) -> None:
+async def test_a_token_in_connection_init_then_next_for_its_own_changes(api: Api) -> None:
     async with socket(api, TRANSPORT_WS) as ws:
         assert ws.subprotocol == TRANSPORT_WS
-        await ws.send_json({"type": "connection_init", "payload": {"x-api-key": API_KEY}})
+        await ws.send_json({"type": "connection_init", "payload": token_headers("c-1")})
         assert await ws.receive_json() == {"type": "connection_ack"}
         await ws.send_json(subscribe("mine", "c-1"))
-        await ws.send_json(subscribe("decoy", "c-2"))
-        await until_subscribed(api, 2)
+        # Contract v2: another customer's orders are not the token's to listen to.
+        await ws.send_json(subscribe("theirs", "c-2"))
+        refused = await ws.receive_json()
+        assert refused["type"] == "error" and refused["id"] == "theirs"
+        assert refused["payload"][0]["errorType"] == "Unauthorized"
+        await until_subscribed(api, 1)
+        await api.publish("c-2", order="o-0002")
         await api.publish("c-1")
         reply = await ws.receive_json()
         assert reply["type"] == "next" and reply["id"] == "mine"
         assert reply["payload"]["data"]["onOrderChanged"]["customerId"] == "c-1"
-        await api.publish("c-2", order="o-0002")
-        assert (await ws.receive_json())["id"] == "decoy"
         await ws.send_json({"id": "mine", "type": "complete"})
-        await until_subscribed(api, 1)
+        await until_subscribed(api, 0)
+
+
+async def test_the_api_key_may_not_listen_to_orders(api: Api) -> None:
+    async with socket(api, TRANSPORT_WS) as ws:
+        await ws.send_json({"type": "connection_init", "payload": {"x-api-key": API_KEY}})
+        assert await ws.receive_json() == {"type": "connection_ack"}
+        await ws.send_json(subscribe("orders", "c-1"))
+        refused = await ws.receive_json()
+        assert refused["type"] == "error" and refused["id"] == "orders"
+        assert refused["payload"][0]["message"] == (
+            "Not Authorized to access onOrderChanged on type Subscription"
+        )
+    assert api.broker.subscriber_count("publishOrder") == 0
 
 
 async def test_api_key_in_the_upgrade_headers(api: Api) -> None:
@@ -99,17 +115,17 @@ async def test_without_valid_credentials_the_connection_is_closed_without_an_ack
 
 async def test_enhanced_filter_in_the_subscribe_extensions(api: Api) -> None:
     async with socket(api, TRANSPORT_WS) as ws:
-        await ws.send_json({"type": "connection_init", "payload": {"x-api-key": API_KEY}})
+        await ws.send_json({"type": "connection_init", "payload": token_headers("c-1")})
         await ws.receive_json()
         big = {"filter": one_filter("total.amount", "ge", 10_000)}
-        await ws.send_json(subscribe("big", extensions=big))
+        await ws.send_json(subscribe("big", "c-1", extensions=big))
         await until_subscribed(api, 1)
         await api.publish("c-1", amount=100)
         await api.publish("c-1", amount=20_000)
         reply = await ws.receive_json()
         assert reply["payload"]["data"]["onOrderChanged"]["total"]["amount"] == 20_000
         bad = {"filter": one_filter("nope", "eq", 1)}
-        await ws.send_json(subscribe("bad", extensions=bad))
+        await ws.send_json(subscribe("bad", "c-1", extensions=bad))
         reply = await ws.receive_json()
         assert reply["type"] == "error" and reply["id"] == "bad"
         assert "has no field nope" in reply["payload"][0]["message"]
@@ -117,7 +133,7 @@ async def test_enhanced_filter_in_the_subscribe_extensions(api: Api) -> None:
 
 async def test_legacy_graphql_ws(api: Api) -> None:
     async with socket(api, LEGACY_WS) as ws:
-        await ws.send_json({"type": "connection_init", "payload": {"x-api-key": API_KEY}})
+        await ws.send_json({"type": "connection_init", "payload": token_headers("c-1")})
         assert await ws.receive_json() == {"type": "connection_ack"}
         start = subscribe("1", "c-1", {"filter": one_filter("status", "eq", "CONFIRMED")})
         await ws.send_json({**start, "type": "start"})

@@ -19,7 +19,7 @@ from resolvers.auth import RequireAuthModes, field_auth
 from resolvers.context import Context
 from resolvers.schema import AppSyncSchema
 from resolvers.values import OMITTED, given
-from schema.types import READABLE
+from schema.types import PUBLIC
 from subscriptions.appsync_session import AppSyncSession
 from subscriptions.delivery import SubscriptionInfo, changes
 from subscriptions.inprocess import InProcessBroker
@@ -36,7 +36,7 @@ class Vault:
     secret: str
 
 
-@strawberry.type(name="Vault", directives=READABLE)
+@strawberry.type(name="Vault", directives=PUBLIC)
 class VaultType:
     id: strawberry.ID
     label: str

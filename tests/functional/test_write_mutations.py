@@ -3,6 +3,8 @@ projections, idempotency, read-only regions, and the answers clients get."""
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
@@ -13,7 +15,15 @@ import pytest
 from domain.model import Money, OrderStatus
 from domain.saga import order_id_for
 from hemisphere.app import create_app
-from tests.support.app import API_KEY, SETTINGS, client_for, fake_runtime, runtime_factory
+from tests.support.app import (
+    API_KEY,
+    SETTINGS,
+    client_for,
+    fake_runtime,
+    runtime_factory,
+    sigv4_headers,
+    token_headers,
+)
 from tests.support.fakes import (
     FakeProfileUpdates,
     FakeWorkflows,
@@ -56,9 +66,19 @@ async def client(
         yield c
 
 
-async def gql(client: httpx.AsyncClient, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+async def gql(
+    client: httpx.AsyncClient,
+    query: str,
+    variables: dict[str, Any],
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """As the customer the input names (contract v2: a token caller acts for itself), or as
+    `headers` say."""
+    if headers is None:
+        customer = variables.get("input", {}).get("customerId", CUSTOMER.id)
+        headers = token_headers(customer)
     response = await client.post(
-        "/graphql", json={"query": query, "variables": variables}, headers={"x-api-key": API_KEY}
+        "/graphql", json={"query": query, "variables": variables}, headers=headers
     )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
@@ -199,3 +219,50 @@ async def test_profile_update_validation(
         body = await gql(client, PROFILE, {"input": value})
         assert body["errors"][0]["errorType"] == error_type, body
     assert profiles.submitted == []
+
+
+# Contract v2: customer writes need an identity, and a token acts only for its own customer.
+
+
+async def iam(client: httpx.AsyncClient, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    body = json.dumps({"query": query, "variables": variables}).encode()
+    headers = sigv4_headers("http://testserver/graphql", body)
+    response = await client.post("/graphql", content=body, headers=headers)
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+@pytest.mark.parametrize("caller", ["api key", "another customer's token"])
+async def test_a_customer_write_by_anyone_else_is_unauthorized_and_starts_nothing(
+    client: httpx.AsyncClient,
+    workflows: FakeWorkflows,
+    profiles: FakeProfileUpdates,
+    caller: str,
+) -> None:
+    headers = {"x-api-key": API_KEY} if caller == "api key" else token_headers("c-0002")
+    profile = {"customerId": CUSTOMER.id, "name": "Mallory", "idempotencyKey": "p-1"}
+    for query, variables, field in (
+        (CHECKOUT, {"input": checkout_input()}, "checkout"),
+        (CANCEL, {"id": CONFIRMED.id, "k": "c-1"}, "cancelOrder"),
+        (PROFILE, {"input": profile}, "updateCustomerProfile"),
+    ):
+        body = await gql(client, query, variables, headers)
+        assert body["data"] == {field: None}, body
+        assert body["errors"][0]["errorType"] == "Unauthorized"
+        assert body["errors"][0]["message"] == f"Not Authorized to access {field} on type Mutation"
+    assert workflows.checkouts == {} and workflows.cancellations == []
+    assert profiles.submitted == []
+
+
+async def test_iam_writes_for_any_customer(
+    client: httpx.AsyncClient, workflows: FakeWorkflows, profiles: FakeProfileUpdates
+) -> None:
+    placed = await iam(client, CHECKOUT, {"input": checkout_input()})
+    assert placed["data"]["checkout"]["status"] == "PENDING"
+    cancelled = await iam(client, CANCEL, {"id": CONFIRMED.id, "k": "c-1"})
+    assert cancelled["data"]["cancelOrder"]["id"] == CONFIRMED.id
+    profile = {"customerId": CUSTOMER.id, "name": "Ada King", "idempotencyKey": "p-1"}
+    assert "errors" not in await iam(client, PROFILE, {"input": profile})
+    assert len(workflows.checkouts) == 1 and len(workflows.cancellations) == 1
+    assert len(profiles.submitted) == 1

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
-from collections.abc import AsyncIterator
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,6 +17,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from starlette.applications import Starlette
 
+from hemisphere.local_issuer import LocalIssuer
 from hemisphere.runtime import Runtime
 from hemisphere.settings import Settings
 from resolvers.context import Topology
@@ -29,13 +34,28 @@ API_KEY = "da2-testtesttesttesttesttestte"
 IAM_AKID = "AKIATESTHEMISPHERE"
 IAM_SECRET = "test-secret-for-sigv4-signatures"
 
+# Contract v2 puts customer data behind an identity: every test app accepts tokens from a
+# development issuer (its key made once per test process, in a directory of its own).
+_ISSUER_DIR = Path(tempfile.mkdtemp(prefix="hemisphere-test-issuer-"))
+atexit.register(shutil.rmtree, _ISSUER_DIR, True)
+ISSUER_URL = "http://testserver"
+ISSUER = LocalIssuer(_ISSUER_DIR, ISSUER_URL)
+
 SETTINGS = Settings(
     api_keys=(API_KEY,),
     iam_credentials={IAM_AKID: IAM_SECRET},
     token_secret="test-token-secret",
     region="us-east-1",
     primary_region="us-east-1",
+    data_dir=_ISSUER_DIR,
+    oidc_issuer=ISSUER_URL,
+    local_issuer=True,
 )
+
+
+def token_headers(customer_id: str = "c-0001", groups: Sequence[str] = ()) -> dict[str, str]:
+    """The headers of a token caller (OPENID_CONNECT) speaking for `customer_id`."""
+    return {"authorization": ISSUER.token(customer_id, groups)}
 
 
 def fake_runtime(

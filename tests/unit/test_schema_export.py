@@ -27,10 +27,6 @@ def test_committed_contract_is_the_production_one() -> None:
     if not SHARED_CONTRACT.exists():
         pytest.skip("no production contract beside this checkout")
     production, committed = SHARED_CONTRACT.read_text(), CONTRACT_PATH.read_text()
-    if "(version 2)" in production and "(version 2)" not in committed:
-        # Known drift, not hidden: production moved to contract v2 (customer data behind an
-        # identity); the code follows with issue #10. Once it lands this no longer applies.
-        pytest.xfail("production runs contract version 2; it lands in code with issue #10")
     assert committed == production
 
 
