@@ -19,6 +19,9 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+# The development issuer stands in for both token providers AppSync knows: an OpenID Connect
+# provider at its URL, and a Cognito user pool (whose tokens carry groups) at URL/userpool.
+USER_POOL_PATH = "/userpool"
 KEY_FILE = "issuer-key.pem"
 ISSUER_FILE = "issuer.json"
 AUDIENCE = "hemisphere-local"
@@ -28,6 +31,7 @@ TOKEN_SECONDS = 3600
 class LocalIssuer:
     def __init__(self, data_dir: Path, issuer_url: str) -> None:
         self.issuer = issuer_url.rstrip("/")
+        self.user_pool_issuer = self.issuer + USER_POOL_PATH
         self._key = _kept_key(data_dir / KEY_FILE)
         numbers = self._key.public_key().public_numbers()
         self._public = {
@@ -56,11 +60,18 @@ class LocalIssuer:
         }
 
     def token(
-        self, customer_id: str, groups: Sequence[str] = (), seconds: int = TOKEN_SECONDS
+        self,
+        customer_id: str,
+        groups: Sequence[str] = (),
+        seconds: int = TOKEN_SECONDS,
+        *,
+        user_pool: bool = False,
     ) -> str:
+        """An OIDC token for `customer_id`; with `user_pool`, a Cognito user pool ID token
+        instead (AMAZON_COGNITO_USER_POOLS, its `cognito:groups` read as groups)."""
         now = int(time.time())
-        claims = {
-            "iss": self.issuer,
+        claims: dict[str, Any] = {
+            "iss": self.user_pool_issuer if user_pool else self.issuer,
             "sub": customer_id,
             "aud": AUDIENCE,
             "iat": now,
@@ -69,6 +80,8 @@ class LocalIssuer:
             "custom:customerId": customer_id,
             "cognito:groups": list(groups),
         }
+        if user_pool:
+            claims["token_use"] = "id"
         return jwt.encode(
             claims, self._key, algorithm="RS256", headers={"kid": self._public["kid"]}
         )

@@ -1,6 +1,7 @@
-"""`hemisphere token CUSTOMER_ID [--groups admins] [--data-dir DIR]`: a token from the
-development issuer of the `hemisphere serve` whose data is in DIR, for the Authorization
-header (OPENID_CONNECT)."""
+"""`hemisphere token CUSTOMER_ID [--groups admins] [--user-pool] [--data-dir DIR]`: a token
+from the development issuer of the `hemisphere serve` whose data is in DIR, for the
+Authorization header: OPENID_CONNECT, or with groups (or --user-pool) a Cognito user pool
+token (AMAZON_COGNITO_USER_POOLS), as the catalog's `admins` group needs."""
 
 from __future__ import annotations
 
@@ -20,6 +21,11 @@ def register(commands: Any) -> None:
     token.add_argument(
         "--groups", default="", help="comma-separated groups (cognito:groups), e.g. admins"
     )
+    token.add_argument(
+        "--user-pool",
+        action="store_true",
+        help="a Cognito user pool token (implied by --groups) rather than an OIDC one",
+    )
     token.add_argument("--data-dir", type=Path, default=Path(".hemisphere"))
     token.add_argument("--seconds", type=int, default=3600, help="how long it is valid")
     token.set_defaults(run=_token)
@@ -33,5 +39,6 @@ def _token(args: argparse.Namespace) -> int:
             "(it is off when HEMISPHERE_OIDC_ISSUER or a Cognito user pool is configured)"
         )
     groups = [g.strip() for g in args.groups.split(",") if g.strip()]
-    print(issuer.token(args.customer_id, groups, seconds=args.seconds))
+    user_pool = args.user_pool or bool(groups)
+    print(issuer.token(args.customer_id, groups, seconds=args.seconds, user_pool=user_pool))
     return 0

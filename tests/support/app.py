@@ -53,9 +53,12 @@ SETTINGS = Settings(
 )
 
 
-def token_headers(customer_id: str = "c-0001", groups: Sequence[str] = ()) -> dict[str, str]:
-    """The headers of a token caller (OPENID_CONNECT) speaking for `customer_id`."""
-    return {"authorization": ISSUER.token(customer_id, groups)}
+def token_headers(
+    customer_id: str = "c-0001", groups: Sequence[str] = (), *, user_pool: bool = False
+) -> dict[str, str]:
+    """The headers of a token caller speaking for `customer_id`: OPENID_CONNECT, or with
+    `user_pool` AMAZON_COGNITO_USER_POOLS (the issuer's user pool, with `groups`)."""
+    return {"authorization": ISSUER.token(customer_id, groups, user_pool=user_pool)}
 
 
 def fake_runtime(
