@@ -20,17 +20,16 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from domain.auth import Caller
-from hemisphere.http.authn import Authenticator
 from hemisphere.http.endpoint import GraphQLHTTP
 from hemisphere.http.graphiql import STATIC_DIR, STATIC_PATH, graphiql_page
+from hemisphere.http.lambda_authorizer_fields import DeniedFields
 from hemisphere.http.rate_limits import Throttle
 from hemisphere.http.realtime_options import RealtimeOptions
 from hemisphere.http.telemetry import TelemetryMiddleware
 from hemisphere.http.websocket_routes import websocket_routes
-from hemisphere.identity import token_verifier
+from hemisphere.identity import authenticator_for
 from hemisphere.metrics import ApiMetrics
 from hemisphere.metrics_http import metrics_routes, serving_metrics
-from hemisphere.publisher_identity import stream_publisher_credentials
 from hemisphere.readiness import Readiness, Report
 from hemisphere.runtime import Runtime
 from hemisphere.settings import Settings
@@ -63,6 +62,8 @@ def create_app(
         # Tokens would not survive a restart nor cross instances; serve persists a secret.
         settings = _with_token_secret(settings, secrets.token_urlsafe(32))
     schema = build_schema()
+    # A Lambda authorizer's deniedFields (a no-op for every other caller).
+    schema.extensions = (*schema.extensions, DeniedFields)
     runtime: Runtime | None = None
     metrics, tracer = _telemetry(settings, schema, lambda: runtime)
 
@@ -79,15 +80,7 @@ def create_app(
             profiles=runtime.profiles,
         )
 
-    assert settings.token_secret is not None
-    tokens, issuer_routes = token_verifier(settings)
-    authenticator = Authenticator(
-        settings.api_keys,
-        settings.iam_credentials,
-        region=settings.region,
-        stream_publisher=stream_publisher_credentials(settings.token_secret),
-        tokens=tokens,
-    )
+    authenticator, issuer_routes = authenticator_for(settings)
     limits = QueryLimits(
         depth=settings.query_depth_limit,
         resolvers=settings.resolver_count_limit,
@@ -136,8 +129,7 @@ def create_app(
                     yield
                 finally:
                     runtime = None
-                    if tokens is not None:
-                        await tokens.aclose()
+                    await authenticator.aclose()
 
     return Starlette(
         routes=[

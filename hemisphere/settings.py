@@ -8,6 +8,7 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,6 +17,13 @@ _USER_POOL = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d_[0-9A-Za-z]+$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_LAMBDA_ARN = re.compile(
+    r"^arn:aws[a-z-]*:lambda:[a-z]{2}(-[a-z]+)+-\d:\d{12}:function:[A-Za-z0-9_-]{1,64}"
+    r"(:[A-Za-z0-9_$-]{1,128})?$"
+)
+# AppSync's bounds: an authorizer's answer is cached for at most an hour; a token is at most
+# 2048 characters (hemisphere.http.lambda_authorizer).
+MAX_AUTHORIZER_TTL_SECONDS = 3600
 
 
 class SettingsError(ValueError):
@@ -51,6 +59,8 @@ class Settings:
     publish_url: str | None = None
     # Auth: API keys accepted (x-api-key) and IAM credentials whose SigV4 signatures verify.
     api_keys: tuple[str, ...] = ()
+    # When a key of `api_keys` expires (epoch seconds; a key absent here never does).
+    api_key_expiry: Mapping[str, float] = field(default_factory=dict)
     iam_credentials: Mapping[str, str] = field(default_factory=dict)
     # Signs pagination tokens; every instance of a deployment must share it.
     token_secret: str | None = None
@@ -89,6 +99,15 @@ class Settings:
     cognito_client_id: str | None = None
     cognito_jwks_url: str | None = None
     local_issuer: bool = False
+    # AWS_LAMBDA (hemisphere.http.lambda_authorizer): the authorizer is a Lambda function
+    # (production) or an HTTP endpoint receiving the same JSON (locally); how long its
+    # answers are cached by default (0: not at all); AppSync's identityValidationExpression;
+    # the apiId the authorizer's requestContext names.
+    lambda_authorizer_arn: str | None = None
+    lambda_authorizer_url: str | None = None
+    lambda_authorizer_ttl_seconds: int = 0
+    lambda_authorizer_token_regex: str | None = None
+    appsync_api_id: str = "hemisphere"
     # Telemetry (hemisphere.metrics, hemisphere.logs, hemisphere.tracing): Prometheus /metrics
     # (on the API's own port, on a port of its own, or off), log lines as text or JSON, and
     # OpenTelemetry traces exported over OTLP/HTTP (off unless an endpoint is set).
@@ -141,7 +160,7 @@ class Settings:
             or "arn:aws:iam::123456789012:role/hemisphere-sagas",
             publish_url=url("HEMISPHERE_PUBLISH_URL", http, "http://HOST:PORT/graphql"),
             run_workers=_flag("HEMISPHERE_RUN_WORKERS", get("HEMISPHERE_RUN_WORKERS"), True),
-            api_keys=_api_keys(get("HEMISPHERE_API_KEYS")),
+            **_api_keys(get("HEMISPHERE_API_KEYS")),
             iam_credentials=_iam_credentials(get("HEMISPHERE_IAM_CREDENTIALS")),
             token_secret=get("HEMISPHERE_TOKEN_SECRET"),
             data_dir=Path(get("HEMISPHERE_DATA_DIR") or ".hemisphere"),
@@ -201,6 +220,7 @@ class Settings:
             cognito_user_pool_id=_user_pool(get("HEMISPHERE_COGNITO_USER_POOL_ID")),
             cognito_client_id=get("HEMISPHERE_COGNITO_CLIENT_ID"),
             cognito_jwks_url=url("HEMISPHERE_COGNITO_JWKS_URL", http, "https://HOST/jwks.json"),
+            **_lambda_authorizer(get),
             **_telemetry(get),
         )
 
@@ -317,14 +337,79 @@ def _positive_float(name: str, raw: str | None, default: float) -> float:
     return value
 
 
-def _api_keys(raw: str | None) -> tuple[str, ...]:
-    if raw is None:
-        return ()
-    keys = tuple(k.strip() for k in raw.split(",") if k.strip())
-    for key in keys:
+def _api_keys(raw: str | None) -> dict[str, Any]:
+    """`KEY[@EXPIRY][,...]`: EXPIRY is an ISO-8601 date or date-time (UTC without an offset) or
+    epoch seconds. The keys in order, and the expiry of those that have one."""
+    name = "HEMISPHERE_API_KEYS"
+    keys: list[str] = []
+    expiry: dict[str, float] = {}
+    for entry in (raw or "").split(","):
+        key, sep, when = (part.strip() for part in entry.strip().partition("@"))
+        if not key and not sep:
+            continue
         if len(key) < 8 or any(c.isspace() for c in key):
-            raise SettingsError("HEMISPHERE_API_KEYS: each key needs 8+ characters, no spaces")
-    return keys
+            raise SettingsError(f"{name}: each key needs 8+ characters, no spaces")
+        if sep:
+            expiry[key] = _instant(name, key, when)
+        keys.append(key)
+    return {"api_keys": tuple(keys), "api_key_expiry": expiry}
+
+
+def _instant(name: str, key: str, raw: str) -> float:
+    """Epoch seconds of `raw`: epoch seconds, or an ISO-8601 date/date-time (UTC if naive)."""
+    if raw.isdigit():
+        return float(raw)
+    try:
+        when = datetime.fromisoformat(raw)
+    except ValueError:
+        raise SettingsError(
+            f"{name}: the expiry of key {key[:8]}... ({raw!r}) is not epoch seconds nor an "
+            "ISO-8601 date/time like 2027-01-31T00:00:00Z"
+        ) from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def _lambda_authorizer(get: Callable[[str], str | None]) -> dict[str, Any]:
+    """HEMISPHERE_LAMBDA_AUTHORIZER_ARN or _URL (not both), _TTL_SECONDS, _TOKEN_REGEX, and
+    HEMISPHERE_APPSYNC_API_ID."""
+    arn = get("HEMISPHERE_LAMBDA_AUTHORIZER_ARN")
+    url = _url(
+        "HEMISPHERE_LAMBDA_AUTHORIZER_URL",
+        get("HEMISPHERE_LAMBDA_AUTHORIZER_URL"),
+        ("http", "https"),
+        "http://HOST:PORT/authorize",
+    )
+    if arn is not None and not _LAMBDA_ARN.match(arn):
+        raise SettingsError(
+            f"HEMISPHERE_LAMBDA_AUTHORIZER_ARN={arn!r} is not a Lambda function ARN like "
+            "arn:aws:lambda:us-east-1:123456789012:function:NAME"
+        )
+    if arn is not None and url is not None:
+        raise SettingsError(
+            "HEMISPHERE_LAMBDA_AUTHORIZER_ARN and HEMISPHERE_LAMBDA_AUTHORIZER_URL are both set: "
+            "set one (the function in AWS, or an HTTP endpoint locally)"
+        )
+    regex = get("HEMISPHERE_LAMBDA_AUTHORIZER_TOKEN_REGEX")
+    if regex is not None:
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            raise SettingsError(
+                f"HEMISPHERE_LAMBDA_AUTHORIZER_TOKEN_REGEX is not a regular expression: {exc}"
+            ) from None
+    return {
+        "lambda_authorizer_arn": arn,
+        "lambda_authorizer_url": url,
+        "lambda_authorizer_ttl_seconds": _bounded_int(
+            "HEMISPHERE_LAMBDA_AUTHORIZER_TTL_SECONDS",
+            get("HEMISPHERE_LAMBDA_AUTHORIZER_TTL_SECONDS"),
+            0,
+            0,
+            MAX_AUTHORIZER_TTL_SECONDS,
+        ),
+        "lambda_authorizer_token_regex": regex,
+        "appsync_api_id": get("HEMISPHERE_APPSYNC_API_ID") or "hemisphere",
+    }
 
 
 def _iam_credentials(raw: str | None) -> dict[str, str]:
