@@ -2,9 +2,15 @@
 `hemisphere regions …` and the drill.
 
     GET  /status                 every region's role, epoch, health, lags, subscriptions, sagas
+    GET  /.well-known/openid-configuration, /.well-known/jwks.json
+                                 the development token issuer every region verifies tokens of
     POST /regions/{R}/stop       hard outage of R
     POST /regions/{R}/start      R comes back and resynchronizes as a secondary
     POST /regions/{R}/promote    fenced promotion; answers once R accepts writes
+
+The issuer's documents are here because this endpoint is up whenever any region is (it starts
+before the first region and stops after the last), and no latency proxy stands in front of it:
+a region fetching keys sees no injected delay.
 
 Status is computed in the request's thread. Actions run one at a time on the main thread
 (`ActionQueue`): children must be forked from it (their death signal follows the forking
@@ -24,9 +30,13 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
+from hemisphere.local_issuer import LocalIssuer
+
 log = logging.getLogger(__name__)
 
 _ACTION = re.compile(r"^/regions/([a-z0-9-]+)/(stop|start|promote)$")
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+JWKS_PATH = "/.well-known/jwks.json"
 
 
 class ControlError(Exception):
@@ -55,11 +65,30 @@ class ActionQueue:
 
     def __init__(self) -> None:
         self._jobs: queue.Queue[tuple[Callable[[], Any], Future[Any]]] = queue.Queue()
+        self._closed = False
+        self._lock = threading.Lock()  # a job is queued before close() or refused after
 
     def submit(self, job: Callable[[], Any]) -> Future[Any]:
         future: Future[Any] = Future()
-        self._jobs.put((job, future))
+        with self._lock:
+            if self._closed:
+                future.set_exception(ControlError("hemisphere up is stopping"))
+                return future
+            self._jobs.put((job, future))
         return future
+
+    def close(self) -> None:
+        """No more actions (`up` is stopping: the main thread runs none any more); those
+        waiting fail at once. The endpoint still answers status and the issuer's keys."""
+        with self._lock:
+            self._closed = True
+        while True:
+            try:
+                _, future = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            if future.set_running_or_notify_cancel():
+                future.set_exception(ControlError("hemisphere up is stopping"))
 
     def run_pending(self, wait: float) -> None:
         """On the main thread: run the jobs waiting, or wait up to `wait` s for one."""
@@ -83,8 +112,10 @@ class ActionQueue:
 
 
 class ControlServer:
-    def __init__(self, port: int, target: Controlled, actions: ActionQueue) -> None:
-        handler = _handler(target, actions)
+    def __init__(
+        self, port: int, target: Controlled, actions: ActionQueue, issuer: LocalIssuer
+    ) -> None:
+        handler = _handler(target, actions, issuer)
         self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
@@ -100,10 +131,19 @@ class ControlServer:
         self._server.server_close()
 
 
-def _handler(target: Controlled, actions: ActionQueue) -> type[BaseHTTPRequestHandler]:
+def _handler(
+    target: Controlled, actions: ActionQueue, issuer: LocalIssuer
+) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            if self.path.rstrip("/") != "/status":
+            path = self.path.split("?", 1)[0]
+            if path == DISCOVERY_PATH:
+                self._answer(HTTPStatus.OK, issuer.openid_configuration())
+                return
+            if path == JWKS_PATH:
+                self._answer(HTTPStatus.OK, issuer.jwks())
+                return
+            if path.rstrip("/") != "/status":
                 self._answer(HTTPStatus.NOT_FOUND, {"error": f"no such resource {self.path}"})
                 return
             try:

@@ -5,7 +5,8 @@ its local AWS endpoint, its PostgreSQL, then the delay proxies of its outgoing l
 each other region's AWS endpoint, then to each other region's PostgreSQL), and last its
 replicator's status endpoint. A region keeps
 its ports across stop/start, so its URLs never change. B+98 is the card provider (a third
-party, one for the world) and B+99 the control endpoint.
+party, one for the world) and B+99 the control endpoint, which also serves the development
+token issuer's discovery documents (its URL is the issuer's).
 """
 
 from __future__ import annotations
@@ -130,6 +131,11 @@ class Layout:
     def control_url(self) -> str:
         return f"http://127.0.0.1:{self.control_port}"
 
+    @property
+    def token_issuer_url(self) -> str:
+        """The development issuer's `iss`: discovery at <url>/.well-known/…"""
+        return self.control_url
+
     def region_dir(self, name: str) -> Path:
         return self.data_dir / name
 
@@ -138,11 +144,19 @@ class Layout:
         return self.data_dir / "logs"
 
     def topology(
-        self, *, primary: str, epoch: int, api_key: str, iam: str, latency: dict[str, Any]
+        self,
+        *,
+        primary: str,
+        epoch: int,
+        api_key: str,
+        iam: str,
+        latency: dict[str, Any],
+        token_issuer: str | None = None,
     ) -> dict[str, Any]:
         """The shape of DATA_DIR/topology.json (GLOBAL.md); `latency` is the injected matrix
-        in the FILE form of regions/latency.py."""
-        return {
+        in the FILE form of regions/latency.py; `token_issuer`, when `up` runs one, the URL of
+        the development issuer whose tokens every region accepts."""
+        topology = {
             "primary": primary,
             "epoch": epoch,
             "api_key": api_key,
@@ -154,6 +168,9 @@ class Layout:
             "edge": {r.name: r.edge_url for r in self.regions},
             "latency": latency,
         }
+        if token_issuer is not None:
+            topology["token_issuer"] = token_issuer
+        return topology
 
 
 def write_topology(data_dir: Path, topology: dict[str, Any]) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from hemisphere.local_issuer import LocalIssuer
 from hemisphere.logs import TERMINAL_FORMAT, configure_logging
 from hemisphere.settings import Settings, SettingsError
 from hemisphere.up import postgres
@@ -76,11 +77,16 @@ class World:
         self.base_env = base_environment(dict(os.environ))
         self.shared: list[Child] = []
         self.payments_url = f"http://127.0.0.1:{layout.payments_port}"
+        # One development issuer for every region (its key kept in the data dir, so tokens
+        # outlive a restart of `up`); `hemisphere token --data-dir DATA_DIR` signs with it.
+        self.issuer = LocalIssuer(layout.data_dir, layout.token_issuer_url)
+        self.issuer.remember(layout.data_dir)
         context = RegionContext(
             layout=layout,
             secrets=secrets,
             base_env=self.base_env,
             payments_url=self.payments_url,
+            token_issuer=self.issuer.issuer,
         )
         self.regions = {ports.name: Region(ports, context) for ports in layout.regions}
         self.actions = ActionQueue()
@@ -166,6 +172,7 @@ class World:
                 api_key=self.secrets.api_keys[0],
                 iam=self.secrets.iam,
                 latency=self.latency.to_json(),
+                token_issuer=self.issuer.issuer,
             ),
         )
 
@@ -367,7 +374,7 @@ def run_up(options: UpOptions) -> int:
     signal.signal(signal.SIGINT, _raise_stopping)
     signal.signal(signal.SIGTERM, _raise_stopping)
     signal.signal(signal.SIGHUP, _raise_stopping)
-    control = ControlServer(layout.control_port, world, world.actions)
+    control = ControlServer(layout.control_port, world, world.actions, world.issuer)
     started = time.monotonic()
     print(
         f"Starting {len(layout.regions)} regions ({', '.join(layout.names)}; primary "
@@ -376,8 +383,9 @@ def run_up(options: UpOptions) -> int:
     )
     try:
         try:
-            world.start()
+            # Before any region: it serves the issuer's keys the regions fetch on a first token.
             control.start()
+            world.start()
             print(banner(world, time.monotonic() - started), flush=True)
             while True:
                 world.actions.run_pending(WATCH_INTERVAL_SECONDS)
@@ -392,9 +400,10 @@ def run_up(options: UpOptions) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stopping = time.monotonic()
-        control.stop()
+        world.actions.close()
         (layout.data_dir / "topology.json").unlink(missing_ok=True)
         world.stop()
+        control.stop()  # after the last region: the issuer's keys are served till then
         state.save(layout.data_dir)
         print(f"Stopped in {time.monotonic() - stopping:.1f}s; data kept in {layout.data_dir}.")
 
@@ -414,6 +423,8 @@ def banner(world: World, seconds: float) -> str:
         "",
         f"  API key:   {world.secrets.api_keys[0]}   (header x-api-key)",
         f"  IAM:       {world.secrets.iam}   (SigV4, service appsync)",
+        f"  Tokens:    hemisphere token c-0001 --data-dir {layout.data_dir}   (header "
+        f"Authorization; customers, orders and checkouts need one, every region accepts it)",
         f"  Epoch:     {world.state.epoch}",
         f"  Control:   {layout.control_url}   (hemisphere regions status|stop|start|promote "
         f"--data-dir {layout.data_dir})",

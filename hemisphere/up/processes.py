@@ -31,6 +31,11 @@ _FOREIGN = (
     "HEMISPHERE_REBUILD_PROJECTIONS",
     "HEMISPHERE_REGION_ENDPOINTS",
     "HEMISPHERE_EPOCH",
+    # Tokens: every region verifies those of `up`'s development issuer (audience and customer
+    # claim as it signs them), never another issuer a shell names.
+    "HEMISPHERE_OIDC_ISSUER",
+    "HEMISPHERE_OIDC_CLIENT_ID",
+    "HEMISPHERE_OIDC_CUSTOMER_CLAIM",
 )
 
 
@@ -50,6 +55,7 @@ def api_child(
     secrets: SharedSecrets,
     payments_url: str,
     base_env: dict[str, str],
+    token_issuer: str,
     log_dir: Path,
     data_dir: Path,
     rebuild: bool,
@@ -65,6 +71,7 @@ def api_child(
         secrets=secrets,
         payments_url=payments_url,
         base_env=base_env,
+        token_issuer=token_issuer,
         data_dir=data_dir,
     )
     is_primary = ports.name == primary.name
@@ -82,6 +89,7 @@ def worker_child(
     secrets: SharedSecrets,
     payments_url: str,
     base_env: dict[str, str],
+    token_issuer: str,
     log_dir: Path,
     data_dir: Path,
 ) -> Child:
@@ -94,6 +102,7 @@ def worker_child(
         secrets=secrets,
         payments_url=payments_url,
         base_env=base_env,
+        token_issuer=token_issuer,
         data_dir=data_dir,
     )
     del env["HEMISPHERE_PUBLISH_URL"]  # the API's process publishes the region's changes
@@ -109,8 +118,11 @@ def region_environment(
     secrets: SharedSecrets,
     payments_url: str,
     base_env: dict[str, str],
+    token_issuer: str,
     data_dir: Path,
 ) -> dict[str, str]:
+    """`token_issuer`: the URL of `up`'s development issuer. The region verifies its tokens
+    (keys fetched by discovery, cached) and issues none: it is no HEMISPHERE_LOCAL_ISSUER."""
     is_primary = ports.name == primary.name
     env = {
         **base_env,
@@ -124,6 +136,7 @@ def region_environment(
         "HEMISPHERE_PAYMENTS_URL": payments_url,
         "HEMISPHERE_PUBLISH_URL": ports.graphql_url,
         "HEMISPHERE_DATA_DIR": str(data_dir),
+        "HEMISPHERE_OIDC_ISSUER": token_issuer,
     }
     if not is_primary:
         env["HEMISPHERE_PRIMARY_AWS_ENDPOINT_URL"] = (

@@ -33,6 +33,8 @@ class RegionContext:
     secrets: SharedSecrets
     base_env: dict[str, str]
     payments_url: str
+    # `up`'s development token issuer, whose tokens every region verifies.
+    token_issuer: str
 
 
 class Region:
@@ -106,6 +108,7 @@ class Region:
             secrets=context.secrets,
             payments_url=context.payments_url,
             base_env=context.base_env,
+            token_issuer=context.token_issuer,
             log_dir=context.layout.log_dir,
             data_dir=context.layout.region_dir(self.name),
             rebuild=rebuild,
@@ -121,6 +124,7 @@ class Region:
             secrets=context.secrets,
             payments_url=context.payments_url,
             base_env=context.base_env,
+            token_issuer=context.token_issuer,
             log_dir=context.layout.log_dir,
             data_dir=context.layout.region_dir(self.name),
         )
