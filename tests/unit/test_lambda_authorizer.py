@@ -140,7 +140,7 @@ def test_the_request_context_of_a_graphql_body() -> None:
         "operationName": "Q",
         "variables": {"a": 1},
     }
-    empty = {"queryString": "", "operationName": None, "variables": {}}
+    empty: dict[str, Any] = {"queryString": "", "operationName": None, "variables": {}}
     assert request_context(b"{}") == request_context(b"not json") == empty
 
 
