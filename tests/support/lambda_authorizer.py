@@ -32,6 +32,8 @@ GARBAGE = "garbage"
 class StandIn:
     answers: dict[str, Any] = field(default_factory=dict)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    # The paths the Invoke API was called on (they name the function).
+    invoked: list[str] = field(default_factory=list)
     port: int = 0
 
     @property
@@ -62,6 +64,7 @@ def _app(stand_in: StandIn) -> Starlette:
     async def invoke(request: Request) -> Response:
         # As Lambda answers a RequestResponse invocation: 200 and the function's result; a
         # function that raised is still a 200, marked by X-Amz-Function-Error.
+        stand_in.invoked.append(request.url.path)
         answer = stand_in._answer(orjson.loads(await request.body()))
         headers = {"X-Amz-Executed-Version": "$LATEST"}
         if answer == CRASH:
