@@ -24,7 +24,11 @@ import pytest
 from botocore.credentials import Credentials
 from gql import Client, GraphQLRequest, gql
 from gql.transport.aiohttp import AIOHTTPTransport
-from gql.transport.appsync_auth import AppSyncApiKeyAuthentication, AppSyncIAMAuthentication
+from gql.transport.appsync_auth import (
+    AppSyncApiKeyAuthentication,
+    AppSyncIAMAuthentication,
+    AppSyncJWTAuthentication,
+)
 from gql.transport.appsync_websockets import AppSyncWebsocketsTransport
 from gql.transport.exceptions import TransportQueryError
 
@@ -132,6 +136,26 @@ def api_key_client(served: Served) -> Client:
     return Client(transport=AIOHTTPTransport(url=served.url, auth=auth))
 
 
+CLI = (sys.executable, "-m", "hemisphere.cli")
+
+
+def customer_token(served: Served, customer: str, *extra: str) -> str:
+    """`hemisphere token CUSTOMER`, as the README tells a new user to get one."""
+    return subprocess.run(
+        [*CLI, "token", customer, *extra, "--data-dir", str(served.data_dir)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def token_client(served: Served, customer: str) -> Client:
+    auth = AppSyncJWTAuthentication(
+        host=f"127.0.0.1:{served.port}", jwt=customer_token(served, customer)
+    )
+    return Client(transport=AIOHTTPTransport(url=served.url, auth=auth))
+
+
 def iam_client(served: Served) -> Client:
     akid, secret = served.iam
     auth = AppSyncIAMAuthentication(
@@ -185,22 +209,50 @@ def test_serve_prints_the_graphiql_url_and_the_key(served: Served) -> None:
     assert served.api_key.startswith("da2-") and served.api_key in text
 
 
-async def test_readme_queries_with_an_appsync_api_key_client(served: Served) -> None:
-    async with api_key_client(served) as session:
-        result = await session.execute(
-            gql("""{
-            product(id: "p-0001") { id name price { amount currency } }
-            products(category: "books", limit: 5) { items { id category } nextToken }
-            customer(id: "c-0050") { id email }
-            ordersByCustomer(customerId: "c-0001") { items { id status } }
-            region { region primaryRegion epoch }
-        }""")
-        )
+README_SHOP = """{
+    product(id: "p-0001") { id name price { amount currency } }
+    products(category: "books", limit: 5) { items { id category } nextToken }
+    customer(id: "c-0001") { id email }
+    ordersByCustomer(customerId: "c-0001") { items { id status } }
+    region { region primaryRegion epoch }
+}"""
+
+
+async def test_readme_queries_with_a_token_from_hemisphere_token(served: Served) -> None:
+    async with token_client(served, "c-0001") as session:
+        result = await session.execute(gql(README_SHOP))
     assert result["product"]["id"] == "p-0001"
     assert len(result["products"]["items"]) == 5 and result["products"]["nextToken"]
-    assert result["customer"]["id"] == "c-0050"
+    assert result["customer"]["id"] == "c-0001"
     assert len(result["ordersByCustomer"]["items"]) >= 3
     assert result["region"]["epoch"] >= 1
+
+
+async def test_the_api_key_reads_the_catalog_but_no_customer(served: Served) -> None:
+    async with api_key_client(served) as session:
+        catalog = await session.execute(gql('{ product(id: "p-0001") { id } region { epoch } }'))
+        assert catalog["product"] == {"id": "p-0001"}
+        with pytest.raises(TransportQueryError) as refused:
+            await session.execute(gql('{ customer(id: "c-0001") { email } }'))
+    assert refused.value.data == {"customer": None}
+    assert refused.value.errors is not None
+    assert refused.value.errors[0]["errorType"] == "Unauthorized"
+
+
+async def test_a_cognito_admin_token_writes_the_catalog(served: Served) -> None:
+    """`hemisphere token --groups admins`: a user pool token of the admins group (the
+    contract's upsertProduct: IAM or Cognito admins)."""
+    auth = AppSyncJWTAuthentication(
+        host=f"127.0.0.1:{served.port}",
+        jwt=customer_token(served, "c-0002", "--groups", "admins"),
+    )
+    async with Client(transport=AIOHTTPTransport(url=served.url, auth=auth)) as session:
+        written = await session.execute(
+            gql("""mutation { upsertProduct(input: {sku: "ADMIN-1", name: "Admin Lamp",
+              category: "garden", price: {amount: 100, currency: "EUR"}, available: 1})
+              { id name } }""")
+        )
+    assert written["upsertProduct"]["name"] == "Admin Lamp"
 
 
 async def test_iam_client_writes_and_the_projection_follows(served: Served) -> None:

@@ -18,7 +18,7 @@ from hemisphere.app import create_app
 from hemisphere.bootstrap import start_runtime
 from hemisphere.runtime import StartupOptions
 from hemisphere.settings import Settings
-from tests.support.app import API_KEY, SETTINGS, client_for
+from tests.support.app import SETTINGS, client_for, token_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -74,12 +74,13 @@ async def test_a_separate_worker_runs_the_sagas(
                     }
                 },
             }
-            placed = (await api.post("/graphql", json=body, headers={"x-api-key": API_KEY})).json()
+            customer = token_headers("c-0004")  # contract v2: the customer's own token
+            placed = (await api.post("/graphql", json=body, headers=customer)).json()
             order_id = placed["data"]["checkout"]["id"]
             deadline = time.monotonic() + 45
             while True:
                 query = {"query": f'{{ order(id: "{order_id}") {{ status }} }}'}
-                seen = await api.post("/graphql", json=query, headers={"x-api-key": API_KEY})
+                seen = await api.post("/graphql", json=query, headers=customer)
                 order = seen.json()["data"]["order"]
                 if order is not None and order["status"] == "CONFIRMED":
                     break

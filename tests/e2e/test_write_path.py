@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 from gql import Client, GraphQLRequest, gql
-from gql.transport.appsync_auth import AppSyncApiKeyAuthentication
+from gql.transport.appsync_auth import AppSyncJWTAuthentication
 from gql.transport.appsync_websockets import AppSyncWebsocketsTransport
 
-from tests.e2e.test_serve import Served, api_key_client, start_serve
+from tests.e2e.test_serve import Served, customer_token, start_serve, token_client
 
 pytestmark = pytest.mark.e2e
 
@@ -64,7 +64,7 @@ def checkout(token: str, product: str = "p-0010", quantity: int = 1) -> dict[str
 
 
 async def test_checkout_confirms_and_cancel_refunds(served: Served) -> None:
-    client = api_key_client(served)
+    client = token_client(served, "c-0002")
     placed = (await run(client, CHECKOUT, checkout("tok_visa")))["checkout"]
     assert placed["status"] == "PENDING"
     confirmed = await until(client, placed["id"], {"CONFIRMED", "FAILED"})
@@ -78,14 +78,14 @@ async def test_checkout_confirms_and_cancel_refunds(served: Served) -> None:
 
 
 async def test_a_declined_card_fails_the_order(served: Served) -> None:
-    client = api_key_client(served)
+    client = token_client(served, "c-0002")
     placed = (await run(client, CHECKOUT, checkout("tok_chargeDeclined")))["checkout"]
     failed = await until(client, placed["id"], {"FAILED", "CONFIRMED"})
     assert failed["status"] == "FAILED" and failed["failureReason"] == "PAYMENT_DECLINED"
 
 
 async def test_profile_update_reaches_the_projection(served: Served) -> None:
-    client = api_key_client(served)
+    client = token_client(served, "c-0003")
     key = uuid.uuid4().hex
     mutation = """mutation($input: CustomerProfileInput!) {
         updateCustomerProfile(input: $input) { requestId acceptedAt } }"""
@@ -107,7 +107,9 @@ async def test_profile_update_reaches_the_projection(served: Served) -> None:
 async def test_subscribers_see_the_saga_through_the_change_stream(served: Served) -> None:
     """checkout → saga → PostgreSQL → outbox → projection → DynamoDB stream → publisher →
     publishOrder → broker → this AppSync real-time subscriber."""
-    auth = AppSyncApiKeyAuthentication(host=f"127.0.0.1:{served.port}", api_key=served.api_key)
+    auth = AppSyncJWTAuthentication(
+        host=f"127.0.0.1:{served.port}", jwt=customer_token(served, "c-0005")
+    )
     transport = AppSyncWebsocketsTransport(url=f"ws://127.0.0.1:{served.port}/graphql", auth=auth)
     subscription = gql("subscription($c: ID) { onOrderChanged(customerId: $c) { id status } }")
     subscription.variable_values = {"c": "c-0005"}
@@ -125,7 +127,7 @@ async def test_subscribers_see_the_saga_through_the_change_stream(served: Served
         await asyncio.sleep(1)  # the subscription is registered after start_ack
         body = checkout("tok_visa") | {}
         body["input"]["customerId"] = "c-0005"
-        placed = (await run(api_key_client(served), CHECKOUT, body))["checkout"]
+        placed = (await run(token_client(served, "c-0005"), CHECKOUT, body))["checkout"]
         await asyncio.wait_for(listening, timeout=30)
     statuses = [status for order_id, status in seen if order_id == placed["id"]]
     assert statuses[-1] == "CONFIRMED"

@@ -29,7 +29,7 @@ from hemisphere.settings import Settings
 from projections.projector import Projector
 from projections.rebuild import rebuild
 from projections.relay import OutboxRelay
-from tests.support.app import API_KEY, SETTINGS, client_for, sigv4_headers
+from tests.support.app import SETTINGS, client_for, sigv4_headers, token_headers
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,7 @@ async def gql(
     client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     response = await client.post(
-        "/graphql", json={"query": query, "variables": variables}, headers={"x-api-key": API_KEY}
+        "/graphql", json={"query": query, "variables": variables}, headers=token_headers("c-0001"),  # customer data: its own token
     )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()

@@ -268,3 +268,52 @@ async def test_the_first_publisher_skips_what_the_stream_recorded_before_it_star
         await asyncio.sleep(0.5)
     assert 1 not in region.api.versions("p-0001") and 2 not in region.api.versions("p-0001")
     assert set(region.api.versions("p-0001")) == {3, 4}
+
+
+class NotListeningYet(httpx.AsyncBaseTransport):
+    """The region's API before it listens: every connection refused until `opened` is set,
+    then the fake API answers. Counts the attempts."""
+
+    def __init__(self, api: FakeApi) -> None:
+        self.attempts = 0
+        self.opened = False
+        self._api = httpx.ASGITransport(app=api.app())
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if not self.opened:
+            self.attempts += 1
+            raise httpx.ConnectError("connection refused", request=request)
+        return await self._api.handle_async_request(request)
+
+
+async def test_before_the_api_listens_the_publisher_backs_off_and_then_delivers(
+    region: Region,
+) -> None:
+    """Started before its API (a publisher container beside an API still starting), it
+    retries with exponential backoff rather than hammering the port, and the change it held
+    arrives as soon as the API listens."""
+    await region.publish_from_the_beginning()
+    await region.write(ProductChanged(product(version=1)))
+    transport = NotListeningYet(region.api)
+    sink = AppSyncPublicationSink(
+        "http://api.test/graphql",
+        Credentials("AKIAPUBLISHERA", PRINCIPALS["AKIAPUBLISHERA"]),
+        REGION,
+        transport=transport,
+    )
+    name = lease_name(REGION)
+    publisher = StreamPublisher(
+        DynamoChangeStream(region.client, region.streams, region.table),
+        DynamoCheckpointStore(region.client, region.table, name),
+        LeaseKeeper(DynamoLeaseStore(region.client, region.table, name), "holder-early"),
+        sink,
+        PublisherTimings(poll_interval=0.05),  # the production backoff: 0.1 s doubling to 5 s
+    )
+    async with running(publisher):
+        await eventually(lambda: transport.attempts >= 1, within=10)
+        await asyncio.sleep(4)
+        # 0, 0.1, 0.3, 0.7, 1.5, 3.1 s: a handful of attempts in 4 s, not hundreds.
+        assert 2 <= transport.attempts <= 8, transport.attempts
+        transport.opened = True
+        await region.api.wait(lambda: len(region.api.received) >= 1, within=10)
+    assert [(m, i, v) for _, m, i, v in region.api.received] == [("publishProduct", "p-0001", 1)]
