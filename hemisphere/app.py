@@ -28,6 +28,7 @@ from hemisphere.http.realtime_options import RealtimeOptions
 from hemisphere.http.telemetry import TelemetryMiddleware
 from hemisphere.http.websocket_routes import websocket_routes
 from hemisphere.identity import authenticator_for
+from hemisphere.local_issuer import LocalIssuer
 from hemisphere.metrics import ApiMetrics
 from hemisphere.metrics_http import metrics_routes, serving_metrics
 from hemisphere.readiness import Readiness, Report
@@ -42,15 +43,32 @@ from schema.limits import QueryLimits
 RuntimeFactory = Callable[[Settings], AbstractAsyncContextManager[Runtime]]
 
 
+def _playground(settings: Settings, api_key: str | None, customer: str | None) -> Callable[[], str]:
+    issuer = (
+        LocalIssuer(settings.data_dir, settings.oidc_issuer)
+        if customer is not None and settings.local_issuer and settings.oidc_issuer is not None
+        else None
+    )
+
+    def page() -> str:
+        token = issuer.token(customer) if issuer is not None and customer is not None else None
+        return graphiql_page(api_key, token)
+
+    return page
+
+
 def create_app(
     settings: Settings,
     *,
     runtime_factory: RuntimeFactory | None = None,
     graphiql_api_key: str | None = None,
+    graphiql_customer: str | None = None,
     realtime: RealtimeOptions | None = None,
     readiness: Readiness | None = None,
 ) -> Starlette:
-    """`graphiql_api_key` prefills GraphiQL's headers: for the local default only.
+    """`graphiql_api_key` prefills GraphiQL's headers, and `graphiql_customer` a token of
+    that customer from the development issuer (a fresh one each time the page loads): for the
+    local default only.
     `runtime_factory` defaults to bootstrap's, which wires the real backends. `realtime`
     tunes the WebSocket endpoints (keep-alive interval, server-side filter rules).
     `readiness` is shared with whoever stops the process (it sets `draining`)."""
@@ -91,7 +109,7 @@ def create_app(
         schema,
         authenticator,
         make_context,
-        graphiql_page(graphiql_api_key),
+        _playground(settings, graphiql_api_key, graphiql_customer),
         limits=limits,
         max_body_bytes=settings.max_request_bytes,
         throttle=lambda: throttle,

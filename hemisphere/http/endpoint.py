@@ -43,14 +43,15 @@ class GraphQLHTTP:
         schema: strawberry.Schema,
         authenticator: Authenticator,
         make_context: Callable[[Caller], object],
-        graphiql_html: str | None,
+        graphiql_html: Callable[[], str] | None,
         *,
         limits: QueryLimits | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
         throttle: Callable[[], Throttle | None] = lambda: None,
     ) -> None:
-        """`throttle` gives the running app's rate limits (None: none), known once its
-        lifespan has started."""
+        """`graphiql_html` makes the playground's page (None: no playground), per request
+        since it may carry a fresh token; `throttle` gives the running app's rate limits
+        (None: none), known once its lifespan has started."""
         self._schema = schema
         self._authenticator = authenticator
         self._make_context = make_context
@@ -61,7 +62,7 @@ class GraphQLHTTP:
 
     async def get(self, request: Request) -> Response:
         if self._graphiql_html is not None and "text/html" in request.headers.get("accept", ""):
-            return HTMLResponse(self._graphiql_html)
+            return HTMLResponse(self._graphiql_html())
         return _json(
             request_error(
                 "MalformedHttpRequestException", "Send GraphQL requests as POST with a JSON body."

@@ -77,16 +77,22 @@ _STRAWBERRY_FETCHER = """\
 """
 
 
-def graphiql_page(api_key: str | None) -> str:
+def graphiql_page(api_key: str | None, token: str | None = None) -> str:
     """Strawberry's page with our example, our assets, and subscriptions that use the
-    headers editor's credentials; `api_key` prefills that editor (the local default only)."""
+    headers editor's credentials; `api_key` and `token` (a demo customer's, from the
+    development issuer) prefill that editor: the local default only."""
     html = get_graphql_ide_html(graphql_ide="graphiql")
     html = _patch(
         html, "parameters.q || EXAMPLE_QUERY", f"parameters.q || {json.dumps(EXAMPLE_QUERY)}"
     )
     html = _patch(html, _STRAWBERRY_FETCHER, _FETCHER)
-    if api_key is not None:
-        headers = json.dumps(json.dumps({"x-api-key": api_key}, indent=2))
+    prefilled = {"x-api-key": api_key} if api_key is not None else {}
+    if token is not None:
+        # Sent with the key, the token decides (a JWT is tried first): the demo customer's
+        # own data reads as well as the catalog.
+        prefilled["Authorization"] = token
+    if prefilled:
+        headers = json.dumps(json.dumps(prefilled, indent=2))
         html = _patch(
             html,
             "React.useState(parameters.headers)",

@@ -39,6 +39,8 @@ from hemisphere.roles.supervision import Supervised, Supervisor
 from hemisphere.settings import Settings
 
 LOCAL_AWS_CREDENTIALS = ("hemisphere-local", "hemisphere-local")
+# The demo data's first customer: GraphiQL opens with a token of theirs.
+DEMO_CUSTOMER = "c-0001"
 
 log = logging.getLogger(__name__)
 
@@ -190,6 +192,7 @@ async def _serve(
             settings,
             runtime_factory=already_started(runtime),
             graphiql_api_key=graphiql_api_key,
+            graphiql_customer=DEMO_CUSTOMER if settings.local_issuer else None,
             readiness=shutdown.readiness,
         )
         async with supervisor.running():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -40,7 +41,10 @@ def reader() -> InMemoryReader:
 @pytest.fixture
 async def client(reader: InMemoryReader) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(
-        SETTINGS, runtime_factory=runtime_factory(fake_runtime(reader)), graphiql_api_key=API_KEY
+        SETTINGS,
+        runtime_factory=runtime_factory(fake_runtime(reader)),
+        graphiql_api_key=API_KEY,
+        graphiql_customer="c-0001",
     )
     async with client_for(app) as c:
         yield c
@@ -370,3 +374,20 @@ async def test_graphiql_for_browsers(client: httpx.AsyncClient) -> None:
         assert static.status_code == 200 and len(static.content) > 1000
     response = await client.get("/graphql", headers={"accept": "application/json"})
     assert response.status_code == 405
+
+
+async def test_graphiql_opens_with_a_fresh_token_of_the_demo_customer(
+    client: httpx.AsyncClient,
+) -> None:
+    """The headers editor holds the key and a token of c-0001: the example's customer data
+    reads at once (contract v2), and the token is made when the page loads, never stale."""
+    tokens = []
+    for _ in range(2):
+        page = (await client.get("/graphql", headers={"accept": "text/html"})).text
+        found = re.search(r'Authorization\\": \\"([A-Za-z0-9_.-]+)\\"', page)
+        assert found is not None, "no token in the headers editor"
+        tokens.append(found.group(1))
+    assert tokens[0] != tokens[1]
+    headers = {"x-api-key": API_KEY, "authorization": tokens[1]}
+    answer = await gql(client, '{ customer(id: "c-0001") { id } }', headers=headers)
+    assert answer.json() == {"data": {"customer": {"id": "c-0001"}}}

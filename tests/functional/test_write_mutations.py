@@ -4,7 +4,6 @@ projections, idempotency, read-only regions, and the answers clients get."""
 from __future__ import annotations
 
 import json
-
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from typing import Any
