@@ -14,11 +14,12 @@ from starlette.routing import Route
 
 from adapters.aws import StaticCredentials
 from adapters.lambda_authorizer import HttpAuthorizerTransport, LambdaFunctionTransport
+from domain.auth import AuthMode
 from hemisphere.http.authn import Authenticator
-from hemisphere.http.jwt_auth import TokenVerifier, token_issuers
+from hemisphere.http.jwt_auth import TokenIssuer, TokenVerifier, token_issuers
 from hemisphere.http.lambda_authorizer import TIMEOUT_SECONDS, LambdaAuthorizer
 from hemisphere.http.lambda_authorizer_ports import AuthorizerTransport
-from hemisphere.local_issuer import LocalIssuer
+from hemisphere.local_issuer import USER_POOL_PATH, LocalIssuer
 from hemisphere.publisher_identity import stream_publisher_credentials
 from hemisphere.settings import Settings
 
@@ -59,6 +60,10 @@ def _tokens(settings: Settings) -> tuple[TokenVerifier | None, list[str], list[R
         cognito_jwks_url=settings.cognito_jwks_url,
         local_jwks=issuer.jwks() if issuer else None,
     )
+    if issuer is not None:
+        # Its user pool flavour too: tokens with groups (the catalog's `admins` are a Cognito
+        # group in the contract) are AMAZON_COGNITO_USER_POOLS tokens.
+        issuers.append(local_user_pool(issuer))
     verifier = TokenVerifier(issuers) if issuers else None
     names = [i.issuer for i in issuers]
     return verifier, names, _discovery_routes(issuer) if issuer else []
@@ -102,6 +107,17 @@ def lambda_authorizer(settings: Settings) -> LambdaAuthorizer | None:
     )
 
 
+def local_user_pool(issuer: LocalIssuer) -> TokenIssuer:
+    """The development issuer as a Cognito user pool (hemisphere.local_issuer)."""
+    return TokenIssuer(
+        mode=AuthMode.AMAZON_COGNITO_USER_POOLS,
+        issuer=issuer.user_pool_issuer,
+        customer_claim="custom:customerId",
+        groups_claim="cognito:groups",
+        jwks=issuer.jwks(),
+    )
+
+
 def _discovery_routes(issuer: LocalIssuer) -> list[Route]:
     async def configuration(request: Request) -> Response:
         return JSONResponse(issuer.openid_configuration())
@@ -112,4 +128,6 @@ def _discovery_routes(issuer: LocalIssuer) -> list[Route]:
     return [
         Route("/.well-known/openid-configuration", configuration, methods=["GET"]),
         Route("/.well-known/jwks.json", jwks, methods=["GET"]),
+        # The user pool's keys where Cognito publishes them: <issuer>/.well-known/jwks.json.
+        Route(USER_POOL_PATH + "/.well-known/jwks.json", jwks, methods=["GET"]),
     ]

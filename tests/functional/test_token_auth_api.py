@@ -92,5 +92,9 @@ def test_hemisphere_token_prints_one_for_a_demo_customer(
     token = capsys.readouterr().out.strip()
     claims = jwt.decode(token, options={"verify_signature": False})
     assert claims["sub"] == "c-0003" and claims["cognito:groups"] == ["admins"]
-    assert claims["iss"] == ISSUER
+    # Groups are Cognito's: with them the token is the issuer's user pool's.
+    assert claims["iss"] == ISSUER + "/userpool" and claims["token_use"] == "id"
+    assert main(["token", "c-0003", "--data-dir", str(tmp_path)]) == 0
+    oidc = jwt.decode(capsys.readouterr().out.strip(), options={"verify_signature": False})
+    assert oidc["iss"] == ISSUER and "token_use" not in oidc
     assert main(["token", "c-0003", "--data-dir", str(tmp_path / "nothing-here")]) == 2
