@@ -4,6 +4,7 @@ and errors per phase, replication lags, RTO, RPO, a single-region baseline.
 
     records      what a run observes (plain records)
     users        readers, a shopper and a region probe per location; realtime: subscribers
+    tokens       the customers' tokens, from the development issuer of `up` (contract v2)
     runner       the scenarios, driving the control endpoint and waiting for each step
     conditions   what the runner waits for
     baseline     the primary alone behind a delay proxy per location

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from hemisphere.drill.control import ControlClient
     from hemisphere.drill.report import Report
     from hemisphere.drill.runner import DrillOptions, DrillRun
+    from hemisphere.drill.tokens import CustomerTokens
     from hemisphere.drill.topology import Topology
     from regions.latency import LatencyMatrix
 
@@ -75,11 +76,12 @@ def register(commands: Any) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     from hemisphere.drill.control import ControlError
+    from hemisphere.drill.tokens import NoIssuerError
     from hemisphere.drill.topology import TopologyError
 
     try:
         return asyncio.run(_drill(args))
-    except (TopologyError, ControlError, DrillUsageError) as error:
+    except (TopologyError, ControlError, DrillUsageError, NoIssuerError) as error:
         print(f"hemisphere drill: {error}", file=sys.stderr)
         return 2
 
@@ -113,18 +115,20 @@ def _options(args: argparse.Namespace, regions: list[str], primary: str) -> Dril
 
 async def _drill(args: argparse.Namespace) -> int:
     from hemisphere.drill.control import ControlClient
+    from hemisphere.drill.tokens import customer_tokens
     from hemisphere.drill.topology import load_topology
 
     topology = load_topology(args.data_dir, args.latency)
+    tokens = customer_tokens(args.data_dir)
     options = _options(args, list(topology.regions), topology.primary)
     async with ControlClient(topology.control) as control:
-        report, run = await drill(topology, options, control)
+        report, run = await drill(topology, options, control, tokens)
     finish(report, run, topology.latency, json_path=args.json, plot_path=args.plot)
     return 0
 
 
 async def drill(
-    topology: Topology, options: DrillOptions, control: ControlClient
+    topology: Topology, options: DrillOptions, control: ControlClient, tokens: CustomerTokens
 ) -> tuple[Report, DrillRun]:
     """Runs the drill and builds its report (bench/global.py calls this too)."""
     from dataclasses import asdict
@@ -132,7 +136,7 @@ async def drill(
     from hemisphere.drill.report import build_report
     from hemisphere.drill.runner import Drill
 
-    run = await Drill(topology, options, control, log=lambda line: print(line, flush=True)).run()
+    run = await Drill(topology, options, control, tokens, log=_print).run()
     report = build_report(
         run.observations,
         run.baseline,
@@ -142,6 +146,10 @@ async def drill(
         asdict(options),
     )
     return report, run
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
 
 
 def finish(

@@ -1,19 +1,26 @@
 """The end of a drill: what became of every acknowledged order, and whether every region holds
 the same copy of them. Reads go to each region's own API (no edge, no injected latency), a few
 orders per request, each request allowed FINAL_READ_TIMEOUT_S: a loaded region answers slowly,
-and a request that fails leaves its orders *unknown*, never *lost*."""
+and a request that fails leaves its orders *unknown*, never *lost*.
+
+Each request reads the orders of one customer with that customer's token (contract v2: a
+token reads its own customer's orders only; the API key reads none): `OrderReader` knows
+whose each order is."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 import httpx
 
 from hemisphere.drill.graphql import execute
-from hemisphere.drill.records import FINAL_STATUSES, FinalOrder, Json
+from hemisphere.drill.records import FINAL_STATUSES, Acknowledged, FinalOrder, Json
+from hemisphere.drill.tokens import CustomerTokens
 
 BATCH = 10  # order(id) aliases per request: one BatchGetItem behind them
 POLL_S = 1.0
@@ -30,19 +37,41 @@ def _query(order_ids: Sequence[str]) -> str:
     return f"{{ {aliases} }}"
 
 
-def _chunks(order_ids: Sequence[str]) -> Iterator[Sequence[str]]:
-    for start in range(0, len(order_ids), BATCH):
-        yield order_ids[start : start + BATCH]
+@dataclass(frozen=True, slots=True)
+class OrderReader:
+    """Reads orders as their customers: `owners` maps an order id to its customer."""
 
+    http: httpx.AsyncClient
+    tokens: CustomerTokens
+    owners: Mapping[str, str]
 
-async def read_orders(
-    http: httpx.AsyncClient, url: str, order_ids: Sequence[str]
-) -> dict[str, Json]:
-    """{order id: order} for those the region knows; RuntimeError if it does not answer."""
-    answer = await execute(http, url, _query(order_ids))
-    if answer.data is None:
-        raise RuntimeError(f"{url} did not answer the order reads: {answer.error}")
-    return {str(o["id"]): o for o in answer.data.values() if isinstance(o, dict)}
+    @classmethod
+    def of(
+        cls, http: httpx.AsyncClient, tokens: CustomerTokens, acknowledged: Sequence[Acknowledged]
+    ) -> OrderReader:
+        owners = {a.order_id: a.customer_id for a in acknowledged if a.customer_id is not None}
+        return cls(http, tokens, owners)
+
+    def chunks(self, order_ids: Sequence[str]) -> Iterator[tuple[str, Sequence[str]]]:
+        """(customer, up to BATCH of its orders); an order of no known customer is left out
+        (unreadable: it stays unknown)."""
+        by_owner: dict[str, list[str]] = defaultdict(list)
+        for order_id in order_ids:
+            owner = self.owners.get(order_id)
+            if owner is not None:
+                by_owner[owner].append(order_id)
+        for owner, ids in by_owner.items():
+            for start in range(0, len(ids), BATCH):
+                yield owner, ids[start : start + BATCH]
+
+    async def read(self, url: str, customer: str, order_ids: Sequence[str]) -> dict[str, Json]:
+        """{order id: order} for those of `customer`'s orders the region knows; RuntimeError
+        if it does not answer."""
+        headers = self.tokens.headers(customer)
+        answer = await execute(self.http, url, _query(order_ids), headers=headers)
+        if answer.data is None:
+            raise RuntimeError(f"{url} did not answer the order reads: {answer.error}")
+        return {str(o["id"]): o for o in answer.data.values() if isinstance(o, dict)}
 
 
 def final_order(order_id: str, order: Json | None) -> FinalOrder:
@@ -60,7 +89,7 @@ def final_order(order_id: str, order: Json | None) -> FinalOrder:
 
 
 async def settle_orders(
-    http: httpx.AsyncClient,
+    reader: OrderReader,
     url: str,
     order_ids: Sequence[str],
     deadline: float,
@@ -73,9 +102,9 @@ async def settle_orders(
         pending = [o for o, final in finals.items() if not final.found or final.final_at is None]
         if not pending or clock() >= deadline:
             return finals
-        for chunk in _chunks(pending):
+        for customer, chunk in reader.chunks(pending):
             try:
-                orders = await read_orders(http, url, chunk)
+                orders = await reader.read(url, customer, chunk)
             except RuntimeError:
                 continue
             finals.update({o: final_order(o, orders.get(o)) for o in chunk})
@@ -83,7 +112,7 @@ async def settle_orders(
 
 
 async def compare_regions(
-    http: httpx.AsyncClient,
+    reader: OrderReader,
     primary_url: str,
     region_urls: dict[str, str],
     order_ids: Sequence[str],
@@ -98,8 +127,8 @@ async def compare_regions(
 
     async def summary(url: str, ids: Sequence[str]) -> dict[str, tuple[object, object]]:
         found: dict[str, tuple[object, object]] = {}
-        for chunk in _chunks(ids):
-            orders = await read_orders(http, url, chunk)
+        for customer, chunk in reader.chunks(ids):
+            orders = await reader.read(url, customer, chunk)
             found.update({o: (v.get("status"), v.get("version")) for o, v in orders.items()})
         return found
 

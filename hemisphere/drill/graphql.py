@@ -30,10 +30,18 @@ def client(api_key: str, timeout: float = REQUEST_TIMEOUT_S) -> httpx.AsyncClien
 
 
 async def execute(
-    http: httpx.AsyncClient, url: str, query: str, variables: Json | None = None
+    http: httpx.AsyncClient,
+    url: str,
+    query: str,
+    variables: Json | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Answer:
+    """`headers`: added to the client's for this request (a customer's `authorization`,
+    which the API prefers to the client's API key)."""
     try:
-        response = await http.post(url, json={"query": query, "variables": variables or {}})
+        response = await http.post(
+            url, json={"query": query, "variables": variables or {}}, headers=headers
+        )
     except httpx.TimeoutException:
         return Answer(None, "Timeout")
     except httpx.HTTPError as error:

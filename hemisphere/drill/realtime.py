@@ -1,15 +1,21 @@
 """A subscriber as an AppSync client is one: the AppSync real-time protocol over a WebSocket
 (subscriptions/appsync_protocol.py has the server's side), through a location's edge.
 
-It subscribes to every order change, records each `data` message, and reconnects when the
-connection drops (a region died under it), as Amplify does; each time it records when the
-subscription was lost and when `start_ack` arrived again."""
+Under contract v2 an order subscription names a customer, and only that customer's token may
+make it. So the subscriber of a location opens one connection (with the API key, which any
+connection may use) and starts one subscription per shopper (users.SHOPPERS), each `start`
+carrying that customer's token in its `authorization`, as AppSync takes it per start: every
+order the drill places reaches each location once, through its customer's subscription.
+
+It records each `data` message and reconnects when the connection drops (a region died under
+it), as Amplify does; each time it records when the connection was lost and when it was
+established again: when every one of its subscriptions had its `start_ack`."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -19,9 +25,10 @@ from websockets.exceptions import WebSocketException
 from websockets.typing import Subprotocol
 
 from hemisphere.drill.records import Connection, Delivery
+from hemisphere.drill.tokens import CustomerTokens
 
-ORDER_CHANGES = """subscription DrillOrders {
-  onOrderChanged { id status version updatedAt }
+ORDER_CHANGES = """subscription DrillOrders($c: ID) {
+  onOrderChanged(customerId: $c) { id status version updatedAt }
 }"""
 RECONNECT_DELAY_S = 0.2
 HANDSHAKE_TIMEOUT_S = 5.0
@@ -59,15 +66,31 @@ def delivery_from(location: str, payload: object, received_at: float) -> Deliver
         return None
 
 
+def start_message(host: str, customer_id: str, token: str) -> dict[str, object]:
+    """The `start` of `customer_id`'s order subscription, authorized by its token."""
+    request = {"query": ORDER_CHANGES, "variables": {"c": customer_id}}
+    return {
+        "type": "start",
+        "id": f"orders-{customer_id}",
+        "payload": {
+            "data": orjson.dumps(request).decode(),
+            "extensions": {"authorization": {"host": host, "authorization": token}},
+        },
+    }
+
+
 async def subscribe_forever(
     location: str,
     realtime_url: str,
     api_key: str,
+    customers: Sequence[str],
+    tokens: CustomerTokens,
     clock: Callable[[], float],
     deliveries: list[Delivery],
     connections: list[Connection],
 ) -> None:
-    """Until cancelled: subscribe, record, and reconnect after any failure."""
+    """Until cancelled: subscribe to the orders of every one of `customers`, record, and
+    reconnect after any failure (any subscription refused counts as one)."""
     url, headers = connection_url(realtime_url, api_key)
     established = False
     while True:
@@ -79,21 +102,18 @@ async def subscribe_forever(
                 max_size=2**20,
             ) as socket:
                 await socket.send(orjson.dumps({"type": "connection_init"}).decode())
-                start = {
-                    "type": "start",
-                    "id": "orders",
-                    "payload": {
-                        "data": orjson.dumps({"query": ORDER_CHANGES, "variables": {}}).decode(),
-                        "extensions": {"authorization": headers},
-                    },
-                }
-                await socket.send(orjson.dumps(start).decode())
+                for customer in customers:
+                    start = start_message(headers["host"], customer, tokens.token(customer))
+                    await socket.send(orjson.dumps(start).decode())
+                waiting = {f"orders-{customer}" for customer in customers}
                 async for raw in socket:
                     message = orjson.loads(raw)
                     kind = message.get("type")
                     if kind == "start_ack":
-                        established = True
-                        connections.append(Connection(location, clock(), "established"))
+                        waiting.discard(str(message.get("id")))
+                        if not waiting and not established:
+                            established = True
+                            connections.append(Connection(location, clock(), "established"))
                     elif kind == "data":
                         delivery = delivery_from(location, message.get("payload"), clock())
                         if delivery is not None:

@@ -56,6 +56,8 @@ class Acknowledged:
     order_id: str
     location: str
     at: float
+    # Whose order it is: reading it back needs that customer's token.
+    customer_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

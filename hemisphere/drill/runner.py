@@ -32,7 +32,12 @@ import httpx
 from hemisphere.drill.baseline import baseline_urls
 from hemisphere.drill.conditions import all_healthy, read_only_everywhere, served, write_accepted
 from hemisphere.drill.control import ControlClient, ControlError
-from hemisphere.drill.finals import FINAL_READ_TIMEOUT_S, compare_regions, settle_orders
+from hemisphere.drill.finals import (
+    FINAL_READ_TIMEOUT_S,
+    OrderReader,
+    compare_regions,
+    settle_orders,
+)
 from hemisphere.drill.graphql import client
 from hemisphere.drill.realtime import subscribe_forever
 from hemisphere.drill.records import (
@@ -45,8 +50,9 @@ from hemisphere.drill.records import (
     StatusPoll,
 )
 from hemisphere.drill.rpo import FINAL_WITHIN_S
+from hemisphere.drill.tokens import CustomerTokens
 from hemisphere.drill.topology import Topology
-from hemisphere.drill.users import Target, prober, reader, shopper
+from hemisphere.drill.users import SHOPPERS, Target, prober, reader, shopper
 
 Scenario = Literal["secondary-loss", "primary-loss", "both"]
 STATUS_INTERVAL_S = 0.5
@@ -89,11 +95,14 @@ class Drill:
         topology: Topology,
         options: DrillOptions,
         control: ControlClient,
+        tokens: CustomerTokens,
         log: Callable[[str], None] = print,
     ) -> None:
+        """`tokens`: the customers' tokens (of the development issuer `up` runs)."""
         self.topology = topology
         self.options = options
         self.control = control
+        self.tokens = tokens
         self.clock = Clock()
         self._log = log
         self.primary = topology.primary
@@ -153,7 +162,7 @@ class Drill:
 
     def _target(self, http: httpx.AsyncClient, location: str, url: str) -> Target:
         obs = self.observations
-        return Target(location, url, http, self.clock, obs.requests, obs.acknowledged)
+        return Target(location, url, http, self.clock, obs.requests, obs.acknowledged, self.tokens)
 
     def _users(self, http: dict[str, httpx.AsyncClient]) -> list[asyncio.Task[None]]:
         """Per location: the probe, the shopper and the subscriber (readers apart)."""
@@ -171,6 +180,8 @@ class Drill:
                         location,
                         self.topology.edge_realtime(location),
                         self.topology.api_key,
+                        SHOPPERS,
+                        self.tokens,
                         self.clock,
                         obs.deliveries,
                         obs.connections,
@@ -208,7 +219,9 @@ class Drill:
             baseline = []
             for location, url in urls.items():
                 base = await stack.enter_async_context(client(self.topology.api_key))
-                baseline.append(Target(location, url, base, self.clock, self.baseline, []))
+                baseline.append(
+                    Target(location, url, base, self.clock, self.baseline, [], self.tokens)
+                )
             self.log(
                 f"baseline: {stretch:.0f} s of the same reads, every location on {self.primary}"
             )
@@ -218,7 +231,9 @@ class Drill:
             direct = []
             for region, urls_of in self.topology.regions.items():
                 own = await stack.enter_async_context(client(self.topology.api_key))
-                direct.append(Target(region, urls_of.graphql, own, self.clock, self.direct, []))
+                direct.append(
+                    Target(region, urls_of.graphql, own, self.clock, self.direct, [], self.tokens)
+                )
             self.log(f"service time: {stretch:.0f} s of the same reads, each region's API directly")
             readers = self._readers(direct)
             await asyncio.sleep(stretch)
@@ -326,7 +341,7 @@ class Drill:
         regions = self.topology.regions
         while True:
             verdict = await compare_regions(
-                http,
+                self._orders(http),
                 regions[self.primary].graphql,
                 {region: regions[region].graphql},
                 [a.order_id for a in self.observations.acknowledged],
@@ -343,6 +358,10 @@ class Drill:
                 self.log(f"gave up waiting for: {region} resynchronized ({verdict[region]})")
                 return
             await asyncio.sleep(1.0)
+
+    def _orders(self, http: httpx.AsyncClient) -> OrderReader:
+        """Reads the acknowledged orders back, each as its customer."""
+        return OrderReader.of(http, self.tokens, self.observations.acknowledged)
 
     async def _poll_status(self) -> None:
         while True:
@@ -362,12 +381,17 @@ class Drill:
         primary_url = self.topology.regions[self.primary].graphql
         self.log(f"reading {len(order_ids)} acknowledged orders from {self.primary} until final")
         self.observations.final_orders = await settle_orders(
-            http["drill"], primary_url, order_ids, deadline, self.clock
+            self._orders(http["drill"]), primary_url, order_ids, deadline, self.clock
         )
         others = {r: u.graphql for r, u in self.topology.regions.items() if r != self.primary}
         self.observations.data_equal = dict(
             await compare_regions(
-                http["drill"], primary_url, others, order_ids, self.clock() + 30.0, self.clock
+                self._orders(http["drill"]),
+                primary_url,
+                others,
+                order_ids,
+                self.clock() + 30.0,
+                self.clock,
             )
         )
         self.log("done")

@@ -2,10 +2,13 @@
 loop that records every request it made (hemisphere/drill/records.py) until cancelled.
 
 Reads are what a shop's pages ask: a product, a category's products, a customer and their
-orders (demo data: p-0001…p-0240, c-0001…c-0050). Checkouts use `tok_visa` and a fresh
-idempotency key each, so each acknowledged one is a distinct order. The probe asks
-`region { … }` every PROBE_INTERVAL_S: which region answered this location, and whether it is
-read-only."""
+orders (demo data: p-0001…p-0240, c-0001…c-0050). Catalog reads carry the API key; a customer
+read and a checkout carry that customer's token (hemisphere/drill/tokens.py). Shoppers are the
+customers of a small pool (SHOPPERS), so that a subscriber per location can follow every
+order they place: a token subscribes to its own customer's orders only. Checkouts use
+`tok_visa` and a fresh idempotency key each, so each acknowledged one is a distinct order.
+The probe asks `region { … }` every PROBE_INTERVAL_S: which region answered this location,
+and whether it is read-only."""
 
 from __future__ import annotations
 
@@ -20,9 +23,12 @@ import httpx
 
 from hemisphere.drill.graphql import execute
 from hemisphere.drill.records import Acknowledged, Request
+from hemisphere.drill.tokens import CustomerTokens
 
 PRODUCTS = [f"p-{n:04d}" for n in range(1, 241)]
 CUSTOMERS = [f"c-{n:04d}" for n in range(1, 51)]
+# Who places the drill's orders: one subscription each per location (realtime.py).
+SHOPPERS = CUSTOMERS[:8]
 CATEGORIES = ("books", "electronics", "garden", "kitchen", "music", "outdoors", "toys", "apparel")
 PROBE_INTERVAL_S = 0.25
 
@@ -45,16 +51,19 @@ class Target:
     clock: Callable[[], float]
     requests: list[Request]
     acknowledged: list[Acknowledged]
+    tokens: CustomerTokens
 
 
-def read_request(rng: random.Random) -> tuple[str, dict[str, object]]:
-    """One read, in a shop's proportions: mostly products, some categories and accounts."""
+def read_request(rng: random.Random) -> tuple[str, dict[str, object], str | None]:
+    """One read, in a shop's proportions: mostly products, some categories and accounts; and
+    the customer it is made as (None: the catalog, with the API key)."""
     roll = rng.random()
     if roll < 0.6:
-        return PRODUCT, {"id": rng.choice(PRODUCTS)}
+        return PRODUCT, {"id": rng.choice(PRODUCTS)}, None
     if roll < 0.8:
-        return CATEGORY, {"c": rng.choice(CATEGORIES)}
-    return CUSTOMER, {"id": rng.choice(CUSTOMERS)}
+        return CATEGORY, {"c": rng.choice(CATEGORIES)}, None
+    customer = rng.choice(CUSTOMERS)
+    return CUSTOMER, {"id": customer}, customer
 
 
 async def _send(
@@ -62,9 +71,11 @@ async def _send(
     kind: Literal["read", "checkout", "probe"],
     query: str,
     variables: dict[str, object],
+    customer: str | None = None,
 ) -> tuple[Request, dict[str, object] | None]:
+    headers = target.tokens.headers(customer) if customer is not None else None
     started = target.clock()
-    answer = await execute(target.http, target.url, query, variables)
+    answer = await execute(target.http, target.url, query, variables, headers)
     ended = target.clock()
     region = None
     if kind == "probe" and answer.data and isinstance(answer.data.get("region"), dict):
@@ -77,8 +88,8 @@ async def _send(
 async def reader(target: Target, seed: int, think_s: float) -> None:
     rng = random.Random(seed)
     while True:
-        query, variables = read_request(rng)
-        request, _ = await _send(target, "read", query, variables)
+        query, variables, customer = read_request(rng)
+        request, _ = await _send(target, "read", query, variables, customer)
         # A failing region answers at once: back off a little so errors do not spin.
         await asyncio.sleep(think_s if request.ok else max(think_s, 0.1))
 
@@ -88,17 +99,18 @@ async def shopper(target: Target, seed: int, interval_s: float) -> None:
     rng = random.Random(seed)
     while True:
         begun = target.clock()
+        customer = rng.choice(SHOPPERS)
         checkout = {
-            "customerId": rng.choice(CUSTOMERS),
+            "customerId": customer,
             "lines": [{"productId": rng.choice(PRODUCTS), "quantity": 1}],
             "paymentToken": "tok_visa",
             "idempotencyKey": f"drill-{uuid.uuid4()}",
         }
-        request, data = await _send(target, "checkout", CHECKOUT, {"input": checkout})
+        request, data = await _send(target, "checkout", CHECKOUT, {"input": checkout}, customer)
         order = (data or {}).get("checkout")
         if request.ok and isinstance(order, dict) and order.get("id"):
             target.acknowledged.append(
-                Acknowledged(str(order["id"]), target.location, request.ended)
+                Acknowledged(str(order["id"]), target.location, request.ended, customer)
             )
         await asyncio.sleep(max(0.0, interval_s - (target.clock() - begun)))
 

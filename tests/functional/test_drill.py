@@ -1,6 +1,8 @@
 """`hemisphere drill --scenario both` end to end against a fake `hemisphere up`
 (tests/support/drill_fakes.py): the command reads topology.json, runs users, subscribers and
-the baseline, drives the control endpoint, and prints and writes what it saw."""
+the baseline, drives the control endpoint, and prints and writes what it saw. The fake follows
+contract v2 (customer data behind a token of that customer): the drill's users act as
+customers with tokens of the development issuer in the data dir."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from tests.support.drill_fakes import running_fake_up
 
 def test_drill_both_scenarios(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("matplotlib")
-    with running_fake_up() as fake:
+    with running_fake_up(tmp_path) as fake:
         (tmp_path / "topology.json").write_text(json.dumps(fake.topology()))
         code = main(
             [
@@ -35,6 +37,7 @@ def test_drill_both_scenarios(tmp_path: Path, capsys: pytest.CaptureFixture[str]
             ]
         )
         stranded_after = list(fake.stranded)
+        refused, customer_reads = list(fake.refused), fake.customer_reads
     output = capsys.readouterr().out
     assert code == 0, output
     report = json.loads((tmp_path / "drill.json").read_text())
@@ -61,6 +64,10 @@ def test_drill_both_scenarios(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert report["acknowledged"] > 10
     rows = report["observations"]["requests"]["rows"]
     assert {row[1] for row in rows} == {"read", "checkout", "probe"}
+    # Customer reads, checkouts, order reads and subscriptions went with the customer's token:
+    # nothing was refused for want of one.
+    assert refused == [] and customer_reads > 0
+    assert "Unauthorized" not in {row[4] for row in rows}
     assert set(report["data_equal"].values()) == {"equal"}
     assert {d["location"] for d in report["deliveries"]} == {
         "us-east-1",
@@ -87,8 +94,19 @@ def test_drill_without_up_says_so_in_one_line(
     assert error.startswith("hemisphere drill: no `hemisphere up` found") and "\n" not in error
 
 
+def test_drill_without_an_issuer_says_so_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with running_fake_up(tmp_path / "issuer") as fake:
+        (tmp_path / "topology.json").write_text(json.dumps(fake.topology()))
+        assert main(["drill", "--scenario", "both", "--data-dir", str(tmp_path)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("hemisphere drill: no development token issuer in")
+    assert "\n" not in error
+
+
 def test_drill_with_up_gone_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    with running_fake_up() as fake:
+    with running_fake_up(tmp_path) as fake:
         topology = fake.topology()
     (tmp_path / "topology.json").write_text(json.dumps(topology))
     assert main(["drill", "--scenario", "both", "--data-dir", str(tmp_path)]) == 2

@@ -7,7 +7,12 @@ drill measures, scaled down to fractions of a second:
 - checkouts succeed while the primary is up, else ReadOnlyRegion; an order is PENDING when
   acknowledged and CONFIRMED CONFIRM_S later (unless its primary died first: then it waits for
   a promotion, as the new primary's reconciler would re-drive it);
-- subscribers through an edge get every order change; a stopped region closes theirs;
+- contract v2: the API key reads the catalog and `region`; a customer, its orders, an order
+  and a checkout need a token of that customer (from the development issuer made in the
+  test's data dir, verified by the real TokenVerifier), else `Unauthorized`;
+- a subscriber through an edge starts one subscription per customer on a connection, each
+  authorized by its own `start`'s token, and gets that customer's order changes; a stopped
+  region closes its connections;
 - GET /status, POST /regions/R/stop|start|promote as GLOBAL.md says.
 
 Paths: /edge/{location}/graphql (+ /realtime), /region/{region}/graphql, /control/...
@@ -19,9 +24,10 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -33,6 +39,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from domain.auth import AuthMode
+from domain.errors import UnauthorizedError
+from hemisphere.http.jwt_auth import TokenIssuer, TokenVerifier
+from hemisphere.local_issuer import LocalIssuer
 from hemisphere.localstack import free_port
 from regions.latency import GLOBAL
 
@@ -71,6 +81,30 @@ class ReadOnlyRegion(Exception):
     pass
 
 
+class Unauthorized(Exception):
+    pass
+
+
+# Who a request is made as: a customer id (a token), or None (the API key).
+Identity = str | None
+
+
+def own(identity: Identity, customer_id: str) -> None:
+    """Contract v2: customer data is its own customer's only, never the API key's."""
+    if identity != customer_id:
+        raise Unauthorized(f"Not Authorized to access data of customer {customer_id}")
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    """One order subscription: of `customer`, on a connection to `region`."""
+
+    region: str
+    customer: str
+    id: str
+    queue: asyncio.Queue[dict[str, Any] | None]
+
+
 def iso(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat().replace("+00:00", "Z")
 
@@ -94,10 +128,26 @@ class FakeUp:
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Orders whose saga was left in flight by a dead primary, re-driven at the next promotion.
     stranded: list[str] = field(default_factory=list)
-    subscribers: list[tuple[str, asyncio.Queue[dict[str, Any] | None]]] = field(
-        default_factory=list
-    )
+    subscribers: list[Subscriber] = field(default_factory=list)
     port: int = 0
+    issuer: LocalIssuer | None = None
+    # What the API key was refused, and the customer reads a token was let through for.
+    refused: list[str] = field(default_factory=list)
+    customer_reads: int = 0
+
+    def verifier(self) -> TokenVerifier:
+        assert self.issuer is not None
+        issuer = TokenIssuer(AuthMode.OPENID_CONNECT, self.issuer.issuer, jwks=self.issuer.jwks())
+        return TokenVerifier([issuer])
+
+    async def identity(self, verifier: TokenVerifier, headers: Mapping[str, str]) -> Identity:
+        """The customer a token speaks for, None for the API key; UnauthorizedError else."""
+        token = headers.get("authorization")
+        if token:
+            return (await verifier.verify(token)).customer_id
+        if headers.get("x-api-key") == API_KEY:
+            return None
+        raise UnauthorizedError("no credentials")
 
     # --- topology.json ----------------------------------------------------------------------
 
@@ -108,6 +158,7 @@ class FakeUp:
             "epoch": self.epoch,
             "api_key": API_KEY,
             "iam": "AKID:SECRET",
+            "token_issuer": self.issuer.issuer if self.issuer else None,
             "control": f"{base}/control",
             "latency": "global",
             "regions": {
@@ -136,7 +187,7 @@ class FakeUp:
 
     # --- resolvers ----------------------------------------------------------------------------
 
-    def root(self, region: str) -> Any:
+    def root(self, region: str, identity: Identity) -> Any:
         fake = self
 
         class Root:
@@ -152,9 +203,12 @@ class FakeUp:
                 return {"items": [self.product(info, f"p-000{n}") for n in range(1, 4)]}
 
             def customer(self, info: Any, id: str) -> dict[str, Any]:
+                own(identity, id)
+                fake.customer_reads += 1
                 return {"id": id, "name": "C", "loyaltyPoints": 1}
 
             def ordersByCustomer(self, info: Any, customerId: str, **args: Any) -> dict[str, Any]:
+                own(identity, customerId)
                 return {"items": []}
 
             def region(self, info: Any) -> dict[str, Any]:
@@ -166,19 +220,24 @@ class FakeUp:
                 }
 
             def order(self, info: Any, id: str) -> dict[str, Any] | None:
-                return fake.orders.get(id)
+                order = fake.orders.get(id)
+                if order is not None:
+                    own(identity, order["customerId"])
+                return order
 
             def checkout(self, info: Any, input: dict[str, Any]) -> dict[str, Any]:
+                own(identity, input["customerId"])
                 if not fake.regions[fake.primary].up:
                     raise ReadOnlyRegion("the primary cannot be reached")
-                return fake.place(input["idempotencyKey"])
+                return fake.place(input["idempotencyKey"], input["customerId"])
 
         return Root()
 
-    def place(self, key: str) -> dict[str, Any]:
+    def place(self, key: str, customer: str) -> dict[str, Any]:
         now = time.time()
-        order = {
+        order: dict[str, Any] = {
             "id": f"o-{key}",
+            "customerId": customer,
             "status": "PENDING",
             "version": 1,
             "total": {"amount": 1000, "currency": "USD"},
@@ -203,8 +262,12 @@ class FakeUp:
 
     def publish(self, order: dict[str, Any]) -> None:
         public = {k: order[k] for k in ("id", "status", "version", "updatedAt")}
-        for _, queue in self.subscribers:
-            queue.put_nowait({"data": {"onOrderChanged": public}})
+        for subscriber in self.subscribers:
+            if subscriber.customer == order["customerId"]:
+                payload = {"data": {"onOrderChanged": public}}
+                subscriber.queue.put_nowait(
+                    {"type": "data", "id": subscriber.id, "payload": payload}
+                )
 
     # --- control ------------------------------------------------------------------------------
 
@@ -229,9 +292,9 @@ class FakeUp:
 
     def stop(self, region: str) -> None:
         self.regions[region] = RegionState(up=False, changed=time.time())
-        for served_by, queue in self.subscribers:
-            if served_by == region:
-                queue.put_nowait(None)
+        for subscriber in self.subscribers:
+            if subscriber.region == region:
+                subscriber.queue.put_nowait(None)
 
     def start(self, region: str) -> None:
         self.regions[region] = RegionState(up=True, changed=time.time())
@@ -246,24 +309,37 @@ class FakeUp:
 
 
 def errors_of(error: GraphQLError) -> dict[str, Any]:
-    kind = "ReadOnlyRegion" if isinstance(error.original_error, ReadOnlyRegion) else "BadRequest"
+    original = error.original_error
+    kind = (
+        "ReadOnlyRegion"
+        if isinstance(original, ReadOnlyRegion)
+        else "Unauthorized"
+        if isinstance(original, Unauthorized)
+        else "BadRequest"
+    )
     return {"message": error.message, "errorType": kind}
 
 
 def app(fake: FakeUp) -> Starlette:
+    verifier = fake.verifier()
+
     async def execute(region: str, request: Request) -> Response:
-        if request.headers.get("x-api-key") != API_KEY:
+        try:
+            identity = await fake.identity(verifier, request.headers)
+        except UnauthorizedError:
             return JSONResponse({"errors": [{"errorType": "UnauthorizedException"}]}, 401)
         body = await request.json()
         result = await graphql(
             SCHEMA,
             body["query"],
-            root_value=fake.root(region),
+            root_value=fake.root(region, identity),
             variable_values=body.get("variables"),
         )
         document: dict[str, Any] = {"data": result.data}
         if result.errors:
             document["errors"] = [errors_of(e) for e in result.errors]
+            if identity is None:
+                fake.refused += [e["errorType"] for e in document["errors"]]
         return Response(orjson.dumps(document), media_type="application/json")
 
     async def edge(request: Request) -> Response:
@@ -285,25 +361,54 @@ def app(fake: FakeUp) -> Starlette:
             return
         await websocket.accept(subprotocol="graphql-ws")
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-        entry = (region, queue)
+        mine: list[Subscriber] = []
+
+        async def starts() -> None:
+            """Each `start` on its own: its token must be of the customer it names. When the
+            client goes, the connection ends."""
+            try:
+                await read_starts()
+            finally:
+                queue.put_nowait(None)
+
+        async def read_starts() -> None:
+            while True:
+                start = orjson.loads(await websocket.receive_text())
+                assert start["type"] == "start"
+                variables = orjson.loads(start["payload"]["data"]).get("variables") or {}
+                customer = str(variables.get("c"))
+                headers = start["payload"]["extensions"]["authorization"]
+                try:
+                    identity = await fake.identity(verifier, headers)
+                    own(identity, customer)
+                except (UnauthorizedError, Unauthorized):
+                    fake.refused.append("subscription")
+                    error = {"errors": [{"errorType": "Unauthorized"}]}
+                    queue.put_nowait({"type": "error", "id": start["id"], "payload": error})
+                    continue
+                subscriber = Subscriber(region, customer, start["id"], queue)
+                mine.append(subscriber)
+                fake.subscribers.append(subscriber)
+                queue.put_nowait({"type": "start_ack", "id": start["id"]})
+
+        reading: asyncio.Task[None] | None = None
         try:
             init = orjson.loads(await websocket.receive_text())
             assert init["type"] == "connection_init"
             await websocket.send_text('{"type":"connection_ack","payload":{}}')
-            start = orjson.loads(await websocket.receive_text())
-            fake.subscribers.append(entry)
-            await websocket.send_text(
-                orjson.dumps({"type": "start_ack", "id": start["id"]}).decode()
-            )
-            while (payload := await queue.get()) is not None:
-                message = {"type": "data", "id": start["id"], "payload": payload}
+            reading = asyncio.create_task(starts())
+            while (message := await queue.get()) is not None:
                 await websocket.send_text(orjson.dumps(message).decode())
             await websocket.close(code=1001)
         except WebSocketDisconnect:
             pass
         finally:
-            if entry in fake.subscribers:
-                fake.subscribers.remove(entry)
+            if reading is not None:
+                reading.cancel()
+                await asyncio.gather(reading, return_exceptions=True)
+            for subscriber in mine:
+                if subscriber in fake.subscribers:
+                    fake.subscribers.remove(subscriber)
 
     async def status(request: Request) -> Response:
         return JSONResponse(fake.status())
@@ -329,8 +434,12 @@ def app(fake: FakeUp) -> Starlette:
 
 
 @contextlib.contextmanager
-def running_fake_up() -> Iterator[FakeUp]:
-    fake = FakeUp(port=free_port())
+def running_fake_up(data_dir: Path) -> Iterator[FakeUp]:
+    """The fake, and its development issuer in `data_dir` (issuer.json: the drill finds it)."""
+    port = free_port()
+    issuer = LocalIssuer(data_dir, f"http://127.0.0.1:{port}/issuer")
+    issuer.remember(data_dir)
+    fake = FakeUp(port=port, issuer=issuer)
     server = uvicorn.Server(
         uvicorn.Config(app(fake), host="127.0.0.1", port=fake.port, log_level="warning")
     )
