@@ -28,7 +28,9 @@ from pathlib import Path
 
 from hemisphere.drill.command import drill, finish
 from hemisphere.drill.control import ControlClient, ControlError
-from hemisphere.drill.runner import DrillOptions
+from hemisphere.drill.report import Report
+from hemisphere.drill.runner import DrillOptions, DrillRun
+from hemisphere.drill.tokens import CustomerTokens, customer_tokens
 from hemisphere.drill.topology import TOPOLOGY_FILE, Topology, load_topology
 from hemisphere.localstack import spawn, stop_process
 
@@ -61,7 +63,9 @@ def main() -> int:
             checkout_interval=args.checkout_interval,
         )
         started = time.monotonic()
-        report, run = asyncio.run(_drill(topology, options))
+        # The drill's users act as customers with tokens of the issuer `up` keeps here.
+        tokens = customer_tokens(args.data_dir)
+        report, run = asyncio.run(_drill(topology, options, tokens))
         finish(report, run, topology.latency, json_path=args.json, plot_path=args.plot)
         print(f"\nDrill: {time.monotonic() - started:.0f} s")
     finally:
@@ -122,9 +126,11 @@ async def _wait_healthy(topology: Topology) -> None:
             await asyncio.sleep(1.0)
 
 
-async def _drill(topology: Topology, options: DrillOptions):  # type: ignore[no-untyped-def]
+async def _drill(
+    topology: Topology, options: DrillOptions, tokens: CustomerTokens
+) -> tuple[Report, DrillRun]:
     async with ControlClient(topology.control) as control:
-        return await drill(topology, options, control)
+        return await drill(topology, options, control, tokens)
 
 
 if __name__ == "__main__":
