@@ -13,11 +13,12 @@ Prints:
 
 1. checkouts accepted per second and orders CONFIRMED per second in the measured window,
    with `--concurrency` closed-loop clients (fresh idempotencyKey, tok_visa, one random
-   in-stock product of p-0001..p-0240 with quantity 1, a random customer of c-0001..c-0050);
+   in-stock product of p-0001..p-0240 with quantity 1, a random customer of c-0001..c-0050,
+   sent with that customer's token: contract v2 keeps checkouts from the API key);
 2. the latency from a checkout's response to CONFIRMED visible through `order(id)`, for a
    sample of the window's orders: one watcher asks PostgreSQL every ~10 ms which of them are
-   final, and order(id) about those only (each order read costs moto CPU), and what its polls
-   cost;
+   final, and order(id) about those only (each order read costs moto CPU; one request per
+   customer, with its token), and what its polls cost;
 3. the CPU of moto, serve, PostgreSQL and the card simulator over the window, and the split
    of the confirmation latency between Step Functions (moto) and the worker's steps, from
    moto's execution histories and the orders' status timestamps.
@@ -53,6 +54,7 @@ import asyncpg
 import boto3
 import httpx
 import psutil
+from identity import CustomerTokens, serve_tokens
 from procs import (
     CLK_TCK,
     CpuSnapshot,
@@ -127,7 +129,8 @@ class Throttled(BenchError):
 @dataclass
 class Stack:
     url: str
-    api_key: str
+    api_key: str  # the catalog's (public) key
+    tokens: CustomerTokens  # customer data: each customer's token (contract v2)
     data_dir: Path
     pids: dict[str, int]  # serve, moto, payments
     postmaster: int | None  # the embedded PostgreSQL (None: DATABASE_URL is external)
@@ -196,7 +199,7 @@ def start_stack(procs: Processes, workdir: Path) -> Stack:
     url = f"http://127.0.0.1:{port}/graphql"
     wait_http(url, api_key, process, log, timeout=30)
     pids = {"serve": process.pid, "moto": moto, "payments": payments}
-    return Stack(url, api_key, data_dir, pids, postmaster, aws)
+    return Stack(url, api_key, serve_tokens(data_dir), data_dir, pids, postmaster, aws)
 
 
 def tree_cpu_seconds(pid: int) -> float:
@@ -253,8 +256,12 @@ def stack_pids(stack: Stack) -> set[int]:
 
 
 class GraphQL:
+    """Catalog reads with the API key; anything of a customer's (`customer`) with that
+    customer's token, as the customer's own client sends it."""
+
     def __init__(self, stack: Stack, connections: int) -> None:
         self._url = stack.url
+        self._tokens = stack.tokens
         self._http = httpx.AsyncClient(
             headers={"x-api-key": stack.api_key},
             timeout=httpx.Timeout(60.0),
@@ -264,10 +271,19 @@ class GraphQL:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    async def __call__(self, query: str, variables: Mapping[str, Any] | None = None) -> Any:
+    async def __call__(
+        self,
+        query: str,
+        variables: Mapping[str, Any] | None = None,
+        *,
+        customer: str | None = None,
+    ) -> Any:
         """The `data` of the answer; raises BenchError on an HTTP or GraphQL error."""
         response = await self._http.post(
-            self._url, json={"query": query, "variables": dict(variables or {})}
+            self._url,
+            json={"query": query, "variables": dict(variables or {})},
+            # A token takes precedence over the key (hemisphere/http/authn.py), as in AppSync.
+            headers=self._tokens.headers(customer) if customer is not None else None,
         )
         try:
             doc = response.json()
@@ -282,12 +298,25 @@ class GraphQL:
             raise BenchError(f"HTTP {response.status_code}: {response.text[:300]}")
         return doc["data"]
 
-    async def orders(self, ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
-        """Several orders in one request: aliases, which serve batches into one BatchGetItem."""
+    async def orders(self, owners: Mapping[str, str]) -> dict[str, dict[str, Any] | None]:
+        """Orders (id -> its customer): one request per customer, with its token (a token
+        reads its own customer's orders only), all at once; each request's orders are
+        aliases, which serve batches into one BatchGetItem."""
+        by_customer: dict[str, list[str]] = {}
+        for order_id, customer in owners.items():
+            by_customer.setdefault(customer, []).append(order_id)
+        answers = await asyncio.gather(
+            *(self._orders_of(customer, ids) for customer, ids in by_customer.items())
+        )
+        return {o: order for answer in answers for o, order in answer.items()}
+
+    async def _orders_of(
+        self, customer: str, ids: Sequence[str]
+    ) -> dict[str, dict[str, Any] | None]:
         fields = " ".join(
             f"o{i}: order(id: {json.dumps(o)}) {{ {ORDER_FIELDS} }}" for i, o in enumerate(ids)
         )
-        data = await self("query { " + fields + " }")
+        data = await self("query { " + fields + " }", customer=customer)
         return {o: data[f"o{i}"] for i, o in enumerate(ids)}
 
 
@@ -321,12 +350,14 @@ def status_times(order: Mapping[str, Any]) -> dict[str, float]:
 @dataclass
 class Placed:
     order_id: str
+    customer: str
     sent: float
     answered: float
 
 
 @dataclass
 class Watched:
+    customer: str  # whose token reads it
     answered: float  # the checkout's response
     seen: float | None = None  # the poll that first saw the order final
     status: str | None = None  # once final
@@ -342,8 +373,9 @@ class Load:
     first_error: str = ""
     throttled: list[float] = field(default_factory=list)  # clock() of each ThrottlingException
     watched: dict[str, Watched] = field(default_factory=dict)
-    polls: int = 0  # the watcher's order(id) requests in the window
+    polls: int = 0  # the watcher's polls of order(id) in the window
     poll_keys: int = 0  # and the orders they asked for
+    poll_requests: int = 0  # and the requests they took (one per customer)
     poll_periods: list[float] = field(default_factory=list)
     queue_samples: list[tuple[int, int]] = field(default_factory=list)  # (waiting, in flight)
     sampled_at_end: dict[str, int] = field(default_factory=dict)  # status -> sampled orders
@@ -378,15 +410,16 @@ class Clients:
     async def run_one(self) -> None:
         while not self.stop.is_set():
             product = self._product()
+            customer = self._rng.choice(CUSTOMERS)
             command = {
-                "customerId": self._rng.choice(CUSTOMERS),
+                "customerId": customer,
                 "lines": [{"productId": product, "quantity": 1}],
                 "paymentToken": PAYMENT_TOKEN,
                 "idempotencyKey": uuid.uuid4().hex,
             }
             sent = clock()
             try:
-                data = await self._gql(CHECKOUT, {"input": command})
+                data = await self._gql(CHECKOUT, {"input": command}, customer=customer)
                 order_id = str(data["checkout"]["id"])
             except Throttled as refusal:
                 # As a well-behaved client: wait the hint (with jitter), then retry.
@@ -399,7 +432,7 @@ class Clients:
                 self._load.first_error = self._load.first_error or f"{type(exc).__name__}: {exc}"
                 await asyncio.sleep(0.05)  # no hot loop against a server that refuses
                 continue
-            placed = Placed(order_id, sent, clock())
+            placed = Placed(order_id, customer, sent, clock())
             self._load.placed.append(placed)
             self.on_placed.append(placed)
 
@@ -425,7 +458,7 @@ class Watcher:
         self.done = asyncio.Event()  # no more orders will be added
 
     def add(self, placed: Placed) -> None:
-        watched = Watched(placed.answered)
+        watched = Watched(placed.customer, placed.answered)
         self._load.watched[placed.order_id] = watched
         self.pending[placed.order_id] = watched
 
@@ -453,8 +486,9 @@ class Watcher:
             await asyncio.sleep(max(0.0, self._interval - (clock() - started)))
 
     async def _poll(self, ids: list[str], started: float, previous: float | None) -> None:
+        owners = {o: self.pending[o].customer for o in ids}
         try:
-            found = await self._gql.orders(ids)
+            found = await self._gql.orders(owners)
         except (BenchError, httpx.HTTPError) as exc:
             print(f"#   watcher: a poll failed: {exc}", flush=True)
             return
@@ -463,6 +497,7 @@ class Watcher:
         if window_start <= started < window_end:
             self._load.polls += 1
             self._load.poll_keys += len(ids)
+            self._load.poll_requests += len(set(owners.values()))
         if previous is not None:
             self._load.poll_periods.append(started - previous)
         for order_id, order in found.items():
@@ -588,10 +623,10 @@ async def final_statuses(stack: Stack, load: Load) -> dict[str, dict[str, Any] |
     """Every placed order as the projection has it now."""
     gql = GraphQL(stack, 4)
     try:
-        ids = [p.order_id for p in load.placed]
+        owners = [(p.order_id, p.customer) for p in load.placed]
         found: dict[str, dict[str, Any] | None] = {}
-        for i in range(0, len(ids), MAX_KEYS_PER_POLL):
-            batch = ids[i : i + MAX_KEYS_PER_POLL]
+        for i in range(0, len(owners), MAX_KEYS_PER_POLL):
+            batch = dict(owners[i : i + MAX_KEYS_PER_POLL])
             for attempt in range(1, 6):
                 try:
                     found.update(await gql.orders(batch))
@@ -623,13 +658,22 @@ class PollPrice:
 
 
 async def price_polls(stack: Stack, interval: float, seconds: float) -> PollPrice | None:
-    """`seconds` idle, then `seconds` of polls of 4 seeded orders, then of all 20 (o-0001..
-    o-0020): per poll, the CPU above the idle rate. Before the load, because afterwards the
-    stack is busy with the sagas still on their way."""
+    """`seconds` idle, then `seconds` of polls of 4 seeded orders, then of all the seeded
+    orders of distinct customers (one each of o-0001..o-0020's 14): per poll, the CPU above
+    the idle rate. One order per customer, so one request per order, as in the window's
+    polls (orders of 16 clients over 50 customers rarely share one). Before the load,
+    because afterwards the stack is busy with the sagas still on their way."""
     gql = GraphQL(stack, 2)
+    pg = await asyncpg.connect(stack.aws["DATABASE_URL"])
     try:
         seeded = [f"o-{n:04d}" for n in range(1, 21)]
-        ids = [o for o, order in (await gql.orders(seeded)).items() if order is not None]
+        rows = await pg.fetch(
+            "SELECT id, customer_id FROM orders WHERE id = ANY($1::text[]) ORDER BY id", seeded
+        )
+        owner_of = {str(r["customer_id"]): str(r["id"]) for r in reversed(rows)}
+        owners = dict(sorted((o, c) for c, o in owner_of.items()))
+        found = await gql.orders(owners)
+        ids = [o for o, order in found.items() if order is not None]
         if len(ids) < 8:
             return None
         start = cpu_snapshot(stack)
@@ -642,7 +686,7 @@ async def price_polls(stack: Stack, interval: float, seconds: float) -> PollPric
             end = clock() + seconds
             while clock() < end:
                 started = clock()
-                await gql.orders(ids[:keys])
+                await gql.orders({o: owners[o] for o in ids[:keys]})
                 polls += 1
                 await asyncio.sleep(max(0.0, interval - (clock() - started)))
             busy = CpuUsage.between(start, cpu_snapshot(stack))
@@ -653,6 +697,7 @@ async def price_polls(stack: Stack, interval: float, seconds: float) -> PollPric
             counts.append(polls)
     finally:
         await gql.aclose()
+        await pg.close()
     return PollPrice((4, len(ids)), (costs[0], costs[1]), (counts[0], counts[1]))
 
 
@@ -927,6 +972,7 @@ def report(
     lat = dist(latencies)
     period = mean(load.poll_periods) * 1000.0
     keys = load.poll_keys / load.polls if load.polls else 0.0
+    requests = load.poll_requests / load.polls if load.polls else 0.0
     print(
         f"\n## Checkout answered -> CONFIRMED seen in order(id): every {args.sample_every}. "
         f"order answered in the window ({len(watched)} orders)"
@@ -939,7 +985,7 @@ def report(
     print(
         f"  watcher: PostgreSQL every {1000 * args.poll_interval:g} ms, then order(id) for the "
         f"orders final there: {load.polls / seconds:.1f} polls/s in the window, {keys:.1f} "
-        "orders per poll"
+        f"orders per poll in {requests:.1f} requests (one per customer, with its token)"
         + (f", mean period {period:.0f} ms (the resolution)" if load.poll_periods else "")
     )
 
@@ -1036,6 +1082,7 @@ def report(
             "polls": load.polls,
             "mean_period_ms": period,
             "orders_per_poll": keys,
+            "requests_per_poll": requests,
             "calibration": watcher_json,
         },
         "cpu": asdict(cpu),
@@ -1101,7 +1148,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--calibrate",
         type=float,
         default=2.0,
-        help="before the load: seconds idle, then of polls of 4 and of 20 orders, to price "
+        help="before the load: seconds idle, then of polls of 4 and of 14 seeded orders, to price "
         "the watcher's polls (2; 0: skip)",
     )
     parser.add_argument("--seed", type=int, default=1, help="random seed of the clients (1)")
