@@ -1,6 +1,7 @@
 """Real subscription clients through the edge to a running Hemisphere (uvicorn, fake read side,
-in-process broker): gql's AppSync transport (API key, and IAM signed for the edge's host) and
-its graphql-transport-ws transport, with the `global` preset's 10 ms location RTT injected;
+in-process broker): gql's AppSync transport (a customer's token, as contract v2 wants for
+order subscriptions, and IAM signed for the edge's host) and its graphql-transport-ws
+transport (a token in its connection_init), with the `global` preset's 10 ms location RTT injected;
 the change is published through the edge too (a SigV4-signed HTTP mutation, Host kept)."""
 
 from __future__ import annotations
@@ -14,16 +15,13 @@ from typing import Any
 import httpx
 import pytest
 from botocore.credentials import Credentials
-from gql.transport.appsync_auth import AppSyncApiKeyAuthentication, AppSyncIAMAuthentication
+from gql.transport.appsync_auth import AppSyncIAMAuthentication, AppSyncJWTAuthentication
 from gql.transport.appsync_websockets import AppSyncWebsocketsTransport
 from gql.transport.websockets import WebsocketsTransport
 
 from regions import latency
 from regions.edge_runner import EdgeSpec, EdgesSpec, RunningEdges, run_edges
 from tests.e2e.test_realtime_clients import (
-    API_KEY,
-    IAM_AKID,
-    IAM_SECRET,
     PUBLISH,
     TS,
     VERSIONS,
@@ -34,7 +32,7 @@ from tests.e2e.test_realtime_clients import (
     stop,
     until,
 )
-from tests.support.app import sigv4_headers
+from tests.support.app import IAM_AKID, IAM_SECRET, ISSUER, sigv4_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -64,7 +62,7 @@ class Edge:
 
     async def publish(self, customer: str, amount: int) -> None:
         """The region's publisher's mutation, signed for the edge's host, sent through it."""
-        order = {
+        order: dict[str, Any] = {
             "id": f"o-{customer}-{amount}",
             "customerId": customer,
             "customerName": f"Customer {customer}",
@@ -119,14 +117,14 @@ async def _subscribed(edge: Edge, factory: Callable[[], Any], customer: str) -> 
     return subscriber
 
 
-async def test_gql_appsync_api_key_through_the_edge(edge: Edge) -> None:
-    auth = AppSyncApiKeyAuthentication(host=edge.host, api_key=API_KEY)
+async def test_gql_appsync_token_through_the_edge(edge: Edge) -> None:
+    auth = AppSyncJWTAuthentication(host=edge.host, jwt=ISSUER.token("c-edge-token"))
     subscriber = await _subscribed(
-        edge, lambda: AppSyncWebsocketsTransport(url=edge.ws_url, auth=auth), "c-edge-key"
+        edge, lambda: AppSyncWebsocketsTransport(url=edge.ws_url, auth=auth), "c-edge-token"
     )
     try:
-        await edge.publish("c-edge-key", 4200)
-        await until(lambda: subscriber.ids() == ["o-c-edge-key-4200"])
+        await edge.publish("c-edge-token", 4200)
+        await until(lambda: subscriber.ids() == ["o-c-edge-token-4200"])
         status = edge.running.routers[0].status()
         assert status["regions"]["us-east-1"]["websockets"] == 1
     finally:
@@ -152,7 +150,7 @@ async def test_gql_graphql_transport_ws_through_the_edge(edge: Edge) -> None:
         return WebsocketsTransport(
             url=edge.ws_url,
             subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
-            init_payload={"x-api-key": API_KEY},
+            init_payload={"authorization": ISSUER.token("c-edge-gtw")},
         )
 
     subscriber = await _subscribed(edge, transport, "c-edge-gtw")
