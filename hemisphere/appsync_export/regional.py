@@ -92,6 +92,13 @@ PARAMETERS: dict[str, Any] = {
         "Type": "String",
         "Description": "Issuer of the OPENID_CONNECT tokens the API accepts",
     },
+    "OidcCustomerClaim": {
+        "Type": "String",
+        "Default": "sub",
+        "MinLength": 1,
+        "Description": "The OPENID_CONNECT token claim holding the caller's customer id (the "
+        "containers' HEMISPHERE_OIDC_CUSTOMER_CLAIM): a token caller acts only on that customer",
+    },
     "FrontEnd": {
         "Type": "String",
         "Default": "containers",
@@ -184,6 +191,8 @@ def appsync_resources(sdl: str) -> dict[str, Any]:
                     "TABLE_NAME": ref("TableName"),
                     "CHECKOUT_STATE_MACHINE_ARN": _machine_arn("checkout"),
                     "CANCEL_STATE_MACHINE_ARN": _machine_arn("cancel"),
+                    # Whose customer an OIDC caller is (js/lib/caller.js).
+                    "OIDC_CUSTOMER_CLAIM": ref("OidcCustomerClaim"),
                 },
                 "XrayEnabled": True,
             },

@@ -187,3 +187,40 @@ def test_an_export_over_an_earlier_one_leaves_no_stale_resolver(tmp_path: Path) 
     write_export(tmp_path, export_sdl(build_schema()), Topology(REGIONS, "us-east-1"))
     assert not stale.exists() and keep.read_text() == "mine"
     assert (tmp_path / "resolvers" / "Query.product.js").is_file()
+
+
+def test_ownership_is_in_every_resolver_of_customer_data(exported: Path) -> None:
+    """Contract v2: AppSync's directives check the mode only; the resolvers check whose
+    customer it is (js/lib/caller.js), with the OIDC claim the regional stack is given."""
+    owned = [
+        "Query.customer.js",
+        "Query.order.js",
+        "Query.ordersByCustomer.js",
+        "functions/loadCheckout.js",
+        "functions/loadProfileCustomer.js",
+        "functions/loadCancellation.js",
+        "Subscription.onOrderChanged.js",
+        "Subscription.onCustomerChanged.js",
+    ]
+    for name in owned:
+        text = (exported / "resolvers" / name).read_text()
+        assert "// --- helpers from caller.js ---" in text, name
+        assert "util.unauthorized()" in text, name
+    public = ["Query.product.js", "Query.products.js", "Subscription.onProductChanged.js"]
+    for name in public:
+        assert "caller.js" not in (exported / "resolvers" / name).read_text(), name
+    template = _template(exported, "regional.yaml")
+    assert template["Parameters"]["OidcCustomerClaim"]["Default"] == "sub"
+    [api] = _of_type(template, "AWS::AppSync::GraphQLApi").values()
+    env = api["Properties"]["EnvironmentVariables"]
+    assert env["OIDC_CUSTOMER_CLAIM"] == {"Ref": "OidcCustomerClaim"}
+
+
+def test_the_sdl_keeps_upsert_product_to_iam_and_cognito_admins(exported: Path) -> None:
+    # No resolver code checks this: AppSync's directive does, so the SDL must carry it.
+    sdl = (exported / "schema.graphql").read_text()
+    [line] = [ln for ln in sdl.splitlines() if ln.strip().startswith("upsertProduct(")]
+    directives = line.split(":", 2)[-1]
+    assert '@aws_cognito_user_pools(cognito_groups: ["admins"])' in directives
+    assert "@aws_iam" in directives
+    assert not any(d in directives for d in ("@aws_api_key", "@aws_oidc", "@aws_lambda"))

@@ -2,7 +2,8 @@ import { util } from '@aws-appsync/utils';
 
 // cancelOrder, step 1 (DynamoDB BatchGetItem): the order and the control item. Only a
 // CONFIRMED order is cancelled; a CANCELLED one is answered as it is (asking again changes
-// nothing), as resolvers/writes.py decides.
+// nothing), as resolvers/writes.py decides. A token caller cancels only its own customer's
+// orders: checked once the order is read, before its state is told or anything is started.
 export function request(ctx) {
   requireIdempotencyKey(ctx.args.idempotencyKey);
   const tables = {};
@@ -29,6 +30,7 @@ export function response(ctx) {
   if (!order) {
     util.error(`order ${ctx.args.id} does not exist`, 'NotFound');
   }
+  requireOwner(ctx, order.customerId);
   ctx.stash.order = order;
   if (order.status === 'CANCELLED') {
     return null;

@@ -3,12 +3,14 @@ import { util } from '@aws-appsync/utils';
 // Checkout, step 1 (DynamoDB BatchGetItem): validate the request's shape, then read the
 // customer, the products, the order this idempotency key names (if it exists) and the control
 // item from this region's projections in one call, and check them as resolvers/writes.py
-// does. Leaves in the stash what the next steps need.
+// does. Leaves in the stash what the next steps need. First of all, a token caller checks
+// out only for its own customer: nothing is validated, read or started for another.
 const MAX_LINES = 50;
 const MAX_QUANTITY = 100;
 
 export function request(ctx) {
   const input = ctx.args.input;
+  requireOwner(ctx, input.customerId);
   if (input.lines.length === 0) {
     badRequest('a checkout needs at least one line');
   }

@@ -1,9 +1,11 @@
 import { util } from '@aws-appsync/utils';
 
 // updateCustomerProfile, step 1 (DynamoDB GetItem): the command's shape, then the customer
-// must exist (NotFound otherwise), as resolvers/writes.py checks.
+// must exist (NotFound otherwise), as resolvers/writes.py checks. First of all, a token
+// caller updates only its own profile: nothing is read or put on the bus for another.
 export function request(ctx) {
   const input = ctx.args.input;
+  requireOwner(ctx, input.customerId);
   const noName = input.name === undefined || input.name === null;
   const noEmail = input.email === undefined || input.email === null;
   if (noName && noEmail) {

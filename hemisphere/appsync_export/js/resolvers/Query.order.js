@@ -1,7 +1,8 @@
 import { util } from '@aws-appsync/utils';
 
 // Query.order(id): GetItem of the Order's item (pk ORDER#<id>, sk A), eventually
-// consistent as Hemisphere's reads; null when there is none.
+// consistent as Hemisphere's reads; null when there is none. A token caller reads only its
+// own customer's orders: which customer an order is of is known once it is read.
 export function request(ctx) {
   return {
     operation: 'GetItem',
@@ -12,5 +13,10 @@ export function request(ctx) {
 
 export function response(ctx) {
   failOnDataSourceError(ctx.error);
-  return entityOf(ctx.result);
+  const order = entityOf(ctx.result);
+  if (order === null) {
+    return null;
+  }
+  requireOwner(ctx, order.customerId);
+  return order;
 }

@@ -1,8 +1,10 @@
 import { util } from '@aws-appsync/utils';
 
 // Query.ordersByCustomer(customerId, limit, nextToken): a customer's orders newest first
-// (index gsi1, partition CUSTOMER#<id>, sort key <createdAt>#<id> read backwards).
+// (index gsi1, partition CUSTOMER#<id>, sort key <createdAt>#<id> read backwards). A token
+// caller lists only its own customer's orders.
 export function request(ctx) {
+  requireOwner(ctx, ctx.args.customerId);
   return {
     operation: 'Query',
     index: 'gsi1',
