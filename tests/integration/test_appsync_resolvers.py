@@ -2,7 +2,8 @@
 Hemisphere uses (its moto DynamoDB with the demo data, Step Functions, EventBridge, its
 PostgreSQL), answer as Hemisphere answers: the README's read queries, pagination included;
 checkout starting the very execution Hemisphere starts; profile updates and catalog writes
-reaching the projections."""
+reaching the projections; contract v2's ownership rule (a token caller reads and acts on its
+own customer only, IAM on any, the API key on none), refused before anything is written."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import json
 import re
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,19 @@ from hemisphere.app import create_app
 from hemisphere.bootstrap import start_runtime
 from hemisphere.runtime import StartupOptions
 from hemisphere.settings import Settings
-from tests.support.app import API_KEY, SETTINGS, client_for, sigv4_headers
-from tests.support.appsync_harness import HarnessConfig, export_to, require_node, run_harness
+from tests.support.app import API_KEY, SETTINGS, client_for, sigv4_headers, token_headers
+from tests.support.appsync_harness import (
+    API_KEY_CALLER,
+    IAM_CALLER,
+    HarnessConfig,
+    Identity,
+    cognito_caller,
+    export_to,
+    lambda_caller,
+    oidc_caller,
+    require_node,
+    run_harness,
+)
 from tests.support.stack import database_from_template
 
 pytestmark = pytest.mark.integration
@@ -63,6 +75,38 @@ ORDERS = """query Orders($token: String) {
     nextToken } }"""
 BAD_LIMIT = """query { products(limit: 0) { items { id } } }"""
 
+OWNER = "c-0001"
+OTHER = "c-0002"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """One caller as both front ends see it: AppSync's identity for the harness, and the
+    headers of the same caller to Hemisphere (None: a mode the test Hemisphere does not take)."""
+
+    appsync: Identity
+    headers: Callable[[bytes], dict[str, str]] | None
+
+
+IAM = Caller(IAM_CALLER, lambda body: sigv4_headers("http://testserver/graphql", body))
+PUBLIC = Caller(API_KEY_CALLER, lambda body: {"x-api-key": API_KEY})
+
+
+def oidc(customer_id: str) -> Caller:
+    """An OPENID_CONNECT caller; the test Hemisphere's claim is `sub`, as the harness's env."""
+    return Caller(oidc_caller({"sub": customer_id}), lambda body: token_headers(customer_id))
+
+
+def user_pool(customer_id: str, groups: Sequence[str] = ()) -> Caller:
+    return Caller(
+        cognito_caller(customer_id, tuple(groups)),
+        lambda body: token_headers(customer_id, groups, user_pool=True),
+    )
+
+
+def authorizer(resolver_context: dict[str, str]) -> Caller:
+    return Caller(lambda_caller(resolver_context), None)
+
 
 @dataclass
 class Stack:
@@ -72,41 +116,37 @@ class Stack:
     export_dir: Path
     harness: HarnessConfig
 
-    async def hemisphere(self, query: str, variables: dict[str, Any] | None = None) -> Any:
-        response = await self.client.post(
-            "/graphql",
-            json={"query": query, "variables": variables or {}},
-            headers={"x-api-key": API_KEY},
-        )
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    async def hemisphere_iam(self, query: str, variables: dict[str, Any] | None = None) -> Any:
+    async def hemisphere(
+        self, query: str, variables: dict[str, Any] | None = None, *, as_: Caller
+    ) -> Any:
+        assert as_.headers is not None, "the test Hemisphere does not take this mode"
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
         response = await self.client.post(
             "/graphql",
             content=body,
-            headers=sigv4_headers("http://testserver/graphql", body),
+            headers={"content-type": "application/json", **as_.headers(body)},
         )
         assert response.status_code == 200, response.text
         return response.json()
 
-    async def hemisphere_pages(self, query: str, field: str) -> list[Any]:
+    async def hemisphere_pages(self, query: str, field: str, *, as_: Caller) -> list[Any]:
         pages, token = [], None
         while True:
-            answer = await self.hemisphere(query, {"token": token})
+            answer = await self.hemisphere(query, {"token": token}, as_=as_)
             pages.append(answer)
             token = answer["data"][field]["nextToken"]
             if token is None:
                 return pages
 
     async def appsync(
-        self, *requests: dict[str, Any], config: HarnessConfig | None = None
+        self, *requests: dict[str, Any], as_: Caller, config: HarnessConfig | None = None
     ) -> list[Any]:
+        """The harness's answers; each request from `as_` unless it names its own "auth"."""
+        sent = [{"auth": as_.appsync.as_json(), **request} for request in requests]
         # The harness is a blocking child process: keep the event loop (and so the workers
         # of the Hemisphere under test) running meanwhile.
         return await asyncio.to_thread(
-            run_harness, self.node, self.export_dir, config or self.harness, list(requests)
+            run_harness, self.node, self.export_dir, config or self.harness, sent
         )
 
 
@@ -150,6 +190,7 @@ async def stack(
                     "TABLE_NAME": table_name,
                     "CHECKOUT_STATE_MACHINE_ARN": machines[f"{table_name}-checkout"],
                     "CANCEL_STATE_MACHINE_ARN": machines[f"{table_name}-cancel"],
+                    "OIDC_CUSTOMER_CLAIM": settings.oidc_customer_claim,
                 },
             )
             export_dir = export_to(tmp_path_factory.mktemp("appsync") / "export")
@@ -196,13 +237,18 @@ def _items(pages: list[Any], field: str) -> list[Any]:
 
 async def test_the_readme_read_queries_answer_as_hemisphere(stack: Stack) -> None:
     single = [PRODUCT, MISSING, REGION, CUSTOMER]
-    expected = [await stack.hemisphere(query) for query in single]
-    answers = await stack.appsync(*({"query": query} for query in single))
-    for mine, theirs in zip(answers, expected, strict=True):
-        assert "errors" not in theirs, theirs
-        assert mine == theirs, json.dumps([mine, theirs])
-    assert answers[0]["data"]["product"]["id"] == "p-0001"
-    assert answers[1]["data"] == {"product": None, "customer": None}
+    for caller in (IAM, oidc(OWNER)):
+        expected = [await stack.hemisphere(query, as_=caller) for query in single]
+        answers = await stack.appsync(*({"query": query} for query in single), as_=caller)
+        for mine, theirs in zip(answers, expected, strict=True):
+            assert mine == theirs, json.dumps([mine, theirs])
+        assert answers[0]["data"]["product"]["id"] == "p-0001"
+        assert answers[1]["data"] == {"product": None, "customer": None}
+        assert answers[3]["data"]["customer"]["id"] == OWNER
+        # IAM reads any customer (c-9999: none); a token is refused another one, existing
+        # or not.
+        refused = [(e["path"], e["errorType"]) for a in answers for e in a.get("errors", [])]
+        assert refused == ([] if caller is IAM else [(["customer"], "Unauthorized")])
 
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -239,13 +285,14 @@ async def test_the_queries_written_in_the_readme_answer_as_hemisphere(stack: Sta
     for query in queries:
         paginated = "$token" in query
         requests.append({"query": query, **({"paginate": "products"} if paginated else {})})
-    answers = await stack.appsync(*requests)
+    owner = oidc(OWNER)
+    answers = await stack.appsync(*requests, as_=owner)
     for request, mine in zip(requests, answers, strict=True):
         if "paginate" in request:
-            theirs = await stack.hemisphere_pages(request["query"], "products")
+            theirs = await stack.hemisphere_pages(request["query"], "products", as_=owner)
             assert len(mine) == len(theirs) > 1, request["query"]
         else:
-            mine, theirs = [mine], [await stack.hemisphere(request["query"])]
+            mine, theirs = [mine], [await stack.hemisphere(request["query"], as_=owner)]
         for my_page, their_page in zip(mine, theirs, strict=True):
             assert "errors" not in their_page, their_page
             assert _tokens_as_presence(my_page) == _tokens_as_presence(their_page), json.dumps(
@@ -260,9 +307,12 @@ async def test_pages_hold_the_same_items_in_the_same_order_as_hemisphere(stack: 
         (DEFAULT_PAGE, "products"),
         (ORDERS, "ordersByCustomer"),
     ]
-    answers = await stack.appsync(*({"query": q, "paginate": field} for q, field in lists))
+    owner = oidc(OWNER)
+    answers = await stack.appsync(
+        *({"query": q, "paginate": field} for q, field in lists), as_=owner
+    )
     for (query, field), mine in zip(lists, answers, strict=True):
-        theirs = await stack.hemisphere_pages(query, field)
+        theirs = await stack.hemisphere_pages(query, field, as_=owner)
         assert _items(mine, field) == _items(theirs, field), query
         # The same page boundaries: the same number of pages of the same sizes.
         assert [len(p["data"][field]["items"]) for p in mine] == [
@@ -280,8 +330,8 @@ async def test_pages_hold_the_same_items_in_the_same_order_as_hemisphere(stack: 
 
 
 async def test_a_bad_limit_is_the_same_bad_request(stack: Stack) -> None:
-    [mine] = await stack.appsync({"query": BAD_LIMIT})
-    theirs = await stack.hemisphere(BAD_LIMIT)
+    [mine] = await stack.appsync({"query": BAD_LIMIT}, as_=PUBLIC)
+    theirs = await stack.hemisphere(BAD_LIMIT, as_=PUBLIC)
     assert mine["errors"][0]["errorType"] == theirs["errors"][0]["errorType"]
     assert mine["errors"][0]["errorType"] == "BadRequestException"
 
@@ -295,7 +345,10 @@ CHECKOUT = """mutation($key: String!, $quantity: Int!) {
 
 async def test_checkout_starts_the_execution_hemisphere_would_start(stack: Stack) -> None:
     key = "appsync-harness-1"
-    [started] = await stack.appsync({"query": CHECKOUT, "variables": {"key": key, "quantity": 2}})
+    customer = oidc(OTHER)  # the customer CHECKOUT names
+    [started] = await stack.appsync(
+        {"query": CHECKOUT, "variables": {"key": key, "quantity": 2}}, as_=customer
+    )
     assert "errors" not in started, started
     order = started["data"]["checkout"]
     command = Checkout("c-0002", (CheckoutLine("p-0003", 2),), "tok_visa", key)
@@ -319,10 +372,12 @@ async def test_checkout_starts_the_execution_hemisphere_would_start(stack: Stack
 
     # The same request through Hemisphere is the same order; another one under the key is a
     # conflict, whichever front end it comes through.
-    again = await stack.hemisphere(CHECKOUT, {"key": key, "quantity": 2})
+    again = await stack.hemisphere(CHECKOUT, {"key": key, "quantity": 2}, as_=customer)
     assert "errors" not in again and again["data"]["checkout"]["id"] == order_id
-    [conflict] = await stack.appsync({"query": CHECKOUT, "variables": {"key": key, "quantity": 3}})
-    theirs = await stack.hemisphere(CHECKOUT, {"key": key, "quantity": 3})
+    [conflict] = await stack.appsync(
+        {"query": CHECKOUT, "variables": {"key": key, "quantity": 3}}, as_=customer
+    )
+    theirs = await stack.hemisphere(CHECKOUT, {"key": key, "quantity": 3}, as_=customer)
     assert conflict["errors"][0]["errorType"] == theirs["errors"][0]["errorType"]
     assert conflict["errors"][0]["errorType"] == "IdempotencyConflict"
 
@@ -340,9 +395,10 @@ async def test_checkout_validation_errors_match(stack: Stack) -> None:
         'cancelOrder(id: "o-unknown", idempotencyKey: "k1") { id }',
     ]
     queries = [f"mutation {{ {field} }}" for field in bad]
-    answers = await stack.appsync(*({"query": q} for q in queries))
+    # IAM: any customer, so that the checks after ownership are the ones compared.
+    answers = await stack.appsync(*({"query": q} for q in queries), as_=IAM)
     for query, mine in zip(queries, answers, strict=True):
-        theirs = await stack.hemisphere(query)
+        theirs = await stack.hemisphere(query, as_=IAM)
         assert [e["errorType"] for e in mine["errors"]] == [
             e["errorType"] for e in theirs["errors"]
         ], query
@@ -359,13 +415,13 @@ async def test_a_profile_update_through_eventbridge_reaches_the_customer(stack: 
     query = """mutation { updateCustomerProfile(input: {customerId: "c-0003",
       name: "Renamed Through AppSync", idempotencyKey: "appsync-profile-1"}) {
       requestId acceptedAt } }"""
-    [answer] = await stack.appsync({"query": query})
+    [answer] = await stack.appsync({"query": query}, as_=user_pool("c-0003"))
     assert "errors" not in answer, answer
     receipt = answer["data"]["updateCustomerProfile"]
     assert receipt["requestId"] == profile_update_request_id("c-0003", "appsync-profile-1")
 
     async def renamed() -> bool:
-        found = await stack.hemisphere('query { customer(id: "c-0003") { name } }')
+        found = await stack.hemisphere('query { customer(id: "c-0003") { name } }', as_=IAM)
         return bool(found["data"]["customer"]["name"] == "Renamed Through AppSync")
 
     await _eventually(renamed)
@@ -375,7 +431,7 @@ async def test_upsert_product_writes_row_stock_and_outbox_in_one_statement(stack
     create = """mutation { upsertProduct(input: {sku: "APPSYNC-1", name: "Lamp", category: "garden",
       price: {amount: 4200, currency: "EUR"}, available: 7}) {
       id sku name category price { amount currency } available version } }"""
-    [created] = await stack.appsync({"query": create})
+    [created] = await stack.appsync({"query": create}, as_=IAM)
     assert "errors" not in created, created
     product = created["data"]["upsertProduct"]
     assert product["id"] == "p-0241" and product["version"] == 1 and product["available"] == 7
@@ -385,7 +441,7 @@ async def test_upsert_product_writes_row_stock_and_outbox_in_one_statement(stack
     update = create.replace('name: "Lamp"', 'name: "Lamp II"').replace(
         "available: 7", "available: 3"
     )
-    [updated] = await stack.appsync({"query": update})
+    [updated] = await stack.appsync({"query": update}, as_=IAM)
     assert updated["data"]["upsertProduct"]["version"] == 3, updated
 
     wanted = {**updated["data"]["upsertProduct"]}
@@ -393,27 +449,34 @@ async def test_upsert_product_writes_row_stock_and_outbox_in_one_statement(stack
     async def projected() -> bool:
         found = await stack.hemisphere(
             """query { product(id: "p-0241") { id sku name category price { amount currency }
-            available version } }"""
+            available version } }""",
+            as_=PUBLIC,
         )
         return bool(found["data"]["product"] == wanted)
 
     await _eventually(projected)
 
     # The same write through Hemisphere's own resolver continues from there.
-    through_hemisphere = await stack.hemisphere_iam(update.replace("available: 3", "available: 4"))
+    through_hemisphere = await stack.hemisphere(
+        update.replace("available: 3", "available: 4"), as_=IAM
+    )
     assert through_hemisphere["data"]["upsertProduct"]["version"] == 5, through_hemisphere
 
     taken = create.replace('sku: "APPSYNC-1"', 'id: "p-0001", sku: "APPSYNC-1"')
-    [conflict] = await stack.appsync({"query": taken})
+    [conflict] = await stack.appsync({"query": taken}, as_=IAM)
     assert conflict["errors"][0]["errorType"] == "BadRequestException"
     assert "already belongs to product p-0241" in conflict["errors"][0]["message"]
 
 
 async def test_subscriptions_filter_on_the_arguments_given(stack: Stack) -> None:
     answers = await stack.appsync(
-        {"query": 'subscription { onOrderChanged(customerId: "c-0001") { id } }'},
+        {
+            "query": 'subscription { onOrderChanged(customerId: "c-0001") { id } }',
+            "auth": IAM_CALLER.as_json(),
+        },
         {"query": "subscription { onProductChanged { id } }"},
         {"query": 'subscription { onProductChanged(id: "p-1", category: "books") { id } }'},
+        as_=PUBLIC,
     )
     assert answers[0]["filter"] == {
         "filterGroup": [
@@ -430,15 +493,18 @@ CANCEL = """mutation($id: ID!, $key: String!) { cancelOrder(id: $id, idempotency
 
 
 async def test_cancel_order_starts_the_cancellation_hemisphere_would_start(stack: Stack) -> None:
+    owner = oidc(OWNER)
     orders = (
         await stack.hemisphere(
-            'query { ordersByCustomer(customerId: "c-0001") { items { id status } } }'
+            'query { ordersByCustomer(customerId: "c-0001") { items { id status } } }', as_=owner
         )
     )["data"]["ordersByCustomer"]["items"]
     confirmed = next(o["id"] for o in orders if o["status"] == "CONFIRMED")
     unfinished = [o["id"] for o in orders if o["status"] not in ("CONFIRMED", "CANCELLED")]
     key = "appsync-cancel-1"
-    [answer] = await stack.appsync({"query": CANCEL, "variables": {"id": confirmed, "key": key}})
+    [answer] = await stack.appsync(
+        {"query": CANCEL, "variables": {"id": confirmed, "key": key}}, as_=owner
+    )
     assert answer["data"]["cancelOrder"] == {"id": confirmed, "status": "CONFIRMED"}, answer
 
     sfn = boto3.client(
@@ -457,12 +523,16 @@ async def test_cancel_order_starts_the_cancellation_hemisphere_would_start(stack
     )
     assert json.loads(execution["input"]) == json.loads(cancel_input(command))
     # Asked again (either front end): the same cancellation, no conflict.
-    [again] = await stack.appsync({"query": CANCEL, "variables": {"id": confirmed, "key": key}})
+    [again] = await stack.appsync(
+        {"query": CANCEL, "variables": {"id": confirmed, "key": key}}, as_=owner
+    )
     assert "errors" not in again, again
 
     for order_id in unfinished[:1]:
-        [mine] = await stack.appsync({"query": CANCEL, "variables": {"id": order_id, "key": key}})
-        theirs = await stack.hemisphere(CANCEL, {"id": order_id, "key": key})
+        [mine] = await stack.appsync(
+            {"query": CANCEL, "variables": {"id": order_id, "key": key}}, as_=owner
+        )
+        theirs = await stack.hemisphere(CANCEL, {"id": order_id, "key": key}, as_=owner)
         assert mine["errors"][0]["errorType"] == theirs["errors"][0]["errorType"]
         assert mine["errors"][0]["message"] == theirs["errors"][0]["message"]
 
@@ -484,7 +554,269 @@ async def test_writes_are_refused_when_the_primary_moved_or_cannot_be_reached(
     )
     request = {"query": CHECKOUT, "variables": {"key": "appsync-refused", "quantity": 1}}
     for config in (stale, unreachable):
-        [answer] = await stack.appsync(request, config=config)
+        [answer] = await stack.appsync(request, as_=oidc(OTHER), config=config)
         assert answer["data"] == {"checkout": None}
         assert answer["errors"][0]["errorType"] == "ReadOnlyRegion", answer
         assert answer["errors"][0]["errorInfo"] == {"retryable": True}
+
+
+# -- Contract v2: ownership -----------------------------------------------------------------
+
+# One field a query: a refused ordersByCustomer (non-null) nulls the whole answer, and the
+# errors of fields still running then are not reported (graphql-js and graphql-core alike).
+READS = {
+    "customer": "query($customer: ID!) { customer(id: $customer) { id } }",
+    "order": "query($order: ID!) { order(id: $order) { id customerId } }",
+    "ordersByCustomer": """query($customer: ID!) {
+      ordersByCustomer(customerId: $customer, limit: 1) { items { customerId } } }""",
+}
+EVERYTHING = frozenset(READS)
+
+
+def _reads(variables: dict[str, str]) -> list[dict[str, Any]]:
+    return [{"query": query, "variables": variables} for query in READS.values()]
+
+
+async def _order_of(stack: Stack, customer_id: str) -> str:
+    query = "query($c: ID!) { ordersByCustomer(customerId: $c) { items { id } } }"
+    found = await stack.hemisphere(query, {"c": customer_id}, as_=IAM)
+    return str(found["data"]["ordersByCustomer"]["items"][0]["id"])
+
+
+def _errors(answer: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(".".join(map(str, e["path"])), e["errorType"]) for e in answer.get("errors", [])]
+
+
+def _refused(answers: list[Any]) -> frozenset[str]:
+    """The fields of READS that were refused, each alone and as AppSync refuses."""
+    refused = set()
+    for field, answer in zip(READS, answers, strict=True):
+        if "errors" in answer:
+            assert _errors(answer) == [(field, "Unauthorized")], answer
+            assert (
+                answer["errors"][0]["message"] == f"Not Authorized to access {field} on type Query"
+            )
+            refused.add(field)
+    return frozenset(refused)
+
+
+async def test_a_token_caller_reads_its_own_customer_only_as_hemisphere_does(
+    stack: Stack,
+) -> None:
+    own_order, other_order = await _order_of(stack, OWNER), await _order_of(stack, OTHER)
+    own, missing_order = {"customer": OWNER, "order": own_order}, {"order": "o-missing"}
+    other = {"customer": OTHER, "order": other_order}
+    for caller, refused_other in (
+        (oidc(OWNER), EVERYTHING),
+        (user_pool(OWNER), EVERYTHING),
+        (IAM, frozenset()),
+    ):
+        for variables, refused in ((own, frozenset()), (other, refused_other)):
+            answers = await stack.appsync(*_reads(variables), as_=caller)
+            assert _refused(answers) == refused, (caller.appsync.auth_type, variables)
+            for request, mine in zip(_reads(variables), answers, strict=True):
+                theirs = await stack.hemisphere(request["query"], variables, as_=caller)
+                assert mine == theirs, json.dumps([caller.appsync.auth_type, mine, theirs])
+        # No such order: null, whoever asks (nothing says whose it would be).
+        [missing] = await stack.appsync(
+            {"query": READS["order"], "variables": missing_order}, as_=caller
+        )
+        assert missing == {"data": {"order": None}}
+    # The API key reads no customer data at all, its own or not.
+    for variables in (own, other):
+        answers = await stack.appsync(*_reads(variables), as_=PUBLIC)
+        assert _refused(answers) == EVERYTHING
+        for request, mine in zip(_reads(variables), answers, strict=True):
+            assert mine == await stack.hemisphere(request["query"], variables, as_=PUBLIC)
+    answers = await stack.appsync(*_reads(own), as_=oidc(OWNER))
+    assert [a["data"] for a in answers] == [
+        {"customer": {"id": OWNER}},
+        {"order": {"id": own_order, "customerId": OWNER}},
+        {"ordersByCustomer": {"items": [{"customerId": OWNER}]}},
+    ]
+
+
+async def test_each_token_mode_finds_the_customer_where_appsync_puts_it(stack: Stack) -> None:
+    variables = {"customer": OWNER, "order": await _order_of(stack, OWNER)}
+    cases = [
+        # Lambda: the authorizer's resolverContext.customerId.
+        (lambda_caller({"customerId": OWNER, "groups": ""}), frozenset()),
+        (lambda_caller({"customerId": OTHER}), EVERYTHING),
+        (lambda_caller({}), EVERYTHING),
+        # Cognito: custom:customerId, not sub.
+        (cognito_caller(OWNER), frozenset()),
+        (cognito_caller(None), EVERYTHING),
+        # OIDC: the configured claim (sub in this deployment), nothing else.
+        (oidc_caller({"sub": OWNER}), frozenset()),
+        (oidc_caller({"sub": "user-7", "custom:customerId": OWNER}), EVERYTHING),
+    ]
+    for identity, refused in cases:
+        answers = await stack.appsync(*_reads(variables), as_=Caller(identity, None))
+        assert _refused(answers) == refused, json.dumps([identity.as_json(), answers])
+
+    # Another deployment's claim (the regional stack's OidcCustomerClaim); none configured:
+    # no OIDC caller is anyone's.
+    env = stack.harness.env
+    other_claim = replace(stack.harness, env={**env, "OIDC_CUSTOMER_CLAIM": "customer_id"})
+    unconfigured = replace(
+        stack.harness, env={k: v for k, v in env.items() if k != "OIDC_CUSTOMER_CLAIM"}
+    )
+    token = Caller(oidc_caller({"sub": "user-7", "customer_id": OWNER}), None)
+    by_claim = await stack.appsync(*_reads(variables), as_=token, config=other_claim)
+    assert _refused(by_claim) == frozenset()
+    assert by_claim[0]["data"] == {"customer": {"id": OWNER}}
+    by_sub = await stack.appsync(*_reads(variables), as_=oidc(OWNER), config=unconfigured)
+    assert _refused(by_sub) == EVERYTHING
+
+
+PROFILE = """mutation($customer: ID!, $key: String!) { updateCustomerProfile(input: {
+  customerId: $customer, name: "Taken Over", idempotencyKey: $key}) { requestId } }"""
+
+
+def _execution_exists(stack: Stack, machine: str, name: str) -> bool:
+    sfn = boto3.client(
+        "stepfunctions",
+        endpoint_url=stack.settings.aws_endpoint_url,
+        region_name=stack.settings.region,
+        aws_access_key_id=LOCAL_KEY,
+        aws_secret_access_key=LOCAL_KEY,
+    )
+    try:
+        sfn.describe_execution(
+            executionArn=machine.replace(":stateMachine:", ":execution:") + ":" + name
+        )
+    except sfn.exceptions.ExecutionDoesNotExist:
+        return False
+    return True
+
+
+async def test_a_mutation_for_another_customer_is_refused_before_anything_runs(
+    stack: Stack,
+) -> None:
+    # Whatever its state: whose it is comes first.
+    their_order = await _order_of(stack, OTHER)
+    key = "appsync-not-yours"
+    requests: list[tuple[str, dict[str, Any], list[dict[str, str]]]] = [
+        (CHECKOUT, {"key": key, "quantity": 1}, []),
+        # Invalid besides (quantity 101): refused as not the caller's before its shape is
+        # looked at, as Hemisphere does.
+        (CHECKOUT, {"key": key, "quantity": 101}, []),
+        (PROFILE, {"customer": OTHER, "key": key}, []),
+        # The order must be read to know whose it is: that read, nothing after it.
+        (
+            CANCEL,
+            {"id": their_order, "key": key},
+            [{"dataSource": "Projections", "action": "BatchGetItem"}],
+        ),
+    ]
+    for caller in (oidc(OWNER), user_pool(OWNER), authorizer({"customerId": OWNER}), PUBLIC):
+        answers = await stack.appsync(
+            *({"query": q, "variables": v, "trace": True} for q, v, _ in requests), as_=caller
+        )
+        for (query, variables, reached), mine in zip(requests, answers, strict=True):
+            field = next(iter(mine["data"]))
+            assert mine["data"] == {field: None}, mine
+            assert _errors(mine) == [(field, "Unauthorized")], mine
+            assert (
+                mine["errors"][0]["message"] == f"Not Authorized to access {field} on type Mutation"
+            )
+            assert mine["dataSources"] == reached, (caller.appsync.auth_type, mine)
+            if caller.headers is not None:
+                theirs = await stack.hemisphere(query, variables, as_=caller)
+                assert {k: v for k, v in mine.items() if k != "dataSources"} == theirs
+    env = stack.harness.env
+    assert not _execution_exists(
+        stack, env["CHECKOUT_STATE_MACHINE_ARN"], checkout_execution_name(order_id_for(OTHER, key))
+    )
+    assert not _execution_exists(
+        stack, env["CANCEL_STATE_MACHINE_ARN"], cancel_execution_name(their_order, key)
+    )
+    # The same request from IAM (any customer) reaches its data sources.
+    [profile] = await stack.appsync(
+        {"query": PROFILE, "variables": {"customer": OTHER, "key": key}, "trace": True},
+        as_=IAM,
+    )
+    assert "errors" not in profile, profile
+    assert [c["action"] for c in profile["dataSources"]] == ["GetItem", "PutEvents"]
+
+
+def _filter(answer: dict[str, Any]) -> dict[str, Any] | None:
+    """A subscription's enhanced filter as {field: value} (all of them `eq`), None if none."""
+    assert "errors" not in answer, answer
+    if answer["filter"] is None:
+        return None
+    [group] = answer["filter"]["filterGroup"]
+    assert {f["operator"] for f in group["filters"]} == {"eq"}
+    return {f["fieldName"]: f["value"] for f in group["filters"]}
+
+
+def _subscription(field: str, arguments: str, caller: Identity) -> dict[str, Any]:
+    selection = f"{field}({arguments})" if arguments else field
+    return {"query": f"subscription {{ {selection} {{ id }} }}", "auth": caller.as_json()}
+
+
+async def test_subscriptions_deliver_a_token_caller_its_own_customer_only(stack: Stack) -> None:
+    own = [oidc_caller({"sub": OWNER}), cognito_caller(OWNER), lambda_caller({"customerId": OWNER})]
+    allowed: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+    refused: list[dict[str, Any]] = []
+    for token in own:
+        allowed += [
+            (
+                _subscription("onOrderChanged", f'customerId: "{OWNER}"', token),
+                {"customerId": OWNER},
+            ),
+            # An order id: whoever's it is, only the caller's own customer's can be delivered.
+            (
+                _subscription("onOrderChanged", 'id: "o-1"', token),
+                {"id": "o-1", "customerId": OWNER},
+            ),
+            (
+                _subscription("onOrderChanged", f'id: "o-1", customerId: "{OWNER}"', token),
+                {"id": "o-1", "customerId": OWNER},
+            ),
+            (_subscription("onCustomerChanged", f'id: "{OWNER}"', token), {"id": OWNER}),
+            (_subscription("onProductChanged", "", token), None),
+        ]
+        refused += [
+            _subscription("onOrderChanged", f'customerId: "{OTHER}"', token),
+            _subscription("onOrderChanged", f'id: "o-1", customerId: "{OTHER}"', token),
+            _subscription("onOrderChanged", "", token),
+            _subscription("onCustomerChanged", f'id: "{OTHER}"', token),
+            _subscription("onCustomerChanged", "", token),
+        ]
+    for nobody in (API_KEY_CALLER, cognito_caller(None), lambda_caller({})):
+        refused += [
+            _subscription("onOrderChanged", f'customerId: "{OWNER}"', nobody),
+            _subscription("onOrderChanged", 'id: "o-1"', nobody),
+            _subscription("onCustomerChanged", f'id: "{OWNER}"', nobody),
+        ]
+    allowed += [
+        # IAM listens as it asks: to one customer, any, or all.
+        (_subscription("onOrderChanged", "", IAM_CALLER), None),
+        (
+            _subscription("onOrderChanged", f'customerId: "{OTHER}"', IAM_CALLER),
+            {"customerId": OTHER},
+        ),
+        (_subscription("onCustomerChanged", "", IAM_CALLER), None),
+        (_subscription("onCustomerChanged", f'id: "{OTHER}"', IAM_CALLER), {"id": OTHER}),
+        # The catalog is public.
+        (
+            _subscription("onProductChanged", 'category: "books"', API_KEY_CALLER),
+            {"category": "books"},
+        ),
+    ]
+    answers = await stack.appsync(*(r for r, _ in allowed), *refused, as_=PUBLIC)
+    for (request, wanted), answer in zip(allowed, answers, strict=False):
+        assert _filter(answer) == wanted, json.dumps([request, answer])
+    for request, answer in zip(refused, answers[len(allowed) :], strict=True):
+        field = request["query"].split()[2].split("(")[0]
+        assert answer == {
+            "errors": [
+                {
+                    "message": f"Not Authorized to access {field} on type Subscription",
+                    "errorType": "Unauthorized",
+                    "errorInfo": None,
+                    "data": None,
+                }
+            ]
+        }, json.dumps([request, answer])

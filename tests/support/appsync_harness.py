@@ -44,6 +44,74 @@ def export_to(out: Path) -> Path:
     return out
 
 
+# util.authType()'s answers.
+API_KEY_AUTHORIZATION = "API Key Authorization"
+IAM_AUTHORIZATION = "IAM Authorization"
+OIDC_AUTHORIZATION = "Open ID Connect Authorization"
+USER_POOL_AUTHORIZATION = "User Pool Authorization"
+LAMBDA_AUTHORIZATION = "Lambda Authorization"
+ACCOUNT = "123456789012"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A caller as AppSync hands it to the resolvers: util.authType() and ctx.identity (the
+    shapes AppSync documents for each mode; null for the API key)."""
+
+    auth_type: str
+    identity: dict[str, Any] | None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"type": self.auth_type, "identity": self.identity}
+
+
+API_KEY_CALLER = Identity(API_KEY_AUTHORIZATION, None)
+IAM_CALLER = Identity(
+    IAM_AUTHORIZATION,
+    {
+        "accountId": ACCOUNT,
+        "userArn": f"arn:aws:iam::{ACCOUNT}:user/operator",
+        "username": "AIDAOPERATOR",
+        "sourceIp": ["127.0.0.1"],
+        "cognitoIdentityPoolId": None,
+        "cognitoIdentityId": None,
+    },
+)
+
+
+def oidc_caller(claims: dict[str, Any], issuer: str = "https://issuer.example.com") -> Identity:
+    """An OPENID_CONNECT caller whose token carries `claims` (`sub` among them)."""
+    return Identity(
+        OIDC_AUTHORIZATION, {"claims": claims, "issuer": issuer, "sub": claims.get("sub")}
+    )
+
+
+def cognito_caller(customer_id: str | None, groups: tuple[str, ...] = ()) -> Identity:
+    """A Cognito user pool caller; its customer id in `custom:customerId` (None: no claim)."""
+    claims: dict[str, Any] = {"sub": "user-" + (customer_id or "none"), "token_use": "id"}
+    if customer_id is not None:
+        claims["custom:customerId"] = customer_id
+    if groups:
+        claims["cognito:groups"] = list(groups)
+    return Identity(
+        USER_POOL_AUTHORIZATION,
+        {
+            "sub": claims["sub"],
+            "username": claims["sub"],
+            "issuer": "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_example",
+            "claims": claims,
+            "groups": list(groups) or None,
+            "sourceIp": ["127.0.0.1"],
+            "defaultAuthStrategy": "ALLOW",
+        },
+    )
+
+
+def lambda_caller(resolver_context: dict[str, str]) -> Identity:
+    """An AWS_LAMBDA caller: what its authorizer answered as resolverContext."""
+    return Identity(LAMBDA_AUTHORIZATION, {"resolverContext": resolver_context})
+
+
 @dataclass
 class HarnessConfig:
     """What the harness's data sources point at (see harness/run.mjs)."""
@@ -79,7 +147,8 @@ class HarnessConfig:
 def run_harness(
     node: str, export_dir: Path, config: HarnessConfig, requests: list[dict[str, Any]]
 ) -> list[Any]:
-    """Each request's answer, as AppSync would give it with the exported resolvers."""
+    """Each request's answer, as AppSync would give it with the exported resolvers (a
+    request's "auth": an Identity's as_json(); without one, the API key)."""
     config_path = export_dir / "harness-config.json"
     config_path.write_text(json.dumps(config.as_json()))
     done = subprocess.run(

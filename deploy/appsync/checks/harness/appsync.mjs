@@ -1,7 +1,9 @@
 // A small AppSync: the exported schema executed by graphql-js, each Query, Mutation and
 // Subscription field by its exported APPSYNC_JS resolver (unit, or pipeline of functions) on
 // the data sources of datasources.mjs. What AppSync itself enforces (auth directives, scalar
-// formats) is out of scope: the harness checks what the resolvers compute.
+// formats) is out of scope: the harness checks what the resolvers compute. Who calls is the
+// request's `auth` ({type: util.authType()'s answer, identity: ctx.identity}; default the API
+// key), as AppSync gives it to the resolvers.
 import { mkdtempSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
@@ -56,8 +58,15 @@ class Handlers {
   }
 }
 
+const API_KEY = { type: 'API Key Authorization', identity: null };
+// What a handler runs for, beyond its ctx: the field and the request's authorization mode.
+const scopes = new WeakMap();
+
 function call(handler, ctx) {
+  const scope = scopes.get(ctx);
   effects.subscriptionFilter = null;
+  effects.field = scope.field;
+  effects.authType = scope.authType;
   try {
     return { value: handler(ctx) };
   } catch (error) {
@@ -75,32 +84,49 @@ export class AppSync {
     this.schema = buildSchema(APPSYNC_PRELUDE + sdl);
     this.handlers = new Handlers(exportDir);
     this.filters = [];
+    this.calls = [];
   }
 
   close() {
     this.handlers.close();
   }
 
+  // Every data source call of the requests so far, in order ({dataSource, action}: the
+  // operation, or the HTTP API's target): what a refused request did not reach.
+  takeCalls() {
+    const calls = this.calls;
+    this.calls = [];
+    return calls;
+  }
+
   async dataSource(name, request) {
     const kind = this.manifest.dataSources[name];
+    const headers = request.params?.headers ?? {};
+    const action = request.operation ?? headers['x-amz-target'] ?? kind;
+    this.calls.push({ dataSource: name, action });
     const dataSource = this.config.dataSources?.[name] ?? {};
     return invoke(kind, request, this.config, dataSource);
   }
 
-  context(args, stash) {
-    return {
+  context(resolver, args, stash, auth) {
+    const ctx = {
       arguments: args,
       args,
       source: null,
-      identity: this.config.identity ?? null,
+      identity: auth.identity ?? null,
       env: this.config.env,
       stash,
       prev: { result: undefined },
       request: { headers: {}, domainName: null },
-      info: {},
+      info: { fieldName: resolver.fieldName, parentTypeName: resolver.typeName, variables: {} },
       result: undefined,
       error: undefined,
     };
+    scopes.set(ctx, {
+      field: { typeName: resolver.typeName, fieldName: resolver.fieldName },
+      authType: auth.type,
+    });
+    return ctx;
   }
 
   async unit(resolver, module, ctx) {
@@ -135,37 +161,37 @@ export class AppSync {
     return call(module.response, ctx).value;
   }
 
-  async resolve(resolver, args) {
+  async resolve(resolver, args, auth) {
     const module = await this.handlers.load(resolver.file);
-    const ctx = this.context({ ...args }, {});
+    const ctx = this.context(resolver, { ...args }, {}, auth);
     return resolver.kind === 'PIPELINE'
       ? this.pipeline(resolver, module, ctx)
       : this.unit(resolver, module, ctx);
   }
 
-  rootValue(typeName) {
+  rootValue(typeName, auth) {
     const root = {};
     for (const resolver of this.manifest.resolvers.filter((r) => r.typeName === typeName)) {
-      root[resolver.fieldName] = (args) => this.resolve(resolver, args);
+      root[resolver.fieldName] = (args) => this.resolve(resolver, args, auth);
     }
     return root;
   }
 
-  async execute(query, variables = {}) {
+  async execute(query, variables = {}, auth = API_KEY) {
     const operation = parse(query).definitions.find((d) => d.kind === 'OperationDefinition');
     const typeName = operation.operation === 'mutation' ? 'Mutation' : 'Query';
     const result = await graphql({
       schema: this.schema,
       source: query,
       variableValues: variables,
-      rootValue: this.rootValue(typeName),
+      rootValue: this.rootValue(typeName, auth),
     });
     return formatResult(result);
   }
 
   // A subscription request: runs the field's resolver (what AppSync does when a client
   // subscribes) and answers the enhanced filter it set, or the error it raised.
-  async subscribe(query, variables = {}) {
+  async subscribe(query, variables = {}, auth = API_KEY) {
     const document = parse(query);
     const field = document.definitions[0].selectionSet.selections[0];
     const resolver = this.manifest.resolvers.find(
@@ -177,7 +203,7 @@ export class AppSync {
         : argument.value.value;
     }
     try {
-      await this.resolve(resolver, args);
+      await this.resolve(resolver, args, auth);
       return { filter: effects.subscriptionFilter };
     } catch (error) {
       return { errors: [formatError({ originalError: error, message: error.message })] };
@@ -187,7 +213,9 @@ export class AppSync {
 
 function formatError(error) {
   const original = error.originalError;
-  const formatted = { message: error.message, path: error.path, locations: error.locations };
+  // AppSync names no source document: its locations carry "sourceName": null.
+  const locations = error.locations?.map(({ line, column }) => ({ line, column, sourceName: null }));
+  const formatted = { message: error.message, path: error.path, locations };
   if (original instanceof AppSyncError) {
     formatted.errorType = original.errorType;
     formatted.errorInfo = original.errorInfo;

@@ -1,9 +1,12 @@
 // Executes GraphQL requests with the exported AppSync resolvers and prints the answers.
 //   node run.mjs EXPORT_DIR CONFIG_JSON < requests.json > answers.json
-// requests.json: [{"query": "...", "variables": {...}}, ...] ("subscription" operations give
-// the resolver's enhanced filter; "paginate": FIELD runs the query page after page, passing
-// data[FIELD].nextToken back as $token, and answers the list of pages). CONFIG_JSON: {"endpoint", "region", "accessKeyId",
-// "databaseUrl", "env": {...}, "dataSources": {"Projections": {"table"}, ...}}.
+// requests.json: [{"query": "...", "variables": {...}, "auth": {"type", "identity"}}, ...]
+//   "auth": the caller, as util.authType() and ctx.identity give it (default: the API key);
+//   "subscription" operations give the resolver's enhanced filter; "paginate": FIELD runs the
+//   query page after page, passing data[FIELD].nextToken back as $token, and answers the list
+//   of pages; "trace": true adds the data sources it called to the answer (as "dataSources").
+// CONFIG_JSON: {"endpoint", "region", "accessKeyId", "databaseUrl", "env": {...},
+//   "dataSources": {"Projections": {"table"}, ...}}.
 import { readFileSync } from 'node:fs';
 
 import { AppSync } from './appsync.mjs';
@@ -22,7 +25,8 @@ async function pages(request) {
   const answers = [];
   let token = null;
   for (const _ of Array(MAX_PAGES).keys()) {
-    const answer = await appsync.execute(request.query, { ...request.variables, token });
+    const variables = { ...request.variables, token };
+    const answer = await appsync.execute(request.query, variables, request.auth);
     answers.push(answer);
     token = answer.data?.[request.paginate]?.nextToken ?? null;
     if (!token) return answers;
@@ -32,13 +36,16 @@ async function pages(request) {
 try {
   const answers = [];
   for (const request of requests) {
+    let answer;
     if (request.query.trimStart().startsWith('subscription')) {
-      answers.push(await appsync.subscribe(request.query, request.variables));
+      answer = await appsync.subscribe(request.query, request.variables, request.auth);
     } else if (request.paginate) {
-      answers.push(await pages(request));
+      answer = await pages(request);
     } else {
-      answers.push(await appsync.execute(request.query, request.variables));
+      answer = await appsync.execute(request.query, request.variables, request.auth);
     }
+    const calls = appsync.takeCalls();
+    answers.push(request.trace ? { ...answer, dataSources: calls } : answer);
   }
   process.stdout.write(JSON.stringify(answers) + '\n');
 } finally {

@@ -20,8 +20,14 @@ export class EarlyReturn extends Error {
 }
 
 // What the current evaluation set through `extensions` and util.appendError (the executor
-// resets it for each handler call).
-export const effects = { subscriptionFilter: null, appendedErrors: [] };
+// resets it for each handler call), and what it runs for: the field (util.unauthorized names
+// it) and the request's authorization mode (util.authType answers it).
+export const effects = {
+  subscriptionFilter: null,
+  appendedErrors: [],
+  field: { typeName: null, fieldName: null },
+  authType: 'API Key Authorization',
+};
 
 function toDynamoDB(value) {
   if (value === null || value === undefined) return { NULL: true };
@@ -90,6 +96,13 @@ export const util = {
   error(message, errorType, data, errorInfo) {
     throw new AppSyncError(message, errorType, data, errorInfo);
   },
+  // AppSync's refusal: the field is null with its own Unauthorized error.
+  unauthorized() {
+    const { typeName, fieldName } = effects.field;
+    throw new AppSyncError(`Not Authorized to access ${fieldName} on type ${typeName}`,
+      'Unauthorized');
+  },
+  authType: () => effects.authType,
   appendError(message, errorType, data, errorInfo) {
     effects.appendedErrors.push(new AppSyncError(message, errorType, data, errorInfo));
   },
