@@ -9,9 +9,10 @@ PostgreSQL, the local AWS endpoint (moto), Redis and this client on core 1. Redi
 REDIS_URL's or a redis-server of our own; PostgreSQL is DATABASE_URL's (a database of our own
 on it) or an embedded one.
 
-First the peer's own tool (/work/shared/peers/appsync-sim/sublat.py, gql AppSync clients,
-publishOrder → receipt, 1 and 100 subscribers) drives Hemisphere, then amplify-appsync-simulator
-(which it starts itself); the ratio is printed at the end. Then, for each count N of
+First the peer's own tool (../shared/peers/appsync-sim/sublat.py beside this repository, or
+$PEER_DIR; gql AppSync clients subscribed with IAM, publishOrder → receipt, 1 and 100
+subscribers) drives Hemisphere, then amplify-appsync-simulator (which it starts itself); the
+ratio is printed at the end. Then, for each count N of
 subscribers on the instance (1 measured AppSync client, gql's AppSyncWebsocketsTransport, plus
 N-1 idle connections subscribed to other customers):
 - stream: latency from the projection write (DynamoDB PutItem of a new order version, at a
@@ -21,6 +22,10 @@ N-1 idle connections subscribed to other customers):
 - the instance's RSS before and after opening the idle connections, per connection.
 Last, --hot connections subscribed to one customer receive --burst publishOrder mutations
 sent 4 at a time: messages delivered per second.
+
+Contract v2 keeps orders from the API key: this script's own subscribers act as the customer
+they subscribe to, with a token of a development issuer it runs itself (bench/identity.py:
+the instance is not `hemisphere serve`, so it serves the key set on a port of its own).
 """
 
 from __future__ import annotations
@@ -55,8 +60,10 @@ sys.path.insert(0, str(REPO))  # tests.support: the runner, until bootstrap wire
 import websockets  # noqa: E402
 from botocore.credentials import Credentials  # noqa: E402
 from gql import Client, GraphQLRequest  # noqa: E402
-from gql.transport.appsync_auth import AppSyncApiKeyAuthentication  # noqa: E402
+from gql.transport.appsync_auth import AppSyncJWTAuthentication  # noqa: E402
 from gql.transport.appsync_websockets import AppSyncWebsocketsTransport  # noqa: E402
+from identity import CustomerTokens, issuer_on_a_port  # noqa: E402
+from websockets.typing import Subprotocol  # noqa: E402
 
 from adapters.dynamodb.client import StaticCredentials, create_client  # noqa: E402
 from adapters.dynamodb.table import ensure_table  # noqa: E402
@@ -66,7 +73,9 @@ from subscriptions.stream_publisher import AppSyncPublicationSink, PublisherTimi
 from tests.support.builders import order  # noqa: E402
 from tests.support.fanout_redis import redis_executable  # noqa: E402
 
-PEER_DIR = Path(os.environ.get("PEER_DIR", "/work/shared/peers/appsync-sim"))
+# The peers live beside the repository (../shared/peers), wherever it is checked out (#9).
+PEERS = Path(__file__).resolve().parents[1].parent / "shared" / "peers"
+PEER_DIR = Path(os.environ.get("PEER_DIR") or PEERS / "appsync-sim")
 SERVER_CPU, CLIENT_CPU = 0, 1
 API_KEY = "da2-benchbenchbenchbenchbench"
 AKID, SECRET = "AKIASUBSCRIPTIONBENCH", "subscription-bench-secret"
@@ -138,9 +147,9 @@ class Instance:
         return int(psutil.Process(self.pid).memory_info().rss)
 
 
-def start_stack(procs: Processes, tmp: Path) -> tuple[Instance, str, str]:
-    """Backends on the client's core, the instance on its own; returns it, moto's URL and
-    the table name."""
+def start_stack(procs: Processes, tmp: Path, issuer: str) -> tuple[Instance, str, str]:
+    """Backends on the client's core, the instance on its own (trusting the tokens of
+    `issuer`); returns it, moto's URL and the table name."""
     moto_port = free_port()
     moto_url = f"http://127.0.0.1:{moto_port}"
     moto_log = tmp / "moto.log"
@@ -181,6 +190,7 @@ def start_stack(procs: Processes, tmp: Path) -> tuple[Instance, str, str]:
         "HEMISPHERE_TABLE": table,
         "HEMISPHERE_API_KEYS": API_KEY,
         "HEMISPHERE_IAM_CREDENTIALS": f"{AKID}:{SECRET}",
+        "HEMISPHERE_OIDC_ISSUER": issuer,
         "HEMISPHERE_TOKEN_SECRET": "subscription-bench",
         "HEMISPHERE_LOG_LEVEL": "WARNING",
         # This benchmark writes the projections itself: no relay, no saga workers.
@@ -203,8 +213,9 @@ def start_stack(procs: Processes, tmp: Path) -> tuple[Instance, str, str]:
 # --- clients ----------------------------------------------------------------------------------
 
 
-def _header(port: int) -> dict[str, str]:
-    return {"host": f"127.0.0.1:{port}", "x-api-key": API_KEY}
+def _header(port: int, token: str) -> dict[str, str]:
+    """A customer's headers, as gql's AppSyncJWTAuthentication sends them (the raw JWT)."""
+    return {"host": f"127.0.0.1:{port}", "Authorization": token}
 
 
 class RealtimeConnection:
@@ -217,14 +228,19 @@ class RealtimeConnection:
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def open(cls, port: int, customer: str, counter: Counter) -> RealtimeConnection:
-        header = base64.b64encode(json.dumps(_header(port)).encode()).decode()
+    async def open(
+        cls, port: int, customer: str, token: str, counter: Counter
+    ) -> RealtimeConnection:
+        """Connected and subscribed to `customer`'s orders as that customer (`token`)."""
+        header = base64.b64encode(json.dumps(_header(port, token)).encode()).decode()
         url = f"ws://127.0.0.1:{port}/graphql/realtime?header={header}&payload=e30="
-        socket = await websockets.connect(url, subprotocols=["graphql-ws"], max_size=2**22)
+        socket = await websockets.connect(
+            url, subprotocols=[Subprotocol("graphql-ws")], max_size=2**22
+        )
         await socket.send(json.dumps({"type": "connection_init"}))
         await cls._expect(socket, "connection_ack")
         data = json.dumps({"query": SUBSCRIPTION, "variables": {"c": customer}})
-        start = {"data": data, "extensions": {"authorization": _header(port)}}
+        start = {"data": data, "extensions": {"authorization": _header(port, token)}}
         await socket.send(json.dumps({"id": "1", "type": "start", "payload": start}))
         await cls._expect(socket, "start_ack")
         return cls(socket, counter)
@@ -263,12 +279,14 @@ class Counter:
             self.done.set()
 
 
-async def open_many(port: int, customers: list[str], counter: Counter) -> list[RealtimeConnection]:
+async def open_many(
+    port: int, customers: list[str], tokens: CustomerTokens, counter: Counter
+) -> list[RealtimeConnection]:
     slots = asyncio.Semaphore(200)
 
     async def one(customer: str) -> RealtimeConnection:
         async with slots:
-            return await RealtimeConnection.open(port, customer, counter)
+            return await RealtimeConnection.open(port, customer, tokens.token(customer), counter)
 
     return list(await asyncio.gather(*(one(c) for c in customers)))
 
@@ -276,18 +294,21 @@ async def open_many(port: int, customers: list[str], counter: Counter) -> list[R
 class MeasuredSubscriber:
     """gql's AppSync client (as sublat.py uses): keeps (order id, version) → receipt time."""
 
-    def __init__(self, port: int) -> None:
+    CUSTOMER = "c-bench"
+
+    def __init__(self, port: int, tokens: CustomerTokens) -> None:
         self.port = port
+        self.token = tokens.token(self.CUSTOMER)
         self.arrivals: dict[tuple[str, int], float] = {}
         self.arrived = asyncio.Event()
         self.task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        auth = AppSyncApiKeyAuthentication(host=f"127.0.0.1:{self.port}", api_key=API_KEY)
+        auth = AppSyncJWTAuthentication(host=f"127.0.0.1:{self.port}", jwt=self.token)
         transport = AppSyncWebsocketsTransport(
             url=f"ws://127.0.0.1:{self.port}/graphql/realtime", auth=auth, connect_timeout=30
         )
-        request = GraphQLRequest(SUBSCRIPTION, variable_values={"c": "c-bench"})
+        request = GraphQLRequest(SUBSCRIPTION, variable_values={"c": self.CUSTOMER})
         async with Client(transport=transport, fetch_schema_from_transport=False) as session:
             async for result in session.subscribe(request):
                 change = result["onOrderChanged"]
@@ -325,8 +346,15 @@ class Row:
 
 
 class Bench:
-    def __init__(self, instance: Instance, writer: DynamoProjectionWriter, args: Any) -> None:
+    def __init__(
+        self,
+        instance: Instance,
+        writer: DynamoProjectionWriter,
+        tokens: CustomerTokens,
+        args: Any,
+    ) -> None:
         self.instance = instance
+        self.tokens = tokens
         self.writer = writer
         self.args = args
         self.sink = AppSyncPublicationSink(
@@ -354,7 +382,7 @@ class Bench:
         await asyncio.sleep(1)
         row.rss_before_mb = self.instance.rss() / 2**20
         idle = await open_many(
-            self.instance.port, [f"c-idle-{n}-{i}" for i in range(n - 1)], Counter()
+            self.instance.port, [f"c-idle-{n}-{i}" for i in range(n - 1)], self.tokens, Counter()
         )
         await asyncio.sleep(2)  # let the instance settle (allocations, ka timers)
         row.rss_after_mb = self.instance.rss() / 2**20
@@ -383,7 +411,7 @@ class Bench:
 
     async def throughput(self) -> dict[str, float]:
         counter = Counter(target=self.args.hot * self.args.burst)
-        hot = await open_many(self.instance.port, ["c-hot"] * self.args.hot, counter)
+        hot = await open_many(self.instance.port, ["c-hot"] * self.args.hot, self.tokens, counter)
         await asyncio.sleep(1)
         slots = asyncio.Semaphore(4)
 
@@ -407,11 +435,13 @@ class Bench:
         }
 
 
-async def measure(instance: Instance, moto_url: str, table: str, args: Any) -> dict[str, Any]:
+async def measure(
+    instance: Instance, moto_url: str, table: str, tokens: CustomerTokens, args: Any
+) -> dict[str, Any]:
     async with create_client(moto_url, REGION, LOCAL_AWS) as client:
         await ensure_table(client, table)
-        bench = Bench(instance, DynamoProjectionWriter(client, table), args)
-        subscriber = MeasuredSubscriber(instance.port)
+        bench = Bench(instance, DynamoProjectionWriter(client, table), tokens, args)
+        subscriber = MeasuredSubscriber(instance.port, tokens)
         try:
             # Warm-up barrier: the first change the measured client receives.
             for _ in range(100):
@@ -472,10 +502,15 @@ def sublat(argv: list[str], out: Path) -> list[dict[str, Any]]:
 
 
 def compare_with_peer(instance: Instance, tmp: Path) -> list[dict[str, Any]]:
-    """sublat.py against Hemisphere, then against the simulator it starts itself."""
+    """sublat.py against Hemisphere, then against the simulator it starts itself. Its
+    subscribers use IAM (contract v2 keeps orders from the API key), named here so that both
+    runs measure the same mode whatever sublat's default: Hemisphere's pair for Hemisphere,
+    sublat's example pair for the simulator (which checks no signature)."""
     print("\n# sublat.py (gql AppSync clients, publishOrder → receipt): Hemisphere, then the peer")
     ours = sublat(
         [
+            "--sub-auth",
+            "iam",
             "--port",
             str(instance.port),
             "--server-pid",
@@ -489,7 +524,10 @@ def compare_with_peer(instance: Instance, tmp: Path) -> list[dict[str, Any]]:
         ],
         tmp / "sublat-hemisphere.json",
     )
-    peer = sublat(["--start-sim", "--port", str(free_port())], tmp / "sublat-peer.json")
+    peer = sublat(
+        ["--sub-auth", "iam", "--start-sim", "--port", str(free_port())],
+        tmp / "sublat-peer.json",
+    )
     return [
         {"subscribers": mine["subscribers"], "hemisphere": mine, "peer": theirs}
         for mine, theirs in zip(ours, peer, strict=True)
@@ -515,12 +553,14 @@ def print_ratio(table: list[dict[str, Any]]) -> None:
 # --- main -------------------------------------------------------------------------------------
 
 
-def realtime_endpoint_exists(instance: Instance) -> bool:
+def realtime_endpoint_exists(instance: Instance, tokens: CustomerTokens) -> bool:
     """Whether the instance accepts an AppSync real-time connection (a WebSocket upgrade)."""
 
     async def probe() -> bool:
         try:
-            connection = await RealtimeConnection.open(instance.port, "c-probe", Counter())
+            connection = await RealtimeConnection.open(
+                instance.port, "c-probe", tokens.token("c-probe"), Counter()
+            )
         except websockets.InvalidStatus:
             return False
         await connection.close()
@@ -556,8 +596,10 @@ def main() -> int:
         tempfile.TemporaryDirectory(prefix="hemisphere-sublat-") as tmp_dir,
     ):
         tmp = Path(tmp_dir)
-        instance, moto_url, table = start_stack(procs, tmp)
-        if not realtime_endpoint_exists(instance):
+        issuer = procs.enter_context(issuer_on_a_port(tmp / "issuer"))
+        tokens = CustomerTokens(issuer)
+        instance, moto_url, table = start_stack(procs, tmp, issuer.issuer)
+        if not realtime_endpoint_exists(instance, tokens):
             print("# /graphql/realtime is not served yet (AppSync real-time): nothing to measure")
             return 3
         os.sched_setaffinity(0, {CLIENT_CPU})
@@ -574,7 +616,7 @@ def main() -> int:
             f"{'subs':>7} {'stream p50':>10} {'p99 ms':>10} {'publish p50':>10} {'p99 ms':>10} "
             f"{'missed':>6} {'RSS MB':>8} {'KB/conn':>9}"
         )
-        results = asyncio.run(measure(instance, moto_url, table, args))
+        results = asyncio.run(measure(instance, moto_url, table, tokens, args))
         results["peer"] = peer
         hot = results["throughput"]
         print(
