@@ -159,6 +159,15 @@ def _environment(role_name: str) -> list[dict[str, Any]]:
         },
         # The API runs no workers: they are a service of their own, in the primary only.
         {"Name": "HEMISPHERE_RUN_WORKERS", "Value": "false"},
+        # The same callers as AppSync's: the contract's five modes, configured alike.
+        {"Name": "HEMISPHERE_OIDC_ISSUER", "Value": ref("OidcIssuer")},
+        {"Name": "HEMISPHERE_OIDC_CUSTOMER_CLAIM", "Value": ref("OidcCustomerClaim")},
+        {"Name": "HEMISPHERE_COGNITO_USER_POOL_ID", "Value": ref("CognitoUserPoolId")},
+        {"Name": "HEMISPHERE_LAMBDA_AUTHORIZER_ARN", "Value": ref("LambdaAuthorizerArn")},
+        {
+            "Name": "HEMISPHERE_LAMBDA_AUTHORIZER_TTL_SECONDS",
+            "Value": ref("LambdaAuthorizerTtlSeconds"),
+        },
     ]
     if role_name == "publisher":
         # The stream publisher calls the publish* mutations of the front end that clients
@@ -396,7 +405,14 @@ def container_resources() -> dict[str, Any]:
             ),
         ),
         "ApiTaskRole": role(
-            "ecs-tasks.amazonaws.com", policy("Api", *_reads(), *_start_up(), *_writes())
+            "ecs-tasks.amazonaws.com",
+            policy(
+                "Api",
+                *_reads(),
+                *_start_up(),
+                *_writes(),
+                allow(["lambda:InvokeFunction"], [ref("LambdaAuthorizerArn")]),
+            ),
         ),
         "WorkerTaskRole": {
             **role(

@@ -99,6 +99,25 @@ PARAMETERS: dict[str, Any] = {
         "Description": "The OPENID_CONNECT token claim holding the caller's customer id (the "
         "containers' HEMISPHERE_OIDC_CUSTOMER_CLAIM): a token caller acts only on that customer",
     },
+    "CognitoUserPoolId": {
+        "Type": "String",
+        "AllowedPattern": "[\\w-]+_[0-9a-zA-Z]+",
+        "Description": "The Cognito user pool of AMAZON_COGNITO_USER_POOLS callers (its "
+        "`admins` group may upsertProduct; customer id from custom:customerId)",
+    },
+    "LambdaAuthorizerArn": {
+        "Type": "String",
+        "Description": "The AWS_LAMBDA authorizer function (AppSync's request/response "
+        "contract; customer id from resolverContext.customerId)",
+    },
+    "LambdaAuthorizerTtlSeconds": {
+        "Type": "Number",
+        "Default": 0,
+        "MinValue": 0,
+        "MaxValue": 3600,
+        "Description": "How long an authorizer answer is cached per token (0: not cached; the "
+        "function's ttlOverride wins)",
+    },
     "FrontEnd": {
         "Type": "String",
         "Default": "containers",
@@ -183,6 +202,21 @@ def appsync_resources(sdl: str) -> dict[str, Any]:
                         "AuthenticationType": "OPENID_CONNECT",
                         "OpenIDConnectConfig": {"Issuer": ref("OidcIssuer")},
                     },
+                    # Every mode the contract names is configured: its directives name five.
+                    {
+                        "AuthenticationType": "AMAZON_COGNITO_USER_POOLS",
+                        "UserPoolConfig": {
+                            "UserPoolId": ref("CognitoUserPoolId"),
+                            "AwsRegion": ref("AWS::Region"),
+                        },
+                    },
+                    {
+                        "AuthenticationType": "AWS_LAMBDA",
+                        "LambdaAuthorizerConfig": {
+                            "AuthorizerUri": ref("LambdaAuthorizerArn"),
+                            "AuthorizerResultTtlInSeconds": ref("LambdaAuthorizerTtlSeconds"),
+                        },
+                    },
                 ],
                 # What the resolvers read as ctx.env: where they are and where writes go.
                 "EnvironmentVariables": {
@@ -195,6 +229,16 @@ def appsync_resources(sdl: str) -> dict[str, Any]:
                     "OIDC_CUSTOMER_CLAIM": ref("OidcCustomerClaim"),
                 },
                 "XrayEnabled": True,
+            },
+        },
+        # AppSync may call the authorizer (the console adds this; a template must).
+        "LambdaAuthorizerPermission": {
+            "Type": "AWS::Lambda::Permission",
+            "Properties": {
+                "Action": "lambda:InvokeFunction",
+                "FunctionName": ref("LambdaAuthorizerArn"),
+                "Principal": "appsync.amazonaws.com",
+                "SourceArn": get_att("GraphQLApi", "Arn"),
             },
         },
         "GraphQLSchema": {

@@ -224,3 +224,30 @@ def test_the_sdl_keeps_upsert_product_to_iam_and_cognito_admins(exported: Path) 
     assert '@aws_cognito_user_pools(cognito_groups: ["admins"])' in directives
     assert "@aws_iam" in directives
     assert not any(d in directives for d in ("@aws_api_key", "@aws_oidc", "@aws_lambda"))
+
+
+def test_appsync_and_the_containers_accept_every_mode_the_contract_names(exported: Path) -> None:
+    """The SDL names five modes: AppSync must have each configured (and may call the Lambda
+    authorizer), and the containers beside it must accept the same callers."""
+    template = _template(exported, "regional.yaml")
+    [api] = _of_type(template, "AWS::AppSync::GraphQLApi").values()
+    modes = {api["Properties"]["AuthenticationType"]} | {
+        p["AuthenticationType"] for p in api["Properties"]["AdditionalAuthenticationProviders"]
+    }
+    assert modes == {
+        "API_KEY",
+        "AWS_IAM",
+        "OPENID_CONNECT",
+        "AMAZON_COGNITO_USER_POOLS",
+        "AWS_LAMBDA",
+    }
+    [permission] = _of_type(template, "AWS::Lambda::Permission").values()
+    assert permission["Properties"]["Principal"] == "appsync.amazonaws.com"
+    for task in _of_type(template, "AWS::ECS::TaskDefinition").values():
+        [container] = task["Properties"]["ContainerDefinitions"]
+        names = {e["Name"] for e in container["Environment"]}
+        assert {
+            "HEMISPHERE_OIDC_ISSUER",
+            "HEMISPHERE_COGNITO_USER_POOL_ID",
+            "HEMISPHERE_LAMBDA_AUTHORIZER_ARN",
+        } <= names
