@@ -19,6 +19,9 @@ from gql.transport.appsync_auth import AppSyncIAMAuthentication, AppSyncJWTAuthe
 from gql.transport.appsync_websockets import AppSyncWebsocketsTransport
 from gql.transport.websockets import WebsocketsTransport
 
+from hemisphere.drill.realtime import subscribe_forever
+from hemisphere.drill.records import Clock, Connection, Delivery
+from hemisphere.drill.tokens import CustomerTokens
 from regions import latency
 from regions.edge_runner import EdgeSpec, EdgesSpec, RunningEdges, run_edges
 from tests.e2e.test_realtime_clients import (
@@ -32,7 +35,7 @@ from tests.e2e.test_realtime_clients import (
     stop,
     until,
 )
-from tests.support.app import IAM_AKID, IAM_SECRET, ISSUER, sigv4_headers
+from tests.support.app import API_KEY, IAM_AKID, IAM_SECRET, ISSUER, sigv4_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -159,3 +162,35 @@ async def test_gql_graphql_transport_ws_through_the_edge(edge: Edge) -> None:
         await until(lambda: subscriber.ids() == ["o-c-edge-gtw-31"])
     finally:
         await stop(subscriber)
+
+
+async def test_the_drills_subscriber_follows_each_shopper_with_its_token(edge: Edge) -> None:
+    """hemisphere/drill/realtime.py as `hemisphere drill` runs it: one connection with the API
+    key, one order subscription per customer, each `start` authorized by that customer's
+    token; it is established once every start is acknowledged, and gets those customers'
+    orders only."""
+    deliveries: list[Delivery] = []
+    connections: list[Connection] = []
+    task = asyncio.create_task(
+        subscribe_forever(
+            "us-east-1",
+            f"ws://{edge.host}/graphql/realtime",
+            API_KEY,
+            ["c-drill-1", "c-drill-2"],
+            CustomerTokens(ISSUER),
+            Clock(),
+            deliveries,
+            connections,
+        )
+    )
+    try:
+        await until(lambda: [c.state for c in connections] == ["established"])
+        for customer, amount in (("c-drill-1", 1), ("c-other", 2), ("c-drill-2", 3)):
+            await edge.publish(customer, amount)
+        await until(lambda: len(deliveries) == 2)
+        await asyncio.sleep(0.3)
+        assert sorted(d.order_id for d in deliveries) == ["o-c-drill-1-1", "o-c-drill-2-3"]
+        assert [c.state for c in connections] == ["established"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
