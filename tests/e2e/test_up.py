@@ -1,6 +1,8 @@
 """`hemisphere up` with two regions, driven as an operator and a client would: write
 forwarding, the loss of a secondary, the loss of the primary, the promotion of the secondary,
-the return of the old primary (fenced, rejoined as a secondary) and its resync.
+the return of the old primary (fenced, rejoined as a secondary) and its resync. Checkouts go
+as the customer, with a token of `up`'s development issuer (contract v2), which every region
+verifies: a restarted region and a promoted one too.
 
 One `up` for the whole module (it takes tens of seconds to start); the steps run in order and
 each leaves the world as the next expects. Every process is stopped at the end, and the test
@@ -29,6 +31,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from hemisphere.local_issuer import LocalIssuer, issuer_of
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 BASE_PORT = 27000
@@ -54,6 +58,7 @@ mutation Checkout($input: CheckoutInput!) {{ checkout(input: $input) {{ {ORDER_F
 ORDER = f"query Order($id: ID!) {{ order(id: $id) {{ {ORDER_FIELDS} }} }}"
 PRODUCT = "query P($id: ID!) { product(id: $id) { id available version } }"
 REGION = "{ region { region primaryRegion readOnly epoch } }"
+CUSTOMER = "query C($id: ID!) { customer(id: $id) { id } }"
 
 
 @dataclass
@@ -96,15 +101,36 @@ class Up:
     def log(self) -> str:
         return "\n--- hemisphere up output:\n" + "".join(self.output[-60:])
 
+    def token(self, customer: str) -> str:
+        """`hemisphere token CUSTOMER --data-dir DIR`, as the banner tells a user."""
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hemisphere.cli",
+                "token",
+                customer,
+                "--data-dir",
+                str(self.data_dir),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout.strip()
+
 
 class Region:
-    """A region's GraphQL endpoint: mutations with the API key (as the shop's clients send
-    them), queries signed with SigV4 (IAM, as a back office reads any customer's orders)."""
+    """A region's GraphQL endpoint: checkouts as their customer, with a token of `up`'s issuer
+    (as the shop's clients send them), queries signed with SigV4 (IAM, as a back office reads
+    any customer's orders)."""
 
-    def __init__(self, name: str, url: str, api_key: str, iam: str) -> None:
+    def __init__(self, name: str, url: str, issuer: LocalIssuer, iam: str) -> None:
         self.name = name
         self.url = url
-        self.api_key = api_key
+        self.issuer = issuer
         akid, secret = iam.split(":", 1)
         self._credentials = Credentials(akid, secret)
         self._client = httpx.Client(timeout=15)
@@ -113,7 +139,8 @@ class Region:
         body = json.dumps({"query": query, "variables": variables or {}})
         headers = {"content-type": "application/json"}
         if query.lstrip().startswith("mutation"):
-            headers["x-api-key"] = self.api_key
+            customer = str((variables or {})["input"]["customerId"])
+            headers["authorization"] = self.issuer.token(customer)
         else:
             request = AWSRequest(method="POST", url=self.url, data=body, headers=headers)
             SigV4Auth(self._credentials, "appsync", self.name).add_auth(request)
@@ -285,10 +312,10 @@ def _running_up(data_dir: Path) -> Iterator[Up]:
 @pytest.fixture(scope="module")
 def regions(up: Up) -> Iterator[dict[str, Region]]:
     topology = up.topology
+    issuer = issuer_of(up.data_dir)
+    assert issuer is not None, "hemisphere up left no issuer.json in its data dir"
     made = {
-        name: Region(
-            name, topology["regions"][name]["graphql"], topology["api_key"], topology["iam"]
-        )
+        name: Region(name, topology["regions"][name]["graphql"], issuer, topology["iam"])
         for name in REGIONS
     }
     yield made
@@ -339,6 +366,27 @@ def test_topology_file_and_status(up: Up) -> None:
     assert status["regions"][PRIMARY]["role"] == "primary"
     assert status["regions"][SECONDARY]["role"] == "secondary"
     assert status["regions"][SECONDARY]["postgres_replay_lag_ms"] is not None
+
+
+def test_a_token_of_up_is_accepted_by_every_region_and_the_key_reads_no_customer(
+    up: Up,
+) -> None:
+    topology = up.topology
+    assert topology["token_issuer"] == f"http://127.0.0.1:{BASE_PORT + 99}"
+    assert f"hemisphere token c-0001 --data-dir {up.data_dir}" in "".join(up.output)
+    discovery = httpx.get(topology["token_issuer"] + "/.well-known/openid-configuration").json()
+    assert discovery["issuer"] == topology["token_issuer"]
+    token = up.token("c-0001")
+    for name in REGIONS:
+        url = topology["regions"][name]["graphql"]
+        body = {"query": CUSTOMER, "variables": {"id": "c-0001"}}
+        mine = httpx.post(url, json=body, headers={"authorization": token}, timeout=15).json()
+        assert mine == {"data": {"customer": {"id": "c-0001"}}}, (name, mine)
+        other = {"query": CUSTOMER, "variables": {"id": "c-0002"}}
+        theirs = httpx.post(url, json=other, headers={"authorization": token}, timeout=15)
+        assert theirs.json()["errors"][0]["errorType"] == "Unauthorized", (name, theirs.text)
+        keyed = httpx.post(url, json=body, headers={"x-api-key": topology["api_key"]}, timeout=15)
+        assert keyed.json()["errors"][0]["errorType"] == "Unauthorized", (name, keyed.text)
 
 
 def test_a_checkout_through_the_secondary_is_forwarded(regions: dict[str, Region]) -> None:
