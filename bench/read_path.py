@@ -12,7 +12,8 @@ thread) to core 1:
    memory (bench/baseline_apps.py);
 3. `starlette`: a bare Starlette endpoint returning the precomputed response bytes (the
    ceiling);
-4. `peer`: amplify-appsync-simulator serving the contract (/work/shared/peers/appsync-sim).
+4. `peer`: amplify-appsync-simulator serving the contract (../shared/peers/appsync-sim beside
+   this repository, or $PEER_DIR).
 
 For each query, the targets are interleaved (each warmed up, then measured) so that drift
 affects all of them alike; then Hemisphere is loaded once more under py-spy to split its CPU
@@ -70,7 +71,8 @@ from procs import (
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 WRK_SCRIPT = BENCH / "post.lua"
-PEER_DIR = Path(os.environ.get("PEER_DIR", "/work/shared/peers/appsync-sim"))
+# The peers live beside the repository (../shared/peers), wherever it is checked out (#9).
+PEER_DIR = Path(os.environ.get("PEER_DIR") or REPO.parent / "shared" / "peers" / "appsync-sim")
 PEER_SCHEMA = PEER_DIR.parent.parent / "contract" / "appsync-schema.graphql"
 PEER_MODULES = Path(
     os.environ.get("PEER_MODULES")
