@@ -16,7 +16,7 @@ from hemisphere.drill.graphql import classify
 from hemisphere.drill.realtime import connection_url, delivery_from
 from hemisphere.drill.records import Acknowledged, FinalOrder, Request
 from hemisphere.drill.render import format_report
-from hemisphere.drill.report import build_report
+from hemisphere.drill.report import Report, build_report
 from hemisphere.drill.topology import TopologyError, load_topology, parse_topology
 from regions.latency import GLOBAL
 from tests.unit.test_drill_analysis import primary_loss
@@ -45,7 +45,7 @@ def reads(location: str, start: float, end: float, latency_ms: float) -> list[Re
     ]
 
 
-def report_of_a_primary_loss():  # type: ignore[no-untyped-def]
+def report_of_a_primary_loss() -> Report:
     obs = primary_loss()
     for location, ms in (("us-east-1", 15.0), ("eu-west-1", 16.0), ("ap-southeast-2", 18.0)):
         obs.requests += reads(location, 0.0, 10.0, ms)
