@@ -35,7 +35,8 @@ def _token(args: argparse.Namespace) -> int:
     issuer = issuer_of(args.data_dir)
     if issuer is None:
         raise SettingsError(
-            f"no development issuer in {args.data_dir}: start `hemisphere serve` there first "
+            f"no development issuer in {args.data_dir}: start `hemisphere serve` (or `hemisphere "
+            "up`) there first "
             "(it is off when HEMISPHERE_OIDC_ISSUER or a Cognito user pool is configured)"
         )
     groups = [g.strip() for g in args.groups.split(",") if g.strip()]
