@@ -53,7 +53,12 @@ def test_a_layout_that_cannot_be_made_says_why(names: list[str], base: int, mess
 def test_the_topology_file_has_the_shape_clients_read(tmp_path: Path) -> None:
     layout = Layout.plan(["us-east-1", "eu-west-1"], 27000, tmp_path)
     topology = layout.topology(
-        primary="us-east-1", epoch=2, api_key="da2-x", iam="AK:S", latency=NONE.to_json()
+        primary="us-east-1",
+        epoch=2,
+        api_key="da2-x",
+        iam="AK:S",
+        latency=NONE.to_json(),
+        token_issuer="http://127.0.0.1:27099",
     )
     write_topology(tmp_path, topology)
     assert read_topology(tmp_path) == {
@@ -62,6 +67,7 @@ def test_the_topology_file_has_the_shape_clients_read(tmp_path: Path) -> None:
         "api_key": "da2-x",
         "iam": "AK:S",
         "control": "http://127.0.0.1:27099",
+        "token_issuer": "http://127.0.0.1:27099",
         "regions": {
             "us-east-1": {
                 "graphql": "http://127.0.0.1:27001/graphql",
