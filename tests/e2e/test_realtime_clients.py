@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from gql.transport.appsync_auth import (
     AppSyncApiKeyAuthentication,
     AppSyncAuthentication,
     AppSyncIAMAuthentication,
+    AppSyncJWTAuthentication,
 )
 from gql.transport.appsync_websockets import AppSyncWebsocketsTransport
 from gql.transport.exceptions import TransportConnectionFailed, TransportServerError
@@ -49,6 +50,7 @@ from gql.transport.websockets import WebsocketsTransport
 from hemisphere.app import create_app
 from hemisphere.http.realtime_options import RealtimeOptions
 from hemisphere.localstack import free_port
+from hemisphere.settings import Settings
 from subscriptions.inprocess import InProcessBroker
 from tests.support.app import (
     API_KEY,
@@ -60,6 +62,7 @@ from tests.support.app import (
     sigv4_headers,
 )
 from tests.support.fakes import InMemoryReader
+from tests.support.lambda_authorizer import running_authorizer
 
 pytestmark = pytest.mark.e2e
 
@@ -75,6 +78,9 @@ PUBLISH = """mutation PublishOrder($input: OrderPublication!) { publishOrder(inp
 BIG = {
     "filterGroup": [{"filters": [{"fieldName": "total.amount", "operator": "ge", "value": 10_000}]}]
 }
+PUBLISH_PRODUCT = """mutation P($input: ProductPublication!) { publishProduct(input: $input) {
+  id sku name description category price { amount currency } available updatedAt version } }"""
+ON_PRODUCT = "subscription OnProduct($id: ID) { onProductChanged(id: $id) { id name version } }"
 VERSIONS = itertools.count(1)  # every change is newer than the last: the broker drops older ones
 
 
@@ -125,6 +131,27 @@ class Running:
     def subscriber_count(self) -> int:
         return self.broker.subscriber_count("publishOrder")
 
+    async def publish_product(self, id: str = "p-0001") -> None:
+        """A change of a catalog product (readable by every mode: the API key's and tokens')."""
+        product = {
+            "id": id,
+            "sku": "SKU-1",
+            "name": "Lamp",
+            "description": None,
+            "category": "lighting",
+            "price": {"amount": 1999, "currency": "USD"},
+            "available": 3,
+            "updatedAt": TS,
+            "version": next(VERSIONS),
+        }
+        body = json.dumps({"query": PUBLISH_PRODUCT, "variables": {"input": product}}).encode()
+        verify = ssl.create_default_context(cafile=self.cert) if self.cert else True
+        async with httpx.AsyncClient(verify=verify) as http:
+            response = await http.post(
+                self.url, content=body, headers=sigv4_headers(self.url, body)
+            )
+        assert response.status_code == 200 and "errors" not in response.json(), response.text
+
 
 def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
     """A certificate for 127.0.0.1: Amplify only speaks wss://, so its server needs TLS."""
@@ -159,10 +186,10 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
 
 
 @contextlib.contextmanager
-def running_server(tls_dir: Path | None = None) -> Iterator[Running]:
+def running_server(tls_dir: Path | None = None, settings: Settings = SETTINGS) -> Iterator[Running]:
     broker = InProcessBroker()
     app = create_app(
-        SETTINGS,
+        settings,
         runtime_factory=runtime_factory(fake_runtime(InMemoryReader(), broker)),
         realtime=RealtimeOptions(keepalive_seconds=0.2),
     )
@@ -559,3 +586,96 @@ async def test_amplify_generate_client(
     }
     await tls_server.publish("c-amplify-decoy", 1)
     assert (await decoy.until_data())["onOrderChanged"]["id"] == "o-c-amplify-decoy-1"
+
+
+# --- AWS_LAMBDA: a token judged by a Lambda authorizer (a real one, on a port) ------------------
+
+LAMBDA_TOKEN = "custom-token-reader"
+
+
+@pytest.fixture(scope="module")
+def lambda_authorizer_url() -> Iterator[str]:
+    answers = {LAMBDA_TOKEN: {"isAuthorized": True, "resolverContext": {"customerId": "c-9"}}}
+    with running_authorizer(answers) as stand_in:
+        yield stand_in.url
+
+
+@pytest.fixture(scope="module")
+def lambda_server(lambda_authorizer_url: str) -> Iterator[Running]:
+    settings = replace(SETTINGS, lambda_authorizer_url=lambda_authorizer_url)
+    with running_server(settings=settings) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def lambda_tls_server(
+    lambda_authorizer_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Running]:
+    settings = replace(SETTINGS, lambda_authorizer_url=lambda_authorizer_url)
+    with running_server(tmp_path_factory.mktemp("tls"), settings) as running:
+        yield running
+
+
+async def publish_product_until(server: Running, subscriber: NodeSubscriber) -> dict[str, Any]:
+    """Publish until the subscriber reports a change (graphql-ws acknowledges nothing)."""
+    for _ in range(100):
+        await server.publish_product()
+        with contextlib.suppress(AssertionError):
+            return await asyncio.wait_for(subscriber.until_data(), 0.3)
+    raise AssertionError("the subscriber never received a change")
+
+
+async def test_gql_appsync_lambda_token(lambda_server: Running) -> None:
+    # gql's JWT authentication sends any token as Authorization: the Lambda authorizer's.
+    auth = AppSyncJWTAuthentication(host=lambda_server.host, jwt=LAMBDA_TOKEN)
+    subscriber = Subscriber()
+
+    async def run() -> None:
+        async with Client(transport=appsync(lambda_server, auth)()) as session:
+            async for result in session.subscribe(GraphQLRequest(ON_PRODUCT)):
+                subscriber.received.append(result)
+
+    subscriber.task = asyncio.create_task(run())
+    try:
+        for _ in range(100):
+            await lambda_server.publish_product()
+            await asyncio.sleep(0.1)
+            if subscriber.received:
+                break
+        assert subscriber.received[0]["onProductChanged"]["name"] == "Lamp"
+    finally:
+        await stop(subscriber)
+    refused = AppSyncJWTAuthentication(host=lambda_server.host, jwt="not-a-known-token")
+    with pytest.raises(TransportServerError, match="UnauthorizedException"):
+        async with Client(transport=appsync(lambda_server, refused)()):
+            pass
+
+
+async def test_node_graphql_ws_client_with_a_lambda_token(
+    lambda_server: Running, node: Callable[..., NodeSubscriber]
+) -> None:
+    subscriber = node(
+        lambda_server, client="graphql-ws", auth={"lambda": LAMBDA_TOKEN}, query=ON_PRODUCT
+    )
+    await subscriber.until_ready()
+    data = await publish_product_until(lambda_server, subscriber)
+    assert data["onProductChanged"]["id"] == "p-0001"
+
+
+async def test_amplify_lambda_auth_mode(
+    lambda_tls_server: Running, node: Callable[..., NodeSubscriber]
+) -> None:
+    """Amplify v6 `authMode: 'lambda'` with `authToken`: the token in its connection header
+    and in each start's authorization; it reports ready at start_ack."""
+    subscriber = node(
+        lambda_tls_server,
+        client="amplify",
+        auth={"lambda": LAMBDA_TOKEN},
+        query=ON_PRODUCT,
+        variables={"id": "p-0007"},
+    )
+    await subscriber.until_ready()
+    await lambda_tls_server.publish_product("p-0007")
+    data = await subscriber.until_data()
+    assert data["onProductChanged"]["id"] == "p-0007"
+    assert data["onProductChanged"]["name"] == "Lamp"

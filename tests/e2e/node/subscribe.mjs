@@ -5,12 +5,17 @@
 // It exits 0 after `count` changes. The Python test publishes and reads these lines.
 //
 //   node subscribe.mjs '{"client": "graphql-ws" | "amplify", "url": "https://host:port/graphql",
-//                        "auth": {"apiKey": "..."} | {"iam": {"accessKeyId", "secretAccessKey"}},
+//                        "auth": {"apiKey": "..."} | {"iam": {"accessKeyId", "secretAccessKey"}}
+//                              | {"lambda": "TOKEN"} | {"oidc": "JWT"} | {"userPool": "JWT"},
 //                        "region": "us-east-1", "query": "subscription ...", "variables": {},
 //                        "extensions": {...}, "count": 1}'
 //
 // Each client runs exactly as an application would use it; the only help it gets is what
 // Node lacks and a browser has: a WebSocket implementation (ws).
+//
+// Token modes: graphql-ws sends the token as `Authorization` in connection_init's payload
+// (connectionParams). Amplify uses authMode 'lambda' with `authToken`, or 'oidc' / 'userPool'
+// with a token provider that hands out the JWT (Amplify sends its accessToken).
 
 import WebSocket from 'ws';
 
@@ -25,6 +30,17 @@ function fail(error) {
   process.exit(1);
 }
 
+// The token of a token mode (lambda, oidc, userPool), or undefined.
+function tokenOf(auth) {
+  return auth.lambda ?? auth.oidc ?? auth.userPool;
+}
+
+// Amplify's authMode for `auth`.
+function authModeOf(auth) {
+  for (const mode of ['iam', 'lambda', 'oidc', 'userPool']) if (auth[mode]) return mode;
+  return 'apiKey';
+}
+
 let received = 0;
 function onData(data) {
   report({ event: 'data', data });
@@ -37,8 +53,10 @@ async function withGraphqlWs() {
   const client = createClient({
     url: config.url.replace(/^http/, 'ws'),
     webSocketImpl: WebSocket,
-    // Browsers cannot set WebSocket headers: the API key travels in connection_init.
-    connectionParams: { 'x-api-key': config.auth.apiKey },
+    // Browsers cannot set WebSocket headers: the credentials travel in connection_init.
+    connectionParams: tokenOf(config.auth)
+      ? { Authorization: tokenOf(config.auth) }
+      : { 'x-api-key': config.auth.apiKey },
     retryAttempts: 0,
     lazy: false,
     on: { connected: () => report({ event: 'connected' }) },
@@ -61,36 +79,46 @@ async function withAmplify() {
   const { Amplify } = await import('aws-amplify');
   const { generateClient } = await import('aws-amplify/api');
   const { Hub } = await import('aws-amplify/utils');
-  const iam = config.auth.iam;
+  const { decodeJWT } = await import('aws-amplify/auth');
+  const { auth } = config;
+  const authMode = authModeOf(auth);
+  let libraryOptions = {};
+  if (authMode === 'iam') {
+    libraryOptions = {
+      Auth: {
+        credentialsProvider: {
+          getCredentialsAndIdentityId: async () => ({ credentials: auth.iam }),
+          clearCredentialsAndIdentityId: () => {},
+        },
+      },
+    };
+  } else if (authMode === 'oidc' || authMode === 'userPool') {
+    // As an app signed in with its own identity provider: the token provider hands the JWT out.
+    const jwt = decodeJWT(tokenOf(auth));
+    libraryOptions = {
+      Auth: { tokenProvider: { getTokens: async () => ({ accessToken: jwt, idToken: jwt }) } },
+    };
+  }
   Amplify.configure(
     {
       API: {
         GraphQL: {
           endpoint: config.url,
           region: config.region,
-          defaultAuthMode: iam ? 'iam' : 'apiKey',
-          apiKey: config.auth.apiKey,
+          defaultAuthMode: authMode,
+          apiKey: auth.apiKey,
         },
       },
     },
-    iam
-      ? {
-          Auth: {
-            credentialsProvider: {
-              getCredentialsAndIdentityId: async () => ({ credentials: iam }),
-              clearCredentialsAndIdentityId: () => {},
-            },
-          },
-        }
-      : {},
+    libraryOptions,
   );
   Hub.listen('api', ({ payload }) => {
     if (payload.event === 'Subscription ack') report({ event: 'ready' });
   });
   const client = generateClient();
-  client
-    .graphql({ query: config.query, variables: config.variables ?? {}, authMode: iam ? 'iam' : 'apiKey' })
-    .subscribe({ next: ({ data }) => onData(data), error: fail });
+  const request = { query: config.query, variables: config.variables ?? {}, authMode };
+  if (authMode === 'lambda') request.authToken = auth.lambda;
+  client.graphql(request).subscribe({ next: ({ data }) => onData(data), error: fail });
 }
 
 setTimeout(() => fail(`no ${config.count} changes within ${config.timeoutMs ?? 60000} ms`), config.timeoutMs ?? 60000);
