@@ -88,6 +88,17 @@ PARAMETERS: dict[str, Any] = {
     },
     "DatabaseName": {"Type": "String", "Default": "hemisphere"},
     "PaymentsUrl": {"Type": "String", "Description": "The card provider's API"},
+    # AppSync keys expire: between 1 and 365 days ahead, in epoch seconds rounded down to the
+    # hour. CloudFormation cannot compute "now + N days", so the deployer passes it, e.g.
+    # $(( ($(date +%s) + 365*86400) / 3600 * 3600 )); 0 leaves AppSync's default (7 days).
+    # Rotate before it lapses: a stack update with a new value.
+    "ApiKeyExpires": {
+        "Type": "Number",
+        "Default": 0,
+        "MinValue": 0,
+        "Description": "When the API key expires, in epoch seconds rounded down to the hour, "
+        "1 to 365 days ahead (0: AppSync's default, 7 days from creation)",
+    },
     "OidcIssuer": {
         "Type": "String",
         "Description": "Issuer of the OPENID_CONNECT tokens the API accepts",
@@ -137,6 +148,7 @@ CONDITIONS: dict[str, Any] = {
     "IsSecondary": cfn.not_(cfn.equals(ref("AWS::Region"), ref("PrimaryRegion"))),
     "HasCertificate": cfn.not_(cfn.equals(ref("CertificateArn"), "")),
     "AppSyncInFront": cfn.equals(ref("FrontEnd"), "appsync"),
+    "ApiKeyHasExpiry": cfn.not_(cfn.equals(ref("ApiKeyExpires"), "0")),
 }
 
 # Queues hold work in flight, not data of record (that is PostgreSQL's): deleting them with
@@ -250,6 +262,7 @@ def appsync_resources(sdl: str) -> dict[str, Any]:
             "Properties": {
                 "ApiId": get_att("GraphQLApi", "ApiId"),
                 "Description": "Public catalogue and region reads (the default mode)",
+                "Expires": cfn.if_("ApiKeyHasExpiry", ref("ApiKeyExpires"), ref("AWS::NoValue")),
             },
         },
     }

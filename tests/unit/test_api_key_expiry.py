@@ -7,6 +7,7 @@ import logging
 
 import pytest
 
+from hemisphere.appsync_export.export import regional_template
 from hemisphere.http.authn import Authenticator
 from hemisphere.settings import Settings, SettingsError
 
@@ -63,3 +64,17 @@ def test_a_key_works_until_it_expires_and_the_others_after(
     [logged] = caplog.records  # once, however often the key is tried
     assert logged.levelno == logging.INFO
     assert logged.getMessage() == "refused API key da2-oldo...: it expired at 1970-01-01T00:33:20Z"
+
+
+def test_the_appsync_export_gives_its_api_key_an_expiry_parameter() -> None:
+    template = regional_template("type Query { a: Int }")
+    parameter = template["Parameters"]["ApiKeyExpires"]
+    assert parameter["Type"] == "Number" and parameter["Default"] == 0
+    expires = template["Resources"]["ApiKey"]["Properties"]["Expires"]
+    # 0 (the default) leaves the property out: AppSync's own default of 7 days.
+    assert expires == {
+        "Fn::If": ["ApiKeyHasExpiry", {"Ref": "ApiKeyExpires"}, {"Ref": "AWS::NoValue"}]
+    }
+    assert template["Conditions"]["ApiKeyHasExpiry"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "ApiKeyExpires"}, "0"]}]
+    }
