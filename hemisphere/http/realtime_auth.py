@@ -1,11 +1,15 @@
 """Credentials of WebSocket clients, checked by the same Authenticator as HTTP requests.
 
 AppSync clients send the headers they would send over HTTP as a JSON object (`host` plus
-`x-api-key`, or IAM's SigV4 headers). An IAM client signs a POST of the connection payload
-(`{}`) to https://<host>/graphql/connect for the connection, and a POST of each subscription's
-`data` to https://<host>/graphql for a `start` (gql's AppSyncIAMAuthentication and Amplify's
-awsRealTimeHeaderBasedAuth both do). The scheme is not part of a SigV4 signature, so the
-plain-HTTP URL we rebuild verifies the same."""
+`x-api-key`, IAM's SigV4 headers, or `Authorization` with a token: a JWT for OIDC and Cognito,
+anything else for the Lambda authorizer, which then gets these headers as `requestHeaders` and
+the connection's payload or the start's `data` as its `requestContext`).
+
+An IAM client signs a POST of the connection payload (`{}`) to https://<host>/graphql/connect
+for the connection, and a POST of each subscription's `data` to https://<host>/graphql for a
+`start` (gql's AppSyncIAMAuthentication and Amplify's awsRealTimeHeaderBasedAuth both do).
+The scheme is not part of a SigV4 signature, so the plain-HTTP URL we rebuild verifies the
+same."""
 
 from __future__ import annotations
 
