@@ -56,6 +56,7 @@ from tests.support.app import (
     API_KEY,
     IAM_AKID,
     IAM_SECRET,
+    ISSUER,
     SETTINGS,
     fake_runtime,
     runtime_factory,
@@ -298,6 +299,11 @@ def api_key(server: Running, key: str = API_KEY) -> AppSyncApiKeyAuthentication:
     return AppSyncApiKeyAuthentication(host=server.host, api_key=key)
 
 
+def token_of(server: Running, customer_id: str) -> AppSyncJWTAuthentication:
+    """A token caller (OIDC) speaking for `customer_id`: contract v2's customer data."""
+    return AppSyncJWTAuthentication(host=server.host, jwt=ISSUER.token(customer_id))
+
+
 def iam(server: Running) -> AppSyncIAMAuthentication:
     return AppSyncIAMAuthentication(
         host=server.host, region_name="us-east-1", credentials=Credentials(IAM_AKID, IAM_SECRET)
@@ -308,12 +314,12 @@ def request(customer: str | None, extensions: dict[str, Any] | None = None) -> G
     return GraphQLRequest(SUBSCRIPTION, variable_values={"c": customer}, extensions=extensions)
 
 
-async def test_gql_appsync_api_key_arguments_and_enhanced_filter(server: Running) -> None:
-    transport = appsync(server, api_key(server))
-    mine = await gql_subscriber(transport, request("c-1"))
-    decoy = await gql_subscriber(transport, request("c-2"))
-    # gql puts a GraphQLRequest's extensions into the `data` of AppSync's start message.
-    big = await gql_subscriber(transport, request(None, {"filter": BIG}))
+async def test_gql_appsync_tokens_arguments_and_enhanced_filter(server: Running) -> None:
+    mine = await gql_subscriber(appsync(server, token_of(server, "c-1")), request("c-1"))
+    decoy = await gql_subscriber(appsync(server, token_of(server, "c-2")), request("c-2"))
+    # gql puts a GraphQLRequest's extensions into the `data` of AppSync's start message. A
+    # service (IAM) may listen to every customer's orders: here the big ones.
+    big = await gql_subscriber(appsync(server, iam(server)), request(None, {"filter": BIG}))
     try:
         await warm_up(server, {"c-1": mine, "c-2": decoy})
         await warm_up(server, {"c-3": big}, amount=99_999)
@@ -360,7 +366,7 @@ async def test_gql_appsync_refused_key_is_a_connection_error(server: Running) ->
 async def test_gql_appsync_keep_alives_and_stop(server: Running) -> None:
     before = server.subscriber_count()
     # gql closes the connection if no `ka` arrives within a second; the server sends 5 a second.
-    transport = appsync(server, api_key(server), keep_alive_timeout=1)
+    transport = appsync(server, token_of(server, "c-ka"), keep_alive_timeout=1)
     subscriber = await gql_subscriber(transport, request("c-ka"))
     try:
         await warm_up(server, {"c-ka": subscriber})
@@ -374,20 +380,26 @@ async def test_gql_appsync_keep_alives_and_stop(server: Running) -> None:
     await until(lambda: server.subscriber_count() == before)
 
 
-def transport_ws(server: Running, key: str = API_KEY) -> Callable[[], Any]:
+def transport_ws(server: Running, payload: dict[str, str]) -> Callable[[], Any]:
     return lambda: WebsocketsTransport(
         url=server.ws_url,
         subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
-        init_payload={"x-api-key": key},
+        init_payload=payload,
     )
 
 
 async def test_gql_graphql_transport_ws(server: Running) -> None:
-    mine = await gql_subscriber(transport_ws(server), request("c-5"))
-    big = await gql_subscriber(transport_ws(server), request(None, {"filter": BIG}))
+    # Browsers cannot set WebSocket headers: the token travels in connection_init.
+    mine = await gql_subscriber(
+        transport_ws(server, {"Authorization": ISSUER.token("c-5")}), request("c-5")
+    )
+    big = await gql_subscriber(
+        transport_ws(server, {"Authorization": ISSUER.token("c-7")}),
+        request("c-7", {"filter": BIG}),
+    )
     try:
         await warm_up(server, {"c-5": mine})
-        await warm_up(server, {"c-6": big}, amount=99_999)
+        await warm_up(server, {"c-7": big}, amount=99_999)
         await server.publish("c-5", 10)
         await server.publish("c-7", 10)
         await server.publish("c-7", 30_000)
@@ -541,7 +553,7 @@ async def test_node_graphql_ws_client_with_an_enhanced_filter(
     subscriber = node(
         server,
         client="graphql-ws",
-        auth={"apiKey": API_KEY},
+        auth={"oidc": ISSUER.token("c-node")},
         variables={"c": "c-node"},
         extensions={"filter": BIG},
         count=2,
@@ -551,26 +563,37 @@ async def test_node_graphql_ws_client_with_an_enhanced_filter(
     first = await publish_until(server, subscriber, "c-node", 10_000)
     assert first["onOrderChanged"]["customerId"] == "c-node"
     await server.publish("c-node", 5)
-    await server.publish("c-other", 50_000)
+    await server.publish("c-other", 50_000)  # another customer's: never the token's
     await server.publish("c-node", 60_000)
     data = await subscriber.until_data()
     assert data["onOrderChanged"]["id"] == "o-c-node-60000"
     assert data["onOrderChanged"]["total"] == {"amount": 60_000, "currency": "USD"}
 
 
-@pytest.mark.parametrize(
-    "auth",
-    [{"apiKey": API_KEY}, {"iam": {"accessKeyId": IAM_AKID, "secretAccessKey": IAM_SECRET}}],
-    ids=["api-key", "iam"],
-)
+def amplify_auth(mode: str, customer: str) -> dict[str, Any]:
+    if mode == "iam":
+        return {"iam": {"accessKeyId": IAM_AKID, "secretAccessKey": IAM_SECRET}}
+    return {mode: ISSUER.token(customer, user_pool=mode == "userPool")}
+
+
+@pytest.mark.parametrize("mode", ["oidc", "userPool", "iam"])
 async def test_amplify_generate_client(
-    tls_server: Running, node: Callable[..., NodeSubscriber], auth: dict[str, Any]
+    tls_server: Running, node: Callable[..., NodeSubscriber], mode: str
 ) -> None:
     """Amplify v6 connects to <endpoint>/realtime with its credentials in a `header-…`
-    subprotocol, and waits for start_ack before it reports the subscription ready."""
+    subprotocol, and waits for start_ack before it reports the subscription ready; a token
+    listens to its own customer's orders (contract v2), IAM to any."""
     customer = f"c-amplify-{next(VERSIONS)}"
-    mine = node(tls_server, client="amplify", auth=auth, variables={"c": customer})
-    decoy = node(tls_server, client="amplify", auth=auth, variables={"c": "c-amplify-decoy"})
+    decoy_customer = "c-amplify-decoy"
+    mine = node(
+        tls_server, client="amplify", auth=amplify_auth(mode, customer), variables={"c": customer}
+    )
+    decoy = node(
+        tls_server,
+        client="amplify",
+        auth=amplify_auth(mode, decoy_customer),
+        variables={"c": decoy_customer},
+    )
     await mine.until_ready()
     await decoy.until_ready()
     await tls_server.publish(customer, 1234)
