@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -116,6 +117,10 @@ class Settings:
     log_format: str = "text"
     otlp_endpoint: str | None = None
     service_name: str = "hemisphere"
+
+    def current_api_key(self, now: float | None = None) -> str:
+        """The first key that has not expired: the one to print and to probe with."""
+        return current_api_key(self.api_keys, self.api_key_expiry, now)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -449,3 +454,12 @@ def _telemetry(get: Callable[[str], str | None]) -> dict[str, Any]:
         "otlp_endpoint": _url(name, get(name), ("http", "https"), "http://HOST:4318"),
         "service_name": get("OTEL_SERVICE_NAME") or "hemisphere",
     }
+
+
+def current_api_key(
+    keys: Sequence[str], expiry: Mapping[str, float], now: float | None = None
+) -> str:
+    """The first of `keys` that has not expired (the first one if all have: it is refused,
+    and says so, rather than nothing being printed)."""
+    at = time.time() if now is None else now
+    return next((k for k in keys if expiry.get(k, float("inf")) > at), keys[0])

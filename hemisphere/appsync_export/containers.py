@@ -168,6 +168,10 @@ def _environment(role_name: str) -> list[dict[str, Any]]:
             "Name": "HEMISPHERE_LAMBDA_AUTHORIZER_TTL_SECONDS",
             "Value": ref("LambdaAuthorizerTtlSeconds"),
         },
+        {
+            "Name": "HEMISPHERE_LAMBDA_AUTHORIZER_TOKEN_REGEX",
+            "Value": ref("LambdaAuthorizerTokenRegex"),
+        },
     ]
     if role_name == "publisher":
         # The stream publisher calls the publish* mutations of the front end that clients

@@ -129,6 +129,12 @@ PARAMETERS: dict[str, Any] = {
         "Description": "How long an authorizer answer is cached per token (0: not cached; the "
         "function's ttlOverride wins)",
     },
+    "LambdaAuthorizerTokenRegex": {
+        "Type": "String",
+        "Default": "",
+        "Description": "Tokens not matching it are refused without calling the authorizer "
+        "(AppSync's identityValidationExpression; empty: every token is passed on)",
+    },
     "FrontEnd": {
         "Type": "String",
         "Default": "containers",
@@ -147,6 +153,7 @@ CONDITIONS: dict[str, Any] = {
     "IsPrimary": cfn.equals(ref("AWS::Region"), ref("PrimaryRegion")),
     "IsSecondary": cfn.not_(cfn.equals(ref("AWS::Region"), ref("PrimaryRegion"))),
     "HasCertificate": cfn.not_(cfn.equals(ref("CertificateArn"), "")),
+    "HasTokenRegex": cfn.not_(cfn.equals(ref("LambdaAuthorizerTokenRegex"), "")),
     "AppSyncInFront": cfn.equals(ref("FrontEnd"), "appsync"),
     "ApiKeyHasExpiry": cfn.not_(cfn.equals(ref("ApiKeyExpires"), "0")),
 }
@@ -227,6 +234,9 @@ def appsync_resources(sdl: str) -> dict[str, Any]:
                         "LambdaAuthorizerConfig": {
                             "AuthorizerUri": ref("LambdaAuthorizerArn"),
                             "AuthorizerResultTtlInSeconds": ref("LambdaAuthorizerTtlSeconds"),
+                            "IdentityValidationExpression": cfn.if_(
+                                "HasTokenRegex", ref("LambdaAuthorizerTokenRegex"), cfn.NO_VALUE
+                            ),
                         },
                     },
                 ],

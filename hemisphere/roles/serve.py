@@ -240,7 +240,7 @@ def _banner(args: argparse.Namespace, settings: Settings) -> str:
             "",
             f"Hemisphere is serving region {settings.region} (primary: {settings.primary_region}).",
             f"  GraphiQL:   http://{args.host}:{args.port}/graphql",
-            f"  API key:    {settings.api_keys[0]}   (header x-api-key)",
+            f"  API key:    {settings.current_api_key()}   (header x-api-key)",
             f"  IAM:        {akid}:{settings.iam_credentials[akid]}   (SigV4, service appsync)",
             *(
                 [

@@ -169,7 +169,7 @@ class World:
             self.layout.topology(
                 primary=self.state.primary,
                 epoch=self.state.epoch,
-                api_key=self.secrets.api_keys[0],
+                api_key=self.secrets.api_key,
                 iam=self.secrets.iam,
                 latency=self.latency.to_json(),
                 token_issuer=self.issuer.issuer,
@@ -421,7 +421,7 @@ def banner(world: World, seconds: float) -> str:
     lines += [f"  {ports.name.ljust(14)}  {ports.edge_url}" for ports in layout.regions]
     lines += [
         "",
-        f"  API key:   {world.secrets.api_keys[0]}   (header x-api-key)",
+        f"  API key:   {world.secrets.api_key}   (header x-api-key)",
         f"  IAM:       {world.secrets.iam}   (SigV4, service appsync)",
         f"  Tokens:    hemisphere token c-0001 --data-dir {layout.data_dir}   (header "
         f"Authorization; customers, orders and checkouts need one, every region accepts it)",

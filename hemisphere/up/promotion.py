@@ -66,7 +66,7 @@ def promote(world: World, region: Region) -> dict[str, Any]:
     # Its API (started as a secondary's) already follows the control item: once it names
     # this region, mutations start sagas here; the workers run beside it.
     region.start_worker()
-    region.wait_believes(region.name, new_epoch, world.secrets.api_keys[0], BELIEF_TIMEOUT)
+    region.wait_believes(region.name, new_epoch, world.secrets.api_key, BELIEF_TIMEOUT)
     timeline["accepts_writes"] = time.monotonic() - began
 
     world.actions.submit(lambda: follow_new_primary(world, region))

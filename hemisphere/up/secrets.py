@@ -7,12 +7,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from hemisphere.local_defaults import with_local_secrets
-from hemisphere.settings import Settings
+from hemisphere.settings import Settings, current_api_key
 
 STATE_FILE = "up-state.json"
 
@@ -23,6 +23,13 @@ class SharedSecrets:
     iam_akid: str
     iam_secret: str
     token_secret: str
+    # Keys that expire (HEMISPHERE_API_KEYS' KEY@EXPIRY): epoch seconds, passed on as given.
+    api_key_expiry: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def api_key(self) -> str:
+        """The first key that has not expired: what `up` prints and probes with."""
+        return current_api_key(self.api_keys, self.api_key_expiry)
 
     @property
     def iam(self) -> str:
@@ -30,7 +37,10 @@ class SharedSecrets:
 
     def environment(self) -> dict[str, str]:
         return {
-            "HEMISPHERE_API_KEYS": ",".join(self.api_keys),
+            "HEMISPHERE_API_KEYS": ",".join(
+                f"{key}@{self.api_key_expiry[key]:.0f}" if key in self.api_key_expiry else key
+                for key in self.api_keys
+            ),
             "HEMISPHERE_IAM_CREDENTIALS": self.iam,
             "HEMISPHERE_TOKEN_SECRET": self.token_secret,
         }
@@ -43,7 +53,9 @@ def shared_secrets(data_dir: Path, env: Mapping[str, str]) -> SharedSecrets:
     settings = with_local_secrets(settings)
     akid, secret = next(iter(settings.iam_credentials.items()))
     assert settings.token_secret is not None
-    return SharedSecrets(settings.api_keys, akid, secret, settings.token_secret)
+    return SharedSecrets(
+        settings.api_keys, akid, secret, settings.token_secret, dict(settings.api_key_expiry)
+    )
 
 
 @dataclass

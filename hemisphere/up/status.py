@@ -66,7 +66,7 @@ def region_status(world: World, region: Region) -> dict[str, Any]:
         report["subscriptions"] = readiness.get("subscriptions")
         report["checks"] = readiness.get("checks")
     believed = believed_topology(
-        region.ports.graphql_url, world.secrets.api_keys[0], PROBE_TIMEOUT_SECONDS
+        region.ports.graphql_url, world.secrets.api_key, PROBE_TIMEOUT_SECONDS
     )
     if believed is not None:
         report["epoch"] = believed.get("epoch")
