@@ -223,7 +223,9 @@ async def test_the_lease_moves_within_seconds_when_its_holder_dies_and_no_change
         took_over_in = time.monotonic() - died
 
         assert standby.is_leader
-        assert took_over_in < duration + renew + 1.5
+        # Within seconds: the lease's duration, one renewal, and slack for a loaded machine
+        # (two cores shared with the whole suite: 1.5 s of slack failed twice under load).
+        assert took_over_in < duration + renew + 4, took_over_in
         assert await region.fencing_token() == 2
         versions = region.api.versions("p-0001")
         assert set(versions) == {1, 2, 3, 4, 5, 6}  # nothing skipped; repeats are allowed
