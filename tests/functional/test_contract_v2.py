@@ -10,6 +10,7 @@ import base64
 import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -31,7 +32,13 @@ from tests.support.app import (
     sigv4_headers,
     token_headers,
 )
-from tests.support.fakes import InMemoryReader, make_customer, make_order, make_products
+from tests.support.fakes import (
+    FakeWorkflows,
+    InMemoryReader,
+    make_customer,
+    make_order,
+    make_products,
+)
 
 PRODUCTS = make_products(3)
 ADA, BOB = make_customer(1), make_customer(2)
@@ -286,3 +293,32 @@ async def test_a_token_listens_to_its_own_orders_by_customer_or_by_order_id(api:
         }
         with pytest.raises(TimeoutError):
             await ws.receive_json(within=0.2)
+
+
+async def test_a_token_for_another_audience_is_a_401_and_writes_nothing() -> None:
+    """With a client id configured (HEMISPHERE_OIDC_CLIENT_ID), a token the same issuer made
+    for another application is refused like any bad token."""
+    reader = InMemoryReader(products=PRODUCTS, customers=[ADA, BOB], orders=[ADAS, BOBS])
+    workflows = FakeWorkflows()
+    settings = replace(SETTINGS, oidc_client_id=AUDIENCE)
+    app = create_app(
+        settings, runtime_factory=runtime_factory(fake_runtime(reader, workflows=workflows))
+    )
+    now = int(time.time())
+    claims = {"iss": ISSUER_URL, "sub": BOB.id, "iat": now, "exp": now + 600}
+    checkout = {
+        "customerId": BOB.id,
+        "lines": [{"productId": PRODUCTS[0].id, "quantity": 1}],
+        "paymentToken": "tok_visa",
+        "idempotencyKey": "aud-1",
+    }
+    query = "mutation($i: CheckoutInput!) { checkout(input: $i) { id } }"
+    async with client_for(app) as client:
+        for audience, status in (("another-app", 401), (AUDIENCE, 200)):
+            token = _sign(ISSUER, {**claims, "aud": audience, "custom:customerId": BOB.id})
+            answer = await ask(client, query, {"authorization": token}, i=checkout)
+            assert answer.status_code == status, answer.text
+            if status == 401:
+                assert answer.json()["errors"][0]["errorType"] == "UnauthorizedException"
+                assert workflows.checkouts == {}
+    assert len(workflows.checkouts) == 1  # the token for this application placed it
