@@ -283,7 +283,7 @@ async def test_a_token_listens_to_its_own_orders_by_customer_or_by_order_id(api:
         await started(ws, start("one", {"id": "o-0009"}, query=ON_ORDER, auth=with_token("c-1")))
         await api.publish("c-2", order="o-0009")  # someone else's order with that id
         await api.publish("c-1", order="o-0009")
-        replies = {}
+        replies: dict[str, list[Any]] = {}
         for _ in range(2):
             reply = await ws.receive_json()
             replies.setdefault(reply["id"], []).append(reply["payload"]["data"]["onOrderChanged"])
