@@ -25,6 +25,10 @@ moto's request CPU in the write benchmark walking every attribute of every recor
 records are already in their wire shape (AttributeValue JSON), so here they are written with
 json.dumps, timestamps as epoch seconds as the JSON protocol has them: the same document.
 
+The fourth is TransactWriteItems, which moto makes atomic by deep-copying every table it
+names, items and whole stream, per transaction (hemisphere/moto/transactions.py): here it
+checks every condition first and keeps an undo record of just the items it writes.
+
 Everything else is moto's server, unchanged.
 """
 
@@ -156,6 +160,9 @@ def install_fast_stream_records() -> None:
 
 def install_all() -> None:
     """Every change this module makes to moto (see the module docstring)."""
+    from hemisphere.moto.transactions import install_transactions_by_item
+
+    install_transactions_by_item()
     install_program_cache()
     install_in_process_sqs()
     install_fast_stream_records()
