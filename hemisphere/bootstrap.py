@@ -147,7 +147,7 @@ async def start_runtime(
             probes=_probes(settings, pool, client),
             restore_aws=restore_aws,
             reader=reader,
-            catalog=await catalog_port(settings, pool, clients) if is_primary else None,
+            catalog=await catalog_port(stack, settings, pool, clients, is_primary=is_primary),
             broker=broker,
             tokens=PageTokens(settings.token_secret),
             topology=Topology(settings.region, settings.primary_region),

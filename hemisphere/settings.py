@@ -78,6 +78,9 @@ class Settings:
     # epoch this process acts under when it is the primary (None: the one its database or
     # control item names for it, else 1); the replicator's targets and status port.
     region_endpoints: Mapping[str, str] = field(default_factory=dict)
+    # Every region's PostgreSQL as this region reaches it: catalog writes go to the primary's
+    # (the stand-in for Aurora's write forwarding), whichever region that is now.
+    region_database_urls: Mapping[str, str] = field(default_factory=dict)
     epoch: int | None = None
     replica_endpoints: Mapping[str, str] = field(default_factory=dict)
     replicator_status_port: int | None = None
@@ -185,6 +188,9 @@ class Settings:
             region_endpoints=_endpoints(
                 "HEMISPHERE_REGION_ENDPOINTS", get("HEMISPHERE_REGION_ENDPOINTS")
             ),
+            region_database_urls=_database_urls(
+                "HEMISPHERE_REGION_DATABASE_URLS", get("HEMISPHERE_REGION_DATABASE_URLS")
+            ),
             epoch=_positive_int("HEMISPHERE_EPOCH", get("HEMISPHERE_EPOCH")),
             replica_endpoints=_endpoints(
                 "HEMISPHERE_REPLICA_ENDPOINTS", get("HEMISPHERE_REPLICA_ENDPOINTS")
@@ -243,6 +249,24 @@ def _endpoints(name: str, raw: str | None) -> dict[str, str]:
             raise SettingsError(f"{name} names {region} twice")
         endpoints[region] = str(_url(name, url, ("http", "https"), "REGION=http://HOST:PORT"))
     return endpoints
+
+
+def _database_urls(name: str, raw: str | None) -> dict[str, str]:
+    """`REGION=postgresql://...[,REGION=...]` as a dict (errors never echo a URL: it may
+    hold a password)."""
+    urls: dict[str, str] = {}
+    for entry in (raw or "").split(","):
+        if not entry.strip():
+            continue
+        region, sep, url = (part.strip() for part in entry.partition("="))
+        if not sep or not _REGION.match(region):
+            raise SettingsError(f"{name} must be REGION=postgresql://HOST:PORT/DB[,REGION=...]")
+        if region in urls:
+            raise SettingsError(f"{name} names {region} twice")
+        urls[region] = str(
+            _url(f"{name} ({region})", url, ("postgresql", "postgres"), "postgresql://HOST/DB")
+        )
+    return urls
 
 
 def _positive_int(name: str, raw: str | None) -> int | None:

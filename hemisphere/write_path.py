@@ -22,7 +22,7 @@ from adapters.eventbridge import (
 )
 from adapters.eventbridge import create_client as create_aws_client
 from adapters.payments import HttpPaymentProvider
-from adapters.postgres.catalog import PostgresCatalog
+from adapters.postgres.catalog import PostgresCatalog, PostgresCatalogAt
 from adapters.postgres.profiles import PostgresProfileStore
 from adapters.postgres.saga import PostgresSagaStore
 from adapters.postgres.topology import EpochFence, PostgresTopology
@@ -40,7 +40,9 @@ from hemisphere.background import cancel_task
 from hemisphere.settings import Settings, SettingsError
 from regions.control import TopologyWatcher, WriteFence
 from regions.routing import (
+    CatalogAt,
     FencedCatalog,
+    RoutedCatalog,
     RoutedOrderWorkflows,
     RoutedProfileUpdates,
     write_target,
@@ -199,9 +201,29 @@ async def relational_fence(settings: Settings, pool: asyncpg.Pool[Any]) -> Epoch
     return EpochFence(settings.region, stored.epoch if stored is not None else 1)
 
 
-async def catalog_port(settings: Settings, pool: asyncpg.Pool[Any], clients: AwsClients) -> Catalog:
-    """The primary's catalog writes, fenced at the start and in their transaction."""
+async def catalog_port(
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    pool: asyncpg.Pool[Any],
+    clients: AwsClients,
+    *,
+    is_primary: bool,
+) -> Catalog | None:
+    """Catalog writes, fenced at the start and in their transaction. With every region's
+    database known (HEMISPHERE_REGION_DATABASE_URLS), they follow the primary from any
+    region; otherwise only the primary has them (None: ReadOnlyRegion)."""
     assert settings.database_url is not None
+    if settings.region_database_urls:
+        if is_primary:
+            await relational_fence(settings, pool)  # the topology record of a first start
+        by_region: dict[str, CatalogAt] = {}
+        for region, dsn in settings.region_database_urls.items():
+            at = PostgresCatalogAt(dsn, pool if region == settings.region else None)
+            stack.push_async_callback(at.aclose)
+            by_region[region] = at
+        return RoutedCatalog(clients.fence, by_region)
+    if not is_primary:
+        return None
     fence = await relational_fence(settings, pool)
     return FencedCatalog(PostgresCatalog(pool, settings.database_url, fence=fence), clients.fence)
 

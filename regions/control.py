@@ -179,10 +179,15 @@ class WriteFence:
     def primary_region(self) -> str:
         """Where writes go now: the primary of the newest record known, else the configured
         one."""
+        return self.primary().primary_region
+
+    def primary(self) -> RegionControl:
+        """The primary writes go to now, with the epoch it writes under: the newest record
+        known, else what this process was started as."""
         known = self.watcher.current
         if known is None or known.epoch < self.configured.epoch:
-            return self.configured.primary_region
-        return known.primary_region
+            return self.configured
+        return known
 
 
 # --- promotion --------------------------------------------------------------------------------

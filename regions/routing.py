@@ -22,7 +22,7 @@ from typing import Protocol
 
 from domain.commands import CancelOrder, Checkout, UpdateCustomerProfile, UpsertProduct
 from domain.errors import BackendUnavailableError, ReadOnlyRegionError
-from domain.model import Product
+from domain.model import Product, RegionControl
 from regions.control import WriteFence
 from resolvers.ports import Catalog, OrderWorkflows, ProfileUpdates
 
@@ -238,6 +238,41 @@ class RoutedProfileUpdates:
             return await self._by_region[primary].submit(command)
         async with guard.reachable():
             return await self._by_region[primary].submit(command)
+
+
+class CatalogAt(Protocol):
+    """Catalog writes in one region's relational model, under the primary and epoch given:
+    its transaction checks that the database names the same (a write under a superseded
+    epoch writes nothing)."""
+
+    async def upsert_product(self, command: UpsertProduct, under: RegionControl) -> Product: ...
+
+
+class RoutedCatalog:
+    """Catalog writes that follow the primary, as RoutedOrderWorkflows do: a secondary sends
+    them to the primary's relational model (the stand-in for Aurora's write forwarding from a
+    secondary cluster), a promoted region writes its own at once (no restart), a demoted
+    primary refuses them; a primary that cannot be reached is ReadOnlyRegion within the
+    deadline."""
+
+    def __init__(
+        self,
+        fence: WriteFence,
+        by_region: Mapping[str, CatalogAt],
+        *,
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+    ) -> None:
+        self._router = _Router(fence, deadline_seconds)
+        self._fence = fence
+        self._by_region = by_region
+
+    async def upsert_product(self, command: UpsertProduct) -> Product:
+        primary, guard = self._router.primary(self._by_region)
+        under = self._fence.primary()
+        if guard is None:
+            return await self._by_region[primary].upsert_product(command, under)
+        async with guard.reachable():
+            return await self._by_region[primary].upsert_product(command, under)
 
 
 class FencedCatalog:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from hemisphere.up.layout import Layout, RegionPorts
 from hemisphere.up.provision import LOCAL_AWS_CREDENTIALS
@@ -30,6 +31,7 @@ _FOREIGN = (
     "HEMISPHERE_SEED_DEMO_DATA",
     "HEMISPHERE_REBUILD_PROJECTIONS",
     "HEMISPHERE_REGION_ENDPOINTS",
+    "HEMISPHERE_REGION_DATABASE_URLS",
     "HEMISPHERE_EPOCH",
     # Tokens: every region verifies those of `up`'s development issuer (audience and customer
     # claim as it signs them), never another issuer a shell names.
@@ -147,7 +149,21 @@ def region_environment(
     endpoints = {ports.name: ports.aws_url}
     endpoints.update({other: f"http://127.0.0.1:{port}" for other, port in ports.aws_via.items()})
     env["HEMISPHERE_REGION_ENDPOINTS"] = ",".join(f"{k}={v}" for k, v in endpoints.items())
+    # Every region's PostgreSQL as seen from here (through the same delay proxies as its
+    # replication): catalog writes follow the primary there from any region, as Aurora's
+    # write forwarding sends a secondary cluster's writes to the primary cluster.
+    databases = {ports.name: database_url}
+    databases.update(
+        {other: _at_port(database_url, port) for other, port in ports.postgres_via.items()}
+    )
+    env["HEMISPHERE_REGION_DATABASE_URLS"] = ",".join(f"{k}={v}" for k, v in databases.items())
     return env
+
+
+def _at_port(url: str, port: int) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit(":", 1)[0] if parts.port is not None else parts.netloc
+    return urlunsplit(parts._replace(netloc=f"{netloc}:{port}"))
 
 
 def payments_child(port: int, base_env: dict[str, str], log_dir: Path) -> Child:

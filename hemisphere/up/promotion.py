@@ -15,8 +15,8 @@
    sagas in its own region).
 5. Then, after the answer: the other live secondaries' replicas follow the new primary (their
    APIs already send writes there). The region's API is not restarted (a restart drops its
-   subscribers and takes it out of service for seconds): catalog writes, which the API wires
-   only when it starts as the primary, answer ReadOnlyRegion there until its next start.
+   subscribers and takes it out of service for seconds): its catalog writes follow the
+   control item to its own database like the sagas (regions.routing.RoutedCatalog).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from hemisphere.settings import Settings
 from regions.control import TopologyWatcher, WriteFence
 from regions.routing import (
     FencedCatalog,
+    RoutedCatalog,
     RoutedOrderWorkflows,
     RoutedProfileUpdates,
     WriteTarget,
@@ -128,3 +129,62 @@ async def test_the_primary_writes_locally_while_its_epoch_is_the_newest() -> Non
     fence = await _fence(US, RegionControl(US, 2), RegionControl(US, 2))
     await RoutedOrderWorkflows(fence, {US: own}).start_checkout(CHECKOUT, US)
     assert own.calls == ["checkout:us-east-1"]
+
+
+# --- catalog writes follow the primary too -------------------------------------------------
+
+UPSERT = UpsertProduct(None, "SKU-1", "Lamp", None, "garden", Money(100, "USD"), 1)
+
+
+class CatalogRecording:
+    """One region's relational model: records under which primary and epoch it was written."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+        self.writes: list[RegionControl] = []
+
+    async def upsert_product(self, command: UpsertProduct, under: RegionControl) -> Product:
+        if self.error is not None:
+            raise self.error
+        self.writes.append(under)
+        return Product(
+            "p-new",
+            command.sku,
+            command.name,
+            None,
+            command.category,
+            command.price,
+            1,
+            datetime(2026, 1, 1, tzinfo=UTC),
+            1,
+        )
+
+
+async def test_a_secondary_sends_catalog_writes_to_the_primary_s_database() -> None:
+    databases = {US: CatalogRecording(), EU: CatalogRecording()}
+    fence = await _fence(EU, RegionControl(US, 1), RegionControl(US, 1))
+    await RoutedCatalog(fence, databases).upsert_product(UPSERT)
+    assert databases[US].writes == [RegionControl(US, 1)] and databases[EU].writes == []
+
+
+async def test_after_a_promotion_catalog_writes_go_to_the_new_primary_under_its_epoch() -> None:
+    databases = {US: CatalogRecording(), EU: CatalogRecording()}
+    # Started as a secondary of us-east-1; eu-west-1 was promoted since (epoch 2).
+    fence = await _fence(EU, RegionControl(US, 1), RegionControl(EU, 2))
+    await RoutedCatalog(fence, databases).upsert_product(UPSERT)
+    assert databases[EU].writes == [RegionControl(EU, 2)] and databases[US].writes == []
+
+
+async def test_a_demoted_primary_writes_no_catalog() -> None:
+    databases = {US: CatalogRecording(), EU: CatalogRecording()}
+    fence = await _fence(US, RegionControl(US, 1), RegionControl(EU, 2))
+    with pytest.raises(StaleEpochError):
+        await RoutedCatalog(fence, databases).upsert_product(UPSERT)
+    assert databases[US].writes == [] and databases[EU].writes == []
+
+
+async def test_an_unreachable_primary_database_makes_catalog_writes_read_only() -> None:
+    down = CatalogRecording(BackendUnavailableError("the primary's PostgreSQL is down"))
+    fence = await _fence(EU, RegionControl(US, 1), RegionControl(US, 1))
+    with pytest.raises(ReadOnlyRegionError, match="cannot reach the primary region us-east-1"):
+        await RoutedCatalog(fence, {US: down, EU: CatalogRecording()}).upsert_product(UPSERT)
