@@ -80,3 +80,23 @@ def test_process_settings() -> None:
     defaults = Settings.from_env({})
     assert defaults.shutdown_timeout_seconds == 10 and defaults.startup_timeout_seconds == 60
     assert not defaults.seed_demo_data and not defaults.rebuild_projections
+
+
+def test_every_region_s_database() -> None:
+    settings = Settings.from_env(
+        {
+            "HEMISPHERE_REGION_DATABASE_URLS": (
+                "us-east-1=postgresql://u@127.0.0.1:5432/h, eu-west-1=postgresql://u@h:6432/h"
+            )
+        }
+    )
+    assert settings.region_database_urls == {
+        "us-east-1": "postgresql://u@127.0.0.1:5432/h",
+        "eu-west-1": "postgresql://u@h:6432/h",
+    }
+    for bad in ("us-east-1", "nowhere=postgresql://h/d", "us-east-1=http://h:1"):
+        with pytest.raises(SettingsError, match="HEMISPHERE_REGION_DATABASE_URLS"):
+            Settings.from_env({"HEMISPHERE_REGION_DATABASE_URLS": bad})
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({"HEMISPHERE_REGION_DATABASE_URLS": "us-east-1=postgresql://u:s3cret@"})
+    assert "s3cret" not in str(error.value)
