@@ -10,43 +10,13 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from hemisphere.local_issuer import ISSUER_FILE, TOKEN_SECONDS, LocalIssuer, issuer_of
-
-# A token is replaced when less than this is left of it.
-RENEW_BEFORE_S = 300.0
-
-
-class CustomerTokens:
-    def __init__(
-        self,
-        issuer: LocalIssuer,
-        *,
-        seconds: int = TOKEN_SECONDS,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._issuer = issuer
-        self._seconds = seconds
-        self._clock = clock
-        self._made: dict[str, tuple[str, float]] = {}
-
-    def token(self, customer_id: str) -> str:
-        """The raw JWT (no "Bearer"), as AppSync's OPENID_CONNECT mode takes it."""
-        made = self._made.get(customer_id)
-        now = self._clock()
-        if made is None or made[1] - now < min(RENEW_BEFORE_S, self._seconds / 2):
-            made = (self._issuer.token(customer_id, seconds=self._seconds), now + self._seconds)
-            self._made[customer_id] = made
-        return made[0]
-
-    def headers(self, customer_id: str) -> dict[str, str]:
-        return {"authorization": self.token(customer_id)}
+from hemisphere.local_issuer import ISSUER_FILE, CustomerTokens, LocalIssuer, issuer_of
 
 
 def serve_tokens(data_dir: Path) -> CustomerTokens:

@@ -11,7 +11,7 @@ import hashlib
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +89,41 @@ class LocalIssuer:
     def remember(self, data_dir: Path) -> None:
         """Where this issuer is, for `hemisphere token` beside a running serve."""
         (data_dir / ISSUER_FILE).write_text(json.dumps({"issuer": self.issuer}))
+
+
+# A token is replaced when less than this is left of it (a request may be slow).
+RENEW_BEFORE_S = 300.0
+
+
+class CustomerTokens:
+    """Tokens of one issuer for the customers a client acts as (the drill's users, the
+    benchmarks' clients): one per customer, kept until it nears its expiry (signing is an RSA
+    operation, which a real client does not pay per request either)."""
+
+    def __init__(
+        self,
+        issuer: LocalIssuer,
+        *,
+        seconds: int = TOKEN_SECONDS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._issuer = issuer
+        self._seconds = seconds
+        self._clock = clock
+        self._made: dict[str, tuple[str, float]] = {}
+
+    def token(self, customer_id: str) -> str:
+        """The raw JWT (no "Bearer"), as AppSync's OPENID_CONNECT mode takes it."""
+        made = self._made.get(customer_id)
+        now = self._clock()
+        if made is None or made[1] - now < min(RENEW_BEFORE_S, self._seconds / 2):
+            made = (self._issuer.token(customer_id, seconds=self._seconds), now + self._seconds)
+            self._made[customer_id] = made
+        return made[0]
+
+    def headers(self, customer_id: str) -> dict[str, str]:
+        """The HTTP headers of a request made as `customer_id`."""
+        return {"authorization": self.token(customer_id)}
 
 
 def issuer_of(data_dir: Path) -> LocalIssuer | None:

@@ -13,13 +13,8 @@ import pytest
 from hemisphere.drill.finals import BATCH, OrderReader
 from hemisphere.drill.realtime import start_message
 from hemisphere.drill.records import Acknowledged
-from hemisphere.drill.tokens import (
-    RENEW_BEFORE_S,
-    CustomerTokens,
-    NoIssuerError,
-    customer_tokens,
-)
-from hemisphere.local_issuer import LocalIssuer
+from hemisphere.drill.tokens import NoIssuerError, customer_tokens
+from hemisphere.local_issuer import RENEW_BEFORE_S, CustomerTokens, LocalIssuer
 
 
 def claims(token: str) -> dict[str, object]:
