@@ -60,8 +60,9 @@ async def serving(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 async def gql(
     client: httpx.AsyncClient, query: str, variables: dict[str, Any] | None = None
 ) -> dict[str, Any]:
+    # Customer data (contract v2): c-0001 reads its own, with its token.
     response = await client.post(
-        "/graphql", json={"query": query, "variables": variables}, headers=token_headers("c-0001"),  # customer data: its own token
+        "/graphql", json={"query": query, "variables": variables}, headers=token_headers("c-0001")
     )
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
