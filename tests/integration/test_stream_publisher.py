@@ -205,7 +205,9 @@ async def test_a_restarted_publisher_resumes_from_its_checkpoint(region: Region)
 async def test_the_lease_moves_within_seconds_when_its_holder_dies_and_no_change_is_skipped(
     region: Region,
 ) -> None:
-    duration, renew = 3.0, 1.0
+    # A renewal may come late on a loaded machine (the whole suite on two cores): the lease
+    # outlives five missed renewals, so only the holder's death moves it.
+    duration, renew = 6.0, 1.0
     a = region.publisher("AKIAPUBLISHERA", duration=duration, renew=renew)
     b = region.publisher("AKIAPUBLISHERB", duration=duration, renew=renew)
     tasks = {a: a.start(), b: b.start()}
@@ -223,8 +225,7 @@ async def test_the_lease_moves_within_seconds_when_its_holder_dies_and_no_change
         took_over_in = time.monotonic() - died
 
         assert standby.is_leader
-        # Within seconds: the lease's duration, one renewal, and slack for a loaded machine
-        # (two cores shared with the whole suite: 1.5 s of slack failed twice under load).
+        # Within seconds: the lease's duration, one renewal, and slack for a loaded machine.
         assert took_over_in < duration + renew + 4, took_over_in
         assert await region.fencing_token() == 2
         versions = region.api.versions("p-0001")
