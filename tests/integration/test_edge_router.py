@@ -101,7 +101,10 @@ async def edge(regions: dict[str, TinyRegion]) -> AsyncIterator[Edge]:
         regions={name: region.url for name, region in regions.items()},
         edges=[EdgeSpec("near", "127.0.0.1", 0)],
         interval=INTERVAL,
-        timeout=0.5,
+        # Probes of a healthy region may be slow on a loaded machine (the whole suite on two
+        # cores): three of them past 0.5 s took "near" out of service mid-test. A dead or
+        # unready region answers at once either way.
+        timeout=2.0,
         failure_threshold=THRESHOLD,
     )
     ready: asyncio.Future[RunningEdges] = asyncio.get_running_loop().create_future()
