@@ -40,11 +40,7 @@ def issuer_on_a_port(directory: Path, host: str = "127.0.0.1") -> Iterator[Local
     class Discovery(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             assert issuer is not None
-            documents: dict[str, dict[str, Any]] = {
-                "/.well-known/openid-configuration": issuer.openid_configuration(),
-                "/.well-known/jwks.json": issuer.jwks(),
-            }
-            document = documents.get(self.path)
+            document = issuer.documents().get(self.path)
             body = json.dumps(document).encode()
             self.send_response(200 if document is not None else 404)
             self.send_header("content-type", "application/json")

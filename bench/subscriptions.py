@@ -62,13 +62,14 @@ from botocore.credentials import Credentials  # noqa: E402
 from gql import Client, GraphQLRequest  # noqa: E402
 from gql.transport.appsync_auth import AppSyncJWTAuthentication  # noqa: E402
 from gql.transport.appsync_websockets import AppSyncWebsocketsTransport  # noqa: E402
-from identity import CustomerTokens, issuer_on_a_port  # noqa: E402
+from identity import issuer_on_a_port  # noqa: E402
 from websockets.typing import Subprotocol  # noqa: E402
 
 from adapters.dynamodb.client import StaticCredentials, create_client  # noqa: E402
 from adapters.dynamodb.table import ensure_table  # noqa: E402
 from adapters.dynamodb.writer import DynamoProjectionWriter  # noqa: E402
 from domain.events import OrderChanged  # noqa: E402
+from hemisphere.local_issuer import CustomerTokens  # noqa: E402
 from subscriptions.stream_publisher import AppSyncPublicationSink, PublisherTimings  # noqa: E402
 from tests.support.builders import order  # noqa: E402
 from tests.support.fanout_redis import redis_executable  # noqa: E402

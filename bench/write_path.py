@@ -54,7 +54,7 @@ import asyncpg
 import boto3
 import httpx
 import psutil
-from identity import CustomerTokens, serve_tokens
+from identity import serve_tokens
 from procs import (
     CLK_TCK,
     CpuSnapshot,
@@ -69,6 +69,8 @@ from procs import (
     wait_http,
 )
 from read_path import BANNER, stop_leftovers
+
+from hemisphere.local_issuer import CustomerTokens
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent

@@ -19,7 +19,7 @@ from hemisphere.http.authn import Authenticator
 from hemisphere.http.jwt_auth import TokenIssuer, TokenVerifier, token_issuers
 from hemisphere.http.lambda_authorizer import TIMEOUT_SECONDS, LambdaAuthorizer
 from hemisphere.http.lambda_authorizer_ports import AuthorizerTransport
-from hemisphere.local_issuer import USER_POOL_PATH, LocalIssuer
+from hemisphere.local_issuer import LocalIssuer
 from hemisphere.publisher_identity import stream_publisher_credentials
 from hemisphere.settings import Settings
 
@@ -119,15 +119,9 @@ def local_user_pool(issuer: LocalIssuer) -> TokenIssuer:
 
 
 def _discovery_routes(issuer: LocalIssuer) -> list[Route]:
-    async def configuration(request: Request) -> Response:
-        return JSONResponse(issuer.openid_configuration())
+    documents = issuer.documents()
 
-    async def jwks(request: Request) -> Response:
-        return JSONResponse(issuer.jwks())
+    async def published(request: Request) -> Response:
+        return JSONResponse(documents[request.url.path])
 
-    return [
-        Route("/.well-known/openid-configuration", configuration, methods=["GET"]),
-        Route("/.well-known/jwks.json", jwks, methods=["GET"]),
-        # The user pool's keys where Cognito publishes them: <issuer>/.well-known/jwks.json.
-        Route(USER_POOL_PATH + "/.well-known/jwks.json", jwks, methods=["GET"]),
-    ]
+    return [Route(path, published, methods=["GET"]) for path in documents]

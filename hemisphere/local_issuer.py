@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 # The development issuer stands in for both token providers AppSync knows: an OpenID Connect
 # provider at its URL, and a Cognito user pool (whose tokens carry groups) at URL/userpool.
 USER_POOL_PATH = "/userpool"
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+JWKS_PATH = "/.well-known/jwks.json"
 KEY_FILE = "issuer-key.pem"
 ISSUER_FILE = "issuer.json"
 AUDIENCE = "hemisphere-local"
@@ -53,10 +55,20 @@ class LocalIssuer:
     def openid_configuration(self) -> dict[str, Any]:
         return {
             "issuer": self.issuer,
-            "jwks_uri": f"{self.issuer}/.well-known/jwks.json",
+            "jwks_uri": f"{self.issuer}{JWKS_PATH}",
             "id_token_signing_alg_values_supported": ["RS256"],
             "subject_types_supported": ["public"],
             "response_types_supported": ["id_token"],
+        }
+
+    def documents(self) -> dict[str, dict[str, Any]]:
+        """What the issuer publishes, by path under its URL: the OpenID Connect discovery
+        document and key set, and the user pool's key set where Cognito publishes it
+        (<pool issuer>/.well-known/jwks.json). Whoever serves the issuer serves these."""
+        return {
+            DISCOVERY_PATH: self.openid_configuration(),
+            JWKS_PATH: self.jwks(),
+            USER_POOL_PATH + JWKS_PATH: self.jwks(),
         }
 
     def token(

@@ -35,8 +35,6 @@ from hemisphere.local_issuer import LocalIssuer
 log = logging.getLogger(__name__)
 
 _ACTION = re.compile(r"^/regions/([a-z0-9-]+)/(stop|start|promote)$")
-DISCOVERY_PATH = "/.well-known/openid-configuration"
-JWKS_PATH = "/.well-known/jwks.json"
 
 
 class ControlError(Exception):
@@ -134,14 +132,13 @@ class ControlServer:
 def _handler(
     target: Controlled, actions: ActionQueue, issuer: LocalIssuer
 ) -> type[BaseHTTPRequestHandler]:
+    published = issuer.documents()
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
-            if path == DISCOVERY_PATH:
-                self._answer(HTTPStatus.OK, issuer.openid_configuration())
-                return
-            if path == JWKS_PATH:
-                self._answer(HTTPStatus.OK, issuer.jwks())
+            if path in published:
+                self._answer(HTTPStatus.OK, published[path])
                 return
             if path.rstrip("/") != "/status":
                 self._answer(HTTPStatus.NOT_FOUND, {"error": f"no such resource {self.path}"})
