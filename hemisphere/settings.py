@@ -238,21 +238,18 @@ class Settings:
 
 def _endpoints(name: str, raw: str | None) -> dict[str, str]:
     """`REGION=URL[,REGION=URL...]` as a dict."""
-    endpoints: dict[str, str] = {}
-    for entry in (raw or "").split(","):
-        if not entry.strip():
-            continue
-        region, sep, url = (part.strip() for part in entry.partition("="))
-        if not sep or not _REGION.match(region):
-            raise SettingsError(f"{name} must be REGION=http://HOST:PORT[,REGION=...]")
-        if region in endpoints:
-            raise SettingsError(f"{name} names {region} twice")
-        endpoints[region] = str(_url(name, url, ("http", "https"), "REGION=http://HOST:PORT"))
-    return endpoints
+    return _by_region(name, raw, ("http", "https"), "http://HOST:PORT")
 
 
 def _database_urls(name: str, raw: str | None) -> dict[str, str]:
-    """`REGION=postgresql://...[,REGION=...]` as a dict (errors never echo a URL: it may
+    """`REGION=postgresql://...[,REGION=...]` as a dict."""
+    return _by_region(name, raw, ("postgresql", "postgres"), "postgresql://HOST:PORT/DB")
+
+
+def _by_region(
+    name: str, raw: str | None, schemes: tuple[str, ...], example: str
+) -> dict[str, str]:
+    """`REGION=URL[,REGION=URL...]` of URLs of `schemes` (errors never echo a URL: it may
     hold a password)."""
     urls: dict[str, str] = {}
     for entry in (raw or "").split(","):
@@ -260,12 +257,10 @@ def _database_urls(name: str, raw: str | None) -> dict[str, str]:
             continue
         region, sep, url = (part.strip() for part in entry.partition("="))
         if not sep or not _REGION.match(region):
-            raise SettingsError(f"{name} must be REGION=postgresql://HOST:PORT/DB[,REGION=...]")
+            raise SettingsError(f"{name} must be REGION={example}[,REGION=...]")
         if region in urls:
             raise SettingsError(f"{name} names {region} twice")
-        urls[region] = str(
-            _url(f"{name} ({region})", url, ("postgresql", "postgres"), "postgresql://HOST/DB")
-        )
+        urls[region] = str(_url(f"{name} ({region})", url, schemes, f"REGION={example}"))
     return urls
 
 
