@@ -168,23 +168,32 @@ class ProfileUpdatesReadOnlyWhenPrimaryUnreachable:
 
 class _Router:
     """The fence at the mutation start, then the ports of the primary the newest topology
-    record names: this region's own, or another region's behind the read-only guard."""
+    record names: this region's own, or another region's behind the read-only guard.
+    `setting`: what names every region's ports (said when the primary's is not known)."""
 
-    def __init__(self, fence: WriteFence, deadline_seconds: float) -> None:
+    def __init__(
+        self,
+        fence: WriteFence,
+        deadline_seconds: float,
+        setting: str = "HEMISPHERE_REGION_ENDPOINTS",
+    ) -> None:
         self.fence = fence
         self.deadline_seconds = deadline_seconds
+        self.setting = setting
 
-    def primary(self, known: Mapping[str, object]) -> tuple[str, _PrimaryGuard | None]:
+    def primary(self, known: Mapping[str, object]) -> tuple[RegionControl, _PrimaryGuard | None]:
+        """The primary (and its epoch) writes go to now, and the guard to call it through."""
         self.fence.check()
-        primary = self.fence.primary_region()
-        if primary not in known:
+        primary = self.fence.primary()
+        region = primary.primary_region
+        if region not in known:
             raise ReadOnlyRegionError(
-                f"region {self.fence.region} knows no endpoint of the primary region {primary} "
-                "(HEMISPHERE_REGION_ENDPOINTS): it serves reads only"
+                f"region {self.fence.region} knows no endpoint of the primary region {region} "
+                f"({self.setting}): it serves reads only"
             )
-        if primary == self.fence.region:
+        if region == self.fence.region:
             return primary, None
-        return primary, _PrimaryGuard(self.fence.region, primary, self.deadline_seconds)
+        return primary, _PrimaryGuard(self.fence.region, region, self.deadline_seconds)
 
 
 class RoutedOrderWorkflows:
@@ -204,19 +213,21 @@ class RoutedOrderWorkflows:
 
     async def start_checkout(self, command: Checkout, placed_in: str) -> None:
         primary, guard = self._router.primary(self._by_region)
+        workflows = self._by_region[primary.primary_region]
         if guard is None:
-            await self._by_region[primary].start_checkout(command, placed_in)
+            await workflows.start_checkout(command, placed_in)
             return
         async with guard.reachable():
-            await self._by_region[primary].start_checkout(command, placed_in)
+            await workflows.start_checkout(command, placed_in)
 
     async def start_cancellation(self, command: CancelOrder) -> None:
         primary, guard = self._router.primary(self._by_region)
+        workflows = self._by_region[primary.primary_region]
         if guard is None:
-            await self._by_region[primary].start_cancellation(command)
+            await workflows.start_cancellation(command)
             return
         async with guard.reachable():
-            await self._by_region[primary].start_cancellation(command)
+            await workflows.start_cancellation(command)
 
 
 class RoutedProfileUpdates:
@@ -234,10 +245,11 @@ class RoutedProfileUpdates:
 
     async def submit(self, command: UpdateCustomerProfile) -> tuple[str, datetime]:
         primary, guard = self._router.primary(self._by_region)
+        profiles = self._by_region[primary.primary_region]
         if guard is None:
-            return await self._by_region[primary].submit(command)
+            return await profiles.submit(command)
         async with guard.reachable():
-            return await self._by_region[primary].submit(command)
+            return await profiles.submit(command)
 
 
 class CatalogAt(Protocol):
@@ -262,17 +274,17 @@ class RoutedCatalog:
         *,
         deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
     ) -> None:
-        self._router = _Router(fence, deadline_seconds)
-        self._fence = fence
+        self._router = _Router(fence, deadline_seconds, "HEMISPHERE_REGION_DATABASE_URLS")
         self._by_region = by_region
 
     async def upsert_product(self, command: UpsertProduct) -> Product:
+        # Written under the primary and epoch it was routed by: one reading of the topology.
         primary, guard = self._router.primary(self._by_region)
-        under = self._fence.primary()
+        database = self._by_region[primary.primary_region]
         if guard is None:
-            return await self._by_region[primary].upsert_product(command, under)
+            return await database.upsert_product(command, primary)
         async with guard.reachable():
-            return await self._by_region[primary].upsert_product(command, under)
+            return await database.upsert_product(command, primary)
 
 
 class FencedCatalog:
