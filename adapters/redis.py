@@ -124,6 +124,7 @@ class RedisBroker:
         self._requested: set[str] = set()  # SUBSCRIBE sent on the current connection
         self._confirmed: set[str] = set()  # ... and acknowledged by Redis
         self._gap: _Gap | None = None
+        self._gaps = 0  # interruptions so far (feed_state)
         self._changed = asyncio.Event()
         self._confirmation = asyncio.Event()  # set on every confirmed subscription
         self._tasks: list[asyncio.Task[None]] = []
@@ -156,6 +157,13 @@ class RedisBroker:
     def listening(self, channel: str) -> bool:
         """Whether Redis has confirmed this instance's subscription to `channel`."""
         return channel in self._confirmed
+
+    def feed_state(self, channels: tuple[str, ...]) -> int | None:
+        """subscriptions.ports.FeedHealth: None during a gap or before Redis confirmed every
+        one of `channels`; else the count of gaps so far."""
+        if self._gap is not None or not self._confirmed.issuperset(channels):
+            return None
+        return self._gaps
 
     async def until_listening(self, channel: str) -> None:
         """Wait until `listening(channel)`: from then on, a publication on `channel` reaches
@@ -296,6 +304,7 @@ class RedisBroker:
         wanted = self._fanout.channels()
         if self._gap is None:
             self._gap = _Gap(wanted)
+            self._gaps += 1
             log.warning(
                 "Redis pub/sub connection to %s lost (%s); reconnecting with backoff",
                 redacted(self._url),

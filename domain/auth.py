@@ -54,3 +54,18 @@ def in_groups(caller: Caller, groups: frozenset[str]) -> bool:
     return caller.mode is AuthMode.AMAZON_COGNITO_USER_POOLS and not groups.isdisjoint(
         caller.groups
     )
+
+
+def read_scope(caller: Caller) -> tuple[object, ...]:
+    """Everything of a caller that what a query answers may depend on: callers with the same
+    scope get the same answer to the same request (what a shared response cache is keyed
+    by). The principal is not in it (every API key reads the same); a token's customer,
+    its groups and a Lambda authorizer's decision are."""
+    return (
+        caller.mode,
+        caller.customer_id if caller.mode in TOKEN_MODES else None,
+        caller.groups,
+        caller.resolver_context,
+        caller.denied_fields,
+        caller.stream_publisher,
+    )

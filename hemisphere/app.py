@@ -113,6 +113,7 @@ def create_app(
         limits=limits,
         max_body_bytes=settings.max_request_bytes,
         throttle=lambda: throttle,
+        read_cache=lambda: runtime.read_cache if runtime is not None else None,
     )
     realtime = replace(realtime or RealtimeOptions(), limits=limits)
 

@@ -27,7 +27,7 @@ from adapters.postgres.snapshots import PostgresSnapshotSource
 from adapters.stepfunctions import ensure_state_machines
 from domain.model import RegionControl
 from hemisphere.background import cancel_task
-from hemisphere.fanout import start_broker, start_stream_publisher
+from hemisphere.fanout import start_broker, start_read_cache, start_stream_publisher
 from hemisphere.metrics import stream_lag_histogram
 from hemisphere.readiness import Probe
 from hemisphere.runtime import Runtime, StartupOptions
@@ -39,11 +39,13 @@ from hemisphere.write_path import (
     start_workers,
     write_ports,
 )
+from projections.cached_reader import CachedProjectionReader
 from projections.projector import Projector
 from projections.rebuild import rebuild
 from projections.relay import OutboxRelay
 from resolvers.context import Topology
 from resolvers.pagination import PageTokens
+from resolvers.ports import ProjectionReader
 from workflows.definitions import definitions
 
 log = logging.getLogger(__name__)
@@ -90,7 +92,7 @@ async def start_runtime(
             create_client(settings.aws_endpoint_url, settings.region, aws_credentials(settings))
         )
         await ensure_table(client, settings.table_name)
-        reader = DynamoProjectionReader(client, settings.table_name)
+        reader: ProjectionReader = DynamoProjectionReader(client, settings.table_name)
         writer = DynamoProjectionWriter(client, settings.table_name)
         if is_primary:
             # The first start of the primary creates the topology record; later starts leave
@@ -104,9 +106,13 @@ async def start_runtime(
 
         broker = await start_broker(stack, settings)
         stream_lag = stream_lag_histogram()
-        await start_stream_publisher(
+        publisher = await start_stream_publisher(
             stack, settings, client, aws_credentials(settings), lag=stream_lag.observe
         )
+        read_cache = None
+        if settings.read_cache and publisher is not None:
+            read_cache = await start_read_cache(stack, broker)
+            reader = CachedProjectionReader(reader, read_cache)
 
         clients = await open_write_clients(stack, settings, aws_credentials(settings))
         workflows, profiles = await write_ports(stack, settings, clients)
@@ -147,6 +153,7 @@ async def start_runtime(
             probes=_probes(settings, pool, client),
             restore_aws=restore_aws,
             reader=reader,
+            read_cache=read_cache,
             catalog=await catalog_port(stack, settings, pool, clients, is_primary=is_primary),
             broker=broker,
             tokens=PageTokens(settings.token_secret),

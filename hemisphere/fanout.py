@@ -4,6 +4,7 @@ the region's lease lets publish."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from adapters.dynamodb.stream import (
 from adapters.redis import RedisBroker
 from hemisphere.publisher_identity import stream_publisher_credentials
 from hemisphere.settings import Settings
+from projections.change_feed import ChangeFeed
+from projections.read_cache import ReadCache
 from subscriptions.inprocess import InProcessBroker
 from subscriptions.lease import LeaseKeeper, unique_holder
 from subscriptions.ports import Broker
@@ -36,6 +39,22 @@ async def start_broker(stack: contextlib.AsyncExitStack, settings: Settings) -> 
     broker = RedisBroker(settings.redis_url, prefix=f"hemisphere:{settings.region}:")
     stack.push_async_callback(broker.aclose)
     return broker
+
+
+async def start_read_cache(stack: contextlib.AsyncExitStack, broker: Broker) -> ReadCache:
+    """The instance's read cache and the change feed that keeps it exact (stopped with the
+    stack). It serves nothing until the feed listens."""
+    feed = ChangeFeed(broker)
+    cache = ReadCache(feed.liveness)
+    task = asyncio.create_task(feed.run(cache), name="read-cache-feed")
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    stack.push_async_callback(stop)
+    return cache
 
 
 async def start_stream_publisher(

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from prometheus_client.registry import Collector
 
 from hemisphere.readiness import Probe
+from projections.read_cache import ReadCache
 from resolvers.context import Topology
 from resolvers.pagination import PageTokens
 from resolvers.ports import Catalog, OrderWorkflows, ProfileUpdates, ProjectionReader
@@ -25,6 +26,9 @@ class Runtime:
     topology: Topology
     workflows: OrderWorkflows | None = None
     profiles: ProfileUpdates | None = None
+    # The regional read cache (None: off, or no change feed to keep it exact); `reader`
+    # already answers through it, the HTTP endpoint keeps whole responses in it.
+    read_cache: ReadCache | None = None
     # What /readyz checks in the background (backends, projections caught up).
     probes: tuple[Probe, ...] = ()
     # Recreates what the AWS endpoint held (table, control item, state machines, queues,

@@ -90,6 +90,10 @@ class Settings:
     resolver_count_limit: int = 10_000
     introspection: bool = True
     max_request_bytes: int = 1_048_576
+    # The regional read cache (projections.read_cache): items, list pages and whole query
+    # responses kept exact by the change stream's publications; on wherever this instance
+    # hears them (a stream publisher runs for its region).
+    read_cache: bool = True
     # Per-caller rate limits (hemisphere.http.rate_limits), each (per second, burst) or None.
     rate_limit_per_address: tuple[float, int] | None = None
     rate_limit_per_api_key: tuple[float, int] | None = None
@@ -209,6 +213,7 @@ class Settings:
                 10_000,
             ),
             introspection=_flag("HEMISPHERE_INTROSPECTION", get("HEMISPHERE_INTROSPECTION"), True),
+            read_cache=_flag("HEMISPHERE_READ_CACHE", get("HEMISPHERE_READ_CACHE"), True),
             max_request_bytes=_bounded_int(
                 "HEMISPHERE_MAX_REQUEST_BYTES",
                 get("HEMISPHERE_MAX_REQUEST_BYTES"),

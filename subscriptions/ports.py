@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 Message = dict[str, Any]
 # Marks a message published by the region's change-stream publisher: only those feed the
@@ -25,4 +25,15 @@ class Broker(Protocol):
     async def until_listening(self, channel: str) -> None:
         """Returns once a publication on `channel` anywhere in the region reaches this
         instance's subscribers (call it before telling a client it is subscribed)."""
+        ...
+
+
+@runtime_checkable
+class FeedHealth(Protocol):
+    """A broker that can say whether this instance hears everything published: what a cache
+    kept exact by publications needs (a pub/sub gap loses messages)."""
+
+    def feed_state(self, channels: tuple[str, ...]) -> int | None:
+        """None unless every one of `channels` is subscribed and confirmed with no gap in
+        progress; otherwise the number of gaps so far (a new value: messages were lost)."""
         ...

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -12,15 +13,17 @@ import strawberry
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from domain.auth import Caller
+from domain.auth import Caller, read_scope
 from domain.errors import UnauthorizedError
 from hemisphere.http.authn import NOT_AUTHORIZED, Authenticator
 from hemisphere.http.ports import Decision
 from hemisphere.http.rate_limits import Throttle, retry_after_header
 from hemisphere.http.telemetry import note_answer, note_operation
+from projections.cached_reader import close_trace, open_trace
+from projections.read_cache import ReadCache
 from schema.errors import format_error, request_error
 from schema.limits import QueryLimits, check_limits
-from schema.operations import operation_selection_error
+from schema.operations import operation_selection_error, operation_type
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,15 @@ MAX_BODY_BYTES = 1_048_576
 def _json(payload: Any, status: int = 200) -> Response:
     note_answer(payload)
     return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+@dataclass(frozen=True, slots=True)
+class _CachedAnswer:
+    """A query's whole answer, kept in the read cache under (request body, caller's scope)."""
+
+    body: bytes
+    query: str
+    operation_name: str | None
 
 
 def _malformed(message: str) -> Response:
@@ -48,10 +60,12 @@ class GraphQLHTTP:
         limits: QueryLimits | None = None,
         max_body_bytes: int = MAX_BODY_BYTES,
         throttle: Callable[[], Throttle | None] = lambda: None,
+        read_cache: Callable[[], ReadCache | None] = lambda: None,
     ) -> None:
         """`graphiql_html` makes the playground's page (None: no playground), per request
         since it may carry a fresh token; `throttle` gives the running app's rate limits
-        (None: none), known once its lifespan has started."""
+        (None: none) and `read_cache` its read cache (None: off), both known once its
+        lifespan has started."""
         self._schema = schema
         self._authenticator = authenticator
         self._make_context = make_context
@@ -59,6 +73,7 @@ class GraphQLHTTP:
         self._limits = limits or QueryLimits()
         self._max_body_bytes = max_body_bytes
         self._throttle = throttle
+        self._read_cache = read_cache
 
     async def get(self, request: Request) -> Response:
         if self._graphiql_html is not None and "text/html" in request.headers.get("accept", ""):
@@ -101,6 +116,16 @@ class GraphQLHTTP:
             if refused is not None:
                 return refused
 
+        cache = self._read_cache()
+        answer_key = (body, read_scope(caller))
+        if cache is not None:
+            cached: _CachedAnswer | None = cache.entry(answer_key)
+            if cached is not None:
+                # The same request from a caller of the same scope, and nothing it was built
+                # from has changed since (projections.read_cache).
+                note_operation(cached.query, cached.operation_name)
+                return Response(cached.body, media_type="application/json")
+
         if not body.strip():
             return _malformed('The request body is empty: send {"query": "..."}.')
         try:
@@ -129,16 +154,36 @@ class GraphQLHTTP:
             # Refused before validation or execution: a cheap answer, whatever the document.
             return _json({"data": None, **request_error("ValidationError", exceeded.message)})
 
-        result = await self._schema.execute(
-            query,
-            variable_values=variables,
-            context_value=self._make_context(caller),
-            operation_name=operation_name,
-        )
+        trace, token = open_trace(cache) if cache is not None else (None, None)
+        try:
+            result = await self._schema.execute(
+                query,
+                variable_values=variables,
+                context_value=self._make_context(caller),
+                operation_name=operation_name,
+            )
+        finally:
+            if token is not None:
+                close_trace(token)
         response: dict[str, Any] = {"data": result.data}
         if result.errors:
             response["errors"] = [format_error(e) for e in result.errors]
-        return _json(response)
+            return _json(response)
+        answer = orjson.dumps(response)
+        if (
+            cache is not None
+            and trace is not None
+            and trace.cacheable
+            and operation_type(query, operation_name) == "query"
+        ):
+            cache.put_entry(
+                answer_key,
+                _CachedAnswer(answer, query, operation_name),
+                trace.tags,
+                trace.since,
+                size=len(body) + len(answer),
+            )
+        return Response(answer, media_type="application/json")
 
     async def _read_body(self, request: Request) -> bytes | None:
         """The body, or None once it grows past the limit (never read whole into memory)."""
