@@ -36,6 +36,7 @@ from hemisphere.settings import Settings, SettingsError
 from hemisphere.write_path import (
     catalog_port,
     open_write_clients,
+    region_databases,
     start_workers,
     write_ports,
 )
@@ -115,7 +116,8 @@ async def start_runtime(
             reader = CachedProjectionReader(reader, read_cache)
 
         clients = await open_write_clients(stack, settings, aws_credentials(settings))
-        workflows, profiles = await write_ports(stack, settings, clients)
+        databases = region_databases(stack, settings, pool)
+        workflows, profiles = await write_ports(stack, settings, clients, databases)
         if is_primary and settings.run_workers:
             # The outbox lives with the writable relational model: drain it here.
             outbox = PostgresOutbox(pool, settings.database_url)
@@ -154,7 +156,9 @@ async def start_runtime(
             restore_aws=restore_aws,
             reader=reader,
             read_cache=read_cache,
-            catalog=await catalog_port(stack, settings, pool, clients, is_primary=is_primary),
+            catalog=await catalog_port(
+                stack, settings, pool, clients, databases, is_primary=is_primary
+            ),
             broker=broker,
             tokens=PageTokens(settings.token_secret),
             topology=Topology(settings.region, settings.primary_region),

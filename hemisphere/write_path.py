@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -23,6 +23,8 @@ from adapters.eventbridge import (
 from adapters.eventbridge import create_client as create_aws_client
 from adapters.payments import HttpPaymentProvider
 from adapters.postgres.catalog import PostgresCatalog, PostgresCatalogAt
+from adapters.postgres.checkout_intents import PostgresCheckoutIntentsAt
+from adapters.postgres.pool import RegionPool
 from adapters.postgres.profiles import PostgresProfileStore
 from adapters.postgres.saga import PostgresSagaStore
 from adapters.postgres.topology import EpochFence, PostgresTopology
@@ -38,11 +40,14 @@ from adapters.stepfunctions import create_client as create_sfn_client
 from domain.model import RegionControl
 from hemisphere.background import cancel_task
 from hemisphere.settings import Settings, SettingsError
+from regions.checkout_intents import RecordedCheckouts
 from regions.control import TopologyWatcher, WriteFence
 from regions.routing import (
     CatalogAt,
+    CheckoutIntentsAt,
     FencedCatalog,
     RoutedCatalog,
+    RoutedCheckoutIntents,
     RoutedOrderWorkflows,
     RoutedProfileUpdates,
     write_target,
@@ -145,14 +150,36 @@ async def primary_client(
         yield client
 
 
+def region_databases(
+    stack: contextlib.AsyncExitStack, settings: Settings, pool: asyncpg.Pool[Any]
+) -> dict[str, RegionPool]:
+    """The relational models the writers of this region can reach, by region: every
+    region's with HEMISPHERE_REGION_DATABASE_URLS (this region's through its own pool),
+    else the primary's own only (none for a secondary)."""
+    assert settings.database_url is not None
+    urls = dict(settings.region_database_urls)
+    if not urls and settings.region == settings.primary_region:
+        urls = {settings.region: settings.database_url}
+    databases: dict[str, RegionPool] = {}
+    for region, dsn in urls.items():
+        databases[region] = RegionPool(dsn, pool if region == settings.region else None)
+        stack.push_async_callback(databases[region].aclose)
+    return databases
+
+
 async def write_ports(
-    stack: contextlib.AsyncExitStack, settings: Settings, clients: AwsClients
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    clients: AwsClients,
+    databases: Mapping[str, RegionPool],
 ) -> tuple[OrderWorkflows, ProfileUpdates]:
     """The ports the mutations use, fenced and following the primary: this region's own
     when it is the primary (checkouts admitted by the sagas in flight on its task queue),
     another region's (guarded: ReadOnlyRegion when unreachable) otherwise. With
     HEMISPHERE_REGION_ENDPOINTS every region's is ready, so a promotion moves the writes
-    without a restart; without it only the configured primary's."""
+    without a restart; without it only the configured primary's. With the primary's
+    database in `databases`, a checkout is answered once its intent is recorded there
+    (regions.checkout_intents)."""
     workflows: dict[str, OrderWorkflows] = {
         settings.region: StepFunctionsOrderWorkflows(clients.sfn, clients.machines)
     }
@@ -167,10 +194,14 @@ async def write_ports(
         profiles[region] = EventBridgeProfileUpdates(events, settings.event_bus_name)
     # The gate measures this region's task queue: it bites while this region is the
     # primary (a secondary's own queue stays empty; the primary's sagas are its business).
+    routed: OrderWorkflows = RoutedOrderWorkflows(clients.fence, workflows)
+    if databases:
+        intents: dict[str, CheckoutIntentsAt] = {
+            region: PostgresCheckoutIntentsAt(database) for region, database in databases.items()
+        }
+        routed = RecordedCheckouts(routed, RoutedCheckoutIntents(clients.fence, intents))
     return (
-        AdmittedOrderWorkflows(
-            RoutedOrderWorkflows(clients.fence, workflows), saga_admission(clients)
-        ),
+        AdmittedOrderWorkflows(routed, saga_admission(clients)),
         RoutedProfileUpdates(clients.fence, profiles),
     )
 
@@ -206,6 +237,7 @@ async def catalog_port(
     settings: Settings,
     pool: asyncpg.Pool[Any],
     clients: AwsClients,
+    databases: Mapping[str, RegionPool],
     *,
     is_primary: bool,
 ) -> Catalog | None:
@@ -216,11 +248,9 @@ async def catalog_port(
     if settings.region_database_urls:
         if is_primary:
             await relational_fence(settings, pool)  # the topology record of a first start
-        by_region: dict[str, CatalogAt] = {}
-        for region, dsn in settings.region_database_urls.items():
-            at = PostgresCatalogAt(dsn, pool if region == settings.region else None)
-            stack.push_async_callback(at.aclose)
-            by_region[region] = at
+        by_region: dict[str, CatalogAt] = {
+            region: PostgresCatalogAt(database) for region, database in databases.items()
+        }
         return RoutedCatalog(clients.fence, by_region)
     if not is_primary:
         return None

@@ -298,3 +298,34 @@ class FencedCatalog:
     async def upsert_product(self, command: UpsertProduct) -> Product:
         self._fence.check()
         return await self._inner.upsert_product(command)
+
+
+class CheckoutIntentsAt(Protocol):
+    async def record(self, order_id: str, execution_input: str, under: RegionControl) -> None:
+        """Record the checkout's execution input in this region's database, written under
+        the primary and epoch given (nothing written under a superseded one)."""
+        ...
+
+
+class RoutedCheckoutIntents:
+    """Intents recorded in the primary's database, fenced and routed as the catalog's
+    writes are (regions.routing.RoutedCatalog)."""
+
+    def __init__(
+        self,
+        fence: WriteFence,
+        by_region: Mapping[str, CheckoutIntentsAt],
+        *,
+        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+    ) -> None:
+        self._router = _Router(fence, deadline_seconds, "HEMISPHERE_REGION_DATABASE_URLS")
+        self._by_region = by_region
+
+    async def record(self, order_id: str, execution_input: str) -> None:
+        primary, guard = self._router.primary(self._by_region)
+        database = self._by_region[primary.primary_region]
+        if guard is None:
+            await database.record(order_id, execution_input, primary)
+            return
+        async with guard.reachable():
+            await database.record(order_id, execution_input, primary)

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import asyncpg
 
 from adapters.postgres import repositories
 from adapters.postgres.errors import RelationalStoreUnavailableError
-from adapters.postgres.pool import UNREACHABLE, create_pool
+from adapters.postgres.pool import UNREACHABLE, RegionPool
 from adapters.postgres.topology import EpochFence
 from domain.commands import UpsertProduct
 from domain.model import Product, RegionControl
@@ -45,30 +44,12 @@ class PostgresCatalog:
 
 class PostgresCatalogAt:
     """Catalog writes in one region's PostgreSQL under the primary and epoch each write is
-    given (regions.routing.CatalogAt): `pool` when it is this region's own, else one made
-    on the first write there (a region nobody writes to costs no connection), and made again
-    after a failure to connect."""
+    given (regions.routing.CatalogAt)."""
 
-    def __init__(self, dsn: str, pool: asyncpg.Pool[Any] | None = None) -> None:
-        self._dsn = dsn
-        self._pool = pool
-        self._own_pool = pool is None
-        self._connecting = asyncio.Lock()
+    def __init__(self, database: RegionPool) -> None:
+        self._database = database
 
     async def upsert_product(self, command: UpsertProduct, under: RegionControl) -> Product:
         fence = EpochFence(under.primary_region, under.epoch)
-        catalog = PostgresCatalog(await self._pool_now(), self._dsn, fence=fence)
-        return await catalog.upsert_product(command)
-
-    async def _pool_now(self) -> asyncpg.Pool[Any]:
-        async with self._connecting:
-            if self._pool is None:
-                # Few connections: catalog writes are rare, and this is another region's
-                # database.
-                self._pool = await create_pool(self._dsn, min_size=0, max_size=2)
-            return self._pool
-
-    async def aclose(self) -> None:
-        if self._own_pool and self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        pool = await self._database.pool()
+        return await PostgresCatalog(pool, self._database.dsn, fence=fence).upsert_product(command)

@@ -7,6 +7,7 @@ to look hung.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, TypeAlias
 
@@ -84,3 +85,27 @@ async def connect(
         raise RelationalStoreUnavailableError(dsn, exc) from exc
     await register_codecs(conn)
     return conn
+
+
+class RegionPool:
+    """A region's database as the writers of any region reach it: `pool` when it is this
+    region's own, else a small one made on the first write there (a region nobody writes to
+    costs no connection) and made again after a failure to connect."""
+
+    def __init__(self, dsn: str, pool: asyncpg.Pool[Any] | None = None) -> None:
+        self.dsn = dsn
+        self._pool = pool
+        self._own_pool = pool is None
+        self._connecting = asyncio.Lock()
+
+    async def pool(self) -> asyncpg.Pool[Any]:
+        async with self._connecting:
+            if self._pool is None:
+                # Few connections: another region's database, for its rare or short writes.
+                self._pool = await create_pool(self.dsn, min_size=0, max_size=4)
+            return self._pool
+
+    async def aclose(self) -> None:
+        if self._own_pool and self._pool is not None:
+            await self._pool.close()
+            self._pool = None

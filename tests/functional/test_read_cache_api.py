@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -99,8 +100,11 @@ async def serving() -> AsyncIterator[Served]:
     app = create_app(SETTINGS, runtime_factory=runtime_factory(runtime))
     task = asyncio.create_task(feed.run(cache))
     try:
-        while feed.liveness() is None:
+        for _ in range(100):  # the feed subscribes on its first steps
+            if feed.liveness() is not None:
+                break
             await asyncio.sleep(0)
+        assert feed.liveness() is not None
         async with client_for(app) as client:
             yield Served(client, store, broker, cache, feed)
     finally:
@@ -174,7 +178,7 @@ async def test_an_answer_is_only_for_callers_of_the_same_scope() -> None:
         assert public["errors"][0]["errorType"] == "Unauthorized"
         assert await s.query(CUSTOMER, token_headers("c-0001")) == mine
         # An IAM caller may read any customer; its answer is its own entry.
-        body = ('{"query": %s}' % _json_string(CUSTOMER)).encode()
+        body = json.dumps({"query": CUSTOMER}).encode()
         signed = sigv4_headers("http://testserver/graphql", body)
         response = await s.client.post("/graphql", content=body, headers=signed)
         assert response.json() == mine
@@ -198,7 +202,7 @@ async def test_errors_mutations_and_the_region_are_never_kept() -> None:
             'mutation { upsertProduct(input: {id: "p-0001", sku: "S", name: "N", '
             'category: "books", price: {amount: 1, currency: "USD"}, available: 1}) { id } }'
         )
-        body = ('{"query": %s}' % _json_string(upsert)).encode()
+        body = json.dumps({"query": upsert}).encode()
         signed = sigv4_headers("http://testserver/graphql", body)
         await s.client.post("/graphql", content=body, headers=signed)
         assert s.cache.stats().entries == 0
@@ -238,9 +242,3 @@ def test_the_scope_ignores_who_within_a_public_mode() -> None:
     assert read_scope(Caller(AuthMode.AWS_IAM, "AKIA1")) == read_scope(
         Caller(AuthMode.AWS_IAM, "AKIA2")
     )
-
-
-def _json_string(text: str) -> str:
-    import json
-
-    return json.dumps(text)

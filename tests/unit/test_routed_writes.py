@@ -16,11 +16,14 @@ from domain.commands import (
 )
 from domain.errors import BackendUnavailableError, ReadOnlyRegionError, StaleEpochError
 from domain.model import Money, Product, RegionControl
+from domain.saga import order_id_for
 from hemisphere.settings import Settings
+from regions.checkout_intents import RecordedCheckouts
 from regions.control import TopologyWatcher, WriteFence
 from regions.routing import (
     FencedCatalog,
     RoutedCatalog,
+    RoutedCheckoutIntents,
     RoutedOrderWorkflows,
     RoutedProfileUpdates,
     WriteTarget,
@@ -188,3 +191,44 @@ async def test_an_unreachable_primary_database_makes_catalog_writes_read_only() 
     fence = await _fence(EU, RegionControl(US, 1), RegionControl(US, 1))
     with pytest.raises(ReadOnlyRegionError, match="cannot reach the primary region us-east-1"):
         await RoutedCatalog(fence, {US: down, EU: CatalogRecording()}).upsert_product(UPSERT)
+
+
+class IntentRecording:
+    """One region's database as the checkout intents see it."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+        self.intents: list[tuple[str, RegionControl]] = []
+
+    async def record(self, order_id: str, execution_input: str, under: RegionControl) -> None:
+        self.log.append("intent")
+        self.intents.append((order_id, under))
+
+
+async def test_a_checkout_is_answered_once_started_and_recorded_in_the_primary() -> None:
+    log: list[str] = []
+
+    class Started(Recording):
+        async def start_checkout(self, command: Checkout, placed_in: str) -> None:
+            log.append("started")
+
+    databases = {US: IntentRecording(log), EU: IntentRecording(log)}
+    fence = await _fence(EU, RegionControl(US, 1), RegionControl(US, 1))
+    routed = RoutedOrderWorkflows(fence, {US: Started(), EU: Started()})
+    workflows = RecordedCheckouts(routed, RoutedCheckoutIntents(fence, databases))
+    await workflows.start_checkout(CHECKOUT, EU)
+    assert log == ["started", "intent"]
+    [(order_id, under)] = databases[US].intents
+    assert order_id == order_id_for(CHECKOUT.customer_id, CHECKOUT.idempotency_key)
+    assert under == RegionControl(US, 1) and databases[EU].intents == []
+
+
+async def test_a_checkout_that_did_not_start_leaves_no_intent() -> None:
+    log: list[str] = []
+    databases = {US: IntentRecording(log)}
+    fence = await _fence(US, RegionControl(US, 1), RegionControl(US, 1))
+    refused = RoutedOrderWorkflows(fence, {US: Recording(BackendUnavailableError("throttled"))})
+    workflows = RecordedCheckouts(refused, RoutedCheckoutIntents(fence, databases))
+    with pytest.raises(BackendUnavailableError):
+        await workflows.start_checkout(CHECKOUT, US)
+    assert databases[US].intents == []
