@@ -789,8 +789,8 @@ def print_report(
                 if t.key == "hemisphere":
                     continue
                 b = summaries[(t.key, q)]
-                rps_ratio, p50_ratio = h.rps / b.rps, h.p50 / b.p50
-                cpu_ratio = h.ms_per_req() / b.ms_per_req()
+                rps_ratio, p50_ratio = ratio(h.rps, b.rps), ratio(h.p50, b.p50)
+                cpu_ratio = ratio(h.ms_per_req(), b.ms_per_req())
                 ratios.append(
                     {
                         "query": q,
@@ -810,8 +810,14 @@ def print_report(
     return {"summaries": [s.to_json() for s in summaries.values()], "ratios": ratios}
 
 
-def times(ratio: float) -> str:
-    return f"{ratio:.4f}x" if ratio < 0.01 else f"{ratio:.3f}x" if ratio < 0.1 else f"{ratio:.2f}x"
+def ratio(ours: float, theirs: float) -> float:
+    """Hemisphere ÷ a baseline; nan when the baseline served nothing in its window (a short
+    --duration on a busy machine), rather than a ZeroDivisionError that loses the report."""
+    return ours / theirs if theirs else float("nan")
+
+
+def times(value: float) -> str:
+    return f"{value:.4f}x" if value < 0.01 else f"{value:.3f}x" if value < 0.1 else f"{value:.2f}x"
 
 
 def bottleneck(s: Summary) -> str:
