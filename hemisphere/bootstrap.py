@@ -31,7 +31,7 @@ from hemisphere.fanout import start_broker, start_read_cache, start_stream_publi
 from hemisphere.metrics import stream_lag_histogram
 from hemisphere.readiness import Probe
 from hemisphere.runtime import Runtime, StartupOptions
-from hemisphere.runtime_metrics import start_sampling
+from hemisphere.runtime_metrics import ReadCacheMetrics, start_sampling
 from hemisphere.settings import Settings, SettingsError
 from hemisphere.write_path import (
     catalog_port,
@@ -111,7 +111,9 @@ async def start_runtime(
             stack, settings, client, aws_credentials(settings), lag=stream_lag.observe
         )
         read_cache = None
-        if settings.read_cache and publisher is not None:
+        # Kept exact by the region's stream publications: this process's own publisher, or
+        # the region's Redis broker that the publisher (role) feeds every instance through.
+        if settings.read_cache and (publisher is not None or settings.redis_url is not None):
             read_cache = await start_read_cache(stack, broker)
             reader = CachedProjectionReader(reader, read_cache)
 
@@ -167,6 +169,7 @@ async def start_runtime(
             collectors=(
                 stream_lag,
                 *await start_sampling(stack, settings, pool, clients, standby=standby),
+                *([ReadCacheMetrics(read_cache)] if read_cache is not None else []),
             ),
         )
 

@@ -10,6 +10,7 @@ import contextlib
 from typing import Any
 
 import asyncpg
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from adapters.postgres.health import outbox_lag_seconds
@@ -19,6 +20,7 @@ from hemisphere.background import cancel_task
 from hemisphere.metrics import Gauge, Sampler
 from hemisphere.settings import Settings
 from hemisphere.write_path import AwsClients
+from projections.read_cache import ReadCache
 
 SAMPLE_INTERVAL_SECONDS = 15.0
 
@@ -102,3 +104,40 @@ def _replication_lag(pool: asyncpg.Pool[Any]) -> Gauge:
         ("store",),
         sample,
     )
+
+
+class ReadCacheMetrics(Collector):
+    """The read cache's figures, read when /metrics is scraped: hits and misses (items,
+    pages and answers together), answers refused because what they read changed meanwhile,
+    resets after a gap in the change feed, and what it holds."""
+
+    def __init__(self, cache: ReadCache) -> None:
+        self._cache = cache
+
+    def collect(self) -> Any:
+        stats = self._cache.stats()
+        counters: list[Metric] = [
+            CounterMetricFamily(
+                "hemisphere_read_cache_hits", "Reads answered from the read cache", stats.hits
+            ),
+            CounterMetricFamily(
+                "hemisphere_read_cache_misses", "Reads the read cache sent on", stats.misses
+            ),
+            CounterMetricFamily(
+                "hemisphere_read_cache_refused",
+                "Values not kept: something they were built from changed meanwhile",
+                stats.refused,
+            ),
+            CounterMetricFamily(
+                "hemisphere_read_cache_resets",
+                "Times the cache was emptied after a gap in its change feed",
+                stats.resets,
+            ),
+        ]
+        held = GaugeMetricFamily(
+            "hemisphere_read_cache_entries", "What the read cache holds", labels=["kind"]
+        )
+        held.add_metric(["items"], stats.items)
+        held.add_metric(["entries"], stats.entries)
+        held.add_metric(["entry_bytes"], stats.entry_bytes)
+        return [*counters, held]

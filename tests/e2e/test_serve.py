@@ -278,6 +278,26 @@ async def test_iam_client_writes_and_the_projection_follows(served: Served) -> N
     assert seen["product"] == {"name": "E2E Lamp"}
 
 
+async def test_a_cached_product_follows_its_change(served: Served) -> None:
+    """The read cache (projections.read_cache) keeps p-0007's answer after the first read;
+    the change stream's publication of the upsert must replace it, not a timeout."""
+    read = GraphQLRequest('{ product(id: "p-0007") { name available } }')
+    async with api_key_client(served) as session:
+        before = (await session.execute(read))["product"]
+        assert (await session.execute(read))["product"] == before
+        async with iam_client(served) as writer:
+            await writer.execute(
+                gql("""mutation { upsertProduct(input: {id: "p-0007", sku: "SKU-0007",
+                  name: "Renamed by the cache test", category: "garden",
+                  price: {amount: 1234, currency: "EUR"}, available: 2}) { id } }""")
+            )
+        deadline = time.monotonic() + 10
+        while (seen := (await session.execute(read))["product"]) == before:
+            assert time.monotonic() < deadline, "the cached answer outlived the change"
+            await asyncio.sleep(0.05)
+    assert seen == {"name": "Renamed by the cache test", "available": 2}
+
+
 async def test_api_key_client_may_not_call_iam_fields(served: Served) -> None:
     with pytest.raises(TransportQueryError) as refused:
         async with api_key_client(served) as session:
