@@ -40,6 +40,7 @@ from hemisphere.write_path import (
     start_workers,
     write_ports,
 )
+from projections.announcer import ChangeAnnouncer
 from projections.cached_reader import CachedProjectionReader
 from projections.projector import Projector
 from projections.rebuild import rebuild
@@ -124,7 +125,7 @@ async def start_runtime(
             # The outbox lives with the writable relational model: drain it here.
             outbox = PostgresOutbox(pool, settings.database_url)
             stack.push_async_callback(outbox.aclose)
-            relay = OutboxRelay(outbox, Projector(writer))
+            relay = OutboxRelay(outbox, Projector(writer, ChangeAnnouncer(broker)))
             await relay.drain_all()
             stack.push_async_callback(
                 cancel_task, asyncio.create_task(relay.run(), name="outbox-relay")

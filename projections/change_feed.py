@@ -17,30 +17,21 @@ import asyncio
 import itertools
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from domain.codec import (
-    Plain,
-    customer_from_plain,
-    customer_to_plain,
-    order_from_plain,
-    order_to_plain,
-    product_from_plain,
-    product_to_plain,
-)
+from domain.aggregates import CUSTOMER, ORDER, PRODUCT, Aggregate
 from projections.read_cache import PRODUCT_PAGES, ReadCache, Tag, orders_of
 from subscriptions.ports import STREAM_KEY, Broker, FeedHealth, Message
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class _Aggregate:
-    kind: str
-    from_plain: Callable[[Plain], Any]
-    to_plain: Callable[[Any], Plain]
-    lists: Callable[[Message], tuple[Tag, ...]]
+def _no_lists(message: Message) -> tuple[Tag, ...]:
+    return ()
+
+
+def _product_lists(message: Message) -> tuple[Tag, ...]:
+    return (PRODUCT_PAGES,)
 
 
 def _customer_orders(message: Message) -> tuple[Tag, ...]:
@@ -48,32 +39,28 @@ def _customer_orders(message: Message) -> tuple[Tag, ...]:
     return (orders_of(customer),) if isinstance(customer, str) else ()
 
 
-# The publish mutation of each projected aggregate, what it carries and the lists it is in.
-FEEDS: Mapping[str, _Aggregate] = {
-    "publishProduct": _Aggregate(
-        "product", product_from_plain, product_to_plain, lambda m: (PRODUCT_PAGES,)
-    ),
-    "publishCustomer": _Aggregate("customer", customer_from_plain, customer_to_plain, lambda m: ()),
-    "publishOrder": _Aggregate("order", order_from_plain, order_to_plain, _customer_orders),
+# Each projected aggregate's channel, and the lists a change of it may alter.
+FEEDS: Mapping[str, tuple[Aggregate, Callable[[Message], tuple[Tag, ...]]]] = {
+    PRODUCT.publish_mutation: (PRODUCT, _product_lists),
+    CUSTOMER.publish_mutation: (CUSTOMER, _no_lists),
+    ORDER.publish_mutation: (ORDER, _customer_orders),
 }
-
 _CHANNELS = tuple(FEEDS)
 
 
 def apply_change(cache: ReadCache, channel: str, message: Message) -> None:
     """One stream publication into the cache (anything else is ignored)."""
-    aggregate = FEEDS.get(channel)
-    if aggregate is None or message.get(STREAM_KEY) is not True:
+    feed = FEEDS.get(channel)
+    if feed is None or message.get(STREAM_KEY) is not True:
         return
+    aggregate, lists = feed
     item_id, version = message.get("id"), message.get("version")
     if not isinstance(item_id, str) or type(version) is not int:
         return
-    cache.changed(
-        aggregate.kind, item_id, version, _snapshot(aggregate, message), aggregate.lists(message)
-    )
+    cache.changed(aggregate.kind, item_id, version, _snapshot(aggregate, message), lists(message))
 
 
-def _snapshot(aggregate: _Aggregate, message: Message) -> Any | None:
+def _snapshot(aggregate: Aggregate, message: Message) -> Any | None:
     """The message's full snapshot, or None when it carries only some fields (a publication
     masked to what the publish mutation selected): then the item is only invalidated."""
     try:

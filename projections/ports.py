@@ -10,9 +10,9 @@ from domain.events import Event
 
 
 class ProjectionWriter(Protocol):
-    async def apply(self, events: Sequence[Event]) -> int:
+    async def apply(self, events: Sequence[Event]) -> Sequence[Event]:
         """Write each event's snapshot as its item unless the stored item is as new or newer
-        (a conditional write). Returns how many items were written."""
+        (a conditional write). Returns the events whose items were written."""
         ...
 
 

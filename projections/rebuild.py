@@ -34,12 +34,12 @@ async def rebuild(
         async for event in snapshots:
             batch.append(event)
             if len(batch) >= batch_size:
-                written += await writer.apply(batch)
+                written += len(await writer.apply(batch))
                 done += len(batch)
                 batch = []
                 _report(progress, done, total)
         if batch:
-            written += await writer.apply(batch)
+            written += len(await writer.apply(batch))
             done += len(batch)
             _report(progress, done, total)
     finally:

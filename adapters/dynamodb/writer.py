@@ -40,6 +40,8 @@ class WriteCounts:
     written: int
     # Events whose item was already as new or newer (in the table or in the same batch).
     skipped: int
+    # The events whose items were written, in no particular order.
+    events: tuple[Event, ...] = ()
 
 
 def _item(event: Event) -> items.Item:
@@ -59,22 +61,24 @@ class DynamoProjectionWriter:
         # which keeps the client's connection pool (64) free for reads.
         self._slots = asyncio.Semaphore(concurrency)
 
-    async def apply(self, events: Sequence[Event]) -> int:
-        return (await self.write(events)).written
+    async def apply(self, events: Sequence[Event]) -> Sequence[Event]:
+        return (await self.write(events)).events
 
     async def write(self, events: Sequence[Event]) -> WriteCounts:
         """Project `events`; if any write fails, the error is raised (the others may have
         landed, which is harmless: the batch is retried and they are then skipped)."""
-        latest = _latest_per_key(_item(event) for event in events)
+        latest = _latest_per_key((_item(event), event) for event in events)
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._put_if_newer(item)) for item in latest]
+                tasks = [group.create_task(self._put_if_newer(item)) for item, _ in latest]
         except BaseExceptionGroup as failed:
             # Callers handle ProjectionStoreUnavailableError, not groups; the first failure
             # stands for the batch.
             raise failed.exceptions[0] from None
-        written = sum(task.result() for task in tasks)
-        return WriteCounts(written=written, skipped=len(events) - written)
+        written = tuple(
+            event for (_, event), task in zip(latest, tasks, strict=True) if task.result()
+        )
+        return WriteCounts(written=len(written), skipped=len(events) - len(written), events=written)
 
     async def _put_if_newer(self, item: items.Item) -> bool:
         async with self._slots:
@@ -140,13 +144,15 @@ class DynamoProjectionWriter:
             params["ExclusiveStartKey"] = last
 
 
-def _latest_per_key(batch: Iterable[items.Item]) -> list[items.Item]:
+def _latest_per_key(
+    batch: Iterable[tuple[items.Item, Event]],
+) -> list[tuple[items.Item, Event]]:
     # A saga emits one event per step, so a batch often holds several versions of one order;
     # writing only the newest saves the writes (and stream records) the others would cost.
-    latest: dict[tuple[str, str], items.Item] = {}
-    for item in batch:
+    latest: dict[tuple[str, str], tuple[items.Item, Event]] = {}
+    for item, event in batch:
         key = (item[items.PK], item[items.SK])
         kept = latest.get(key)
-        if kept is None or item["version"] > kept["version"]:
-            latest[key] = item
+        if kept is None or item["version"] > kept[0]["version"]:
+            latest[key] = (item, event)
     return list(latest.values())

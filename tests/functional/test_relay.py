@@ -74,7 +74,7 @@ class FakeWriter:
         self.fail_next = 0
         self.on_apply: Callable[[], None] | None = None
 
-    async def apply(self, events: Sequence[Event]) -> int:
+    async def apply(self, events: Sequence[Event]) -> Sequence[Event]:
         self.calls += 1
         if self.on_apply is not None:
             self.on_apply()
@@ -82,7 +82,7 @@ class FakeWriter:
             self.fail_next -= 1
             raise ProjectionStoreUnavailableError("the projection store at test:0 is down")
         self.written.extend(events)
-        return len(events)
+        return events
 
 
 def _events(n: int, start: int = 0) -> list[Event]:

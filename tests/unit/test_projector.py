@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+from domain.codec import customer_to_plain
+from domain.errors import BackendUnavailableError
 from domain.events import CustomerChanged, Event, ProductChanged
+from projections.announcer import ChangeAnnouncer
 from projections.projector import Projector
+from subscriptions.inprocess import InProcessBroker
+from subscriptions.ports import STREAM_KEY
 from tests.support.builders import customer, product
 
 
@@ -13,9 +19,9 @@ class RecordingWriter:
     def __init__(self) -> None:
         self.batches: list[list[Event]] = []
 
-    async def apply(self, events: Sequence[Event]) -> int:
+    async def apply(self, events: Sequence[Event]) -> Sequence[Event]:
         self.batches.append(list(events))
-        return len(events) - 1  # pretend one was already up to date
+        return events[1:]  # pretend the first was already up to date
 
 
 async def test_handle_passes_the_batch_to_the_writer_and_returns_what_it_wrote() -> None:
@@ -31,3 +37,25 @@ async def test_an_empty_batch_costs_no_write() -> None:
 
     assert await Projector(writer).handle([]) == 0
     assert writer.batches == []
+
+
+async def test_what_was_written_is_announced_in_the_stream_publication_s_form() -> None:
+    broker = InProcessBroker()
+    heard = broker.subscribe("publishCustomer")
+    writer = RecordingWriter()
+    events: list[Event] = [ProductChanged(product()), CustomerChanged(customer())]
+
+    assert await Projector(writer, ChangeAnnouncer(broker)).handle(events) == 1
+    message = await anext(aiter(heard))
+    assert message == {**customer_to_plain(customer()), STREAM_KEY: True}
+
+
+class RefusingBroker(InProcessBroker):
+    async def publish(self, channel: str, message: dict[str, Any]) -> None:
+        raise BackendUnavailableError("Redis is down")
+
+
+async def test_a_broker_that_is_down_costs_the_projection_nothing() -> None:
+    writer = RecordingWriter()
+    events: list[Event] = [ProductChanged(product()), CustomerChanged(customer())]
+    assert await Projector(writer, ChangeAnnouncer(RefusingBroker())).handle(events) == 1
