@@ -125,7 +125,8 @@ async def start_runtime(
             # The outbox lives with the writable relational model: drain it here.
             outbox = PostgresOutbox(pool, settings.database_url)
             stack.push_async_callback(outbox.aclose)
-            relay = OutboxRelay(outbox, Projector(writer, ChangeAnnouncer(broker)))
+            announcer = ChangeAnnouncer(broker) if settings.announce_writes else None
+            relay = OutboxRelay(outbox, Projector(writer, announcer))
             await relay.drain_all()
             stack.push_async_callback(
                 cancel_task, asyncio.create_task(relay.run(), name="outbox-relay")

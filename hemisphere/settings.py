@@ -94,6 +94,9 @@ class Settings:
     # responses kept exact by the change stream's publications; on wherever this instance
     # hears them (a stream publisher runs for its region).
     read_cache: bool = True
+    # The projector publishes what it wrote to the region's broker at once (projections.
+    # announcer); false: the writing region's subscribers hear changes through the stream only.
+    announce_writes: bool = True
     # Per-caller rate limits (hemisphere.http.rate_limits), each (per second, burst) or None.
     rate_limit_per_address: tuple[float, int] | None = None
     rate_limit_per_api_key: tuple[float, int] | None = None
@@ -214,6 +217,9 @@ class Settings:
             ),
             introspection=_flag("HEMISPHERE_INTROSPECTION", get("HEMISPHERE_INTROSPECTION"), True),
             read_cache=_flag("HEMISPHERE_READ_CACHE", get("HEMISPHERE_READ_CACHE"), True),
+            announce_writes=_flag(
+                "HEMISPHERE_ANNOUNCE_WRITES", get("HEMISPHERE_ANNOUNCE_WRITES"), True
+            ),
             max_request_bytes=_bounded_int(
                 "HEMISPHERE_MAX_REQUEST_BYTES",
                 get("HEMISPHERE_MAX_REQUEST_BYTES"),
