@@ -21,8 +21,8 @@ from starlette.staticfiles import StaticFiles
 
 from domain.auth import Caller
 from hemisphere.http.endpoint import GraphQLHTTP
+from hemisphere.http.executor import HemisphereExecutor
 from hemisphere.http.graphiql import STATIC_DIR, STATIC_PATH, graphiql_page
-from hemisphere.http.lambda_authorizer_fields import DeniedFieldsExecutor
 from hemisphere.http.rate_limits import Throttle
 from hemisphere.http.realtime_options import RealtimeOptions
 from hemisphere.http.telemetry import TelemetryMiddleware
@@ -80,8 +80,9 @@ def create_app(
         # Tokens would not survive a restart nor cross instances; serve persists a secret.
         settings = _with_token_secret(settings, secrets.token_urlsafe(32))
     schema = build_schema()
-    # A Lambda authorizer's deniedFields (one attribute check for every other caller).
-    schema.execution_context_class = DeniedFieldsExecutor
+    # A Lambda authorizer's deniedFields (one attribute check for every other caller), and
+    # subscription events executed once for all equal subscribers.
+    schema.execution_context_class = HemisphereExecutor
     runtime: Runtime | None = None
     metrics, tracer = _telemetry(settings, schema, lambda: runtime)
 

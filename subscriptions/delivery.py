@@ -29,7 +29,8 @@ from subscriptions.filters import Filter, FilterError, matches_all, parse_filter
 from subscriptions.ports import Message
 from subscriptions.publication import selection_of
 from subscriptions.root import SubscriptionRoot
-from subscriptions.selection import graphql_value, top_level, view
+from subscriptions.selection import graphql_value, top_level
+from subscriptions.shared_events import shared_view
 from subscriptions.tracing import record_delivery
 from subscriptions.triggers import arguments_match
 
@@ -107,11 +108,13 @@ async def _deliveries(
             mask = selection_of(message)
             if not arguments_match(arguments, top_level(message, mask)):
                 continue
-            snapshot = decode(message)
+            # Decoded once for every subscriber of the instance (subscriptions.shared_events):
+            # the same payload object lets equal subscribers share one execution too.
+            snapshot, shown = shared_view(message, decode)
             if filters and not matches_all(filters, graphql_value(snapshot, mask)):
                 continue
             record_delivery(message, field)
-            yield view(snapshot, mask)
+            yield shown
     finally:
         # Stopping a subscription closes this generator; close the broker's too, now, so it
         # forgets the subscriber at once rather than when the garbage collector gets to it.

@@ -186,6 +186,10 @@ def uvicorn_config(app: Any, sock: socket.socket, shutdown: Shutdown) -> uvicorn
         log_config=None,
         lifespan="on",
         ws="websockets-sansio",
+        # No permessage-deflate: subscription messages are a few hundred bytes, and a
+        # compressor per connection cost a third of a change's delivery CPU and most of an
+        # idle connection's memory (bench/subscriptions.py).
+        ws_per_message_deflate=False,
         # Half the budget for requests and WebSockets; the rest for backends and children.
         timeout_graceful_shutdown=max(1, int(shutdown.timeout / 2)),
     )

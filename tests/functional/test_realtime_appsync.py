@@ -24,6 +24,7 @@ from subscriptions.appsync_protocol import MAX_PAYLOAD_BYTES
 from subscriptions.inprocess import InProcessBroker
 from subscriptions.publication import change_message
 from subscriptions.root import FilterRule
+from subscriptions.shared_events import SHARED_EXECUTIONS
 from tests.support.app import (
     API_KEY,
     IAM_AKID,
@@ -684,3 +685,31 @@ async def test_an_operation_that_cannot_be_selected_is_an_error_at_start(
         [error] = reply["payload"]["errors"]
         assert error["errorType"] == "BadRequestException" and message in error["message"]
         assert api.broker.subscriber_count("publishOrder") == 0
+
+
+async def test_equal_subscribers_share_one_execution_of_each_change(api: Api) -> None:
+    """subscriptions.shared_events: the same document, variables and caller scope get one
+    execution per change; another selection gets its own; the answers are the same as
+    executing each alone."""
+    async with api.socket() as first, api.socket() as second, api.socket() as other:
+        for ws in (first, second, other):
+            await connect(ws)
+        await started(first, start("a", {"c": "c-1"}))
+        await started(second, start("b", {"c": "c-1"}))
+        await started(other, start("c", {"c": "c-1"}, query=PARTIAL))
+        executed, shared = SHARED_EXECUTIONS.executed, SHARED_EXECUTIONS.shared
+        await api.publish("c-1")
+        a, b, c = (
+            await first.receive_json(),
+            await second.receive_json(),
+            await other.receive_json(),
+        )
+        assert a["payload"] == b["payload"]
+        assert a["payload"]["data"]["onOrderChanged"]["customerId"] == "c-1"
+        assert c["payload"]["data"]["onOrderChanged"] == {
+            "id": "o-0001",
+            "failureReason": None,
+            "total": {"amount": 2500},
+        }
+        assert SHARED_EXECUTIONS.executed - executed == 2  # one per distinct selection
+        assert SHARED_EXECUTIONS.shared - shared == 1

@@ -33,7 +33,8 @@ def main() -> None:
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     # httpx logs every request at INFO: one line per publication.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    # As `hemisphere serve` runs it: uvicorn's loop (uvloop), websockets-sansio.
+    # As `hemisphere serve` runs it: uvicorn's loop (uvloop), websockets-sansio, no
+    # permessage-deflate (hemisphere.roles.serving.uvicorn_config).
     uvicorn.run(
         create_app(settings),
         host="127.0.0.1",
@@ -41,6 +42,7 @@ def main() -> None:
         log_level="warning",
         lifespan="on",
         ws="websockets-sansio",
+        ws_per_message_deflate=False,
     )
 
 

@@ -35,11 +35,11 @@ class CountingWriter:
         self.batches: list[int] = []
         self.fail_on_batch = fail_on_batch
 
-    async def apply(self, events: Sequence[Event]) -> int:
+    async def apply(self, events: Sequence[Event]) -> Sequence[Event]:
         if len(self.batches) == self.fail_on_batch:
             raise ProjectionStoreUnavailableError("down")
         self.batches.append(len(events))
-        return len(events)
+        return events
 
 
 def _products(n: int) -> list[Event]:
