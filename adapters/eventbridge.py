@@ -22,6 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.aws import StaticCredentials, aws_client, client_config
+from adapters.sqs import SqsClient
 from domain.codec import encode_time
 from domain.commands import UpdateCustomerProfile
 from domain.errors import BackendUnavailableError
@@ -37,9 +38,8 @@ MAX_RECEIVES: Final = 10
 # The worker's long poll; an SQS client's read timeout must exceed it.
 LONG_POLL_SECONDS: Final = 20
 
-# aiobotocore clients for EventBridge and SQS (stubs for them are not installed).
+# aiobotocore's EventBridge client (no type stubs for it are installed).
 EventsClient = Any
-SqsClient = Any
 
 
 class EventBusUnavailableError(BackendUnavailableError):

@@ -14,13 +14,14 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from adapters.aws import StaticCredentials, aws_client, client_config, translate_unavailable
 from domain.errors import BackendUnavailableError
+from workflows.ports import QueuedTask
 
 # aiobotocore's SQS client (no type stubs for SQS are installed).
 SqsClient = Any
@@ -99,13 +100,6 @@ async def ensure_task_queue(sqs: SqsClient, name: str, *, visibility_timeout: in
     )
 
 
-class Delivery(Protocol):
-    """What deleting a received message takes (structurally workflows.ports.QueuedTask)."""
-
-    @property
-    def receipt(self) -> str: ...
-
-
 @dataclass(frozen=True, slots=True)
 class SqsTask:
     body: str
@@ -114,7 +108,7 @@ class SqsTask:
 
 
 class SqsTaskQueue:
-    """workflows.ports.TaskQueue over one SQS queue.
+    """workflows.ports.TaskQueue over one SQS queue (SqsTask is a workflows.ports.QueuedTask).
 
     Deletions are coalesced: those asked for within `delete_linger` seconds of each other
     (up to ten, SQS's limit) go in one DeleteMessageBatch. A worker deletes a message after
@@ -149,7 +143,7 @@ class SqsTaskQueue:
             for m in answer.get("Messages", [])
         ]
 
-    async def delete(self, task: Delivery) -> None:
+    async def delete(self, task: QueuedTask) -> None:
         deleted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # Retrieved even when nobody awaits it any more (its worker was cancelled).
         deleted.add_done_callback(lambda done: done.cancelled() or done.exception())
