@@ -37,6 +37,10 @@ TARGET_ID: Final = "profile-updates-queue"
 MAX_RECEIVES: Final = 10
 # The worker's long poll; an SQS client's read timeout must exceed it.
 LONG_POLL_SECONDS: Final = 20
+# How long the queue's deletions wait for each other (adapters.sqs.SqsTaskQueue): the worker
+# handles a batch one message at a time, and nobody waits for a deletion (the visibility
+# timeout is 30 s), so a batch's deletions share one DeleteMessageBatch.
+DELETE_LINGER_SECONDS: Final = 0.25
 
 # aiobotocore's EventBridge client (no type stubs for it are installed).
 EventsClient = Any

@@ -17,6 +17,7 @@ from adapters.aws import StaticCredentials, aws_client, client_config
 from adapters.dynamodb.client import create_client as create_dynamodb_client
 from adapters.dynamodb.topology import DynamoTopologyStore
 from adapters.eventbridge import (
+    DELETE_LINGER_SECONDS,
     EventBridgeProfileUpdates,
     ensure_profile_update_route,
 )
@@ -284,8 +285,9 @@ async def start_workers(
         ),
         run_reconciler(store, StepFunctionsSagaEngine(clients.sfn, clients.machines)),
         run_profile_update_worker(
-            clients.sqs,
-            clients.profile_queue_url,
+            SqsTaskQueue(
+                clients.sqs, clients.profile_queue_url, delete_linger=DELETE_LINGER_SECONDS
+            ),
             PostgresProfileStore(pool, settings.database_url, fence=fence),
         ),
     ]
