@@ -61,9 +61,13 @@ def _error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-async def ensure_queue(sqs: SqsClient, name: str, attributes: Mapping[str, str]) -> str:
+async def ensure_queue(
+    sqs: SqsClient, name: str, attributes: Mapping[str, str] | None = None
+) -> str:
     """The URL of queue `name`, created if missing, with `attributes` set either way (so a
-    changed setting reaches a queue made by an earlier version). Safe at every start."""
+    changed setting reaches a queue made by an earlier version). Safe at every start.
+    Looked up before created: CreateQueue of an existing queue fails when its attributes
+    differ from the ones given."""
     with translate_errors(f"SQS (queue {name})"):
         try:
             url = str((await sqs.get_queue_url(QueueName=name))["QueueUrl"])
@@ -72,7 +76,8 @@ async def ensure_queue(sqs: SqsClient, name: str, attributes: Mapping[str, str])
             if "NonExistentQueue" not in code and "QueueDoesNotExist" not in code:
                 raise
             url = str((await sqs.create_queue(QueueName=name))["QueueUrl"])
-        await sqs.set_queue_attributes(QueueUrl=url, Attributes=dict(attributes))
+        if attributes:
+            await sqs.set_queue_attributes(QueueUrl=url, Attributes=dict(attributes))
     return url
 
 
