@@ -22,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.aws import StaticCredentials, aws_client, client_config
-from adapters.sqs import SqsClient, ensure_queue, queue_arn
+from adapters.sqs import LONG_POLL_SECONDS, SqsClient, ensure_queue, queue_arn
 from domain.codec import encode_time
 from domain.commands import UpdateCustomerProfile
 from domain.errors import BackendUnavailableError
@@ -35,8 +35,6 @@ TARGET_ID: Final = "profile-updates-queue"
 # A message the worker failed this many times goes to the dead-letter queue instead of
 # looping forever (the worker backs off while PostgreSQL is down, so an outage costs few).
 MAX_RECEIVES: Final = 10
-# The worker's long poll; an SQS client's read timeout must exceed it.
-LONG_POLL_SECONDS: Final = 20
 # How long the queue's deletions wait for each other (adapters.sqs.SqsTaskQueue): the worker
 # handles a batch one message at a time, and nobody waits for a deletion (the visibility
 # timeout is 30 s), so a batch's deletions share one DeleteMessageBatch.
