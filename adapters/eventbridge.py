@@ -35,10 +35,10 @@ TARGET_ID: Final = "profile-updates-queue"
 # A message the worker failed this many times goes to the dead-letter queue instead of
 # looping forever (the worker backs off while PostgreSQL is down, so an outage costs few).
 MAX_RECEIVES: Final = 10
-# How long the queue's deletions wait for each other (adapters.sqs.SqsTaskQueue): the worker
-# handles a batch one message at a time, and nobody waits for a deletion (the visibility
-# timeout is 30 s), so a batch's deletions share one DeleteMessageBatch.
-DELETE_LINGER_SECONDS: Final = 0.25
+# How long the queue's deletions wait for each other (adapters.sqs.SqsTaskQueue; ten go at
+# once): the worker handles a batch one message at a time and nobody waits for a deletion
+# (the visibility timeout is 30 s), so a batch's deletions share one DeleteMessageBatch.
+DELETE_LINGER_SECONDS: Final = 1.0
 
 # aiobotocore's EventBridge client (no type stubs for it are installed).
 EventsClient = Any

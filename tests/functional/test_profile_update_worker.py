@@ -11,6 +11,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+from adapters.eventbridge import DELETE_LINGER_SECONDS
 from adapters.sqs import SqsTaskQueue
 from domain.backoff import Backoff
 from domain.commands import UpdateCustomerProfile
@@ -154,9 +155,10 @@ class FakeSqs:
 
 async def test_over_sqs_the_deletions_of_a_batch_share_one_request() -> None:
     sqs, store = FakeSqs([update_body("c-0001", f"k-{n}") for n in range(10)]), Store()
-    store.delay = 0.002
+    store.delay = 0.03  # the ten take longer than a short linger
 
-    async with working(SqsTaskQueue(sqs, "q", delete_linger=0.25), store):
+    # As hemisphere.write_path wires it.
+    async with working(SqsTaskQueue(sqs, "q", delete_linger=DELETE_LINGER_SECONDS), store):
         await eventually(lambda: bool(sqs.deletions))
         await asyncio.sleep(0.05)
 

@@ -1,4 +1,4 @@
-"""The rooms' import rules (docs/DESIGN.md, "Rooms"), read from the source: arrows point
+"""The rooms' import rules (DESIGN.md, "Rooms"), read from the source: arrows point
 inward, and an adapter imports another room only through the `ports` module whose port it
 implements (a port is defined once, never copied into its adapter)."""
 
