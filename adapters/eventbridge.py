@@ -22,6 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters.aws import StaticCredentials, aws_client, client_config
+from adapters.sqs import LONG_POLL_SECONDS, SqsClient, ensure_queue, queue_arn
 from domain.codec import encode_time
 from domain.commands import UpdateCustomerProfile
 from domain.errors import BackendUnavailableError
@@ -34,12 +35,13 @@ TARGET_ID: Final = "profile-updates-queue"
 # A message the worker failed this many times goes to the dead-letter queue instead of
 # looping forever (the worker backs off while PostgreSQL is down, so an outage costs few).
 MAX_RECEIVES: Final = 10
-# The worker's long poll; an SQS client's read timeout must exceed it.
-LONG_POLL_SECONDS: Final = 20
+# How long the queue's deletions wait for each other (adapters.sqs.SqsTaskQueue; ten go at
+# once): the worker handles a batch one message at a time and nobody waits for a deletion
+# (the visibility timeout is 30 s), so a batch's deletions share one DeleteMessageBatch.
+DELETE_LINGER_SECONDS: Final = 1.0
 
-# aiobotocore clients for EventBridge and SQS (stubs for them are not installed).
+# aiobotocore's EventBridge client (no type stubs for it are installed).
 EventsClient = Any
-SqsClient = Any
 
 
 class EventBusUnavailableError(BackendUnavailableError):
@@ -138,10 +140,10 @@ async def ensure_profile_update_route(
             if _error_code(error) != "ResourceAlreadyExistsException":
                 raise
 
-        dead_letters_url = await _ensure_queue(sqs, f"{queue_name}-dlq")
-        dead_letters_arn = await _queue_arn(sqs, dead_letters_url)
-        queue_url = await _ensure_queue(sqs, queue_name)
-        queue_arn = await _queue_arn(sqs, queue_url)
+        dead_letters_arn = await queue_arn(sqs, await ensure_queue(sqs, f"{queue_name}-dlq"))
+        # Its attributes are set below: the policy names the rule, made in between.
+        queue_url = await ensure_queue(sqs, queue_name)
+        profile_queue_arn = await queue_arn(sqs, queue_url)
 
         rule = await events.put_rule(
             Name=RULE_NAME,
@@ -159,35 +161,18 @@ async def ensure_profile_update_route(
                     {"deadLetterTargetArn": dead_letters_arn, "maxReceiveCount": MAX_RECEIVES}
                 ),
                 # On AWS the bus may only deliver to a queue whose policy lets this rule in.
-                "Policy": json.dumps(_delivery_policy(queue_arn, str(rule["RuleArn"]))),
+                "Policy": json.dumps(_delivery_policy(profile_queue_arn, str(rule["RuleArn"]))),
             },
         )
         await events.put_targets(
             Rule=RULE_NAME,
             EventBusName=bus_name,
-            Targets=[{"Id": TARGET_ID, "Arn": queue_arn}],
+            Targets=[{"Id": TARGET_ID, "Arn": profile_queue_arn}],
         )
     return queue_url
 
 
-async def _ensure_queue(sqs: SqsClient, name: str) -> str:
-    # Look up before creating: CreateQueue of an existing queue fails when its attributes
-    # differ from the ones given, and ours are set afterwards.
-    try:
-        return str((await sqs.get_queue_url(QueueName=name))["QueueUrl"])
-    except ClientError as error:
-        code = _error_code(error)
-        if "NonExistentQueue" not in code and "QueueDoesNotExist" not in code:
-            raise
-    return str((await sqs.create_queue(QueueName=name))["QueueUrl"])
-
-
-async def _queue_arn(sqs: SqsClient, queue_url: str) -> str:
-    answer = await sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
-    return str(answer["Attributes"]["QueueArn"])
-
-
-def _delivery_policy(queue_arn: str, rule_arn: str) -> dict[str, Any]:
+def _delivery_policy(target_arn: str, rule_arn: str) -> dict[str, Any]:
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -196,7 +181,7 @@ def _delivery_policy(queue_arn: str, rule_arn: str) -> dict[str, Any]:
                 "Effect": "Allow",
                 "Principal": {"Service": "events.amazonaws.com"},
                 "Action": "sqs:SendMessage",
-                "Resource": queue_arn,
+                "Resource": target_arn,
                 "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
             }
         ],

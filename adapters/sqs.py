@@ -14,19 +14,22 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from adapters.aws import StaticCredentials, aws_client, client_config, translate_unavailable
 from domain.errors import BackendUnavailableError
+from workflows.ports import QueuedTask
 
 # aiobotocore's SQS client (no type stubs for SQS are installed).
 SqsClient = Any
 
 # The workers' long poll: an idle worker costs one request per this many seconds.
 LONG_POLL_SECONDS: Final = 20
+# SQS's most messages per receive and per DeleteMessageBatch.
+_MAX_BATCH: Final = 10
 # A task message that crashed this many workers goes to the dead-letter queue rather than
 # crash more; its state machine's task then times out and is retried with a new message.
 MAX_RECEIVES: Final = 5
@@ -60,9 +63,13 @@ def _error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-async def ensure_queue(sqs: SqsClient, name: str, attributes: Mapping[str, str]) -> str:
+async def ensure_queue(
+    sqs: SqsClient, name: str, attributes: Mapping[str, str] | None = None
+) -> str:
     """The URL of queue `name`, created if missing, with `attributes` set either way (so a
-    changed setting reaches a queue made by an earlier version). Safe at every start."""
+    changed setting reaches a queue made by an earlier version). Safe at every start.
+    Looked up before created: CreateQueue of an existing queue fails when its attributes
+    differ from the ones given."""
     with translate_errors(f"SQS (queue {name})"):
         try:
             url = str((await sqs.get_queue_url(QueueName=name))["QueueUrl"])
@@ -71,7 +78,8 @@ async def ensure_queue(sqs: SqsClient, name: str, attributes: Mapping[str, str])
             if "NonExistentQueue" not in code and "QueueDoesNotExist" not in code:
                 raise
             url = str((await sqs.create_queue(QueueName=name))["QueueUrl"])
-        await sqs.set_queue_attributes(QueueUrl=url, Attributes=dict(attributes))
+        if attributes:
+            await sqs.set_queue_attributes(QueueUrl=url, Attributes=dict(attributes))
     return url
 
 
@@ -99,13 +107,6 @@ async def ensure_task_queue(sqs: SqsClient, name: str, *, visibility_timeout: in
     )
 
 
-class Delivery(Protocol):
-    """What deleting a received message takes (structurally workflows.ports.QueuedTask)."""
-
-    @property
-    def receipt(self) -> str: ...
-
-
 @dataclass(frozen=True, slots=True)
 class SqsTask:
     body: str
@@ -114,13 +115,14 @@ class SqsTask:
 
 
 class SqsTaskQueue:
-    """workflows.ports.TaskQueue over one SQS queue.
+    """workflows.ports.TaskQueue over one SQS queue (SqsTask is a workflows.ports.QueuedTask).
 
-    Deletions are coalesced: those asked for within `delete_linger` seconds of each other
-    (up to ten, SQS's limit) go in one DeleteMessageBatch. A worker deletes a message after
-    every step it answered, so under load this is a request less per step for the endpoint;
-    alone, a deletion waits `delete_linger` (the step's answer has gone already: the saga
-    does not wait for it). Each `delete` still raises for its own message only."""
+    Deletions are coalesced: those asked for within `delete_linger` seconds of the first
+    (up to ten, SQS's limit) go in one DeleteMessageBatch, sent at once when ten wait. A
+    worker deletes a message after every step it answered, so under load this is a request
+    less per step for the endpoint; alone, a deletion waits `delete_linger` (the step's
+    answer has gone already: the saga does not wait for it). Each `delete` still raises for
+    its own message only."""
 
     def __init__(
         self,
@@ -136,12 +138,13 @@ class SqsTaskQueue:
         self._delete_linger = delete_linger
         self._deletions: list[tuple[str, asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
+        self._batch_full = asyncio.Event()
 
     async def receive(self, max_messages: int) -> list[SqsTask]:
         with translate_errors(f"the task queue {self._queue_url}"):
             answer = await self._sqs.receive_message(
                 QueueUrl=self._queue_url,
-                MaxNumberOfMessages=max(1, min(10, max_messages)),
+                MaxNumberOfMessages=max(1, min(_MAX_BATCH, max_messages)),
                 WaitTimeSeconds=self._wait_seconds,
             )
         return [
@@ -149,21 +152,28 @@ class SqsTaskQueue:
             for m in answer.get("Messages", [])
         ]
 
-    async def delete(self, task: Delivery) -> None:
+    async def delete(self, task: QueuedTask) -> None:
         deleted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # Retrieved even when nobody awaits it any more (its worker was cancelled).
         deleted.add_done_callback(lambda done: done.cancelled() or done.exception())
         self._deletions.append((task.receipt, deleted))
         if self._flushing is None:
+            self._batch_full.clear()
             self._flushing = asyncio.create_task(self._flush(), name="sqs-delete-batch")
+        if len(self._deletions) >= _MAX_BATCH:
+            self._batch_full.set()
         # Shielded: a worker cancelled while it waits leaves the batch to the others.
         await asyncio.shield(deleted)
 
     async def _flush(self) -> None:
         try:
-            await asyncio.sleep(self._delete_linger)
+            # A full batch need not wait for more.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._delete_linger):
+                    await self._batch_full.wait()
             while self._deletions:
-                batch, self._deletions = self._deletions[:10], self._deletions[10:]
+                batch = self._deletions[:_MAX_BATCH]
+                self._deletions = self._deletions[_MAX_BATCH:]
                 await self._delete_batch(batch)
         finally:
             self._flushing = None

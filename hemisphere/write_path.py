@@ -17,6 +17,7 @@ from adapters.aws import StaticCredentials, aws_client, client_config
 from adapters.dynamodb.client import create_client as create_dynamodb_client
 from adapters.dynamodb.topology import DynamoTopologyStore
 from adapters.eventbridge import (
+    DELETE_LINGER_SECONDS,
     EventBridgeProfileUpdates,
     ensure_profile_update_route,
 )
@@ -50,6 +51,7 @@ from regions.routing import (
     RoutedCheckoutIntents,
     RoutedOrderWorkflows,
     RoutedProfileUpdates,
+    WriteEndpoints,
     write_target,
 )
 from resolvers.ports import Catalog, OrderWorkflows, ProfileUpdates
@@ -126,6 +128,17 @@ async def start_topology_watch(
     return WriteFence(settings.region, RegionControl(settings.primary_region, epoch), watcher)
 
 
+def write_endpoints(settings: Settings) -> WriteEndpoints:
+    """What regions.routing.write_target decides from, read from the settings."""
+    return WriteEndpoints(
+        region=settings.region,
+        primary_region=settings.primary_region,
+        own=settings.aws_endpoint_url,
+        primary=settings.primary_aws_endpoint_url,
+        by_region=settings.region_endpoints,
+    )
+
+
 @contextlib.asynccontextmanager
 async def primary_client(
     service: Literal["stepfunctions", "events"], settings: Settings, region: str | None = None
@@ -133,7 +146,7 @@ async def primary_client(
     """A client of `region`'s `service` (default: the configured primary; its region name, its
     endpoint) that fails fast: a secondary's writes go there, and an outage must read as
     ReadOnlyRegion quickly."""
-    target = write_target(settings, region)
+    target = write_target(write_endpoints(settings), region)
     credentials = None
     if settings.aws_access_key_id and settings.aws_secret_access_key:
         credentials = StaticCredentials(settings.aws_access_key_id, settings.aws_secret_access_key)
@@ -284,8 +297,9 @@ async def start_workers(
         ),
         run_reconciler(store, StepFunctionsSagaEngine(clients.sfn, clients.machines)),
         run_profile_update_worker(
-            clients.sqs,
-            clients.profile_queue_url,
+            SqsTaskQueue(
+                clients.sqs, clients.profile_queue_url, delete_linger=DELETE_LINGER_SECONDS
+            ),
             PostgresProfileStore(pool, settings.database_url, fence=fence),
         ),
     ]

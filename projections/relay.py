@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
+from typing import Final
 
+from domain.backoff import Backoff
 from projections.ports import Outbox
 from projections.projector import Projector
 
 log = logging.getLogger(__name__)
+
+# Draining and listening again after failures in a row (relays in several processes that
+# failed together do not retry in step: domain.backoff).
+RETRY_BACKOFF: Final = Backoff(initial=0.2, maximum=30.0)
 
 
 class OutboxRelay:
@@ -25,8 +30,7 @@ class OutboxRelay:
         batch_size: int = 200,
         *,
         poll_interval: float = 5.0,
-        retry_initial: float = 0.2,
-        retry_max: float = 30.0,
+        backoff: Backoff = RETRY_BACKOFF,
     ) -> None:
         self._outbox = outbox
         self._projector = projector
@@ -34,8 +38,7 @@ class OutboxRelay:
         # The safety net for a lost notification (NOTIFY is not delivered while the listener
         # reconnects): the worst extra lag of an event.
         self._poll_interval = poll_interval
-        self._retry_initial = retry_initial
-        self._retry_max = retry_max
+        self._backoff = backoff
 
     async def drain_all(self) -> int:
         """Project every waiting event, batch by batch, until the outbox is empty.
@@ -60,7 +63,7 @@ class OutboxRelay:
                     await self.drain_all()
                 except Exception as error:
                     failures += 1
-                    delay = self._retry_delay(failures)
+                    delay = self._backoff.delay(failures)
                     log.warning(
                         "outbox relay: projecting failed (%d in a row), retrying in %.1fs: %s",
                         failures,
@@ -99,7 +102,7 @@ class OutboxRelay:
                     wake.set()
             except Exception as error:
                 failures += 1
-                delay = self._retry_delay(failures)
+                delay = self._backoff.delay(failures)
                 log.warning(
                     "outbox relay: notifications failed, polling every %.0fs; "
                     "listening again in %.1fs: %s",
@@ -112,8 +115,3 @@ class OutboxRelay:
             # The listener was closed (shutdown): the safety poll alone keeps the relay going.
             log.info("outbox relay: notifications ended; polling every %.0fs", self._poll_interval)
             return
-
-    def _retry_delay(self, failures: int) -> float:
-        delay = min(self._retry_max, self._retry_initial * 2.0 ** (failures - 1))
-        # Jitter: relays in several processes that failed together do not retry in step.
-        return delay * (0.5 + random.random() / 2)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -31,29 +31,20 @@ from resolvers.ports import Catalog, OrderWorkflows, ProfileUpdates
 DEFAULT_DEADLINE_SECONDS = 3.0
 
 
-class RoutingSettings(Protocol):
-    """What routing reads from hemisphere.settings.Settings."""
+@dataclass(frozen=True, slots=True)
+class WriteEndpoints:
+    """The AWS endpoints writes can go to, as configured: what `write_target` decides from.
+    The composition root builds it from its settings (hemisphere.write_path.write_endpoints),
+    which regions/ may not import."""
 
-    @property
-    def region(self) -> str: ...
-
-    @property
-    def primary_region(self) -> str: ...
-
-    @property
-    def aws_endpoint_url(self) -> str | None: ...
-
-    @property
-    def primary_aws_endpoint_url(self) -> str | None: ...
-
-    @property
-    def aws_access_key_id(self) -> str | None: ...
-
-    @property
-    def aws_secret_access_key(self) -> str | None: ...
-
-    @property
-    def region_endpoints(self) -> Mapping[str, str]: ...
+    region: str  # this instance's region
+    primary_region: str  # the configured primary
+    # This region's endpoint (AWS_ENDPOINT_URL); None means AWS's own.
+    own: str | None = None
+    # The configured primary's, as a secondary reaches it (HEMISPHERE_PRIMARY_AWS_ENDPOINT_URL).
+    primary: str | None = None
+    # Every region's, when they are named (HEMISPHERE_REGION_ENDPOINTS).
+    by_region: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,22 +62,22 @@ class WriteTarget:
         return self.region != self.primary_region
 
 
-def write_target(settings: RoutingSettings, primary_region: str | None = None) -> WriteTarget:
+def write_target(endpoints: WriteEndpoints, primary_region: str | None = None) -> WriteTarget:
     """Where writes go when `primary_region` (default: the configured one) is the primary.
-    HEMISPHERE_REGION_ENDPOINTS names every region's endpoint when set. Otherwise, in the
-    primary, writes stay in this region's endpoint; in a secondary they go to
-    HEMISPHERE_PRIMARY_AWS_ENDPOINT_URL; without it, to AWS_ENDPOINT_URL when set (one local
-    endpoint serving every region), else to AWS's regional endpoint of the primary."""
-    primary = primary_region or settings.primary_region
-    if primary in settings.region_endpoints:
-        endpoint: str | None = settings.region_endpoints[primary]
-    elif settings.region == primary:
-        endpoint = settings.aws_endpoint_url
-    elif primary == settings.primary_region:
-        endpoint = settings.primary_aws_endpoint_url or settings.aws_endpoint_url
+    `by_region` names every region's endpoint when set. Otherwise, in the primary, writes
+    stay in this region's endpoint; in a secondary they go to the configured primary's;
+    without it, to this region's when set (one local endpoint serving every region), else to
+    AWS's regional endpoint of the primary."""
+    primary = primary_region or endpoints.primary_region
+    if primary in endpoints.by_region:
+        endpoint: str | None = endpoints.by_region[primary]
+    elif endpoints.region == primary:
+        endpoint = endpoints.own
+    elif primary == endpoints.primary_region:
+        endpoint = endpoints.primary or endpoints.own
     else:
         endpoint = None  # a promoted region nobody named an endpoint for: AWS's own
-    return WriteTarget(settings.region, primary, endpoint)
+    return WriteTarget(endpoints.region, primary, endpoint)
 
 
 class _PrimaryGuard:

@@ -1,5 +1,6 @@
-"""What the sagas need from the outside: a card provider, the relational model (one transaction
-per step, adapters/postgres/saga.py), the task queue and the workflow engine (Step Functions,
+"""What the workers need from the outside: a card provider, the relational model (one
+transaction per saga step, adapters/postgres/saga.py; profile updates,
+adapters/postgres/profiles.py), the queues and the workflow engine (Step Functions,
 adapters/stepfunctions.py and adapters/sqs.py)."""
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Protocol
 
-from domain.commands import Checkout
+from domain.commands import Checkout, UpdateCustomerProfile
 from domain.model import Money
 
 
@@ -83,11 +84,11 @@ class SagaStore(Protocol):
     async def mark_order_cancelled(self, order_id: str) -> StepResult: ...
 
 
-# -- the task queue and the answers to the state machine -------------------------------------
+# -- the queues (workflows.queue_worker) and the answers to the state machine ----------------
 
 
 class QueuedTask(Protocol):
-    """A task message as the queue delivered it."""
+    """A message as the queue delivered it: a saga's task, a profile update."""
 
     @property
     def body(self) -> str: ...
@@ -100,7 +101,7 @@ class QueuedTask(Protocol):
 
 class TaskQueue(Protocol):
     async def receive(self, max_messages: int) -> Sequence[QueuedTask]:
-        """Up to `max_messages` tasks, waiting a while (long polling) if there are none."""
+        """Up to `max_messages` messages, waiting a while (long polling) if there are none."""
         ...
 
     async def delete(self, task: QueuedTask) -> None: ...
@@ -114,6 +115,16 @@ class TaskAnswers(Protocol):
     async def succeed(self, token: str, output: str) -> bool: ...
 
     async def fail(self, token: str, error: str, cause: str) -> bool: ...
+
+
+# -- what the profile update worker needs (besides its queue) --------------------------------
+
+
+class ProfileStore(Protocol):
+    async def apply_profile_update(self, request_id: str, command: UpdateCustomerProfile) -> str:
+        """Apply the request unless its (customer, key) was seen; returns the outcome's name.
+        Raises BackendUnavailableError when the store cannot be reached (nothing applied)."""
+        ...
 
 
 # -- what the reconciler needs ---------------------------------------------------------------

@@ -1,40 +1,36 @@
-"""The profile update worker: long-polls the queue that the event bus fills with
+"""The profile update worker: takes from the queue that the event bus fills with
 CustomerProfileUpdateRequested events, and applies each one through the ProfileStore port.
+It is workflows.queue_worker's loop with the handler below.
 
 Delivery is at least once (SQS), so the store applies a request once per (customer,
 idempotency key) and a redelivery is a harmless duplicate. A message is deleted once it has
 an outcome (applied, duplicate, conflict, rejected) or can never have one (malformed); it is
 left on the queue, to come back after its visibility timeout, only when the store could not
 be reached or failed unexpectedly (the queue's redrive policy ends a message that fails for
-ever in its dead-letter queue).
+ever in its dead-letter queue), and then the worker backs off: receiving at once would only
+count deliveries towards the dead-letter queue.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final
 
+from domain.backoff import Backoff
 from domain.commands import UpdateCustomerProfile
 from domain.errors import BackendUnavailableError, BadRequestError
 from domain.tracing import TRACE_CONTEXT_KEY
+from workflows.ports import ProfileStore, TaskQueue
+from workflows.queue_worker import MAX_BATCH, RECEIVE_BACKOFF, Outcome, QueueWorker
 from workflows.tracing import work_span
 
 log = logging.getLogger(__name__)
 
-# An aiobotocore SQS client (no type stubs for SQS are installed).
-SqsClient = Any
-
-
-class ProfileStore(Protocol):
-    async def apply_profile_update(self, request_id: str, command: UpdateCustomerProfile) -> str:
-        """Apply the request unless its (customer, key) was seen; returns the outcome's name.
-        Raises BackendUnavailableError when the store cannot be reached (nothing applied)."""
-        ...
+# Received ten at a time (one SQS batch), the next ten once these are handled.
+BATCH: Final = MAX_BATCH
 
 
 class MalformedMessageError(ValueError):
@@ -86,97 +82,28 @@ def parse_message(body: str) -> ProfileUpdateRequest:
     )
 
 
-class ProfileUpdateWorker:
-    def __init__(
-        self,
-        sqs: SqsClient,
-        queue_url: str,
-        store: ProfileStore,
-        *,
-        wait_seconds: int = 20,
-        batch_size: int = 10,
-        retry_initial: float = 0.5,
-        retry_max: float = 30.0,
-    ) -> None:
-        self._sqs = sqs
-        self._queue_url = queue_url
+class ProfileUpdateHandler:
+    """The handler of one profile update message (workflows.queue_worker.Handler)."""
+
+    def __init__(self, store: ProfileStore) -> None:
         self._store = store
-        # Long polling: an idle worker costs one request per `wait_seconds`, and a message
-        # is handed over as soon as it arrives (SQS answers the waiting receive at once).
-        self._wait_seconds = wait_seconds
-        self._batch_size = batch_size
-        self._retry_initial = retry_initial
-        self._retry_max = retry_max
 
-    async def poll_once(self) -> tuple[int, int]:
-        """Receive one batch (waiting up to `wait_seconds`), handle it and delete what is
-        done. Returns (received, left on the queue)."""
-        answer = await self._sqs.receive_message(
-            QueueUrl=self._queue_url,
-            MaxNumberOfMessages=self._batch_size,
-            WaitTimeSeconds=self._wait_seconds,
-        )
-        messages: list[dict[str, Any]] = answer.get("Messages", [])
-        done: list[dict[str, str]] = []
-        # In order, one at a time: two edits of one customer in a batch apply as sent.
-        for message in messages:
-            if await self._handle(message):
-                done.append({"Id": message["MessageId"], "ReceiptHandle": message["ReceiptHandle"]})
-        if done:
-            deleted = await self._sqs.delete_message_batch(QueueUrl=self._queue_url, Entries=done)
-            for failure in deleted.get("Failed", []):
-                # It comes back and ends as a duplicate: worth a line, not a retry.
-                log.warning(
-                    "profile updates: could not delete message %s: %s",
-                    failure.get("Id"),
-                    failure.get("Message"),
-                )
-        return len(messages), len(messages) - len(done)
-
-    async def run(self) -> None:
-        """Poll forever; back off while the queue or the store is unreachable (retrying at
-        once would only count receives towards the dead-letter queue). Stops when cancelled."""
-        failures = 0
-        while True:
-            try:
-                _, left = await self.poll_once()
-            except Exception as error:
-                left = 1
-                log.warning(
-                    "profile updates: polling failed (%d in a row): %s",
-                    failures + 1,
-                    error,
-                    exc_info=failures == 0,
-                )
-            if not left:
-                failures = 0
-                continue
-            failures += 1
-            await asyncio.sleep(self._retry_delay(failures))
-
-    def _retry_delay(self, failures: int) -> float:
-        ceiling = min(self._retry_max, self._retry_initial * 2 ** (failures - 1))
-        return random.uniform(ceiling / 2, ceiling)  # jitter: instances do not retry in step
-
-    async def _handle(self, message: Mapping[str, Any]) -> bool:
-        """Whether the message is done with (and can be deleted)."""
+    async def handle(self, body: str) -> Outcome:
         try:
-            request = parse_message(str(message.get("Body", "")))
+            request = parse_message(body)
         except MalformedMessageError as exc:
-            log.warning(
-                "profile updates: dropping malformed message %s: %s", message.get("MessageId"), exc
-            )
-            return True
+            log.warning("profile updates: dropping a malformed message: %s", exc)
+            return Outcome.DONE
         command = request.command
         try:
             with work_span("profile update", request.trace_context, customer=command.customer_id):
                 outcome = await self._store.apply_profile_update(request.request_id, command)
         except BackendUnavailableError as exc:
             log.warning("profile updates: %s left for later: %s", request.request_id, exc)
-            return False
+            return Outcome.BACK_OFF
         except Exception:
             log.exception("profile updates: %s failed; left for a redelivery", request.request_id)
-            return False
+            return Outcome.BACK_OFF
         level = logging.WARNING if outcome == "conflict" else logging.INFO
         log.log(
             level,
@@ -186,16 +113,27 @@ class ProfileUpdateWorker:
             command.idempotency_key,
             outcome,
         )
-        return True
+        return Outcome.DONE
 
 
-async def run_profile_update_worker(
-    sqs: SqsClient,
-    queue_url: str,
-    store: ProfileStore,
-    *,
-    wait_seconds: int = 20,
-) -> None:
+def profile_update_worker(
+    queue: TaskQueue, store: ProfileStore, *, backoff: Backoff = RECEIVE_BACKOFF
+) -> QueueWorker:
+    """One message at a time, in the order received: two edits of one customer that arrive
+    together apply as sent. A batch is received once the last one is handled, so a receive
+    serves up to ten messages (and the queue's deletions of a batch can share a request)."""
+    return QueueWorker(
+        queue,
+        ProfileUpdateHandler(store).handle,
+        name="profile updates",
+        concurrency=1,
+        read_ahead=BATCH - 1,
+        min_receive=BATCH,
+        backoff=backoff,
+    )
+
+
+async def run_profile_update_worker(queue: TaskQueue, store: ProfileStore) -> None:
     """The worker's entry point for the lifespan or `hemisphere worker`: runs until
     cancelled."""
-    await ProfileUpdateWorker(sqs, queue_url, store, wait_seconds=wait_seconds).run()
+    await profile_update_worker(queue, store).run()

@@ -124,7 +124,7 @@ async def _reject(
 
 
 class PostgresProfileStore:
-    """The profile update worker's store (workflows.profile_updates.ProfileStore): an
+    """The profile update worker's store (workflows.ports.ProfileStore): an
     unreachable server becomes RelationalStoreUnavailableError, which the worker retries."""
 
     def __init__(

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequen
 
 import pytest
 
+from domain.backoff import Backoff
 from domain.errors import ProjectionStoreUnavailableError
 from domain.events import Event, ProductChanged
 from projections.projector import Projector
@@ -119,15 +120,20 @@ def writer() -> FakeWriter:
     return FakeWriter()
 
 
-def relay_of(outbox: FakeOutbox, writer: FakeWriter, **options: float) -> OutboxRelay:
-    settings: dict[str, float] = {
-        # Long by default: a test passes only if what it expects woke the relay.
-        "poll_interval": 60.0,
-        "retry_initial": 0.01,
-        "retry_max": 0.05,
-        **options,
-    }
-    return OutboxRelay(outbox, Projector(writer), batch_size=200, **settings)
+QUICK_RETRIES = Backoff(0.01, 0.05)
+
+
+def relay_of(
+    outbox: FakeOutbox,
+    writer: FakeWriter,
+    *,
+    # Long by default: a test passes only if what it expects woke the relay.
+    poll_interval: float = 60.0,
+    backoff: Backoff = QUICK_RETRIES,
+) -> OutboxRelay:
+    return OutboxRelay(
+        outbox, Projector(writer), batch_size=200, poll_interval=poll_interval, backoff=backoff
+    )
 
 
 @contextlib.contextmanager
@@ -233,15 +239,6 @@ async def test_a_failing_projection_is_retried_with_backoff_and_never_lost_nor_d
     assert "projecting again after 4 failures" in caplog.text
 
 
-async def test_backoff_grows_and_is_capped(outbox: FakeOutbox, writer: FakeWriter) -> None:
-    relay = relay_of(outbox, writer, retry_initial=0.1, retry_max=1.0)
-    delays = [relay._retry_delay(n) for n in range(1, 10)]
-
-    assert 0.05 <= delays[0] <= 0.1
-    assert all(d <= 1.0 for d in delays)
-    assert delays[-1] >= 0.5
-
-
 async def test_a_failing_outbox_is_retried_too(outbox: FakeOutbox, writer: FakeWriter) -> None:
     outbox.fail_drains = 2
     events = _events(3)
@@ -293,12 +290,25 @@ async def test_cancellation_stops_the_relay_and_its_listener(
     assert writer.written == []
 
 
+async def test_a_retry_waits_what_the_backoff_says(outbox: FakeOutbox, writer: FakeWriter) -> None:
+    writer.fail_next = 1
+    called_at: list[float] = []
+    writer.on_apply = lambda: called_at.append(asyncio.get_running_loop().time())
+    outbox.append(*_events(1))
+
+    # The jitter at its top: the first retry waits the whole ceiling.
+    async with running(relay_of(outbox, writer, backoff=Backoff(0.3, 1.0, random=lambda: 1.0))):
+        await eventually(lambda: len(called_at) == 2)
+
+    assert 0.3 <= called_at[1] - called_at[0] < 0.6
+
+
 async def test_cancellation_during_backoff_stops_the_relay(
     outbox: FakeOutbox, writer: FakeWriter
 ) -> None:
     writer.fail_next = 1000
     outbox.append(*_events(1))
-    task = asyncio.create_task(relay_of(outbox, writer, retry_initial=10, retry_max=10).run())
+    task = asyncio.create_task(relay_of(outbox, writer, backoff=Backoff(10, 10)).run())
     await eventually(lambda: writer.calls == 1)
 
     task.cancel()

@@ -188,3 +188,12 @@ async def test_deletions_close_together_go_in_batches_of_ten_and_fail_alone() ->
     down = SqsTaskQueue(FakeSfn(delete_message_batch=client_error("ServiceUnavailable")), "q")
     with pytest.raises(TaskQueueUnavailableError):
         await down.delete(tasks[0])
+
+
+async def test_ten_deletions_go_at_once_however_long_the_linger() -> None:
+    sqs = FakeSfn()
+    queue = SqsTaskQueue(sqs, MACHINES.queue_url, delete_linger=60)
+    tasks = [SqsTask("{}", f"r{n}", f"m{n}") for n in range(10)]
+    async with asyncio.timeout(1):
+        await asyncio.gather(*(queue.delete(t) for t in tasks))
+    assert [len(call[1]["Entries"]) for call in sqs.calls] == [10]

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
+from domain.backoff import Backoff
 from domain.errors import BackendUnavailableError
 from tests.support.saga import InMemoryTaskQueue, RecordingAnswers, eventually, task_body
 from tests.support.saga_engine import Crash
 from workflows.activities import StepFailure
-from workflows.worker import MalformedTaskError, TaskWorker, is_new_work, parse_task
+from workflows.worker import MalformedTaskError, is_new_work, parse_task, saga_worker
 
 
 class Steps:
@@ -47,7 +48,7 @@ class Steps:
 async def working(
     queue: InMemoryTaskQueue, answers: RecordingAnswers, steps: Steps, concurrency: int = 4
 ) -> AsyncIterator[None]:
-    worker = asyncio.create_task(TaskWorker(queue, answers, steps, concurrency=concurrency).run())
+    worker = asyncio.create_task(saga_worker(queue, answers, steps, concurrency=concurrency).run())
     try:
         yield
     finally:
@@ -183,7 +184,7 @@ async def test_receiving_failures_are_retried_with_backoff(
 
     queue = FlakyQueue()
     queue.put(task_body("CreateOrder", {"orderId": "o-1"}, "t1"))
-    worker = TaskWorker(queue, answers, steps, retry_initial=0.01, retry_max=0.02)
+    worker = saga_worker(queue, answers, steps, backoff=Backoff(0.01, 0.02))
     running = asyncio.create_task(worker.run())
     try:
         await eventually(lambda: len(queue.deleted) == 1)

@@ -26,7 +26,7 @@ from tests.support.fakes import InMemoryReader, make_products
 from tests.support.saga import InMemoryTaskQueue, RecordingAnswers, eventually, task_body
 from workflows.profile_updates import parse_message
 from workflows.tracing import work_span
-from workflows.worker import TaskWorker
+from workflows.worker import SagaTaskHandler
 
 CLIENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
 CLIENT_SPAN = "b7ad6b7169203331"
@@ -108,10 +108,8 @@ async def test_the_saga_input_carries_the_context_to_the_worker_step(
         return {"done": name}
 
     queue.put(task_body("CreateOrder", sent, "token-1"))
-    # (the fake queue types its messages more narrowly than the port: as test_saga_worker)
-    worker = TaskWorker(queue, answers, step)  # type: ignore[arg-type]
     (task,) = await queue.receive(1)
-    await worker.handle(task)
+    await SagaTaskHandler(answers, step).handle(task.body)
     await eventually(lambda: bool(answers.answers))
 
     saga_step = by_name(spans)["saga CreateOrder"]

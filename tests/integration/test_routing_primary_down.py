@@ -25,7 +25,7 @@ from domain.saga import (
 )
 from hemisphere.localstack import free_port
 from hemisphere.settings import Settings
-from hemisphere.write_path import primary_client
+from hemisphere.write_path import primary_client, write_endpoints
 from regions.routing import ReadOnlyWhenPrimaryUnreachable, write_target
 
 pytestmark = pytest.mark.integration
@@ -154,7 +154,7 @@ async def test_a_secondary_starts_the_saga_in_the_primary_region(
     primary_state_machine: tuple[Settings, str],
 ) -> None:
     settings, arn = primary_state_machine
-    assert write_target(settings).is_remote
+    assert write_target(write_endpoints(settings)).is_remote
     assert arn.split(":")[3] == "us-east-1"
 
     async with primary_client("stepfunctions", settings) as sfn:

@@ -17,7 +17,6 @@ from domain.commands import (
 from domain.errors import BackendUnavailableError, ReadOnlyRegionError, StaleEpochError
 from domain.model import Money, Product, RegionControl
 from domain.saga import order_id_for
-from hemisphere.settings import Settings
 from regions.checkout_intents import RecordedCheckouts
 from regions.control import TopologyWatcher, WriteFence
 from regions.routing import (
@@ -26,6 +25,7 @@ from regions.routing import (
     RoutedCheckoutIntents,
     RoutedOrderWorkflows,
     RoutedProfileUpdates,
+    WriteEndpoints,
     WriteTarget,
     write_target,
 )
@@ -37,17 +37,17 @@ PROFILE = UpdateCustomerProfile("c-0001", "Ada", None, "key-3")
 
 
 def test_the_endpoint_map_names_where_each_primary_takes_writes() -> None:
-    settings = Settings(
+    endpoints = WriteEndpoints(
         region=AP,
         primary_region=US,
-        aws_endpoint_url="http://ap:1",
-        primary_aws_endpoint_url="http://us-direct:1",
-        region_endpoints={US: "http://us:1", EU: "http://eu:1"},
+        own="http://ap:1",
+        primary="http://us-direct:1",
+        by_region={US: "http://us:1", EU: "http://eu:1"},
     )
-    assert write_target(settings) == WriteTarget(AP, US, "http://us:1")
-    assert write_target(settings, EU) == WriteTarget(AP, EU, "http://eu:1")
+    assert write_target(endpoints) == WriteTarget(AP, US, "http://us:1")
+    assert write_target(endpoints, EU) == WriteTarget(AP, EU, "http://eu:1")
     # A promoted region nobody named: AWS's own regional endpoint.
-    assert write_target(Settings(region=AP, primary_region=US), EU).endpoint_url is None
+    assert write_target(WriteEndpoints(region=AP, primary_region=US), EU).endpoint_url is None
 
 
 class Recording:

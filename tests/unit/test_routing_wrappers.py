@@ -16,9 +16,11 @@ from domain.errors import (
     ReadOnlyRegionError,
 )
 from hemisphere.settings import Settings
+from hemisphere.write_path import write_endpoints
 from regions.routing import (
     ProfileUpdatesReadOnlyWhenPrimaryUnreachable,
     ReadOnlyWhenPrimaryUnreachable,
+    WriteEndpoints,
     WriteTarget,
     write_target,
 )
@@ -35,7 +37,7 @@ def test_the_primary_writes_to_its_own_endpoint() -> None:
         aws_endpoint_url="http://local:5000",
         primary_aws_endpoint_url="http://elsewhere:5000",
     )
-    target = write_target(settings)
+    target = write_target(write_endpoints(settings))
     assert target == WriteTarget("us-east-1", "us-east-1", "http://local:5000")
     assert not target.is_remote
 
@@ -59,9 +61,22 @@ def test_a_secondary_writes_to_the_primary(
         aws_endpoint_url=aws_endpoint,
         primary_aws_endpoint_url=primary_endpoint,
     )
-    target = write_target(settings)
+    target = write_target(write_endpoints(settings))
     assert target == WriteTarget("eu-west-1", "us-east-1", expected)
     assert target.is_remote
+
+
+def test_the_settings_name_every_endpoint_routing_decides_from() -> None:
+    settings = Settings(
+        region="eu-west-1",
+        primary_region="us-east-1",
+        aws_endpoint_url="http://eu:1",
+        primary_aws_endpoint_url="http://us-direct:1",
+        region_endpoints={"us-east-1": "http://us:1"},
+    )
+    assert write_endpoints(settings) == WriteEndpoints(
+        "eu-west-1", "us-east-1", "http://eu:1", "http://us-direct:1", {"us-east-1": "http://us:1"}
+    )
 
 
 class FakeWorkflows:
