@@ -24,7 +24,8 @@ from domain.aggregates import Snapshot, of_snapshot
 from subscriptions.ports import PublicationFailedError, PublicationRejectedError
 
 # The publication's span keeps the instrumentation name it had beside the publisher, so a
-# trace of a change reads the same (write -> stream -> publish -> fan-out) as before.
+# trace of a change reads the same (write -> stream -> publish -> fan-out) as before. The
+# tracer is looked up at each use: one kept from import would keep the first provider.
 _TRACER = "hemisphere.subscriptions"
 
 # errorTypes that say "not now" rather than "not this".
