@@ -65,12 +65,14 @@ from gql.transport.appsync_websockets import AppSyncWebsocketsTransport  # noqa:
 from identity import issuer_on_a_port  # noqa: E402
 from websockets.typing import Subprotocol  # noqa: E402
 
+from adapters.appsync import AppSyncPublicationSink  # noqa: E402
 from adapters.dynamodb.client import StaticCredentials, create_client  # noqa: E402
 from adapters.dynamodb.table import ensure_table  # noqa: E402
 from adapters.dynamodb.writer import DynamoProjectionWriter  # noqa: E402
 from domain.events import OrderChanged  # noqa: E402
 from hemisphere.local_issuer import CustomerTokens  # noqa: E402
-from subscriptions.stream_publisher import AppSyncPublicationSink, PublisherTimings  # noqa: E402
+from schema.publish_documents import publication_documents  # noqa: E402
+from subscriptions.stream_publisher import PublisherTimings  # noqa: E402
 from tests.support.builders import order  # noqa: E402
 from tests.support.fanout_redis import redis_executable  # noqa: E402
 
@@ -359,7 +361,11 @@ class Bench:
         self.writer = writer
         self.args = args
         self.sink = AppSyncPublicationSink(
-            instance.http_url, Credentials(AKID, SECRET), REGION, timeout=30
+            instance.http_url,
+            Credentials(AKID, SECRET),
+            REGION,
+            documents=publication_documents(),
+            timeout=30,
         )
         self.version = 0
 

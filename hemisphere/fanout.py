@@ -12,6 +12,7 @@ from typing import Any
 
 from botocore.credentials import Credentials
 
+from adapters.appsync import AppSyncPublicationSink
 from adapters.aws import StaticCredentials
 from adapters.dynamodb.stream import (
     DynamoChangeStream,
@@ -24,10 +25,11 @@ from hemisphere.publisher_identity import stream_publisher_credentials
 from hemisphere.settings import Settings
 from projections.change_feed import ChangeFeed
 from projections.read_cache import ReadCache
+from schema.publish_documents import publication_documents
 from subscriptions.inprocess import InProcessBroker
 from subscriptions.lease import LeaseKeeper, unique_holder
 from subscriptions.ports import Broker
-from subscriptions.stream_publisher import AppSyncPublicationSink, StreamPublisher, lease_name
+from subscriptions.stream_publisher import StreamPublisher, lease_name
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +80,12 @@ async def start_stream_publisher(
         create_streams_client(settings.aws_endpoint_url, settings.region, credentials)
     )
     akid, secret = stream_publisher_credentials(settings.token_secret)
-    sink = AppSyncPublicationSink(settings.publish_url, Credentials(akid, secret), settings.region)
+    sink = AppSyncPublicationSink(
+        settings.publish_url,
+        Credentials(akid, secret),
+        settings.region,
+        documents=publication_documents(),
+    )
     stack.push_async_callback(sink.aclose)
     name = lease_name(settings.region)
     publisher = StreamPublisher(

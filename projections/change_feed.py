@@ -40,7 +40,7 @@ def _customer_orders(message: Message) -> tuple[Tag, ...]:
 
 
 # Each projected aggregate's channel, and the lists a change of it may alter.
-FEEDS: Mapping[str, tuple[Aggregate, Callable[[Message], tuple[Tag, ...]]]] = {
+FEEDS: Mapping[str, tuple[Aggregate[Any], Callable[[Message], tuple[Tag, ...]]]] = {
     PRODUCT.publish_mutation: (PRODUCT, _product_lists),
     CUSTOMER.publish_mutation: (CUSTOMER, _no_lists),
     ORDER.publish_mutation: (ORDER, _customer_orders),
@@ -60,7 +60,7 @@ def apply_change(cache: ReadCache, channel: str, message: Message) -> None:
     cache.changed(aggregate.kind, item_id, version, _snapshot(aggregate, message), lists(message))
 
 
-def _snapshot(aggregate: Aggregate, message: Message) -> Any | None:
+def _snapshot(aggregate: Aggregate[Any], message: Message) -> Any | None:
     """The message's full snapshot, or None when it carries only some fields (a publication
     masked to what the publish mutation selected): then the item is only invalidated."""
     try:

@@ -12,6 +12,7 @@ from domain.auth import Caller
 from domain.model import Customer, Order, Product
 from resolvers.pagination import PageTokens
 from resolvers.ports import Catalog, OrderWorkflows, ProfileUpdates, ProjectionReader
+from subscriptions.context import RequestContext
 from subscriptions.ports import Broker
 
 
@@ -70,3 +71,8 @@ class Context:
 
 
 Info = strawberry.Info[Context, None]
+
+# The Subscription fields and the publish* mutations read the request through
+# subscriptions.context.RequestContext (subscriptions/ does not import resolvers/): mypy
+# checks here that Context provides it.
+_SUBSCRIPTIONS_READ: type[RequestContext] = Context

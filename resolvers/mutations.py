@@ -3,10 +3,12 @@ outcome from the projections (and by subscription)."""
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import strawberry
 
+from domain.aggregates import CUSTOMER, ORDER, PRODUCT, Aggregate, Snapshot
 from domain.auth import AuthMode
-from domain.codec import customer_to_plain, order_to_plain, product_to_plain
 from domain.commands import (
     CancelOrder,
     Checkout,
@@ -17,10 +19,9 @@ from domain.commands import (
 from domain.errors import ReadOnlyRegionError
 from domain.model import Money
 from resolvers import writes
-from resolvers.auth import field_auth, require_owner
 from resolvers.context import Info
 from resolvers.publications import customer_of, order_of, product_of
-from resolvers.values import as_graphql
+from schema.auth import field_auth, require_owner
 from schema.inputs import (
     CheckoutInput,
     CustomerProfileInput,
@@ -31,7 +32,10 @@ from schema.inputs import (
 )
 from schema.scalars import AWSDateTime
 from schema.types import IDENTITY_MODES, AsyncReceipt, Customer, Order, Product
+from schema.values import as_graphql
 from subscriptions.publication import publish_change
+
+S = TypeVar("S", bound=Snapshot)
 
 # Contract v2: a customer's writes need an identity (its own token, or IAM); the catalog's,
 # IAM or a Cognito user in the "admins" group; the publish* mutations, IAM only.
@@ -75,7 +79,8 @@ class Mutation:
 
     @strawberry.mutation(
         description=(
-            "Asynchronous: put on the event bus; the change arrives through onCustomerChanged."
+            "Asynchronous: put on the event bus; the change arrives through "
+            f"{CUSTOMER.subscription}."
         ),
         directives=_CUSTOMER.directives,
         extensions=_CUSTOMER.extensions,
@@ -116,6 +121,7 @@ class Mutation:
         return as_graphql(await catalog.upsert_product(command), Product)
 
     @strawberry.mutation(
+        name=ORDER.publish_mutation,
         description=(
             "Called by the change-stream publisher in each region to trigger subscriptions."
         ),
@@ -123,18 +129,22 @@ class Mutation:
         extensions=_IAM.extensions,
     )
     async def publish_order(self, info: Info, input: OrderPublication) -> Order | None:
-        order = order_of(input)
-        await publish_change(info, "publishOrder", order_to_plain(order))
-        return as_graphql(order, Order)
+        return as_graphql(await _publish(info, ORDER, order_of(input)), Order)
 
-    @strawberry.mutation(directives=_IAM.directives, extensions=_IAM.extensions)
+    @strawberry.mutation(
+        name=PRODUCT.publish_mutation, directives=_IAM.directives, extensions=_IAM.extensions
+    )
     async def publish_product(self, info: Info, input: ProductPublication) -> Product | None:
-        product = product_of(input)
-        await publish_change(info, "publishProduct", product_to_plain(product))
-        return as_graphql(product, Product)
+        return as_graphql(await _publish(info, PRODUCT, product_of(input)), Product)
 
-    @strawberry.mutation(directives=_IAM.directives, extensions=_IAM.extensions)
+    @strawberry.mutation(
+        name=CUSTOMER.publish_mutation, directives=_IAM.directives, extensions=_IAM.extensions
+    )
     async def publish_customer(self, info: Info, input: CustomerPublication) -> Customer | None:
-        customer = customer_of(input)
-        await publish_change(info, "publishCustomer", customer_to_plain(customer))
-        return as_graphql(customer, Customer)
+        return as_graphql(await _publish(info, CUSTOMER, customer_of(input)), Customer)
+
+
+async def _publish(info: Info, aggregate: Aggregate[S], snapshot: S) -> S:
+    """Put a publish* mutation's snapshot on its channel for the subscriptions it triggers."""
+    await publish_change(info, aggregate.publish_mutation, aggregate.to_plain(snapshot))
+    return snapshot

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import strawberry
 
-from resolvers.auth import field_auth, require_owner
 from resolvers.context import Info
 from resolvers.pagination import page_limit
-from resolvers.values import OMITTED, as_graphql, given
+from schema.auth import field_auth, require_owner
 from schema.types import (
     IDENTITY_MODES,
     PUBLIC,
@@ -18,6 +17,7 @@ from schema.types import (
     ProductConnection,
     RegionInfo,
 )
+from schema.values import OMITTED, as_graphql, given
 
 # The caller's own customer and orders (any customer for IAM); the API key reads none.
 _IDENTIFIED = field_auth(*IDENTITY_MODES)

@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Protocol
 
-from domain.model import Customer, Order, Product
-
-Snapshot = Product | Customer | Order
+from domain.aggregates import Snapshot
 
 
 class StreamShard(Protocol):

@@ -23,7 +23,7 @@ from typing import Any
 import strawberry
 
 from domain.errors import BackendUnavailableError, BadRequestError
-from resolvers.context import Context
+from subscriptions.context import RequestContext
 from subscriptions.filter_fields import check_filter_fields
 from subscriptions.filters import Filter, FilterError, matches_all, parse_filter
 from subscriptions.ports import Message
@@ -34,7 +34,7 @@ from subscriptions.shared_events import shared_view
 from subscriptions.tracing import record_delivery
 from subscriptions.triggers import arguments_match
 
-SubscriptionInfo = strawberry.Info[Context, SubscriptionRoot | None]
+SubscriptionInfo = strawberry.Info[RequestContext, SubscriptionRoot | None]
 
 FILTER_EXTENSION = "filter"
 # How long a new subscription waits for the broker to confirm its channel (Redis answers in

@@ -1,6 +1,6 @@
 """The contract's Subscription root: each field listens for the mutations its `@aws_subscribe`
 names (the broker channel is the mutation's name) and passes on what subscriptions/delivery.py
-lets through.
+lets through. Field and mutation names are the aggregate's (domain.aggregates).
 
 The resolvers are coroutines that return the stream rather than generators, so that a bad
 request (a malformed filter, a field the caller may not read, another customer's data) fails
@@ -8,19 +8,32 @@ when the client subscribes, not at the first change."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import strawberry
 from strawberry.extensions import FieldExtension
 
+from domain.aggregates import CUSTOMER, ORDER, PRODUCT, Aggregate
 from domain.auth import AuthMode
-from domain.codec import customer_from_plain, order_from_plain, product_from_plain
-from resolvers.auth import RequireAuthModes, require_owner
-from resolvers.values import OMITTED, given
+from schema.auth import RequireAuthModes, require_owner
 from schema.directives import AwsSubscribe, auth_directives
 from schema.types import IDENTITY_MODES, PUBLIC, PUBLIC_MODES, Customer, Order, Product
+from schema.values import OMITTED, given
 from subscriptions.delivery import SubscriptionInfo, changes
+
+
+async def _changes_of(
+    aggregate: Aggregate[Any],
+    info: SubscriptionInfo,
+    arguments: Mapping[str, Any],
+    graphql_type: type,
+) -> AsyncGenerator[Any, None]:
+    """The changes of `aggregate` this subscription passes on: those published on its
+    publish mutation's channel, read back from their plain form."""
+    return await changes(
+        info, aggregate.publish_mutation, arguments, aggregate.from_plain, graphql_type
+    )
 
 
 def _readable_by(modes: tuple[AuthMode, ...]) -> list[FieldExtension]:
@@ -30,7 +43,11 @@ def _readable_by(modes: tuple[AuthMode, ...]) -> list[FieldExtension]:
 @strawberry.type(name="Subscription", directives=PUBLIC)
 class Subscription:
     @strawberry.subscription(
-        directives=[AwsSubscribe(mutations=["publishOrder"]), *auth_directives(*IDENTITY_MODES)],
+        name=ORDER.subscription,
+        directives=[
+            AwsSubscribe(mutations=[ORDER.publish_mutation]),
+            *auth_directives(*IDENTITY_MODES),
+        ],
         extensions=_readable_by(IDENTITY_MODES),
     )
     async def on_order_changed(
@@ -40,11 +57,12 @@ class Subscription:
         customer_id: strawberry.ID | None = OMITTED,
     ) -> AsyncGenerator[Order | None, None]:
         arguments = await _own_orders(info, given(id), given(customer_id))
-        return await changes(info, "publishOrder", arguments, order_from_plain, Order)
+        return await _changes_of(ORDER, info, arguments, Order)
 
     @strawberry.subscription(
+        name=PRODUCT.subscription,
         # The type-level directives of Subscription hold: the catalog is public.
-        directives=[AwsSubscribe(mutations=["publishProduct"])],
+        directives=[AwsSubscribe(mutations=[PRODUCT.publish_mutation])],
         extensions=_readable_by(PUBLIC_MODES),
     )
     async def on_product_changed(
@@ -54,11 +72,12 @@ class Subscription:
         category: str | None = OMITTED,
     ) -> AsyncGenerator[Product | None, None]:
         arguments = {"id": given(id), "category": given(category)}
-        return await changes(info, "publishProduct", arguments, product_from_plain, Product)
+        return await _changes_of(PRODUCT, info, arguments, Product)
 
     @strawberry.subscription(
+        name=CUSTOMER.subscription,
         directives=[
-            AwsSubscribe(mutations=["publishCustomer"]),
+            AwsSubscribe(mutations=[CUSTOMER.publish_mutation]),
             *auth_directives(*IDENTITY_MODES),
         ],
         extensions=_readable_by(IDENTITY_MODES),
@@ -70,7 +89,7 @@ class Subscription:
         if info.context.caller.mode is not AuthMode.AWS_IAM:
             require_owner(info, given(id))
         arguments = {"id": given(id)}
-        return await changes(info, "publishCustomer", arguments, customer_from_plain, Customer)
+        return await _changes_of(CUSTOMER, info, arguments, Customer)
 
 
 async def _own_orders(

@@ -1,9 +1,13 @@
-"""The region's broker: every API instance hears every change published in the region."""
+"""The region's broker: every API instance hears every change published in the region; and
+the publication sink the stream publisher feeds it through."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol, runtime_checkable
+
+from domain.aggregates import Snapshot
+from domain.errors import BackendUnavailableError, HemisphereError
 
 Message = dict[str, Any]
 # Marks a message published by the region's change-stream publisher: only those feed the
@@ -36,4 +40,25 @@ class FeedHealth(Protocol):
     def feed_state(self, channels: tuple[str, ...]) -> int | None:
         """None unless every one of `channels` is subscribed and confirmed with no gap in
         progress; otherwise the number of gaps so far (a new value: messages were lost)."""
+        ...
+
+
+# --- the stream publisher's way out: the API's publish* mutations ------------------------------
+
+
+class PublicationFailedError(BackendUnavailableError):
+    """The API could not take the publication now (down, overloaded, broker down, or our
+    credentials refused): retry; the change must not be skipped."""
+
+
+class PublicationRejectedError(HemisphereError):
+    """The API refused this publication for good (it is invalid): retrying cannot help."""
+
+
+class PublicationSink(Protocol):
+    """Where the stream publisher sends each change: the region's API, as the contract's
+    publish* mutation of the snapshot's aggregate (adapters.appsync over HTTP)."""
+
+    async def publish(self, snapshot: Snapshot) -> None:
+        """Raises PublicationFailedError (retry) or PublicationRejectedError (skip)."""
         ...

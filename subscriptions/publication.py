@@ -12,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from resolvers.context import Info
+import strawberry
+
+from subscriptions.context import RequestContext
 from subscriptions.ports import STREAM_KEY, Message
 from subscriptions.selection import ALL, AllFields, Mask, covers, mask_from_json, mask_of
 from subscriptions.tracing import carry_trace
@@ -31,13 +33,15 @@ def selection_of(message: Mapping[str, Any]) -> Mask | AllFields:
     return ALL if raw is None else mask_from_json(raw)
 
 
-async def publish_change(info: Info, mutation: str, plain: Mapping[str, Any]) -> None:
+async def publish_change(info: strawberry.Info, mutation: str, plain: Mapping[str, Any]) -> None:
     """Publish a mutation's result for its subscribers, with the fields the mutation selected.
-    Call it from the resolver of a mutation that an `@aws_subscribe` names."""
+    Call it from the resolver of a mutation that an `@aws_subscribe` names (its context is
+    the resolvers' Context, which provides what a RequestContext names)."""
+    context: RequestContext = info.context
     selection = mask_of(info.selected_fields).get(info.field_name)
     mask = selection if isinstance(selection, dict) else {}
     message = dict(plain) if covers(mask, plain) else change_message(plain, mask)
-    if info.context.caller.stream_publisher:
+    if context.caller.stream_publisher:
         message[STREAM_KEY] = True
     carry_trace(message)
-    await info.context.broker.publish(mutation, message)
+    await context.broker.publish(mutation, message)

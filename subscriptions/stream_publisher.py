@@ -1,9 +1,10 @@
 """The change-stream publisher: the region's table stream → the contract's publish* mutations.
 
 It does what the stream-handler Lambda does beside a real AppSync API: every change of an
-order, a product or a customer in the region's projection table becomes `publishOrder`,
-`publishProduct` or `publishCustomer`, POSTed to the API's /graphql and signed with SigV4
-(service `appsync`), whose `@aws_subscribe` triggers put it on the region's broker.
+aggregate in the region's projection table becomes its publish mutation (domain.aggregates),
+sent to the region's API through a PublicationSink (subscriptions.ports; adapters.appsync
+POSTs it to /graphql signed with SigV4, with the documents of schema.publish_documents),
+whose `@aws_subscribe` triggers put it on the region's broker.
 
 It runs inside every API instance; the LeaseKeeper lets one of them (per region) publish:
 
@@ -30,220 +31,27 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, TypeVar
 
-import httpx
-import orjson
-from botocore.auth import SigV4Auth
-from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials
-from graphql import (
-    DocumentNode,
-    FieldDefinitionNode,
-    ListTypeNode,
-    NamedTypeNode,
-    NonNullTypeNode,
-    ObjectTypeDefinitionNode,
-    TypeNode,
-    parse,
-)
 from opentelemetry import context as otel_context
-from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind
+from opentelemetry import propagate
 
-from domain import codec
-from domain.errors import BackendUnavailableError, HemisphereError
-from domain.model import Customer, Order, Product
-from schema.export import CONTRACT_PATH
-from subscriptions.checkpoints import (
-    Change,
-    ChangeStream,
-    CheckpointStore,
-    Snapshot,
-    StreamShard,
-)
+from domain.aggregates import Snapshot
+from domain.errors import BackendUnavailableError
+from subscriptions.checkpoints import Change, ChangeStream, CheckpointStore, StreamShard
 from subscriptions.checkpoints import ready_shards as _ready_shards
 from subscriptions.lease import LeaseKeeper
+from subscriptions.ports import PublicationRejectedError, PublicationSink
 
 log = logging.getLogger(__name__)
-# The tracer is looked up at each use: one kept from import would keep the first provider.
-_TRACER = "hemisphere.subscriptions"
-
 T = TypeVar("T")
 
 
 def lease_name(region: str) -> str:
     """The lease and checkpoints of `region`'s publisher (keys in adapters.dynamodb.stream)."""
     return f"stream-publisher#{region}"
-
-
-# --- the mutations ----------------------------------------------------------------------------
-
-# Which mutation publishes which snapshot; the documents are derived from the contract.
-MUTATIONS: Final[Mapping[type, str]] = {
-    Product: "publishProduct",
-    Customer: "publishCustomer",
-    Order: "publishOrder",
-}
-
-
-def _named(node: TypeNode) -> str:
-    while isinstance(node, NonNullTypeNode | ListTypeNode):
-        node = node.type
-    assert isinstance(node, NamedTypeNode)
-    return node.name.value
-
-
-def _object_types(document: DocumentNode) -> dict[str, ObjectTypeDefinitionNode]:
-    return {
-        d.name.value: d for d in document.definitions if isinstance(d, ObjectTypeDefinitionNode)
-    }
-
-
-def selection_set(document: DocumentNode, type_name: str) -> str:
-    """Every field of `type_name`, recursively into object-typed fields: `{ id price {
-    amount currency } ... }`. The publisher selects everything, so every subscriber gets
-    every field it may ask for (AppSync passes subscribers only what the mutation selected)."""
-    types = _object_types(document)
-
-    def fields(name: str) -> str:
-        parts = []
-        for f in types[name].fields or ():
-            inner = _named(f.type)
-            parts.append(f"{f.name.value} {fields(inner)}" if inner in types else f.name.value)
-        return "{ " + " ".join(parts) + " }"
-
-    return fields(type_name)
-
-
-def publication_documents(contract: DocumentNode | None = None) -> dict[str, str]:
-    """The GraphQL document of each publish mutation, by mutation name."""
-    document = contract or parse(CONTRACT_PATH.read_text())
-    mutation_fields: dict[str, FieldDefinitionNode] = {
-        f.name.value: f for f in _object_types(document)["Mutation"].fields or ()
-    }
-    documents = {}
-    for mutation in MUTATIONS.values():
-        definition = mutation_fields[mutation]
-        (argument,) = definition.arguments or ()
-        input_type = _named(argument.type)
-        documents[mutation] = (
-            f"mutation {mutation[0].upper()}{mutation[1:]}($input: {input_type}!) "
-            f"{{ {mutation}(input: $input) {selection_set(document, _named(definition.type))} }}"
-        )
-    return documents
-
-
-def publication_input(snapshot: Snapshot) -> dict[str, Any]:
-    # The publication inputs have the snapshot's fields under the contract's names: the
-    # codec's plain form is the input as it is.
-    if isinstance(snapshot, Product):
-        return codec.product_to_plain(snapshot)
-    if isinstance(snapshot, Customer):
-        return codec.customer_to_plain(snapshot)
-    return codec.order_to_plain(snapshot)
-
-
-# --- sending them -----------------------------------------------------------------------------
-
-
-class PublicationFailedError(BackendUnavailableError):
-    """The API could not take the publication now (down, overloaded, broker down, or our
-    credentials refused): retry; the change must not be skipped."""
-
-
-class PublicationRejectedError(HemisphereError):
-    """The API refused this publication for good (it is invalid): retrying cannot help."""
-
-
-class PublicationSink(Protocol):
-    async def publish(self, snapshot: Snapshot) -> None:
-        """Raises PublicationFailedError (retry) or PublicationRejectedError (skip)."""
-        ...
-
-
-# errorTypes that say "not now" rather than "not this".
-_TRANSIENT_ERROR_TYPES: Final = frozenset({"ServiceUnavailable", "Throttling", "ReadOnlyRegion"})
-
-
-class AppSyncPublicationSink:
-    """POSTs publish mutations to `url` signed with SigV4 as AppSync's IAM callers sign
-    (service `appsync`). `credentials` may be botocore's refreshable ones (a task role)."""
-
-    def __init__(
-        self,
-        url: str,
-        credentials: Credentials,
-        region: str,
-        *,
-        timeout: float = 5.0,
-        transport: httpx.AsyncBaseTransport | None = None,
-    ) -> None:
-        self._url = url
-        self._credentials = credentials
-        self._region = region
-        self._documents = publication_documents()
-        self._client = httpx.AsyncClient(timeout=timeout, transport=transport)
-
-    async def publish(self, snapshot: Snapshot) -> None:
-        mutation = MUTATIONS[type(snapshot)]
-        body = orjson.dumps(
-            {
-                "query": self._documents[mutation],
-                "variables": {"input": publication_input(snapshot)},
-            }
-        )
-        with trace.get_tracer(_TRACER).start_as_current_span(
-            mutation, kind=SpanKind.PRODUCER, attributes={"hemisphere.entity.id": snapshot.id}
-        ):
-            headers = self.signed_headers(body)
-            # The API's request (and the fan-out it makes) continues this trace; the
-            # header is not signed, so it changes nothing of the signature.
-            propagate.inject(headers)
-            try:
-                response = await self._client.post(self._url, content=body, headers=headers)
-            except httpx.HTTPError as error:
-                raise PublicationFailedError(f"{mutation} to {self._url}: {error!r}") from error
-            raise_for_answer(mutation, response)
-
-    def signed_headers(self, body: bytes) -> dict[str, str]:
-        request = AWSRequest(
-            method="POST", url=self._url, data=body, headers={"content-type": "application/json"}
-        )
-        SigV4Auth(self._credentials, "appsync", self._region).add_auth(request)
-        return dict(request.headers.items())
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-
-def raise_for_answer(mutation: str, response: httpx.Response) -> None:
-    """Raise PublicationFailedError (retry) or PublicationRejectedError (skip) unless the API
-    took the publication."""
-    status = response.status_code
-    if status in (401, 403):
-        # Every publication would fail alike: a configuration error to fix, never a reason
-        # to skip changes.
-        raise PublicationFailedError(
-            f"{mutation}: HTTP {status} {response.text[:300]} (check the publisher's IAM "
-            "credentials against HEMISPHERE_IAM_CREDENTIALS)"
-        )
-    if status == 429 or status >= 500:
-        raise PublicationFailedError(f"{mutation}: HTTP {status} {response.text[:300]}")
-    if status != 200:
-        raise PublicationRejectedError(f"{mutation}: HTTP {status} {response.text[:300]}")
-    try:
-        errors = orjson.loads(response.content).get("errors") or []
-    except (orjson.JSONDecodeError, AttributeError) as error:
-        raise PublicationFailedError(f"{mutation}: the answer is not a JSON object") from error
-    if not errors:
-        return
-    types = {str(e.get("errorType")) for e in errors if isinstance(e, dict)}
-    if types & _TRANSIENT_ERROR_TYPES:
-        raise PublicationFailedError(f"{mutation}: {errors}")
-    raise PublicationRejectedError(f"{mutation}: {errors}")
 
 
 # --- the publisher ----------------------------------------------------------------------------

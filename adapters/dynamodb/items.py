@@ -13,9 +13,10 @@ gsi1 is overloaded (products by category, orders by customer); its partition pre
 the two apart. Timestamps are encoded by domain.codec with a fixed width (microseconds, `Z`), so
 `<createdAt ISO>#<id>` sorts chronologically and ScanIndexForward=False lists newest first.
 
-Every entity item carries `kind`, `version` and its snapshot in domain.codec's plain format
-(camelCase keys), so an item reads like the GraphQL object it serves and a stream image can be
-turned back into a snapshot without knowing the key layout.
+The aggregates' key prefixes and `kind`s are domain.aggregates' (one registry); which indexes
+each is on is this module's. Every entity item carries `kind`, `version` and its snapshot in
+domain.codec's plain format (camelCase keys), so an item reads like the GraphQL object it
+serves and a stream image can be turned back into a snapshot without knowing the key layout.
 
 The wire converter is our own rather than boto3's TypeSerializer/TypeDeserializer: those
 produce Decimals (which the model would convert again) and are several times slower on the
@@ -25,18 +26,20 @@ None, list and dict.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Final
+from collections.abc import Callable, Mapping
+from typing import Any, Final, TypeVar
 
 from domain import codec
-from domain.events import CustomerChanged, Event, OrderChanged, ProductChanged
-from domain.model import Customer, Order, Product, RegionControl
+from domain.aggregates import BY_NAME, ORDER, PRODUCT, Aggregate, Snapshot, snapshot_of
+from domain.events import Event
+from domain.model import Order, Product, RegionControl
 
 # A plain item: attribute name -> str | int | bool | None | list | dict.
 Item = dict[str, Any]
 # One attribute value on the wire, e.g. {"S": "x"}, {"N": "3"}, {"M": {...}}.
 WireValue = dict[str, Any]
 WireItem = dict[str, WireValue]
+S = TypeVar("S", bound=Snapshot)
 
 PK: Final = "pk"
 SK: Final = "sk"
@@ -54,9 +57,6 @@ CONTROL_PK: Final = "CONTROL"
 CONTROL_SK: Final = "TOPOLOGY"
 ALL_PRODUCTS: Final = "PRODUCTS"
 
-KIND_PRODUCT: Final = "Product"
-KIND_CUSTOMER: Final = "Customer"
-KIND_ORDER: Final = "Order"
 KIND_REGION_CONTROL: Final = "RegionControl"
 
 # The key attributes of each index, i.e. what a LastEvaluatedKey of a query on it contains.
@@ -69,16 +69,9 @@ INDEX_KEYS: Final[Mapping[str, frozenset[str]]] = {
 # --- keys -------------------------------------------------------------------------------------
 
 
-def product_key(product_id: str) -> dict[str, str]:
-    return {PK: f"PRODUCT#{product_id}", SK: ENTITY_SK}
-
-
-def customer_key(customer_id: str) -> dict[str, str]:
-    return {PK: f"CUSTOMER#{customer_id}", SK: ENTITY_SK}
-
-
-def order_key(order_id: str) -> dict[str, str]:
-    return {PK: f"ORDER#{order_id}", SK: ENTITY_SK}
+def entity_key(aggregate: Aggregate[Any], entity_id: str) -> dict[str, str]:
+    """The key of an aggregate's item: `PRODUCT#<id>` / `A` (prefix from domain.aggregates)."""
+    return {PK: f"{aggregate.key_prefix}#{entity_id}", SK: ENTITY_SK}
 
 
 def control_key() -> dict[str, str]:
@@ -96,45 +89,44 @@ def customer_orders_partition(customer_id: str) -> str:
 # --- snapshots -> items -----------------------------------------------------------------------
 
 
-def product_item(product: Product) -> Item:
+def _product_indexes(product: Product) -> Item:
     return {
-        **product_key(product.id),
-        "kind": KIND_PRODUCT,
         GSI1_PK: category_partition(product.category),
         GSI1_SK: product.id,
         GSI2_PK: ALL_PRODUCTS,
         GSI2_SK: product.id,
-        **codec.product_to_plain(product),
     }
 
 
-def customer_item(customer: Customer) -> Item:
+def _order_indexes(order: Order) -> Item:
     return {
-        **customer_key(customer.id),
-        "kind": KIND_CUSTOMER,
-        **codec.customer_to_plain(customer),
-    }
-
-
-def order_item(order: Order) -> Item:
-    return {
-        **order_key(order.id),
-        "kind": KIND_ORDER,
         GSI1_PK: customer_orders_partition(order.customer_id),
         GSI1_SK: f"{codec.encode_time(order.created_at)}#{order.id}",
-        **codec.order_to_plain(order),
+    }
+
+
+# The index attributes of the aggregates that are listed by an index (see the table above);
+# the others (customers) are only ever read by key.
+_INDEXES: Final[Mapping[str, Callable[[Any], Item]]] = {
+    PRODUCT.name: _product_indexes,
+    ORDER.name: _order_indexes,
+}
+
+
+def snapshot_item(aggregate: Aggregate[S], snapshot: S) -> Item:
+    """The item of an aggregate's snapshot: keyed, `kind`-ed and indexed."""
+    indexes = _INDEXES.get(aggregate.name)
+    return {
+        **entity_key(aggregate, snapshot.id),
+        "kind": aggregate.name,
+        **(indexes(snapshot) if indexes is not None else {}),
+        **aggregate.to_plain(snapshot),
     }
 
 
 def event_to_item(event: Event) -> Item:
     """The item that projects `event`: its snapshot, keyed and indexed."""
-    match event:
-        case ProductChanged(product=product):
-            return product_item(product)
-        case CustomerChanged(customer=customer):
-            return customer_item(customer)
-        case OrderChanged(order=order):
-            return order_item(order)
+    return snapshot_item(*snapshot_of(event))
 
 
 def region_control_item(control: RegionControl) -> Item:
@@ -151,19 +143,8 @@ def region_control_item(control: RegionControl) -> Item:
 
 
 # --- items -> snapshots -----------------------------------------------------------------------
-# codec's *_from_plain read the attributes they know by name and ignore the key attributes.
-
-
-def product_from_item(item: Item) -> Product:
-    return codec.product_from_plain(item)
-
-
-def customer_from_item(item: Item) -> Customer:
-    return codec.customer_from_plain(item)
-
-
-def order_from_item(item: Item) -> Order:
-    return codec.order_from_plain(item)
+# codec's *_from_plain (Aggregate.from_plain) read the attributes they know by name and ignore
+# the key attributes.
 
 
 def region_control_from_item(item: Item) -> RegionControl:
@@ -174,18 +155,22 @@ def region_control_from_item(item: Item) -> RegionControl:
     )
 
 
-def snapshot_from_item(item: Item) -> Product | Customer | Order | RegionControl:
-    """Any item back to its snapshot, by its `kind` (for stream images, whose key we ignore)."""
+def aggregate_of_item(item: Item) -> Aggregate[Any] | None:
+    """The aggregate an item projects, by its `kind`; None for control items (topology, the
+    stream publisher's lease and checkpoints) and anything else."""
     kind = item.get("kind")
-    if kind == KIND_PRODUCT:
-        return product_from_item(item)
-    if kind == KIND_CUSTOMER:
-        return customer_from_item(item)
-    if kind == KIND_ORDER:
-        return order_from_item(item)
-    if kind == KIND_REGION_CONTROL:
+    return BY_NAME.get(kind) if isinstance(kind, str) else None
+
+
+def snapshot_from_item(item: Item) -> Snapshot | RegionControl:
+    """Any item back to its snapshot, by its `kind` (for stream images, whose key we ignore)."""
+    aggregate = aggregate_of_item(item)
+    if aggregate is not None:
+        snapshot: Snapshot = aggregate.from_plain(item)
+        return snapshot
+    if item.get("kind") == KIND_REGION_CONTROL:
         return region_control_from_item(item)
-    raise ValueError(f"unknown item kind {kind!r}")
+    raise ValueError(f"unknown item kind {item.get('kind')!r}")
 
 
 # --- wire format ------------------------------------------------------------------------------

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from adapters.dynamodb import items
 from adapters.dynamodb.client import endpoint_of, translate_errors
+from domain.aggregates import CUSTOMER, ORDER, PRODUCT, Aggregate, Snapshot
 from domain.errors import BadRequestError, ProjectionStoreUnavailableError
 from domain.model import Customer, Order, Page, Product, RegionControl
 
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
         QueryInputTypeDef,
     )
 
-T = TypeVar("T")
+S = TypeVar("S", bound=Snapshot)
 
 # BatchGetItem's limit of keys per request.
 BATCH_GET_MAX_KEYS = 100
@@ -47,20 +48,19 @@ class DynamoProjectionReader:
     # --- by id (DataLoader batches) ---------------------------------------------------------
 
     async def products_by_id(self, ids: Sequence[str]) -> Mapping[str, Product]:
-        return await self._by_id(ids, items.product_key, items.product_from_item)
+        return await self._by_id(ids, PRODUCT)
 
     async def customers_by_id(self, ids: Sequence[str]) -> Mapping[str, Customer]:
-        return await self._by_id(ids, items.customer_key, items.customer_from_item)
+        return await self._by_id(ids, CUSTOMER)
 
     async def orders_by_id(self, ids: Sequence[str]) -> Mapping[str, Order]:
-        return await self._by_id(ids, items.order_key, items.order_from_item)
+        return await self._by_id(ids, ORDER)
 
     async def _by_id(
         self,
         ids: Sequence[str],
-        key_of: Callable[[str], dict[str, str]],
-        from_item: Callable[[items.Item], T],
-    ) -> dict[str, T]:
+        aggregate: Aggregate[S],
+    ) -> dict[str, S]:
         """The snapshots found among `ids`; missing ids are absent from the mapping."""
         # BatchGetItem rejects a request that names one key twice.
         unique = list(dict.fromkeys(ids))
@@ -69,13 +69,16 @@ class DynamoProjectionReader:
             for start in range(0, len(unique), BATCH_GET_MAX_KEYS)
         ]
         pages = await asyncio.gather(
-            *(self._batch_get([items.key_to_wire(key_of(i)) for i in chunk]) for chunk in chunks)
+            *(
+                self._batch_get([items.key_to_wire(items.entity_key(aggregate, i)) for i in chunk])
+                for chunk in chunks
+            )
         )
-        found: dict[str, T] = {}
+        found: dict[str, S] = {}
         for page in pages:
             for raw in page:
                 item = items.item_from_wire(raw)
-                found[item["id"]] = from_item(item)
+                found[item["id"]] = aggregate.from_plain(item)
         return found
 
     async def _batch_get(self, keys: list[items.WireItem]) -> list[Mapping[str, Any]]:
@@ -114,7 +117,7 @@ class DynamoProjectionReader:
         found, next_cursor = await self._query(
             index, partition_key, partition, limit, cursor, newest_first=False
         )
-        return Page(items=[items.product_from_item(i) for i in found], cursor=next_cursor)
+        return Page(items=[PRODUCT.from_plain(i) for i in found], cursor=next_cursor)
 
     async def orders_page_by_customer(
         self, customer_id: str, limit: int, cursor: dict[str, Any] | None
@@ -128,7 +131,7 @@ class DynamoProjectionReader:
             cursor,
             newest_first=True,
         )
-        return Page(items=[items.order_from_item(i) for i in found], cursor=next_cursor)
+        return Page(items=[ORDER.from_plain(i) for i in found], cursor=next_cursor)
 
     async def _query(
         self,

@@ -34,7 +34,7 @@ from botocore.exceptions import ClientError
 from adapters.aws import StaticCredentials, aws_client
 from adapters.dynamodb import items
 from adapters.dynamodb.client import endpoint_of, translate_errors
-from domain.model import Customer, Order, Product
+from domain.aggregates import Snapshot
 from domain.tracing import TRACE_CONTEXT_KEY
 
 if TYPE_CHECKING:
@@ -48,8 +48,6 @@ KIND_LEASE: Final = "StreamLease"
 KIND_CHECKPOINT: Final = "StreamCheckpoint"
 KIND_PUBLICATION_START: Final = "StreamPublicationStart"
 LEASE_SK: Final = "LEASE"
-# Kinds whose changes become publications; everything else in the stream is skipped.
-_PUBLISHED_KINDS: Final = frozenset({items.KIND_PRODUCT, items.KIND_CUSTOMER, items.KIND_ORDER})
 # GetRecords returns at most 1,000 records or 1 MB.
 RECORDS_PER_READ: Final = 1000
 _TRANSACTION_RETRIES: Final = 5
@@ -90,7 +88,7 @@ class StreamShard:
 @dataclass(frozen=True, slots=True)
 class StreamChange:
     sequence_number: str
-    snapshot: Product | Customer | Order | None
+    snapshot: Snapshot | None
     created_at: float | None = None
     # The trace the change belongs to (adapters.dynamodb.writer puts it on the item).
     trace_context: Mapping[str, str] | None = None
@@ -119,14 +117,17 @@ def _epoch_seconds(value: object) -> float | None:
     return None
 
 
-def _snapshot(image: Mapping[str, Any] | None) -> Product | Customer | Order | None:
+def _snapshot(image: Mapping[str, Any] | None) -> Snapshot | None:
+    """The aggregate snapshot an image holds; None for anything else in the table (control
+    items: topology, the lease, checkpoints), which is never published."""
     if image is None:
         return None
     item = items.item_from_wire(image)
-    if item.get("kind") not in _PUBLISHED_KINDS:
+    aggregate = items.aggregate_of_item(item)
+    if aggregate is None:
         return None
     try:
-        snapshot = items.snapshot_from_item(item)
+        snapshot: Snapshot = aggregate.from_plain(item)
     except (KeyError, ValueError, TypeError) as error:
         # Written by something other than the projector; publishing it would fail anyway.
         log.error(
@@ -136,7 +137,7 @@ def _snapshot(image: Mapping[str, Any] | None) -> Product | Customer | Order | N
             error,
         )
         return None
-    return snapshot if isinstance(snapshot, Product | Customer | Order) else None
+    return snapshot
 
 
 class DynamoChangeStream:

@@ -20,8 +20,9 @@ import asyncpg
 from adapters.postgres.errors import RelationalStoreUnavailableError, describe_dsn
 from adapters.postgres.pool import DEFAULT_CONNECT_TIMEOUT, Connection, connect
 from adapters.tracing import trace_context
+from domain.aggregates import snapshot_of
 from domain.codec import event_from_plain, event_to_plain
-from domain.events import CustomerChanged, Event, OrderChanged, ProductChanged
+from domain.events import Event
 from domain.tracing import TRACE_CONTEXT_KEY
 
 log = logging.getLogger(__name__)
@@ -46,13 +47,8 @@ def _setter(event: asyncio.Event) -> Callable[..., None]:
 
 
 def _identity(event: Event) -> tuple[str, str, int]:
-    match event:
-        case ProductChanged(product=p):
-            return event.kind, p.id, p.version
-        case CustomerChanged(customer=c):
-            return event.kind, c.id, c.version
-        case OrderChanged(order=o):
-            return event.kind, o.id, o.version
+    aggregate, snapshot = snapshot_of(event)
+    return aggregate.name, snapshot.id, snapshot.version
 
 
 async def append(conn: Connection, events: Sequence[Event]) -> None:

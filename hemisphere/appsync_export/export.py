@@ -17,7 +17,7 @@ from hemisphere.appsync_export.global_stack import (
     global_template,
     routing_template,
 )
-from hemisphere.appsync_export.plan import DATA_SOURCES, FUNCTIONS, RESOLVERS
+from hemisphere.appsync_export.plan import DATA_SOURCES, FUNCTIONS, RESOLVERS, Function, Resolver
 from hemisphere.appsync_export.regional import (
     CONDITIONS,
     PARAMETERS,
@@ -107,7 +107,8 @@ def manifest() -> dict[str, Any]:
 def write_export(out: Path, sdl: str, topology: Topology) -> list[Path]:
     """Write every file of the export under `out`; returns them, in the order written."""
     files: dict[Path, str] = {out / "schema.graphql": sdl}
-    for unit in (*RESOLVERS, *FUNCTIONS):
+    units: list[Resolver | Function] = [*RESOLVERS, *FUNCTIONS]
+    for unit in units:
         files[out / "resolvers" / unit.output] = bundle(unit.source)
     files[out / "appsync.json"] = json.dumps(manifest(), indent=2) + "\n"
     templates = out / "cloudformation"

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from domain.aggregates import AGGREGATES
+
 
 class DataSourceKind(StrEnum):
     """AppSync's data source types, as CloudFormation spells them."""
@@ -125,7 +127,7 @@ FUNCTIONS: Final = (
     PUT_PROFILE_UPDATE,
 )
 
-RESOLVERS: Final = (
+RESOLVERS: Final[tuple[Resolver, ...]] = (
     Resolver("Query", "product", PROJECTIONS),
     Resolver("Query", "products", PROJECTIONS),
     Resolver("Query", "customer", PROJECTIONS),
@@ -148,10 +150,7 @@ RESOLVERS: Final = (
         functions=(LOAD_PROFILE_CUSTOMER, PUT_PROFILE_UPDATE),
     ),
     Resolver("Mutation", "upsertProduct", PRIMARY_AURORA),
-    Resolver("Mutation", "publishOrder", LOCAL),
-    Resolver("Mutation", "publishProduct", LOCAL),
-    Resolver("Mutation", "publishCustomer", LOCAL),
-    Resolver("Subscription", "onOrderChanged", LOCAL),
-    Resolver("Subscription", "onProductChanged", LOCAL),
-    Resolver("Subscription", "onCustomerChanged", LOCAL),
+    # Each aggregate's publish mutation and the subscription it triggers (domain.aggregates).
+    *(Resolver("Mutation", a.publish_mutation, LOCAL) for a in AGGREGATES),
+    *(Resolver("Subscription", a.subscription, LOCAL) for a in AGGREGATES),
 )

@@ -32,11 +32,13 @@ from gql.transport.appsync_auth import AppSyncApiKeyAuthentication, AppSyncIAMAu
 from gql.transport.appsync_websockets import AppSyncWebsocketsTransport
 from gql.transport.exceptions import TransportError
 
+from adapters.appsync import AppSyncPublicationSink
 from adapters.aws import StaticCredentials
 from adapters.dynamodb.client import create_client
 from adapters.dynamodb.stream import lease_key
 from hemisphere.localstack import free_port
-from subscriptions.stream_publisher import AppSyncPublicationSink, lease_name
+from schema.publish_documents import publication_documents
+from subscriptions.stream_publisher import lease_name
 from tests.support.builders import product
 
 pytestmark = pytest.mark.e2e
@@ -173,7 +175,10 @@ async def subscribed(*instances: Instance) -> AsyncIterator[list[Subscriber]]:
     subscribers = [Subscriber(instance) for instance in instances]
     tasks = [asyncio.create_task(s.run()) for s in subscribers]
     sink = AppSyncPublicationSink(
-        f"{instances[0].base}/graphql", Credentials(AKID, SECRET), "us-east-1"
+        f"{instances[0].base}/graphql",
+        Credentials(AKID, SECRET),
+        "us-east-1",
+        documents=publication_documents(),
     )
     try:
         # The server acknowledges a subscription before its broker has confirmed it:

@@ -12,17 +12,14 @@ import pytest
 from botocore.credentials import Credentials
 from starlette.applications import Starlette
 
+from adapters.appsync import AppSyncPublicationSink, publication_input
+from domain.aggregates import of_snapshot
 from domain.model import Customer, Order, Product
 from hemisphere.app import create_app
 from hemisphere.publisher_identity import stream_publisher_credentials
+from schema.publish_documents import publication_documents
 from subscriptions.inprocess import InProcessBroker
-from subscriptions.stream_publisher import (
-    MUTATIONS,
-    AppSyncPublicationSink,
-    PublicationFailedError,
-    publication_documents,
-    publication_input,
-)
+from subscriptions.ports import PublicationFailedError
 from tests.support.app import IAM_AKID, IAM_SECRET, SETTINGS, fake_runtime, runtime_factory
 from tests.support.builders import customer, order, product
 from tests.support.fakes import InMemoryReader
@@ -48,7 +45,11 @@ async def sink(
 ) -> AsyncIterator[AppSyncPublicationSink]:
     transport = httpx.ASGITransport(app=broker_and_app[1])
     sink = AppSyncPublicationSink(
-        URL, Credentials(IAM_AKID, IAM_SECRET), "us-east-1", transport=transport
+        URL,
+        Credentials(IAM_AKID, IAM_SECRET),
+        "us-east-1",
+        documents=publication_documents(),
+        transport=transport,
     )
     yield sink
     await sink.aclose()
@@ -70,7 +71,7 @@ async def test_a_publication_reaches_the_broker_whole(
     snapshot: Product | Customer | Order,
 ) -> None:
     broker, _ = broker_and_app
-    collector = await Collector.start(broker.subscribe(MUTATIONS[type(snapshot)]))
+    collector = await Collector.start(broker.subscribe(of_snapshot(snapshot).publish_mutation))
     await sink.publish(snapshot)
     assert await collector.wait_for(1) == [publication_input(snapshot)]
     await collector.stop()
@@ -82,7 +83,7 @@ async def test_the_mutation_selects_every_field_of_its_type(
     sink: AppSyncPublicationSink,
     snapshot: Product | Customer | Order,
 ) -> None:
-    mutation = MUTATIONS[type(snapshot)]
+    mutation = of_snapshot(snapshot).publish_mutation
     body = orjson.dumps(
         {
             "query": publication_documents()[mutation],
@@ -103,6 +104,7 @@ async def test_wrong_credentials_are_a_failure_to_retry_not_a_change_to_skip(
         URL,
         Credentials(IAM_AKID, "not-the-secret"),
         "us-east-1",
+        documents=publication_documents(),
         transport=httpx.ASGITransport(app=broker_and_app[1]),
     )
     try:
@@ -123,7 +125,11 @@ async def test_only_the_stream_publishers_principal_feeds_the_version_gate(
 
     def signer(akid: str, secret: str) -> AppSyncPublicationSink:
         return AppSyncPublicationSink(
-            URL, Credentials(akid, secret), "us-east-1", transport=httpx.ASGITransport(app=app)
+            URL,
+            Credentials(akid, secret),
+            "us-east-1",
+            documents=publication_documents(),
+            transport=httpx.ASGITransport(app=app),
         )
 
     operator = signer(IAM_AKID, IAM_SECRET)

@@ -15,11 +15,11 @@ import pytest
 import strawberry
 
 from domain.auth import AuthMode, Caller
-from resolvers.auth import RequireAuthModes, field_auth
 from resolvers.context import Context
 from resolvers.schema import AppSyncSchema
-from resolvers.values import OMITTED, given
+from schema.auth import RequireAuthModes, field_auth
 from schema.types import PUBLIC
+from schema.values import OMITTED, given
 from subscriptions.appsync_session import AppSyncSession
 from subscriptions.delivery import SubscriptionInfo, changes
 from subscriptions.inprocess import InProcessBroker

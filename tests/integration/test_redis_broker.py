@@ -15,10 +15,12 @@ import pytest
 from botocore.credentials import Credentials
 from redis.asyncio import Redis
 
+from adapters.appsync import AppSyncPublicationSink
 from adapters.redis import BrokerUnavailableError, RedisBroker, redacted
 from hemisphere.app import create_app
 from hemisphere.localstack import free_port
-from subscriptions.stream_publisher import AppSyncPublicationSink, PublicationFailedError
+from schema.publish_documents import publication_documents
+from subscriptions.ports import PublicationFailedError
 from tests.support.app import IAM_AKID, IAM_SECRET, SETTINGS, fake_runtime, runtime_factory
 from tests.support.builders import product
 from tests.support.fakes import InMemoryReader
@@ -149,6 +151,7 @@ async def test_a_publish_mutation_while_redis_is_down_is_a_failure_the_publisher
             "http://api.test/graphql",
             Credentials(IAM_AKID, IAM_SECRET),
             "us-east-1",
+            documents=publication_documents(),
             transport=httpx.ASGITransport(app=app),
         )
         try:

@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from adapters.appsync import AppSyncPublicationSink
 from adapters.dynamodb.client import StaticCredentials, create_client
 from adapters.dynamodb.stream import (
     DynamoChangeStream,
@@ -33,13 +34,9 @@ from domain.errors import UnauthorizedError
 from domain.events import CustomerChanged, Event, OrderChanged, ProductChanged
 from domain.model import RegionControl
 from hemisphere.http.sigv4 import verify_sigv4
+from schema.publish_documents import publication_documents
 from subscriptions.lease import LeaseKeeper
-from subscriptions.stream_publisher import (
-    AppSyncPublicationSink,
-    PublisherTimings,
-    StreamPublisher,
-    lease_name,
-)
+from subscriptions.stream_publisher import PublisherTimings, StreamPublisher, lease_name
 from tests.support.builders import customer, order, product
 from tests.support.fanout_fakes import eventually
 
@@ -111,6 +108,7 @@ class Region:
             "http://api.test/graphql",
             Credentials(akid, PRINCIPALS[akid]),
             REGION,
+            documents=publication_documents(),
             transport=httpx.ASGITransport(app=self.api.app()),
         )
         keeper = LeaseKeeper(
@@ -302,6 +300,7 @@ async def test_before_the_api_listens_the_publisher_backs_off_and_then_delivers(
         "http://api.test/graphql",
         Credentials("AKIAPUBLISHERA", PRINCIPALS["AKIAPUBLISHERA"]),
         REGION,
+        documents=publication_documents(),
         transport=transport,
     )
     name = lease_name(REGION)

@@ -9,7 +9,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
-from subscriptions.checkpoints import Snapshot
+from domain.aggregates import Snapshot
 from subscriptions.ports import Message
 
 

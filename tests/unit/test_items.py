@@ -10,6 +10,7 @@ import pytest
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from adapters.dynamodb import items
+from domain.aggregates import CUSTOMER, ORDER, PRODUCT
 from domain.events import CustomerChanged, Event, OrderChanged, ProductChanged
 from domain.model import OrderStatus, RegionControl, StatusChange
 from tests.support.builders import T0, customer, order, product
@@ -100,7 +101,7 @@ def test_order_sort_keys_sort_chronologically_whatever_the_time_zone() -> None:
         (T0 - timedelta(minutes=1)).astimezone(tokyo),
     ]
     keyed = [
-        (items.order_item(order(f"o-{i}", created_at=at))["gsi1sk"], at)
+        (items.snapshot_item(ORDER, order(f"o-{i}", created_at=at))["gsi1sk"], at)
         for i, at in enumerate(moments)
     ]
 
@@ -126,9 +127,9 @@ def test_keys_of_the_region_control_item() -> None:
 
 
 def test_key_helpers_match_the_items() -> None:
-    assert items.product_key("x") == {"pk": "PRODUCT#x", "sk": "A"}
-    assert items.customer_key("x") == {"pk": "CUSTOMER#x", "sk": "A"}
-    assert items.order_key("x") == {"pk": "ORDER#x", "sk": "A"}
+    assert items.entity_key(PRODUCT, "x") == {"pk": "PRODUCT#x", "sk": "A"}
+    assert items.entity_key(CUSTOMER, "x") == {"pk": "CUSTOMER#x", "sk": "A"}
+    assert items.entity_key(ORDER, "x") == {"pk": "ORDER#x", "sk": "A"}
     assert items.key_to_wire(items.control_key()) == {
         "pk": {"S": "CONTROL"},
         "sk": {"S": "TOPOLOGY"},

@@ -12,15 +12,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from adapters.appsync import raise_for_answer
 from subscriptions.checkpoints import ready_shards
 from subscriptions.lease import LeaseKeeper
-from subscriptions.stream_publisher import (
-    PublicationFailedError,
-    PublicationRejectedError,
-    PublisherTimings,
-    StreamPublisher,
-    raise_for_answer,
-)
+from subscriptions.ports import PublicationFailedError, PublicationRejectedError
+from subscriptions.stream_publisher import PublisherTimings, StreamPublisher
 from tests.support.builders import customer, order, product
 from tests.support.fanout_fakes import (
     InMemoryCheckpoints,

@@ -9,6 +9,7 @@ import pytest
 
 from adapters.dynamodb import items
 from adapters.dynamodb.stream import change_from_record, lease_key
+from domain.aggregates import CUSTOMER, ORDER, PRODUCT
 from domain.model import RegionControl
 from tests.support.builders import customer, order, product
 
@@ -23,9 +24,9 @@ def _record(new: dict[str, Any] | None, event: str = "MODIFY", seq: str = "100")
 @pytest.mark.parametrize(
     ("item", "snapshot"),
     [
-        (items.product_item(product(version=4)), product(version=4)),
-        (items.customer_item(customer()), customer()),
-        (items.order_item(order(version=2)), order(version=2)),
+        (items.snapshot_item(PRODUCT, product(version=4)), product(version=4)),
+        (items.snapshot_item(CUSTOMER, customer()), customer()),
+        (items.snapshot_item(ORDER, order(version=2)), order(version=2)),
     ],
 )
 def test_an_entity_change_carries_its_new_snapshot(item: dict[str, Any], snapshot: Any) -> None:
@@ -48,13 +49,13 @@ def test_control_items_are_not_published(item: dict[str, Any]) -> None:
 
 
 def test_a_removal_is_not_published() -> None:
-    item = items.product_item(product())
+    item = items.snapshot_item(PRODUCT, product())
     assert change_from_record(_record(item, "REMOVE")).snapshot is None
     assert change_from_record(_record(None, "REMOVE")).snapshot is None
 
 
 def test_an_unreadable_entity_is_skipped_with_an_error(caplog: pytest.LogCaptureFixture) -> None:
-    broken = {**items.product_item(product()), "price": "free"}
+    broken = {**items.snapshot_item(PRODUCT, product()), "price": "free"}
     with caplog.at_level(logging.ERROR):
         assert change_from_record(_record(broken)).snapshot is None
     assert "PRODUCT#p-0001" in caplog.text

@@ -1,5 +1,9 @@
 """Field-level authorization as AppSync does it: a field's own `aws_*` directives name the modes
-that may read it; one field refused does not fail the rest of the request."""
+that may read it; one field refused does not fail the rest of the request.
+
+Part of the contract, beside the directives it enforces: the Query and Mutation fields
+(resolvers/) and the Subscription fields (subscriptions/) declare their auth here, and
+subscriptions/ must not import resolvers/ (docs/decisions.md, 2026-12-03)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Small conversions between what Strawberry hands a resolver and what the domain takes."""
+"""Small conversions between what Strawberry hands a resolver and what the domain takes: the
+contract's conventions for arguments and results, shared by the Query and Mutation resolvers
+(resolvers/) and the Subscription fields (subscriptions/)."""
 
 from __future__ import annotations
 
