@@ -51,6 +51,10 @@ class StepError:
     PAYMENT_UNAVAILABLE: Final = "Payment.ProviderUnavailable"
     PAYMENT_TIMEOUT: Final = "Payment.Timeout"
     BACKEND_UNAVAILABLE: Final = "Backend.Unavailable"
+    # Not caught by name (States.ALL sends them to the compensations): a provider error of
+    # no known kind, and a step of a demoted primary (the new primary's reconciler goes on).
+    PAYMENT_FAILED: Final = "Payment.Failed"
+    REGION_FENCED: Final = "Region.Fenced"
 
     TRANSIENT: Final = (PAYMENT_UNAVAILABLE, PAYMENT_TIMEOUT, BACKEND_UNAVAILABLE)
 

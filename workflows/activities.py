@@ -5,13 +5,10 @@ execution input plus `results` of earlier steps and, in a compensation, the caug
 does its step through the SagaStore (one transaction, idempotent per (order, step)), and
 returns the step's result, which the state machine keeps under `$.results.<Step>`.
 
-Failures leave here as StepFailure(error, cause): `error` is the name the ASL catches.
-    Inventory.Insufficient, Order.Aborted   the store's refusals (their `step_error`)
-    Payment.*                               domain.payments errors (their `step_error`)
-    Order.Invalid                           BadRequestError / NotFoundError
-    Order.NotCancellable                    OrderNotCancellableError
-    Backend.Unavailable                     BackendUnavailableError (transient: retried)
-    Step.InternalError                      anything else: a bug (caught by States.ALL)
+Failures leave here as StepFailure(error, cause): `error` is the name the ASL catches, as
+domain.saga_errors.step_error_name gives it for the domain's named errors (Inventory.*,
+Order.*, Payment.*, Backend.Unavailable); anything else is a bug, Step.InternalError (caught
+by States.ALL).
 """
 
 from __future__ import annotations
@@ -21,13 +18,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 from domain.commands import Checkout, CheckoutLine
-from domain.errors import (
-    BackendUnavailableError,
-    BadRequestError,
-    NotFoundError,
-    OrderNotCancellableError,
-)
-from domain.saga import FailureReason, Step, StepError
+from domain.errors import BadRequestError
+from domain.saga import Step
+from domain.saga_errors import failure_reason_for, step_error_name
 from workflows.ports import SagaStore, StepResult
 
 log = logging.getLogger(__name__)
@@ -41,15 +34,6 @@ _MAX_CAUSE = 32768
 
 Handler = Callable[[Mapping[str, Any]], Awaitable[StepResult]]
 
-_REASONS: Final = {
-    StepError.INVENTORY_INSUFFICIENT: FailureReason.OUT_OF_STOCK,
-    StepError.PAYMENT_DECLINED: FailureReason.PAYMENT_DECLINED,
-    StepError.PAYMENT_INSUFFICIENT_FUNDS: FailureReason.INSUFFICIENT_FUNDS,
-    StepError.PAYMENT_UNAVAILABLE: FailureReason.PAYMENT_UNAVAILABLE,
-    StepError.PAYMENT_TIMEOUT: FailureReason.PAYMENT_UNAVAILABLE,
-    StepError.ORDER_INVALID: FailureReason.INVALID_ORDER,
-}
-
 
 class StepFailure(Exception):
     """The step's answer is SendTaskFailure(error, cause)."""
@@ -60,22 +44,8 @@ class StepFailure(Exception):
         self.cause = cause[:_MAX_CAUSE]
 
 
-def failure_reason_for(error: str | None) -> str:
-    """The order's failureReason for the error that sent the saga into compensation."""
-    return _REASONS.get(error or "", FailureReason.INTERNAL_ERROR)
-
-
 def step_error_for(error: Exception) -> str:
-    named = getattr(error, "step_error", None)
-    if isinstance(named, str):
-        return named
-    if isinstance(error, BadRequestError | NotFoundError):
-        return StepError.ORDER_INVALID
-    if isinstance(error, OrderNotCancellableError):
-        return StepError.ORDER_NOT_CANCELLABLE
-    if isinstance(error, BackendUnavailableError):
-        return StepError.BACKEND_UNAVAILABLE
-    return INTERNAL_ERROR
+    return step_error_name(error) or INTERNAL_ERROR
 
 
 def _order_id(state: Mapping[str, Any]) -> str:

@@ -27,13 +27,9 @@ replaying the call with the same key, which returns the first outcome at the pro
 an authorization may stay unknown (ABANDONED: a hold lapses by itself and takes no money);
 if its answer turns up after all, the step that asked releases the hold.
 
-    HemisphereError
-    ├── SagaRefusalError           a named refusal: `step_error` is what the ASL catches
-    │   ├── InventoryInsufficientError   Inventory.Insufficient
-    │   └── OrderAbortedError            Order.Aborted
-    ├── SagaStateError             out of order or not yet undone: caught by States.ALL
-    └── BackendUnavailableError
-        └── StepContentionError    a deadlock or serialization failure: retry
+Errors: the refusals are the domain's (domain.saga_errors: InventoryInsufficientError,
+OrderAbortedError, SagaStateError); a deadlock or serialization failure is
+StepContentionError, a BackendUnavailableError: the state machine retries it.
 """
 
 from __future__ import annotations
@@ -53,7 +49,7 @@ from adapters.postgres.errors import RelationalStoreUnavailableError
 from adapters.postgres.pool import UNREACHABLE, Connection
 from adapters.postgres.topology import EpochFence
 from domain.commands import Checkout
-from domain.errors import BackendUnavailableError, HemisphereError, OrderNotCancellableError
+from domain.errors import BackendUnavailableError, OrderNotCancellableError
 from domain.model import Money, OrderStatus
 from domain.payments import (
     PaymentDeclinedError,
@@ -61,7 +57,8 @@ from domain.payments import (
     PaymentProviderUnavailableError,
     PaymentTimeoutError,
 )
-from domain.saga import CANCEL, CHECKOUT, FailureReason, Step, StepError, loyalty_points_for
+from domain.saga import CANCEL, CHECKOUT, FailureReason, Step, loyalty_points_for
+from domain.saga_errors import InventoryInsufficientError, OrderAbortedError, SagaStateError
 
 log = logging.getLogger(__name__)
 
@@ -93,25 +90,6 @@ class PaymentCalls(Protocol):
     async def void(self, *, authorization_id: str, idempotency_key: str) -> None: ...
 
     async def refund(self, *, capture_id: str, idempotency_key: str) -> str: ...
-
-
-class SagaRefusalError(HemisphereError):
-    step_error = "Saga.Refused"
-
-
-class InventoryInsufficientError(SagaRefusalError):
-    step_error = StepError.INVENTORY_INSUFFICIENT
-
-
-class OrderAbortedError(SagaRefusalError):
-    step_error = StepError.ORDER_ABORTED
-
-    def __init__(self, order_id: str, step: str) -> None:
-        super().__init__(f"{step}: the saga of order {order_id} is compensating; not going on")
-
-
-class SagaStateError(HemisphereError):
-    """A step found the order in a state its predecessors should not have left."""
 
 
 class StepContentionError(BackendUnavailableError):

@@ -13,6 +13,7 @@ from domain.errors import (
     BadRequestError,
     NotFoundError,
     OrderNotCancellableError,
+    StaleEpochError,
 )
 from domain.payments import (
     PaymentDeclinedError,
@@ -22,23 +23,20 @@ from domain.payments import (
     PaymentTimeoutError,
 )
 from domain.saga import FailureReason, Step, StepError
-from workflows.activities import (
-    INTERNAL_ERROR,
-    Activities,
-    StepFailure,
+from domain.saga_errors import (
+    InventoryInsufficientError,
+    OrderAbortedError,
+    SagaStateError,
     failure_reason_for,
-    step_error_for,
 )
-
-
-class Named(Exception):
-    step_error = StepError.INVENTORY_INSUFFICIENT
+from workflows.activities import INTERNAL_ERROR, Activities, StepFailure, step_error_for
 
 
 @pytest.mark.parametrize(
     ("error", "name"),
     [
-        (Named("no stock"), StepError.INVENTORY_INSUFFICIENT),
+        (InventoryInsufficientError("no stock"), StepError.INVENTORY_INSUFFICIENT),
+        (OrderAbortedError("o-1", Step.RESERVE_INVENTORY), StepError.ORDER_ABORTED),
         (PaymentDeclinedError("no"), StepError.PAYMENT_DECLINED),
         (PaymentInsufficientFundsError("no"), StepError.PAYMENT_INSUFFICIENT_FUNDS),
         (PaymentProviderUnavailableError("503"), StepError.PAYMENT_UNAVAILABLE),
@@ -48,6 +46,8 @@ class Named(Exception):
         (BadRequestError("two currencies"), StepError.ORDER_INVALID),
         (OrderNotCancellableError("PENDING"), StepError.ORDER_NOT_CANCELLABLE),
         (BackendUnavailableError("PostgreSQL down"), StepError.BACKEND_UNAVAILABLE),
+        (StaleEpochError("demoted"), StepError.REGION_FENCED),
+        (SagaStateError("out of order"), INTERNAL_ERROR),
         (KeyError("bug"), INTERNAL_ERROR),
     ],
 )

@@ -21,6 +21,7 @@ from domain.commands import CancelOrder, Checkout, UpdateCustomerProfile, Upsert
 from domain.errors import ReadOnlyRegionError, StaleEpochError
 from domain.model import Money, RegionControl
 from domain.saga import checkout_input, order_id_for
+from domain.saga_errors import step_error_name
 from regions.control import EpochConflictError, TopologyWatcher, WriteFence, claim_primary
 from regions.routing import RoutedOrderWorkflows
 from tests.support.payments import TOKEN_VISA, FakePaymentProvider
@@ -98,7 +99,7 @@ async def test_a_saga_step_of_a_demoted_primary_writes_nothing(
 
     with pytest.raises(StaleEpochError) as refused:
         await old.reserve_inventory(order_id)
-    assert refused.value.step_error == "Region.Fenced"
+    assert step_error_name(refused.value) == "Region.Fenced"
     assert refused.value.error_type == "ReadOnlyRegion"
     assert await steps_recorded(pool, order_id) == {"CreateOrder"}
     async with pool.acquire() as conn:

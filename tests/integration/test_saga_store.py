@@ -14,15 +14,11 @@ import asyncpg
 import pytest
 
 from adapters.postgres.pool import create_pool
-from adapters.postgres.saga import (
-    InventoryInsufficientError,
-    OrderAbortedError,
-    PostgresSagaStore,
-    SagaStateError,
-)
+from adapters.postgres.saga import PostgresSagaStore
 from domain.errors import BadRequestError, NotFoundError, OrderNotCancellableError
 from domain.payments import PaymentDeclinedError, PaymentTimeoutError
 from domain.saga import FailureReason, Step, StepError, checkout_input, order_id_for
+from domain.saga_errors import InventoryInsufficientError, OrderAbortedError, SagaStateError
 from tests.support.payments import TOKEN_VISA, FakePaymentProvider, Fault
 from tests.support.saga import checkout_command, steps_recorded, stock_shop
 from workflows.activities import Activities, StepFailure
