@@ -71,6 +71,17 @@ class FailureReason:
     CANCELLED_BY_CUSTOMER: Final = "CANCELLED_BY_CUSTOMER"
 
 
+# A step's result as recorded in `saga_steps` and returned to the state machine, which keeps it
+# under `$.results.<Step>` (a JSON object).
+StepResult = dict[str, Any]
+
+
+def payment_key(order_id: str, step: str) -> str:
+    """The provider's idempotency key of one step of one order: a retry, a redelivery or a
+    replay by a compensation gets the first outcome again."""
+    return f"{order_id}:{step}"
+
+
 # One loyalty point per whole unit of the order's currency (amounts are in minor units).
 def loyalty_points_for(total_minor_units: int) -> int:
     return total_minor_units // 100
