@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from domain.errors import BackendUnavailableError
-from tests.support.saga import InMemoryTaskQueue, RecordingAnswers, eventually, task_body
 from tests.support.saga_engine import Crash
+from tests.support.task_queue import InMemoryTaskQueue, RecordingAnswers, eventually, task_body
 from workflows.activities import StepFailure
 from workflows.worker import MalformedTaskError, TaskWorker, is_new_work, parse_task
 
