@@ -62,10 +62,9 @@ class ReadOnlyRegionError(HemisphereError):
 
 class StaleEpochError(ReadOnlyRegionError):
     """This region acts under an epoch that a promotion has superseded: it writes nothing.
-    A saga step that meets it fails with `step_error` (nothing is retried: the new
-    primary's reconciler drives the saga from the replicated relational state)."""
-
-    step_error = "Region.Fenced"
+    A saga step that meets it fails with Region.Fenced (domain.saga_errors; nothing is
+    retried: the new primary's reconciler drives the saga from the replicated relational
+    state)."""
 
 
 class IdempotencyConflictError(HemisphereError):

@@ -51,6 +51,10 @@ class StepError:
     PAYMENT_UNAVAILABLE: Final = "Payment.ProviderUnavailable"
     PAYMENT_TIMEOUT: Final = "Payment.Timeout"
     BACKEND_UNAVAILABLE: Final = "Backend.Unavailable"
+    # Not caught by name (States.ALL sends them to the compensations): a provider error of
+    # no known kind, and a step of a demoted primary (the new primary's reconciler goes on).
+    PAYMENT_FAILED: Final = "Payment.Failed"
+    REGION_FENCED: Final = "Region.Fenced"
 
     TRANSIENT: Final = (PAYMENT_UNAVAILABLE, PAYMENT_TIMEOUT, BACKEND_UNAVAILABLE)
 
@@ -65,6 +69,17 @@ class FailureReason:
     INVALID_ORDER: Final = "INVALID_ORDER"
     INTERNAL_ERROR: Final = "INTERNAL_ERROR"
     CANCELLED_BY_CUSTOMER: Final = "CANCELLED_BY_CUSTOMER"
+
+
+# A step's result as recorded in `saga_steps` and returned to the state machine, which keeps it
+# under `$.results.<Step>` (a JSON object).
+StepResult = dict[str, Any]
+
+
+def payment_key(order_id: str, step: str) -> str:
+    """The provider's idempotency key of one step of one order: a retry, a redelivery or a
+    replay by a compensation gets the first outcome again."""
+    return f"{order_id}:{step}"
 
 
 # One loyalty point per whole unit of the order's currency (amounts are in minor units).

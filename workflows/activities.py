@@ -5,13 +5,15 @@ execution input plus `results` of earlier steps and, in a compensation, the caug
 does its step through the SagaStore (one transaction, idempotent per (order, step)), and
 returns the step's result, which the state machine keeps under `$.results.<Step>`.
 
-Failures leave here as StepFailure(error, cause): `error` is the name the ASL catches.
-    Inventory.Insufficient, Order.Aborted   the store's refusals (their `step_error`)
-    Payment.*                               domain.payments errors (their `step_error`)
-    Order.Invalid                           BadRequestError / NotFoundError
-    Order.NotCancellable                    OrderNotCancellableError
-    Backend.Unavailable                     BackendUnavailableError (transient: retried)
-    Step.InternalError                      anything else: a bug (caught by States.ALL)
+A step that is one transaction is a rule of the domain (domain.saga_forward,
+domain.saga_compensations) that its handler hands the store with the task's order and, for a
+compensation, the failure reason; the payment steps and CreateOrder have a store method each.
+So a new step is its ASL state, its rule (tested in memory) and its handler here.
+
+Failures leave here as StepFailure(error, cause): `error` is the name the ASL catches, as
+domain.saga_errors.step_error_name gives it for the domain's named errors (Inventory.*,
+Order.*, Payment.*, Backend.Unavailable); anything else is a bug, Step.InternalError (caught
+by States.ALL).
 """
 
 from __future__ import annotations
@@ -20,14 +22,12 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
+from domain import saga_compensations as compensations
+from domain import saga_forward as forward
 from domain.commands import Checkout, CheckoutLine
-from domain.errors import (
-    BackendUnavailableError,
-    BadRequestError,
-    NotFoundError,
-    OrderNotCancellableError,
-)
-from domain.saga import FailureReason, Step, StepError
+from domain.errors import BadRequestError
+from domain.saga import Step
+from domain.saga_errors import failure_reason_for, step_error_name
 from workflows.ports import SagaStore, StepResult
 
 log = logging.getLogger(__name__)
@@ -41,15 +41,6 @@ _MAX_CAUSE = 32768
 
 Handler = Callable[[Mapping[str, Any]], Awaitable[StepResult]]
 
-_REASONS: Final = {
-    StepError.INVENTORY_INSUFFICIENT: FailureReason.OUT_OF_STOCK,
-    StepError.PAYMENT_DECLINED: FailureReason.PAYMENT_DECLINED,
-    StepError.PAYMENT_INSUFFICIENT_FUNDS: FailureReason.INSUFFICIENT_FUNDS,
-    StepError.PAYMENT_UNAVAILABLE: FailureReason.PAYMENT_UNAVAILABLE,
-    StepError.PAYMENT_TIMEOUT: FailureReason.PAYMENT_UNAVAILABLE,
-    StepError.ORDER_INVALID: FailureReason.INVALID_ORDER,
-}
-
 
 class StepFailure(Exception):
     """The step's answer is SendTaskFailure(error, cause)."""
@@ -60,22 +51,8 @@ class StepFailure(Exception):
         self.cause = cause[:_MAX_CAUSE]
 
 
-def failure_reason_for(error: str | None) -> str:
-    """The order's failureReason for the error that sent the saga into compensation."""
-    return _REASONS.get(error or "", FailureReason.INTERNAL_ERROR)
-
-
 def step_error_for(error: Exception) -> str:
-    named = getattr(error, "step_error", None)
-    if isinstance(named, str):
-        return named
-    if isinstance(error, BadRequestError | NotFoundError):
-        return StepError.ORDER_INVALID
-    if isinstance(error, OrderNotCancellableError):
-        return StepError.ORDER_NOT_CANCELLABLE
-    if isinstance(error, BackendUnavailableError):
-        return StepError.BACKEND_UNAVAILABLE
-    return INTERNAL_ERROR
+    return step_error_name(error) or INTERNAL_ERROR
 
 
 def _order_id(state: Mapping[str, Any]) -> str:
@@ -115,30 +92,28 @@ def _reason(state: Mapping[str, Any]) -> str:
 
 
 class Activities:
-    """The handlers of both sagas over one store. `run` is what the worker calls."""
+    """The handlers of both sagas over one store, one per step. `run` is what the worker
+    calls."""
 
     def __init__(self, store: SagaStore) -> None:
         self._store = store
         self.handlers: dict[str, Handler] = {
             Step.CREATE_ORDER: self.create_order,
-            Step.RESERVE_INVENTORY: lambda s: store.reserve_inventory(_order_id(s)),
-            Step.AUTHORIZE_PAYMENT: lambda s: store.authorize_payment(_order_id(s)),
-            Step.CAPTURE_PAYMENT: lambda s: store.capture_payment(_order_id(s)),
-            Step.UPDATE_CUSTOMER: lambda s: store.update_customer(_order_id(s)),
-            Step.CONFIRM_ORDER: lambda s: store.confirm_order(_order_id(s)),
-            Step.REVERT_LOYALTY: lambda s: store.revert_loyalty(_order_id(s), _reason(s)),
-            Step.REFUND_PAYMENT: lambda s: store.refund_payment(_order_id(s), _reason(s)),
-            Step.VOID_AUTHORIZATION: lambda s: store.void_authorization(_order_id(s), _reason(s)),
-            Step.RELEASE_INVENTORY: lambda s: store.release_inventory(_order_id(s), _reason(s)),
-            Step.MARK_ORDER_FAILED: lambda s: store.mark_order_failed(
-                _order_id(s), _reason(s), _checkout_input(s)
-            ),
-            Step.BEGIN_CANCELLATION: lambda s: store.begin_cancellation(
-                _order_id(s),
-                {"orderId": s.get("orderId"), "idempotencyKey": s.get("idempotencyKey")},
-            ),
-            Step.MARK_ORDER_CANCELLED: lambda s: store.mark_order_cancelled(_order_id(s)),
+            Step.RESERVE_INVENTORY: self.reserve_inventory,
+            Step.AUTHORIZE_PAYMENT: self.authorize_payment,
+            Step.CAPTURE_PAYMENT: self.capture_payment,
+            Step.UPDATE_CUSTOMER: self.update_customer,
+            Step.CONFIRM_ORDER: self.confirm_order,
+            Step.REVERT_LOYALTY: self.revert_loyalty,
+            Step.REFUND_PAYMENT: self.refund_payment,
+            Step.VOID_AUTHORIZATION: self.void_authorization,
+            Step.RELEASE_INVENTORY: self.release_inventory,
+            Step.MARK_ORDER_FAILED: self.mark_order_failed,
+            Step.BEGIN_CANCELLATION: self.begin_cancellation,
+            Step.MARK_ORDER_CANCELLED: self.mark_order_cancelled,
         }
+
+    # -- the checkout's forward steps -------------------------------------------------------
 
     async def create_order(self, state: Mapping[str, Any]) -> StepResult:
         order_id = _order_id(state)
@@ -148,6 +123,54 @@ class Activities:
         return await self._store.create_order(
             order_id, placed_in, _checkout_command(state), _checkout_input(state)
         )
+
+    async def reserve_inventory(self, state: Mapping[str, Any]) -> StepResult:
+        return await self._store.run_step(_order_id(state), forward.RESERVE_INVENTORY)
+
+    async def authorize_payment(self, state: Mapping[str, Any]) -> StepResult:
+        return await self._store.authorize_payment(_order_id(state))
+
+    async def capture_payment(self, state: Mapping[str, Any]) -> StepResult:
+        return await self._store.capture_payment(_order_id(state))
+
+    async def update_customer(self, state: Mapping[str, Any]) -> StepResult:
+        return await self._store.run_step(_order_id(state), forward.UPDATE_CUSTOMER)
+
+    async def confirm_order(self, state: Mapping[str, Any]) -> StepResult:
+        return await self._store.run_step(_order_id(state), forward.CONFIRM_ORDER)
+
+    # -- compensations ----------------------------------------------------------------------
+
+    async def revert_loyalty(self, state: Mapping[str, Any]) -> StepResult:
+        rule = compensations.revert_loyalty(_reason(state))
+        return await self._store.run_step(_order_id(state), rule)
+
+    async def refund_payment(self, state: Mapping[str, Any]) -> StepResult:
+        return await self._store.refund_payment(_order_id(state), _reason(state))
+
+    async def void_authorization(self, state: Mapping[str, Any]) -> StepResult:
+        return await self._store.void_authorization(_order_id(state), _reason(state))
+
+    async def release_inventory(self, state: Mapping[str, Any]) -> StepResult:
+        rule = compensations.release_inventory(_reason(state))
+        return await self._store.run_step(_order_id(state), rule)
+
+    async def mark_order_failed(self, state: Mapping[str, Any]) -> StepResult:
+        rule = compensations.mark_order_failed(_reason(state), _checkout_input(state))
+        return await self._store.run_step(_order_id(state), rule)
+
+    # -- the cancellation's own steps -------------------------------------------------------
+
+    async def begin_cancellation(self, state: Mapping[str, Any]) -> StepResult:
+        execution_input = {
+            "orderId": state.get("orderId"),
+            "idempotencyKey": state.get("idempotencyKey"),
+        }
+        rule = compensations.begin_cancellation(execution_input)
+        return await self._store.run_step(_order_id(state), rule)
+
+    async def mark_order_cancelled(self, state: Mapping[str, Any]) -> StepResult:
+        return await self._store.run_step(_order_id(state), compensations.MARK_ORDER_CANCELLED)
 
     async def run(self, step: str, state: Mapping[str, Any]) -> StepResult:
         """Run `step` on the execution state; raises StepFailure with the error to catch."""

@@ -11,6 +11,8 @@ from typing import Any, Protocol
 
 from domain.commands import Checkout, UpdateCustomerProfile
 from domain.model import Money
+from domain.saga import StepResult as StepResult  # the domain's: re-exported for the steps' callers
+from domain.saga_decisions import StepRule
 
 
 class PaymentProvider(Protocol):
@@ -37,51 +39,35 @@ class PaymentProvider(Protocol):
 
 # -- the steps' relational side --------------------------------------------------------------
 
-# A step's result as recorded and returned to the state machine (a JSON object).
-StepResult = dict[str, Any]
-
 
 class SagaStore(Protocol):
-    """One method per step and compensation, each idempotent per (order, step): once a step
-    succeeded, calling it again returns the recorded result and changes nothing.
+    """The steps' transactions on the relational model, each idempotent per (order, step):
+    once a step succeeded, running it again answers the recorded result and changes nothing.
 
-    Expected refusals raise exceptions carrying `step_error` (Inventory.Insufficient,
-    Order.Aborted) or domain errors (BadRequestError / NotFoundError for an invalid order,
-    OrderNotCancellableError, BackendUnavailableError when PostgreSQL cannot be reached).
-    Compensations take the failure reason to record if they are the first to abort the saga.
+    `run_step` runs any step that is one transaction: the store locks the order's saga,
+    loads its state, and writes what the domain's rule decides (domain.saga_forward,
+    domain.saga_compensations). The other methods are the steps that do more: CreateOrder
+    prices the order from the catalog, and the payment steps call the PaymentProvider
+    between two transactions. Compensations take the failure reason to record if they are
+    the first to abort the saga.
+
+    Failures raise the domain's named errors (domain.saga_errors names each for the state
+    machine), BackendUnavailableError when PostgreSQL cannot be reached or a race was lost.
     """
+
+    async def run_step(self, order_id: str, rule: StepRule) -> StepResult: ...
 
     async def create_order(
         self, order_id: str, placed_in: str, command: Checkout, execution_input: Mapping[str, Any]
     ) -> StepResult: ...
 
-    async def reserve_inventory(self, order_id: str) -> StepResult: ...
-
     async def authorize_payment(self, order_id: str) -> StepResult: ...
 
     async def capture_payment(self, order_id: str) -> StepResult: ...
 
-    async def update_customer(self, order_id: str) -> StepResult: ...
-
-    async def confirm_order(self, order_id: str) -> StepResult: ...
-
-    async def revert_loyalty(self, order_id: str, reason: str) -> StepResult: ...
-
     async def refund_payment(self, order_id: str, reason: str) -> StepResult: ...
 
     async def void_authorization(self, order_id: str, reason: str) -> StepResult: ...
-
-    async def release_inventory(self, order_id: str, reason: str) -> StepResult: ...
-
-    async def mark_order_failed(
-        self, order_id: str, reason: str, execution_input: Mapping[str, Any]
-    ) -> StepResult: ...
-
-    async def begin_cancellation(
-        self, order_id: str, execution_input: Mapping[str, Any]
-    ) -> StepResult: ...
-
-    async def mark_order_cancelled(self, order_id: str) -> StepResult: ...
 
 
 # -- the queues (workflows.queue_worker) and the answers to the state machine ----------------

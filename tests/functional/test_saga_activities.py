@@ -13,7 +13,9 @@ from domain.errors import (
     BadRequestError,
     NotFoundError,
     OrderNotCancellableError,
+    StaleEpochError,
 )
+from domain.model import Money, OrderStatus
 from domain.payments import (
     PaymentDeclinedError,
     PaymentError,
@@ -22,23 +24,22 @@ from domain.payments import (
     PaymentTimeoutError,
 )
 from domain.saga import FailureReason, Step, StepError
-from workflows.activities import (
-    INTERNAL_ERROR,
-    Activities,
-    StepFailure,
+from domain.saga_decisions import AbortSaga, StepRule
+from domain.saga_errors import (
+    InventoryInsufficientError,
+    OrderAbortedError,
+    SagaStateError,
     failure_reason_for,
-    step_error_for,
 )
-
-
-class Named(Exception):
-    step_error = StepError.INVENTORY_INSUFFICIENT
+from domain.saga_state import OrderState, SagaState
+from workflows.activities import INTERNAL_ERROR, Activities, StepFailure, step_error_for
 
 
 @pytest.mark.parametrize(
     ("error", "name"),
     [
-        (Named("no stock"), StepError.INVENTORY_INSUFFICIENT),
+        (InventoryInsufficientError("no stock"), StepError.INVENTORY_INSUFFICIENT),
+        (OrderAbortedError("o-1", Step.RESERVE_INVENTORY), StepError.ORDER_ABORTED),
         (PaymentDeclinedError("no"), StepError.PAYMENT_DECLINED),
         (PaymentInsufficientFundsError("no"), StepError.PAYMENT_INSUFFICIENT_FUNDS),
         (PaymentProviderUnavailableError("503"), StepError.PAYMENT_UNAVAILABLE),
@@ -48,6 +49,8 @@ class Named(Exception):
         (BadRequestError("two currencies"), StepError.ORDER_INVALID),
         (OrderNotCancellableError("PENDING"), StepError.ORDER_NOT_CANCELLABLE),
         (BackendUnavailableError("PostgreSQL down"), StepError.BACKEND_UNAVAILABLE),
+        (StaleEpochError("demoted"), StepError.REGION_FENCED),
+        (SagaStateError("out of order"), INTERNAL_ERROR),
         (KeyError("bug"), INTERNAL_ERROR),
     ],
 )
@@ -106,23 +109,43 @@ STATE = {
 }
 
 
+def aborts_with(rule: StepRule) -> str:
+    """The failure reason a compensation's rule records when it is the first to abort."""
+    pending = OrderState(OrderStatus.PENDING, Money(100, "EUR"), {})
+    [abort, *_] = rule.decide(SagaState("o-1", order=pending)).writes
+    assert isinstance(abort, AbortSaga)
+    return abort.reason
+
+
 async def test_handlers_hand_the_store_the_order_and_the_reason() -> None:
     store = RecordingStore()
     activities = Activities(store)  # type: ignore[arg-type]
 
-    assert await activities.run(Step.RESERVE_INVENTORY, STATE) == {"step": "reserve_inventory"}
+    assert await activities.run(Step.RESERVE_INVENTORY, STATE) == {"step": "run_step"}
     await activities.run(Step.RELEASE_INVENTORY, STATE)
     await activities.run(Step.MARK_ORDER_FAILED, STATE)
     await activities.run(Step.CREATE_ORDER, STATE)
+    await activities.run(Step.VOID_AUTHORIZATION, STATE)
 
-    assert store.calls[0] == ("reserve_inventory", ("o-1",))
-    assert store.calls[1] == ("release_inventory", ("o-1", FailureReason.PAYMENT_DECLINED))
-    # MarkOrderFailed gets the execution input, without what the steps added.
-    name, (order_id, reason, execution_input) = store.calls[2]
-    assert (name, order_id, reason) == ("mark_order_failed", "o-1", FailureReason.PAYMENT_DECLINED)
-    assert set(execution_input) == {"orderId", "placedIn", "request"}
-    name, (order_id, placed_in, command, _) = store.calls[3]
+    name, (order_id, rule) = store.calls[0]
+    assert (name, order_id, rule.step) == ("run_step", "o-1", Step.RESERVE_INVENTORY)
+    name, (order_id, rule) = store.calls[1]
+    assert (name, order_id, rule.step) == ("run_step", "o-1", Step.RELEASE_INVENTORY)
+    assert aborts_with(rule) == FailureReason.PAYMENT_DECLINED
+    # MarkOrderFailed gets the execution input, without what the steps added: an order
+    # CreateOrder never wrote is recorded FAILED from it.
+    name, (order_id, rule) = store.calls[2]
+    assert (name, rule.step, aborts_with(rule)) == (
+        "run_step",
+        Step.MARK_ORDER_FAILED,
+        FailureReason.PAYMENT_DECLINED,
+    )
+    [_, shell, _] = rule.decide(SagaState("o-1")).writes
+    assert (shell.customer_id, shell.placed_in) == ("c-0001", "eu-west-1")
+    name, (order_id, placed_in, command, execution_input) = store.calls[3]
     assert (name, placed_in, command.lines[0].quantity) == ("create_order", "eu-west-1", 2)
+    assert set(execution_input) == {"orderId", "placedIn", "request"}
+    assert store.calls[4] == ("void_authorization", ("o-1", FailureReason.PAYMENT_DECLINED))
 
 
 async def test_a_malformed_request_is_an_invalid_order() -> None:

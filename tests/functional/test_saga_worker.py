@@ -14,8 +14,8 @@ import pytest
 
 from domain.backoff import Backoff
 from domain.errors import BackendUnavailableError
-from tests.support.saga import InMemoryTaskQueue, RecordingAnswers, eventually, task_body
 from tests.support.saga_engine import Crash
+from tests.support.task_queue import InMemoryTaskQueue, RecordingAnswers, eventually, task_body
 from workflows.activities import StepFailure
 from workflows.worker import MalformedTaskError, is_new_work, parse_task, saga_worker
 

@@ -23,7 +23,7 @@ from hemisphere.app import create_app
 from subscriptions.tracing import TRACE_KEY, carry_trace, record_delivery
 from tests.support.app import API_KEY, SETTINGS, client_for, fake_runtime, runtime_factory
 from tests.support.fakes import InMemoryReader, make_products
-from tests.support.saga import InMemoryTaskQueue, RecordingAnswers, eventually, task_body
+from tests.support.task_queue import InMemoryTaskQueue, RecordingAnswers, eventually, task_body
 from workflows.profile_updates import parse_message
 from workflows.tracing import work_span
 from workflows.worker import SagaTaskHandler

@@ -17,10 +17,12 @@ from adapters.postgres.pool import create_pool
 from adapters.postgres.profiles import PostgresProfileStore
 from adapters.postgres.saga import PostgresSagaStore
 from adapters.postgres.topology import EpochFence, PostgresTopology
+from domain import saga_forward as forward
 from domain.commands import CancelOrder, Checkout, UpdateCustomerProfile, UpsertProduct
 from domain.errors import ReadOnlyRegionError, StaleEpochError
 from domain.model import Money, RegionControl
 from domain.saga import checkout_input, order_id_for
+from domain.saga_errors import step_error_name
 from regions.control import EpochConflictError, TopologyWatcher, WriteFence, claim_primary
 from regions.routing import RoutedOrderWorkflows
 from tests.support.payments import TOKEN_VISA, FakePaymentProvider
@@ -97,15 +99,15 @@ async def test_a_saga_step_of_a_demoted_primary_writes_nothing(
     await claim_primary(EU, [topology])  # the promotion, replicated into this database
 
     with pytest.raises(StaleEpochError) as refused:
-        await old.reserve_inventory(order_id)
-    assert refused.value.step_error == "Region.Fenced"
+        await old.run_step(order_id, forward.RESERVE_INVENTORY)
+    assert step_error_name(refused.value) == "Region.Fenced"
     assert refused.value.error_type == "ReadOnlyRegion"
     assert await steps_recorded(pool, order_id) == {"CreateOrder"}
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT reserved FROM inventory") == 0
     # The new primary's worker, under the new epoch, goes on.
     new = PostgresSagaStore(pool, pg_dsn, FakePaymentProvider(), fence=EpochFence(EU, 2))
-    await new.reserve_inventory(order_id)
+    await new.run_step(order_id, forward.RESERVE_INVENTORY)
     assert await steps_recorded(pool, order_id) == {"CreateOrder", "ReserveInventory"}
 
 

@@ -19,6 +19,7 @@ from domain.payments import (
     PaymentTimeoutError,
 )
 from domain.saga import StepError
+from domain.saga_errors import step_error_name
 from hemisphere.localstack import free_port
 from hemisphere.payments_sim import PaymentsSimulator
 from tests.support.payments_sim import by_key, ledger
@@ -100,7 +101,7 @@ async def test_declined_card(provider: HttpPaymentProvider, simulator: PaymentsS
     key = new_key()
     with pytest.raises(PaymentDeclinedError) as raised:
         await provider.authorize(token="tok_chargeDeclined", amount=TEN_EUROS, idempotency_key=key)
-    assert raised.value.step_error == StepError.PAYMENT_DECLINED
+    assert step_error_name(raised.value) == StepError.PAYMENT_DECLINED
     assert "card_declined" in raised.value.message
     # The same key gives the same answer, and nothing was held.
     with pytest.raises(PaymentDeclinedError):
@@ -123,7 +124,7 @@ async def test_insufficient_funds_fails_the_capture_and_leaves_a_hold_to_void(
     for _ in range(2):  # a retried capture learns the same outcome
         with pytest.raises(PaymentInsufficientFundsError) as raised:
             await provider.capture(authorization_id=authorization, idempotency_key=key)
-        assert raised.value.step_error == StepError.PAYMENT_INSUFFICIENT_FUNDS
+        assert step_error_name(raised.value) == StepError.PAYMENT_INSUFFICIENT_FUNDS
     await provider.void(authorization_id=authorization, idempotency_key=key)
 
     book = await ledger(simulator.url)
@@ -141,7 +142,7 @@ async def test_processing_error_fails_twice_then_succeeds_once(
             await provider.authorize(
                 token="tok_processingError", amount=TEN_EUROS, idempotency_key=key
             )
-        assert raised.value.step_error == StepError.PAYMENT_UNAVAILABLE
+        assert step_error_name(raised.value) == StepError.PAYMENT_UNAVAILABLE
         assert "503" in raised.value.message
     first = await provider.authorize(
         token="tok_processingError", amount=TEN_EUROS, idempotency_key=key
@@ -171,7 +172,7 @@ async def test_timeout_fires_within_the_configured_timeout(
             await provider.authorize(token="tok_timeout", amount=TEN_EUROS, idempotency_key=key)
         elapsed = time.monotonic() - started
         assert 0.45 <= elapsed < 0.9, f"took {elapsed:.2f}s"
-        assert raised.value.step_error == StepError.PAYMENT_TIMEOUT
+        assert step_error_name(raised.value) == StepError.PAYMENT_TIMEOUT
         assert "0.5s" in raised.value.message
 
         # The hung request holds nothing up: the provider answers the next one at once.

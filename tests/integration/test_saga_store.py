@@ -8,21 +8,21 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import asyncpg
 import pytest
 
 from adapters.postgres.pool import create_pool
-from adapters.postgres.saga import (
-    InventoryInsufficientError,
-    OrderAbortedError,
-    PostgresSagaStore,
-    SagaStateError,
-)
+from adapters.postgres.saga import PostgresSagaStore
+from domain import saga_compensations as compensations
+from domain import saga_forward as forward
 from domain.errors import BadRequestError, NotFoundError, OrderNotCancellableError
 from domain.payments import PaymentDeclinedError, PaymentTimeoutError
 from domain.saga import FailureReason, Step, StepError, checkout_input, order_id_for
+from domain.saga_decisions import StepRule
+from domain.saga_errors import InventoryInsufficientError, OrderAbortedError, SagaStateError
 from tests.support.payments import TOKEN_VISA, FakePaymentProvider, Fault
 from tests.support.saga import checkout_command, steps_recorded, stock_shop
 from workflows.activities import Activities, StepFailure
@@ -113,6 +113,10 @@ async def stock(pool: asyncpg.Pool[Any], product_id: str) -> tuple[int, int, int
     return row["available"], row["reserved"], row["sold"]
 
 
+def cancellation(order_id: str) -> StepRule:
+    return compensations.begin_cancellation({"orderId": order_id, "idempotencyKey": "c1"})
+
+
 async def fetchval(pool: asyncpg.Pool[Any], query: str, *args: Any) -> Any:
     async with pool.acquire() as conn:
         return await conn.fetchval(query, *args)
@@ -122,10 +126,10 @@ async def test_a_redelivered_step_returns_its_result_and_changes_nothing(
     store: PostgresSagaStore, pool: asyncpg.Pool[Any]
 ) -> None:
     order_id = await create(store, [("p-0001", 2)])
-    first = await store.reserve_inventory(order_id)
+    first = await store.run_step(order_id, forward.RESERVE_INVENTORY)
     events = await fetchval(pool, "SELECT count(*) FROM outbox")
 
-    again = await store.reserve_inventory(order_id)
+    again = await store.run_step(order_id, forward.RESERVE_INVENTORY)
 
     assert again == first == {"reserved": [{"productId": "p-0001", "quantity": 2}]}
     assert await stock(pool, "p-0001") == (1, 2, 0)
@@ -140,7 +144,7 @@ async def test_a_reservation_is_all_or_nothing(
     events = await fetchval(pool, "SELECT count(*) FROM outbox")
 
     with pytest.raises(InventoryInsufficientError, match="p-0001"):
-        await store.reserve_inventory(order_id)
+        await store.run_step(order_id, forward.RESERVE_INVENTORY)
 
     assert await stock(pool, "p-0002") == (10, 0, 0)
     assert await stock(pool, "p-0001") == (3, 0, 0)
@@ -169,27 +173,29 @@ async def test_once_a_compensation_began_no_forward_step_runs(
     store: PostgresSagaStore, pool: asyncpg.Pool[Any]
 ) -> None:
     order_id = await create(store, [("p-0001", 1)])
-    assert await store.release_inventory(order_id, FailureReason.OUT_OF_STOCK) == {"released": []}
+    assert await store.run_step(
+        order_id, compensations.release_inventory(FailureReason.OUT_OF_STOCK)
+    ) == {"released": []}
 
     with pytest.raises(OrderAbortedError):
-        await store.reserve_inventory(order_id)
+        await store.run_step(order_id, forward.RESERVE_INVENTORY)
     # Even a step already recorded refuses: a re-run goes down the compensations instead.
     with pytest.raises(OrderAbortedError):
         await store.create_order(order_id, "us-east-1", *order_input([("p-0001", 1)])[1:])
     assert await stock(pool, "p-0001") == (3, 0, 0)
 
-    result = await store.mark_order_failed(order_id, REASON, {})
+    result = await store.run_step(order_id, compensations.mark_order_failed(REASON, {}))
     # The first compensation's reason stands.
     assert result == {"status": "FAILED", "failureReason": FailureReason.OUT_OF_STOCK}
 
 
-async def forward(store: PostgresSagaStore, order_id: str, until: str) -> None:
+async def go_forward(store: PostgresSagaStore, order_id: str, until: str) -> None:
     steps = [
-        (Step.RESERVE_INVENTORY, store.reserve_inventory),
+        (Step.RESERVE_INVENTORY, partial(store.run_step, rule=forward.RESERVE_INVENTORY)),
         (Step.AUTHORIZE_PAYMENT, store.authorize_payment),
         (Step.CAPTURE_PAYMENT, store.capture_payment),
-        (Step.UPDATE_CUSTOMER, store.update_customer),
-        (Step.CONFIRM_ORDER, store.confirm_order),
+        (Step.UPDATE_CUSTOMER, partial(store.run_step, rule=forward.UPDATE_CUSTOMER)),
+        (Step.CONFIRM_ORDER, partial(store.run_step, rule=forward.CONFIRM_ORDER)),
     ]
     for step, run in steps:
         await run(order_id)
@@ -201,22 +207,22 @@ async def test_compensations_undo_exactly_what_was_done(
     store: PostgresSagaStore, pool: asyncpg.Pool[Any], provider: FakePaymentProvider
 ) -> None:
     order_id = await create(store, [("p-0001", 2), ("p-0002", 1)])
-    await forward(store, order_id, until=Step.UPDATE_CUSTOMER)
+    await go_forward(store, order_id, until=Step.UPDATE_CUSTOMER)
     assert await stock(pool, "p-0001") == (1, 0, 2)
     assert await fetchval(pool, "SELECT loyalty_points FROM customers") == 22
 
-    assert await store.revert_loyalty(order_id, REASON) == {"reverted": 22}
+    assert await store.run_step(order_id, compensations.revert_loyalty(REASON)) == {"reverted": 22}
     assert await store.refund_payment(order_id, REASON) == {"refunded": True}
     # Refunded, not voided: a captured authorization cannot be voided.
     assert await store.void_authorization(order_id, REASON) == {"voided": False}
-    assert await store.release_inventory(order_id, REASON) == {
+    assert await store.run_step(order_id, compensations.release_inventory(REASON)) == {
         "released": [
             {"productId": "p-0001", "quantity": 2},
             {"productId": "p-0002", "quantity": 1},
         ],
         "from": "sold",
     }
-    await store.mark_order_failed(order_id, REASON, {})
+    await store.run_step(order_id, compensations.mark_order_failed(REASON, {}))
 
     assert await stock(pool, "p-0001") == (3, 0, 0)
     assert await fetchval(pool, "SELECT loyalty_points FROM customers") == 0
@@ -228,11 +234,11 @@ async def test_a_failed_order_keeps_nothing_or_is_not_marked(
     store: PostgresSagaStore, pool: asyncpg.Pool[Any]
 ) -> None:
     order_id = await create(store, [("p-0001", 1)])
-    await forward(store, order_id, until=Step.CAPTURE_PAYMENT)
+    await go_forward(store, order_id, until=Step.CAPTURE_PAYMENT)
     # Straight to MarkOrderFailed, skipping the compensations: refused, the order as it was
     # (the reconciler's re-run then goes through the whole chain).
     with pytest.raises(SagaStateError, match="CAPTURED"):
-        await store.mark_order_failed(order_id, REASON, {})
+        await store.run_step(order_id, compensations.mark_order_failed(REASON, {}))
     assert await fetchval(pool, "SELECT status FROM orders") == "CAPTURED"
 
 
@@ -240,22 +246,24 @@ async def test_a_checkout_compensation_leaves_a_confirmed_order_alone(
     store: PostgresSagaStore, pool: asyncpg.Pool[Any], provider: FakePaymentProvider
 ) -> None:
     order_id = await create(store, [("p-0001", 1)])
-    await forward(store, order_id, until=Step.CONFIRM_ORDER)
+    await go_forward(store, order_id, until=Step.CONFIRM_ORDER)
 
     # A late failure answer of this checkout sends it into compensation: nothing happens,
     # and nothing is recorded...
     skipped = {"skipped": "the order is CONFIRMED"}
-    assert await store.revert_loyalty(order_id, REASON) == skipped
-    assert await store.release_inventory(order_id, REASON) == skipped
-    assert await store.mark_order_failed(order_id, REASON, {}) == skipped
+    assert await store.run_step(order_id, compensations.revert_loyalty(REASON)) == skipped
+    assert await store.run_step(order_id, compensations.release_inventory(REASON)) == skipped
+    assert await store.run_step(order_id, compensations.mark_order_failed(REASON, {})) == skipped
     assert await fetchval(pool, "SELECT status FROM orders") == "CONFIRMED"
 
     # ...so its cancellation later still finds every step to do.
-    await store.begin_cancellation(order_id, {"orderId": order_id, "idempotencyKey": "c1"})
+    await store.run_step(order_id, cancellation(order_id))
     await store.refund_payment(order_id, REASON)
-    await store.release_inventory(order_id, REASON)
-    await store.revert_loyalty(order_id, REASON)
-    assert await store.mark_order_cancelled(order_id) == {"status": "CANCELLED"}
+    await store.run_step(order_id, compensations.release_inventory(REASON))
+    await store.run_step(order_id, compensations.revert_loyalty(REASON))
+    assert await store.run_step(order_id, compensations.MARK_ORDER_CANCELLED) == {
+        "status": "CANCELLED"
+    }
     assert await stock(pool, "p-0001") == (3, 0, 0)
     assert provider.money_taken() == {}
     assert await fetchval(pool, "SELECT loyalty_points FROM customers") == 0
@@ -265,17 +273,18 @@ async def test_a_late_failure_of_its_checkout_leaves_a_cancelled_order_cancelled
     store: PostgresSagaStore, pool: asyncpg.Pool[Any], provider: FakePaymentProvider
 ) -> None:
     order_id = await create(store, [("p-0001", 1)])
-    await forward(store, order_id, until=Step.CONFIRM_ORDER)
-    await store.begin_cancellation(order_id, {"orderId": order_id, "idempotencyKey": "c1"})
-    for compensation in (store.refund_payment, store.release_inventory, store.revert_loyalty):
-        await compensation(order_id, FailureReason.CANCELLED_BY_CUSTOMER)
-    await store.mark_order_cancelled(order_id)
+    await go_forward(store, order_id, until=Step.CONFIRM_ORDER)
+    await store.run_step(order_id, cancellation(order_id))
+    await store.refund_payment(order_id, FailureReason.CANCELLED_BY_CUSTOMER)
+    for compensation in (compensations.release_inventory, compensations.revert_loyalty):
+        await store.run_step(order_id, compensation(FailureReason.CANCELLED_BY_CUSTOMER))
+    await store.run_step(order_id, compensations.MARK_ORDER_CANCELLED)
     calls = len(provider.calls)
 
     # The checkout's own chain, run late (its ConfirmOrder answer was lost): all done already.
     assert await store.refund_payment(order_id, REASON) == {"refunded": True}
     assert await store.void_authorization(order_id, REASON) == {"voided": False}
-    assert await store.mark_order_failed(order_id, REASON, {}) == {
+    assert await store.run_step(order_id, compensations.mark_order_failed(REASON, {})) == {
         "skipped": "the order is CANCELLED"
     }
     assert await fetchval(pool, "SELECT status FROM orders") == "CANCELLED"
@@ -285,7 +294,7 @@ async def test_a_late_failure_of_its_checkout_leaves_a_cancelled_order_cancelled
 async def test_a_redelivered_refusal_is_refused_again(store: PostgresSagaStore) -> None:
     order_id, command, execution_input = order_input([("p-0001", 1)], token="tok_chargeDeclined")
     await store.create_order(order_id, "us-east-1", command, execution_input)
-    await store.reserve_inventory(order_id)
+    await store.run_step(order_id, forward.RESERVE_INVENTORY)
     for _ in range(2):
         with pytest.raises(PaymentDeclinedError):
             await store.authorize_payment(order_id)
@@ -296,9 +305,9 @@ async def test_only_a_confirmed_order_can_be_cancelled(
 ) -> None:
     order_id = await create(store, [("p-0001", 1)])
     with pytest.raises(OrderNotCancellableError, match="PENDING"):
-        await store.begin_cancellation(order_id, {"orderId": order_id, "idempotencyKey": "c1"})
+        await store.run_step(order_id, cancellation(order_id))
     # Nothing changed: the checkout goes on.
-    await forward(store, order_id, until=Step.RESERVE_INVENTORY)
+    await go_forward(store, order_id, until=Step.RESERVE_INVENTORY)
     assert await fetchval(pool, "SELECT cancel_input FROM sagas") is None
 
 
@@ -306,7 +315,7 @@ async def test_a_capture_whose_answer_was_lost_is_refunded_by_replaying_it(
     store: PostgresSagaStore, pool: asyncpg.Pool[Any], provider: FakePaymentProvider
 ) -> None:
     order_id = await create(store, [("p-0001", 1)])
-    await forward(store, order_id, until=Step.AUTHORIZE_PAYMENT)
+    await go_forward(store, order_id, until=Step.AUTHORIZE_PAYMENT)
     provider.inject(Fault("capture", PaymentTimeoutError("no answer"), after_effect=True))
 
     with pytest.raises(PaymentTimeoutError):
@@ -317,9 +326,9 @@ async def test_a_capture_whose_answer_was_lost_is_refunded_by_replaying_it(
     assert await store.refund_payment(order_id, REASON) == {"refunded": True}
     assert await store.void_authorization(order_id, REASON) == {"voided": False}
     # The capture never counted as done here: the stock goes back from reserved.
-    released = await store.release_inventory(order_id, REASON)
+    released = await store.run_step(order_id, compensations.release_inventory(REASON))
     assert released["from"] == "reserved"
-    await store.mark_order_failed(order_id, REASON, {})
+    await store.run_step(order_id, compensations.mark_order_failed(REASON, {}))
     assert provider.money_taken() == {} and provider.holds() == {}
 
 
@@ -329,7 +338,7 @@ async def test_a_slow_capture_racing_its_refund_is_refunded_once(
     slow = SlowAnswers(provider, "capture")
     store = PostgresSagaStore(pool, pg_dsn, slow)
     order_id = await create(store, [("p-0001", 1)])
-    await forward(store, order_id, until=Step.AUTHORIZE_PAYMENT)
+    await go_forward(store, order_id, until=Step.AUTHORIZE_PAYMENT)
 
     capture = asyncio.create_task(store.capture_payment(order_id))
     await slow.waiting.wait()
@@ -342,8 +351,8 @@ async def test_a_slow_capture_racing_its_refund_is_refunded_once(
     assert await fetchval(pool, "SELECT status FROM payments") == "REFUNDED"
     assert len(provider.refunds) == 1 and provider.money_taken() == {}
     assert await store.void_authorization(order_id, REASON) == {"voided": False}
-    await store.release_inventory(order_id, REASON)
-    await store.mark_order_failed(order_id, REASON, {})
+    await store.run_step(order_id, compensations.release_inventory(REASON))
+    await store.run_step(order_id, compensations.mark_order_failed(REASON, {}))
     assert await stock(pool, "p-0001") == (3, 0, 0)
 
 
@@ -353,7 +362,7 @@ async def test_a_late_authorization_after_the_void_gave_up_is_voided_by_the_step
     slow = SlowAnswers(provider, "authorize")
     store = PostgresSagaStore(pool, pg_dsn, slow)
     order_id = await create(store, [("p-0001", 1)])
-    await forward(store, order_id, until=Step.RESERVE_INVENTORY)
+    await go_forward(store, order_id, until=Step.RESERVE_INVENTORY)
 
     authorize = asyncio.create_task(store.authorize_payment(order_id))
     await slow.waiting.wait()
