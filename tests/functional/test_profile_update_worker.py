@@ -16,7 +16,7 @@ from adapters.sqs import SqsTaskQueue
 from domain.backoff import Backoff
 from domain.commands import UpdateCustomerProfile
 from domain.errors import BackendUnavailableError
-from tests.support.saga import InMemoryTaskQueue, QueuedMessage, eventually
+from tests.support.task_queue import InMemoryTaskQueue, QueuedMessage, eventually
 from workflows.ports import ProfileStore, TaskQueue
 from workflows.profile_updates import profile_update_worker
 
