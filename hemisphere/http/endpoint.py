@@ -104,8 +104,11 @@ class GraphQLHTTP:
             )
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in request.scope["headers"]}
         try:
+            # The URL matters to a SigV4 signature only (an API key request has no
+            # Authorization header): not rebuilt for every read.
+            url = _signed_url(request, headers) if "authorization" in headers else ""
             caller = await self._authenticator.authenticate(
-                method="POST", url=_signed_url(request, headers), headers=headers, body=body
+                method="POST", url=url, headers=headers, body=body
             )
         except UnauthorizedError as exc:
             # AppSync says the same thing for a missing and a wrong key: nothing to probe.
@@ -190,13 +193,21 @@ class GraphQLHTTP:
         declared = request.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self._max_body_bytes:
             return None
+        # ASGI's receive directly: a small body comes in one message, and Starlette's stream
+        # generator cost a read as much as the rest of a cached answer.
         chunks, size = [], 0
-        async for chunk in request.stream():
+        while True:
+            message = await request.receive()
+            if message["type"] != "http.request":
+                break  # the client went away: what came is all there is
+            chunk = message.get("body", b"")
             size += len(chunk)
             if size > self._max_body_bytes:
                 return None
             chunks.append(chunk)
-        return b"".join(chunks)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _throttled(decision: Decision) -> Response | None:
