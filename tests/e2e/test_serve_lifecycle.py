@@ -171,12 +171,15 @@ def test_a_killed_local_aws_endpoint_fails_readiness_then_is_restarted_and_rebui
     assert readyz(served).status_code == 200
     moto.kill()
 
+    # Another check (the table's, read through the dead endpoint) may fail first on a busy
+    # machine: wait for the one that names the child.
     deadline = time.monotonic() + 10
-    while (answer := readyz(served)).status_code == 200:
+    while (answer := readyz(served)).status_code == 200 or (
+        answer.json()["checks"].get("local-aws") == "ok"
+    ):
         assert time.monotonic() < deadline, "readiness never noticed the dead child"
         time.sleep(0.1)
     assert answer.status_code == 503
-    assert answer.json()["checks"]["local-aws"] != "ok"
     upsert(served, "DURING-OUTAGE")  # PostgreSQL took it; the projection follows the restart
 
     deadline = time.monotonic() + 90
