@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from domain.aggregates import snapshot_of
 from domain.events import Event
-from subscriptions.ports import STREAM_KEY, Broker
+from subscriptions.ports import STREAM_KEY, TRACE_KEY, Broker
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,10 @@ class ChangeAnnouncer:
         for event in events:
             aggregate, snapshot = snapshot_of(event)
             message = {**aggregate.to_plain(snapshot), STREAM_KEY: True}
+            if event.trace_context:
+                # The change's trace goes on to each subscriber's delivery, as the stream
+                # publication's would (it is dropped as a duplicate when it comes).
+                message[TRACE_KEY] = dict(event.trace_context)
             try:
                 await self._broker.publish(aggregate.publish_mutation, message)
             except Exception as error:  # the stream brings it anyway

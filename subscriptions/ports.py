@@ -13,6 +13,10 @@ Message = dict[str, Any]
 # Marks a message published by the region's change-stream publisher: only those feed the
 # instances' VersionGate (subscriptions.inprocess). Not a GraphQL name, so never a field.
 STREAM_KEY = "$stream"
+# The W3C trace context of the change a message carries (subscriptions.tracing): each
+# subscriber's delivery is a span in that trace. GraphQL names match [_A-Za-z][_0-9A-Za-z]*,
+# so "$trace" never collides with a field.
+TRACE_KEY = "$trace"
 
 
 class Broker(Protocol):

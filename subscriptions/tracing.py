@@ -10,10 +10,7 @@ from typing import Any
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
-from subscriptions.ports import Message
-
-# GraphQL names match [_A-Za-z][_0-9A-Za-z]*, so "$trace" never collides with a field.
-TRACE_KEY = "$trace"
+from subscriptions.ports import TRACE_KEY, Message
 
 # The tracer is looked up at each use: one kept from import would keep the first provider.
 _TRACER = "hemisphere.subscriptions"

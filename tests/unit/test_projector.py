@@ -11,7 +11,7 @@ from domain.events import CustomerChanged, Event, ProductChanged
 from projections.announcer import ChangeAnnouncer
 from projections.projector import Projector
 from subscriptions.inprocess import InProcessBroker
-from subscriptions.ports import STREAM_KEY
+from subscriptions.ports import STREAM_KEY, TRACE_KEY
 from tests.support.builders import customer, product
 
 
@@ -59,3 +59,14 @@ async def test_a_broker_that_is_down_costs_the_projection_nothing() -> None:
     writer = RecordingWriter()
     events: list[Event] = [ProductChanged(product()), CustomerChanged(customer())]
     assert await Projector(writer, ChangeAnnouncer(RefusingBroker())).handle(events) == 1
+
+
+async def test_an_announcement_carries_the_change_s_trace() -> None:
+    broker = InProcessBroker()
+    heard = broker.subscribe("publishProduct")
+    carrier = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    event = ProductChanged(product(), trace_context=carrier)
+
+    await Projector(RecordingWriter(), ChangeAnnouncer(broker)).handle([event, event])
+    message = await anext(aiter(heard))
+    assert message[TRACE_KEY] == carrier
