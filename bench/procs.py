@@ -10,6 +10,7 @@ import re
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -319,3 +320,23 @@ def unwind_on_signals() -> Iterator[None]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+def serve_env(**extra: str) -> dict[str, str]:
+    """The environment a benchmark's `hemisphere serve` runs with: the embedded stack (serve
+    starts moto itself only without AWS_ENDPOINT_URL, and writes <data-dir>/api-key only
+    when no key is configured), unbuffered output, and `extra`."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("AWS_ENDPOINT_URL", "HEMISPHERE_API_KEYS", "HEMISPHERE_DATA_DIR")
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def hemisphere_argv(*args: str) -> list[str]:
+    """The `hemisphere` command of this venv (its module when the script is missing)."""
+    exe = Path(sys.executable).with_name("hemisphere")
+    return [str(exe), *args] if exe.exists() else [sys.executable, "-m", "hemisphere.cli", *args]

@@ -59,9 +59,11 @@ from procs import (
     WrkResult,
     child_with,
     free_port,
+    hemisphere_argv,
     pin_threads,
     post,
     run_wrk,
+    serve_env,
     stop_pid,
     stop_process,
     tail,
@@ -271,22 +273,12 @@ def start_hemisphere(procs: Processes, workdir: Path, profiler: str) -> Target:
     port = free_port()
     # The embedded stack: serve starts moto itself only when AWS_ENDPOINT_URL is unset, and
     # writes <data-dir>/api-key only when no key is configured.
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("AWS_ENDPOINT_URL", "HEMISPHERE_API_KEYS", "HEMISPHERE_DATA_DIR")
-    }
-    env["PYTHONUNBUFFERED"] = "1"
+    env = serve_env()
     serve_args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
     if profiler == "cprofile":
         argv = [sys.executable, str(BENCH / "cprofile_serve.py"), str(workdir), *serve_args]
     else:
-        exe = Path(sys.executable).with_name("hemisphere")
-        argv = (
-            [str(exe), *serve_args]
-            if exe.exists()
-            else [sys.executable, "-m", "hemisphere.cli", *serve_args]
-        )
+        argv = hemisphere_argv(*serve_args)
 
     leftovers: dict[str, int] = {}
     # Registered first, so it runs after serve has stopped (or failed to stop) its children.

@@ -63,7 +63,9 @@ from procs import (
     child_with,
     cores_busy_seconds,
     free_port,
+    hemisphere_argv,
     process_cpu_seconds,
+    serve_env,
     unwind_on_signals,
     wait_for_line,
     wait_http,
@@ -159,20 +161,10 @@ def start_stack(procs: Processes, workdir: Path) -> Stack:
     data_dir = workdir / "hemisphere"
     log = workdir / "hemisphere.log"
     port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("AWS_ENDPOINT_URL", "HEMISPHERE_API_KEYS", "HEMISPHERE_DATA_DIR")
-    }
-    env["PYTHONUNBUFFERED"] = "1"
+    env = serve_env()
     embedded_postgres = "DATABASE_URL" not in env
-    exe = Path(sys.executable).with_name("hemisphere")
     serve_args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
-    argv = (
-        [str(exe), *serve_args]
-        if exe.exists()
-        else [sys.executable, "-m", "hemisphere.cli", *serve_args]
-    )
+    argv = hemisphere_argv(*serve_args)
     leftovers: dict[str, int] = {}
     # Registered first, so it runs after serve has stopped (or failed to stop) its children.
     procs.callback(stop_leftovers, leftovers, data_dir, embedded_postgres)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import statistics
 import sys
@@ -33,7 +32,15 @@ import httpx
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from procs import Processes, free_port, tail, unwind_on_signals, wait_for_line
+from procs import (
+    Processes,
+    free_port,
+    hemisphere_argv,
+    serve_env,
+    tail,
+    unwind_on_signals,
+    wait_for_line,
+)
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -70,16 +77,9 @@ def start_serve(procs: Processes, workdir: Path, announce: bool) -> tuple[str, s
     data_dir = workdir / "hemisphere"
     log = workdir / "hemisphere.log"
     port = free_port()
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in ("AWS_ENDPOINT_URL", "HEMISPHERE_API_KEYS", "HEMISPHERE_DATA_DIR")
-    }
-    env["PYTHONUNBUFFERED"] = "1"
-    env["HEMISPHERE_ANNOUNCE_WRITES"] = "true" if announce else "false"
-    exe = Path(sys.executable).with_name("hemisphere")
+    env = serve_env(HEMISPHERE_ANNOUNCE_WRITES="true" if announce else "false")
     args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
-    argv = [str(exe), *args] if exe.exists() else [sys.executable, "-m", "hemisphere.cli", *args]
+    argv = hemisphere_argv(*args)
     leftovers: dict[str, int] = {}
     procs.callback(stop_leftovers, leftovers, data_dir, "DATABASE_URL" not in env)
     print(f"# starting hemisphere serve on :{port} (announce={announce}) ...", flush=True)
