@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from adapters.dynamodb.client import StaticCredentials, create_client
+from adapters.dynamodb.client import create_client
 from adapters.dynamodb.health import check_table
 from adapters.dynamodb.reader import DynamoProjectionReader
 from adapters.dynamodb.table import ensure_table
@@ -26,6 +26,7 @@ from adapters.postgres.seed import seed_demo_data
 from adapters.postgres.snapshots import PostgresSnapshotSource
 from adapters.stepfunctions import ensure_state_machines
 from domain.model import RegionControl
+from hemisphere.aws_credentials import aws_credentials
 from hemisphere.background import cancel_task
 from hemisphere.fanout import start_broker, start_read_cache, start_stream_publisher
 from hemisphere.metrics import stream_lag_histogram
@@ -57,13 +58,6 @@ log = logging.getLogger(__name__)
 MAX_OUTBOX_LAG_SECONDS = 10.0
 
 
-def aws_credentials(settings: Settings) -> StaticCredentials | None:
-    """Explicit credentials when configured; otherwise botocore's default chain (a task role)."""
-    if settings.aws_access_key_id and settings.aws_secret_access_key:
-        return StaticCredentials(settings.aws_access_key_id, settings.aws_secret_access_key)
-    return None
-
-
 @contextlib.asynccontextmanager
 async def start_runtime(
     settings: Settings, options: StartupOptions | None = None
@@ -90,8 +84,9 @@ async def start_runtime(
             if options.seed_demo_data and await seed_demo_data(pool):
                 log.info("seeded the demo catalog")
 
+        credentials = aws_credentials(settings)
         client = await stack.enter_async_context(
-            create_client(settings.aws_endpoint_url, settings.region, aws_credentials(settings))
+            create_client(settings.aws_endpoint_url, settings.region, credentials)
         )
         await ensure_table(client, settings.table_name)
         reader: ProjectionReader = DynamoProjectionReader(client, settings.table_name)
@@ -109,7 +104,7 @@ async def start_runtime(
         broker = await start_broker(stack, settings)
         stream_lag = stream_lag_histogram()
         publisher = await start_stream_publisher(
-            stack, settings, client, aws_credentials(settings), lag=stream_lag.observe
+            stack, settings, client, credentials, lag=stream_lag.observe
         )
         read_cache = None
         # Kept exact by the region's stream publications: this process's own publisher, or
@@ -118,7 +113,7 @@ async def start_runtime(
             read_cache = await start_read_cache(stack, broker)
             reader = CachedProjectionReader(reader, read_cache)
 
-        clients = await open_write_clients(stack, settings, aws_credentials(settings))
+        clients = await open_write_clients(stack, settings, credentials)
         databases = region_databases(stack, settings, pool)
         workflows, profiles = await write_ports(stack, settings, clients, databases)
         if is_primary and settings.run_workers:

@@ -146,7 +146,7 @@ async def _rebuild(settings: Settings, *, fresh: bool) -> int:
     from adapters.dynamodb.writer import DynamoProjectionWriter
     from adapters.postgres.pool import create_pool
     from adapters.postgres.snapshots import PostgresSnapshotSource
-    from hemisphere.bootstrap import aws_credentials
+    from hemisphere.aws_credentials import aws_credentials
     from projections.rebuild import rebuild
 
     assert settings.database_url is not None

@@ -39,6 +39,7 @@ from adapters.stepfunctions import (
 )
 from adapters.stepfunctions import create_client as create_sfn_client
 from domain.model import RegionControl
+from hemisphere.aws_credentials import aws_credentials
 from hemisphere.background import cancel_task
 from hemisphere.settings import Settings, SettingsError
 from regions.checkout_intents import RecordedCheckouts
@@ -147,9 +148,6 @@ async def primary_client(
     endpoint) that fails fast: a secondary's writes go there, and an outage must read as
     ReadOnlyRegion quickly."""
     target = write_target(write_endpoints(settings), region)
-    credentials = None
-    if settings.aws_access_key_id and settings.aws_secret_access_key:
-        credentials = StaticCredentials(settings.aws_access_key_id, settings.aws_secret_access_key)
     # The primary's region name, not ours: SigV4 signs for the region that answers. The
     # shared config's 1 s connect / 3 s read / one retry is what makes a down primary report
     # quickly; more retries would only make it slow to.
@@ -157,7 +155,7 @@ async def primary_client(
         service,
         target.endpoint_url,
         target.primary_region,
-        credentials,
+        aws_credentials(settings),
         config=client_config(max_pool_connections=32),
     ) as client:
         yield client

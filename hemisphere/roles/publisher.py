@@ -55,7 +55,7 @@ def run_publisher(args: argparse.Namespace) -> int:
 async def _publish(settings: Settings, shutdown: Shutdown) -> int:
     from adapters.dynamodb.client import create_client
     from adapters.dynamodb.table import ensure_table
-    from hemisphere.bootstrap import aws_credentials
+    from hemisphere.aws_credentials import aws_credentials
     from hemisphere.fanout import start_stream_publisher
     from hemisphere.roles.startup import wait_for_backends
 
