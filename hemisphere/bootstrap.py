@@ -46,8 +46,7 @@ from projections.cached_reader import CachedProjectionReader
 from projections.projector import Projector
 from projections.rebuild import rebuild
 from projections.relay import OutboxRelay
-from resolvers.context import Topology
-from resolvers.pagination import PageTokens
+from resolvers.context import Ports, Topology
 from resolvers.ports import ProjectionReader
 from workflows.definitions import definitions
 
@@ -64,8 +63,6 @@ async def start_runtime(
 ) -> AsyncIterator[Runtime]:
     if settings.database_url is None:
         raise SettingsError("DATABASE_URL is not set (hemisphere serve starts an embedded one)")
-    if settings.token_secret is None:
-        raise SettingsError("HEMISPHERE_TOKEN_SECRET is not set")
     options = options or StartupOptions()
     is_primary = settings.region == settings.primary_region
 
@@ -149,20 +146,20 @@ async def start_runtime(
             written = await rebuild(PostgresSnapshotSource(pool), writer)
             log.info("restored the AWS endpoint's resources; rebuilt %d projection items", written)
 
-        assert settings.token_secret is not None
         yield Runtime(
+            ports=Ports(
+                reader=reader,
+                broker=broker,
+                topology=Topology(settings.region, settings.primary_region),
+                catalog=await catalog_port(
+                    stack, settings, pool, clients, databases, is_primary=is_primary
+                ),
+                workflows=workflows,
+                profiles=profiles,
+            ),
             probes=_probes(settings, pool, client),
             restore_aws=restore_aws,
-            reader=reader,
             read_cache=read_cache,
-            catalog=await catalog_port(
-                stack, settings, pool, clients, databases, is_primary=is_primary
-            ),
-            broker=broker,
-            tokens=PageTokens(settings.token_secret),
-            topology=Topology(settings.region, settings.primary_region),
-            workflows=workflows,
-            profiles=profiles,
             collectors=(
                 stream_lag,
                 *await start_sampling(stack, settings, pool, clients, standby=standby),

@@ -251,20 +251,19 @@ async def catalog_port(
     databases: Mapping[str, RegionPool],
     *,
     is_primary: bool,
-) -> Catalog | None:
+) -> Catalog:
     """Catalog writes, fenced at the start and in their transaction. With every region's
     database known (HEMISPHERE_REGION_DATABASE_URLS), they follow the primary from any
-    region; otherwise only the primary has them (None: ReadOnlyRegion)."""
+    region; otherwise only the primary has them: a secondary's are routed to no database,
+    which answers ReadOnlyRegion as any write the region cannot make does."""
     assert settings.database_url is not None
-    if settings.region_database_urls:
+    if settings.region_database_urls or not is_primary:
         if is_primary:
             await relational_fence(settings, pool)  # the topology record of a first start
         by_region: dict[str, CatalogAt] = {
             region: PostgresCatalogAt(database) for region, database in databases.items()
         }
         return RoutedCatalog(clients.fence, by_region)
-    if not is_primary:
-        return None
     fence = await relational_fence(settings, pool)
     return FencedCatalog(PostgresCatalog(pool, settings.database_url, fence=fence), clients.fence)
 
