@@ -15,7 +15,7 @@ import asyncpg
 from adapters.dynamodb.client import create_client
 from adapters.dynamodb.health import check_table
 from adapters.dynamodb.reader import DynamoProjectionReader
-from adapters.dynamodb.table import ensure_table
+from adapters.dynamodb.table import delete_table, ensure_table
 from adapters.dynamodb.writer import DynamoProjectionWriter
 from adapters.eventbridge import ensure_profile_update_route
 from adapters.postgres.health import is_standby, outbox_lag_seconds, ping
@@ -31,7 +31,7 @@ from hemisphere.background import cancel_task
 from hemisphere.fanout import start_broker, start_read_cache, start_stream_publisher
 from hemisphere.metrics import stream_lag_histogram
 from hemisphere.readiness import Probe
-from hemisphere.runtime import Runtime, StartupOptions
+from hemisphere.runtime import Progress, Runtime, StartupOptions
 from hemisphere.runtime_metrics import ReadCacheMetrics, start_sampling
 from hemisphere.settings import Settings, SettingsError
 from hemisphere.write_path import (
@@ -67,8 +67,7 @@ async def start_runtime(
     is_primary = settings.region == settings.primary_region
 
     async with contextlib.AsyncExitStack() as stack:
-        pool = await create_pool(settings.database_url, min_size=2, max_size=10)
-        stack.push_async_callback(pool.close)
+        pool = await open_pool(stack, settings)
         standby = await is_standby(pool)
         if standby:
             # A secondary region's read-only hot standby: the primary migrates and seeds it.
@@ -81,11 +80,7 @@ async def start_runtime(
             if options.seed_demo_data and await seed_demo_data(pool):
                 log.info("seeded the demo catalog")
 
-        credentials = aws_credentials(settings)
-        client = await stack.enter_async_context(
-            create_client(settings.aws_endpoint_url, settings.region, credentials)
-        )
-        await ensure_table(client, settings.table_name)
+        client = await open_projection_table(stack, settings)
         reader: ProjectionReader = DynamoProjectionReader(client, settings.table_name)
         writer = DynamoProjectionWriter(client, settings.table_name)
         if is_primary:
@@ -93,13 +88,12 @@ async def start_runtime(
             # it as promotions and read-only switches left it.
             await writer.init_region_control(RegionControl(settings.primary_region, epoch=1))
         if options.rebuild_projections:
-            written = await rebuild(
-                PostgresSnapshotSource(pool), writer, progress=options.rebuild_progress
-            )
+            written = await rebuild_projections(pool, writer, options.rebuild_progress)
             log.info("rebuilt %d projection items", written)
 
         broker = await start_broker(stack, settings)
         stream_lag = stream_lag_histogram()
+        credentials = aws_credentials(settings)
         publisher = await start_stream_publisher(
             stack, settings, client, credentials, lag=stream_lag.observe
         )
@@ -143,7 +137,7 @@ async def start_runtime(
                 settings.event_bus_name,
                 f"{settings.event_bus_name}-profile-updates",
             )
-            written = await rebuild(PostgresSnapshotSource(pool), writer)
+            written = await rebuild_projections(pool, writer)
             log.info("restored the AWS endpoint's resources; rebuilt %d projection items", written)
 
         yield Runtime(
@@ -166,6 +160,38 @@ async def start_runtime(
                 *([ReadCacheMetrics(read_cache)] if read_cache is not None else []),
             ),
         )
+
+
+async def open_pool(
+    stack: contextlib.AsyncExitStack, settings: Settings, *, min_size: int = 2, max_size: int = 10
+) -> asyncpg.Pool[Any]:
+    """A pool of the region's relational model (DATABASE_URL), closed with the stack."""
+    if settings.database_url is None:
+        raise SettingsError("DATABASE_URL is not set")
+    pool = await create_pool(settings.database_url, min_size=min_size, max_size=max_size)
+    stack.push_async_callback(pool.close)
+    return pool
+
+
+async def open_projection_table(
+    stack: contextlib.AsyncExitStack, settings: Settings, *, fresh: bool = False
+) -> Any:
+    """A DynamoDB client of this region, closed with the stack, with the projection table in
+    place (with `fresh`, deleted and created again first)."""
+    client = await stack.enter_async_context(
+        create_client(settings.aws_endpoint_url, settings.region, aws_credentials(settings))
+    )
+    if fresh:
+        await delete_table(client, settings.table_name)
+    await ensure_table(client, settings.table_name)
+    return client
+
+
+async def rebuild_projections(
+    pool: asyncpg.Pool[Any], writer: DynamoProjectionWriter, progress: Progress | None = None
+) -> int:
+    """Write every projection item again from the relational model; the number written."""
+    return await rebuild(PostgresSnapshotSource(pool), writer, progress=progress)
 
 
 def _probes(settings: Settings, pool: asyncpg.Pool[Any], dynamodb: Any) -> tuple[Probe, ...]:
