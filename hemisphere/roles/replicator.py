@@ -30,12 +30,9 @@ from typing import TYPE_CHECKING
 import orjson
 
 from adapters.dynamodb.client import client_config, create_client
+from adapters.dynamodb.leases import DynamoCheckpointStore, DynamoLeaseStore
 from adapters.dynamodb.replication import DynamoReplicaTable, DynamoReplicationSource
-from adapters.dynamodb.stream import (
-    DynamoCheckpointStore,
-    DynamoLeaseStore,
-    create_streams_client,
-)
+from adapters.dynamodb.stream import create_streams_client
 from hemisphere.aws_credentials import aws_credentials
 from hemisphere.logs import configure_logging
 from hemisphere.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
