@@ -16,8 +16,8 @@ from hemisphere.appsync_export.regional import (
     TABLE_ARN,
     TABLE_INDEXES_ARN,
     TABLE_STREAMS_ARN,
-    _executions_arn,
-    _machine_arn,
+    executions_arn,
+    machine_arn,
 )
 from workflows.definitions import SAGAS
 
@@ -60,7 +60,7 @@ def _reads() -> list[dict[str, Any]]:
 def _start_up() -> list[dict[str, Any]]:
     """What every instance checks or puts in place at start (idempotently): the state machines
     and task queue of this region, the profile-update bus, rule and queues."""
-    here = [_machine_arn(saga, _HERE) for saga in SAGAS]
+    here = [machine_arn(saga, _HERE) for saga in SAGAS]
     return [
         allow(["states:ListStateMachines"], ["*"]),
         allow(
@@ -91,19 +91,19 @@ def _writes() -> list[dict[str, Any]]:
     return [
         allow(
             ["states:StartExecution"],
-            [_machine_arn(saga) for saga in SAGAS] + [_machine_arn(saga, _HERE) for saga in SAGAS],
+            [machine_arn(saga) for saga in SAGAS] + [machine_arn(saga, _HERE) for saga in SAGAS],
         ),
         allow(
             ["states:DescribeExecution"],
-            [_executions_arn(saga) for saga in SAGAS]
-            + [_executions_arn(saga, _HERE) for saga in SAGAS],
+            [executions_arn(saga) for saga in SAGAS]
+            + [executions_arn(saga, _HERE) for saga in SAGAS],
         ),
         allow(["events:PutEvents"], [_BUS_ARN, _PRIMARY_BUS_ARN]),
     ]
 
 
 def _workers() -> list[dict[str, Any]]:
-    here = [_machine_arn(saga, _HERE) for saga in SAGAS]
+    here = [machine_arn(saga, _HERE) for saga in SAGAS]
     return [
         allow(
             [
