@@ -4,6 +4,9 @@ publisher), Redis for the subscription fan-out, and each service's own IAM role.
 
 Configuration reaches the containers as the environment `hemisphere api|worker|publisher`
 read (see README, "Configuration"); secrets come from one Secrets Manager secret.
+
+It stays one module over 400 lines: one CloudFormation builder whose parts (roles, tasks,
+services, security groups, load balancer) name each other's logical ids.
 """
 
 from __future__ import annotations
