@@ -61,6 +61,9 @@ MAX_OUTBOX_LAG_SECONDS = 10.0
 async def start_runtime(
     settings: Settings, options: StartupOptions | None = None
 ) -> AsyncIterator[Runtime]:
+    """The backends behind the resolvers' ports and the processes' workers, for `hemisphere
+    serve`, `api` and `worker`. It needs no token secret: the page tokens are the app's, and
+    without one there is no stream publisher here."""
     if settings.database_url is None:
         raise SettingsError("DATABASE_URL is not set (hemisphere serve starts an embedded one)")
     options = options or StartupOptions()
