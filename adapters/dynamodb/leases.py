@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
+from adapters.aws import error_code
 from adapters.dynamodb import items
 from adapters.dynamodb.client import endpoint_of, translate_errors
 
@@ -40,10 +41,6 @@ KIND_CHECKPOINT: Final = "StreamCheckpoint"
 KIND_PUBLICATION_START: Final = "StreamPublicationStart"
 LEASE_SK: Final = "LEASE"
 _TRANSACTION_RETRIES: Final = 5
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 def _now_iso() -> str:
@@ -112,7 +109,7 @@ class DynamoLeaseStore:
                     ReturnValues="ALL_NEW",
                 )
         except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 return None  # another standby was quicker
             raise
         return int(response["Attributes"]["fencingToken"]["N"])
@@ -144,7 +141,7 @@ class DynamoLeaseStore:
                     },
                 )
         except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
         return True
@@ -242,7 +239,7 @@ class DynamoCheckpointStore:
                     ConditionExpression="attribute_not_exists(pk)",
                 )
         except ClientError as error:
-            if _code(error) != "ConditionalCheckFailedException":
+            if error_code(error) != "ConditionalCheckFailedException":
                 raise
         claimed = await self.publication_start(stream)
         assert claimed is not None, "a publication start just written or found"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from adapters.aws import StaticCredentials, aws_client
+from adapters.aws import StaticCredentials, aws_client, error_code
 from adapters.dynamodb import items
 from adapters.dynamodb.client import endpoint_of, translate_errors
 from domain.aggregates import Snapshot
@@ -44,10 +44,6 @@ async def create_streams_client(
         "dynamodbstreams", endpoint_url, region, credentials, config=config
     ) as client:
         yield client
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +149,7 @@ class DynamoChangeStream:
                     )
                 return str(response["ShardIterator"])
             except ClientError as error:
-                if _code(error) != "TrimmedDataAccessException":
+                if error_code(error) != "TrimmedDataAccessException":
                     raise
                 # Down longer than the stream keeps records (24 h): what was between is gone.
                 log.error(
@@ -197,10 +193,10 @@ class _ShardReader:
         try:
             changes, self._iterator = await self._stream.records(self._iterator)
         except ClientError as error:
-            if _code(error) == "ExpiredIteratorException":
+            if error_code(error) == "ExpiredIteratorException":
                 self._iterator = None
                 return (), False
-            if _code(error) == "LimitExceededException":  # over 5 reads/s on the shard
+            if error_code(error) == "LimitExceededException":  # over 5 reads/s on the shard
                 return (), False
             raise
         if changes:
