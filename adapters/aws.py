@@ -92,13 +92,18 @@ async def aws_client(
         yield client
 
 
+def error_code(error: ClientError) -> str:
+    """The AWS error code of a ClientError ("" when the answer names none)."""
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
 def is_unavailable(error: BaseException) -> bool:
     """Whether `error` means the service cannot answer now (as opposed to a wrong request)."""
     if isinstance(error, BotoConnectionError | HTTPClientError):
         # Refused/unresolvable endpoint, connect and read timeouts, dropped connections.
         return True
     if isinstance(error, ClientError):
-        code = error.response.get("Error", {}).get("Code", "")
+        code = error_code(error)
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
         return code in _UNAVAILABLE_CODES or status >= 500
     return False

@@ -21,7 +21,7 @@ from typing import Any, Final, Literal
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters.aws import StaticCredentials, aws_client, client_config
+from adapters.aws import StaticCredentials, aws_client, client_config, error_code
 from adapters.sqs import LONG_POLL_SECONDS, SqsClient, ensure_queue, queue_arn
 from domain.codec import encode_time
 from domain.commands import UpdateCustomerProfile
@@ -122,10 +122,6 @@ def _translate_errors(bus_name: str) -> Iterator[None]:
         ) from error
 
 
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 async def ensure_profile_update_route(
     events: EventsClient, sqs: SqsClient, bus_name: str, queue_name: str
 ) -> str:
@@ -137,7 +133,7 @@ async def ensure_profile_update_route(
             await events.create_event_bus(Name=bus_name)
         except ClientError as error:
             # Already there is the usual case after the first start.
-            if _error_code(error) != "ResourceAlreadyExistsException":
+            if error_code(error) != "ResourceAlreadyExistsException":
                 raise
 
         dead_letters_arn = await queue_arn(sqs, await ensure_queue(sqs, f"{queue_name}-dlq"))

@@ -19,7 +19,13 @@ from typing import Any, Final
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from adapters.aws import StaticCredentials, aws_client, client_config, translate_unavailable
+from adapters.aws import (
+    StaticCredentials,
+    aws_client,
+    client_config,
+    error_code,
+    translate_unavailable,
+)
 from domain.errors import BackendUnavailableError
 from workflows.ports import QueuedTask
 
@@ -59,10 +65,6 @@ async def create_client(
         yield client
 
 
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 async def ensure_queue(
     sqs: SqsClient, name: str, attributes: Mapping[str, str] | None = None
 ) -> str:
@@ -74,7 +76,7 @@ async def ensure_queue(
         try:
             url = str((await sqs.get_queue_url(QueueName=name))["QueueUrl"])
         except ClientError as error:
-            code = _error_code(error)
+            code = error_code(error)
             if "NonExistentQueue" not in code and "QueueDoesNotExist" not in code:
                 raise
             url = str((await sqs.create_queue(QueueName=name))["QueueUrl"])

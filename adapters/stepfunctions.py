@@ -22,7 +22,7 @@ from typing import Any, Final
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from adapters.aws import StaticCredentials, aws_client, translate_unavailable
+from adapters.aws import StaticCredentials, aws_client, error_code, translate_unavailable
 from adapters.sqs import SqsClient, ensure_task_queue
 from adapters.tracing import without_trace_context
 from domain.commands import CancelOrder, Checkout
@@ -82,10 +82,6 @@ async def create_client(
     regional endpoint; the local stack passes its moto URL, a secondary region the primary's."""
     async with aws_client("stepfunctions", endpoint_url, region, credentials, config=config) as c:
         yield c
-
-
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 # -- the state machines -----------------------------------------------------------------------
@@ -168,7 +164,7 @@ async def ensure_state_machines(
                     continue
                 except ClientError as error:
                     # Another instance created it since we listed: update it instead.
-                    if _error_code(error) != "StateMachineAlreadyExists":
+                    if error_code(error) != "StateMachineAlreadyExists":
                         raise
                     arn = (await _state_machines(sfn))[name]
             described = await sfn.describe_state_machine(stateMachineArn=arn)
@@ -248,7 +244,7 @@ class StepFunctionsOrderWorkflows:
                 )
                 return None
             except ClientError as error:
-                code = _error_code(error)
+                code = error_code(error)
                 if code in _THROTTLED_CODES:
                     # Step Functions' own admission control (its StartExecution rate, the
                     # account's open executions): the same answer as our own gate's.
@@ -296,7 +292,7 @@ class StepFunctionsSagaEngine:
                     stateMachineArn=self._machines.arn(saga), name=name, input=execution_input
                 )
             except ClientError as error:
-                if _error_code(error) != "ExecutionAlreadyExists":
+                if error_code(error) != "ExecutionAlreadyExists":
                     raise
                 log.info("execution %s already exists; left as it is", name)
 
@@ -326,6 +322,6 @@ class StepFunctionsTaskAnswers:
 
 def _moot(error: ClientError) -> bool:
     """False for an answer nobody waits for any more; any other refusal is raised."""
-    if _error_code(error) in _MOOT_ANSWER_CODES:
+    if error_code(error) in _MOOT_ANSWER_CODES:
         return False
     raise error

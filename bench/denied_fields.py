@@ -22,7 +22,7 @@ from domain.auth import AuthMode, Caller
 from hemisphere.http.lambda_authorizer_fields import DeniedFieldsExecutor
 from resolvers.context import Context
 from resolvers.schema import build_schema
-from tests.support.app import fake_runtime
+from tests.support.app import TOKENS, fake_runtime
 from tests.support.fakes import InMemoryReader, make_products
 
 QUERY = """query P($id: ID!) { product(id: $id) { id sku name description category
@@ -46,14 +46,7 @@ async def main(rounds: int) -> None:
     }
 
     def context(caller: Caller) -> Context:
-        return Context(
-            caller=caller,
-            reader=runtime.reader,
-            tokens=runtime.tokens,
-            topology=runtime.topology,
-            broker=runtime.broker,
-            catalog=runtime.catalog,
-        )
+        return Context(caller, runtime.ports, TOKENS)
 
     async def one(schema: object, caller: Caller) -> float:
         started = time.perf_counter()

@@ -37,6 +37,7 @@ from hemisphere.settings import Settings
 from hemisphere.throttling import open_throttle
 from hemisphere.tracing import resolver_spans, tracer_for
 from resolvers.context import Context
+from resolvers.pagination import PageTokens
 from resolvers.schema import build_schema
 from schema.limits import QueryLimits
 
@@ -76,9 +77,12 @@ def create_app(
         from hemisphere.bootstrap import start_runtime
 
         runtime_factory = start_runtime
-    if settings.token_secret is None:
+    token_secret = settings.token_secret
+    if token_secret is None:
         # Tokens would not survive a restart nor cross instances; serve persists a secret.
-        settings = _with_token_secret(settings, secrets.token_urlsafe(32))
+        token_secret = secrets.token_urlsafe(32)
+        settings = replace(settings, token_secret=token_secret)
+    tokens = PageTokens(token_secret)
     schema = build_schema()
     # A Lambda authorizer's deniedFields (one attribute check for every other caller), and
     # subscription events executed once for all equal subscribers.
@@ -88,16 +92,7 @@ def create_app(
 
     def make_context(caller: Caller) -> Context:
         assert runtime is not None, "a request arrived before the lifespan started"
-        return Context(
-            caller=caller,
-            reader=runtime.reader,
-            tokens=runtime.tokens,
-            topology=runtime.topology,
-            broker=runtime.broker,
-            catalog=runtime.catalog,
-            workflows=runtime.workflows,
-            profiles=runtime.profiles,
-        )
+        return Context(caller, runtime.ports, tokens)
 
     authenticator, issuer_routes = authenticator_for(settings)
     limits = QueryLimits(
@@ -181,14 +176,10 @@ def _telemetry(
 
         def broker() -> object | None:
             started = runtime()
-            return started.broker if started is not None else None
+            return started.ports.broker if started is not None else None
 
         metrics.watch_broker(broker)
     tracer = tracer_for(settings)
     if tracer is not None:
         schema.extensions = (*schema.extensions, resolver_spans(tracer))
     return metrics, tracer
-
-
-def _with_token_secret(settings: Settings, secret: str) -> Settings:
-    return replace(settings, token_secret=secret)

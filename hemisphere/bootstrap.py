@@ -12,10 +12,10 @@ from typing import Any
 
 import asyncpg
 
-from adapters.dynamodb.client import StaticCredentials, create_client
+from adapters.dynamodb.client import create_client
 from adapters.dynamodb.health import check_table
 from adapters.dynamodb.reader import DynamoProjectionReader
-from adapters.dynamodb.table import ensure_table
+from adapters.dynamodb.table import delete_table, ensure_table
 from adapters.dynamodb.writer import DynamoProjectionWriter
 from adapters.eventbridge import ensure_profile_update_route
 from adapters.postgres.health import is_standby, outbox_lag_seconds, ping
@@ -26,11 +26,12 @@ from adapters.postgres.seed import seed_demo_data
 from adapters.postgres.snapshots import PostgresSnapshotSource
 from adapters.stepfunctions import ensure_state_machines
 from domain.model import RegionControl
+from hemisphere.aws_credentials import aws_credentials
 from hemisphere.background import cancel_task
 from hemisphere.fanout import start_broker, start_read_cache, start_stream_publisher
 from hemisphere.metrics import stream_lag_histogram
 from hemisphere.readiness import Probe
-from hemisphere.runtime import Runtime, StartupOptions
+from hemisphere.runtime import Progress, Runtime, StartupOptions
 from hemisphere.runtime_metrics import ReadCacheMetrics, start_sampling
 from hemisphere.settings import Settings, SettingsError
 from hemisphere.write_path import (
@@ -45,8 +46,7 @@ from projections.cached_reader import CachedProjectionReader
 from projections.projector import Projector
 from projections.rebuild import rebuild
 from projections.relay import OutboxRelay
-from resolvers.context import Topology
-from resolvers.pagination import PageTokens
+from resolvers.context import Ports, Topology
 from resolvers.ports import ProjectionReader
 from workflows.definitions import definitions
 
@@ -57,27 +57,20 @@ log = logging.getLogger(__name__)
 MAX_OUTBOX_LAG_SECONDS = 10.0
 
 
-def aws_credentials(settings: Settings) -> StaticCredentials | None:
-    """Explicit credentials when configured; otherwise botocore's default chain (a task role)."""
-    if settings.aws_access_key_id and settings.aws_secret_access_key:
-        return StaticCredentials(settings.aws_access_key_id, settings.aws_secret_access_key)
-    return None
-
-
 @contextlib.asynccontextmanager
 async def start_runtime(
     settings: Settings, options: StartupOptions | None = None
 ) -> AsyncIterator[Runtime]:
+    """The backends behind the resolvers' ports and the processes' workers, for `hemisphere
+    serve`, `api` and `worker`. It needs no token secret: the page tokens are the app's, and
+    without one there is no stream publisher here."""
     if settings.database_url is None:
         raise SettingsError("DATABASE_URL is not set (hemisphere serve starts an embedded one)")
-    if settings.token_secret is None:
-        raise SettingsError("HEMISPHERE_TOKEN_SECRET is not set")
     options = options or StartupOptions()
     is_primary = settings.region == settings.primary_region
 
     async with contextlib.AsyncExitStack() as stack:
-        pool = await create_pool(settings.database_url, min_size=2, max_size=10)
-        stack.push_async_callback(pool.close)
+        pool = await open_pool(stack, settings)
         standby = await is_standby(pool)
         if standby:
             # A secondary region's read-only hot standby: the primary migrates and seeds it.
@@ -90,10 +83,7 @@ async def start_runtime(
             if options.seed_demo_data and await seed_demo_data(pool):
                 log.info("seeded the demo catalog")
 
-        client = await stack.enter_async_context(
-            create_client(settings.aws_endpoint_url, settings.region, aws_credentials(settings))
-        )
-        await ensure_table(client, settings.table_name)
+        client = await open_projection_table(stack, settings)
         reader: ProjectionReader = DynamoProjectionReader(client, settings.table_name)
         writer = DynamoProjectionWriter(client, settings.table_name)
         if is_primary:
@@ -101,15 +91,14 @@ async def start_runtime(
             # it as promotions and read-only switches left it.
             await writer.init_region_control(RegionControl(settings.primary_region, epoch=1))
         if options.rebuild_projections:
-            written = await rebuild(
-                PostgresSnapshotSource(pool), writer, progress=options.rebuild_progress
-            )
+            written = await rebuild_projections(pool, writer, options.rebuild_progress)
             log.info("rebuilt %d projection items", written)
 
         broker = await start_broker(stack, settings)
         stream_lag = stream_lag_histogram()
+        credentials = aws_credentials(settings)
         publisher = await start_stream_publisher(
-            stack, settings, client, aws_credentials(settings), lag=stream_lag.observe
+            stack, settings, client, credentials, lag=stream_lag.observe
         )
         read_cache = None
         # Kept exact by the region's stream publications: this process's own publisher, or
@@ -118,7 +107,7 @@ async def start_runtime(
             read_cache = await start_read_cache(stack, broker)
             reader = CachedProjectionReader(reader, read_cache)
 
-        clients = await open_write_clients(stack, settings, aws_credentials(settings))
+        clients = await open_write_clients(stack, settings, credentials)
         databases = region_databases(stack, settings, pool)
         workflows, profiles = await write_ports(stack, settings, clients, databases)
         if is_primary and settings.run_workers:
@@ -151,29 +140,61 @@ async def start_runtime(
                 settings.event_bus_name,
                 f"{settings.event_bus_name}-profile-updates",
             )
-            written = await rebuild(PostgresSnapshotSource(pool), writer)
+            written = await rebuild_projections(pool, writer)
             log.info("restored the AWS endpoint's resources; rebuilt %d projection items", written)
 
-        assert settings.token_secret is not None
         yield Runtime(
+            ports=Ports(
+                reader=reader,
+                broker=broker,
+                topology=Topology(settings.region, settings.primary_region),
+                catalog=await catalog_port(
+                    stack, settings, pool, clients, databases, is_primary=is_primary
+                ),
+                workflows=workflows,
+                profiles=profiles,
+            ),
             probes=_probes(settings, pool, client),
             restore_aws=restore_aws,
-            reader=reader,
             read_cache=read_cache,
-            catalog=await catalog_port(
-                stack, settings, pool, clients, databases, is_primary=is_primary
-            ),
-            broker=broker,
-            tokens=PageTokens(settings.token_secret),
-            topology=Topology(settings.region, settings.primary_region),
-            workflows=workflows,
-            profiles=profiles,
             collectors=(
                 stream_lag,
                 *await start_sampling(stack, settings, pool, clients, standby=standby),
                 *([ReadCacheMetrics(read_cache)] if read_cache is not None else []),
             ),
         )
+
+
+async def open_pool(
+    stack: contextlib.AsyncExitStack, settings: Settings, *, min_size: int = 2, max_size: int = 10
+) -> asyncpg.Pool[Any]:
+    """A pool of the region's relational model (DATABASE_URL), closed with the stack."""
+    if settings.database_url is None:
+        raise SettingsError("DATABASE_URL is not set")
+    pool = await create_pool(settings.database_url, min_size=min_size, max_size=max_size)
+    stack.push_async_callback(pool.close)
+    return pool
+
+
+async def open_projection_table(
+    stack: contextlib.AsyncExitStack, settings: Settings, *, fresh: bool = False
+) -> Any:
+    """A DynamoDB client of this region, closed with the stack, with the projection table in
+    place (with `fresh`, deleted and created again first)."""
+    client = await stack.enter_async_context(
+        create_client(settings.aws_endpoint_url, settings.region, aws_credentials(settings))
+    )
+    if fresh:
+        await delete_table(client, settings.table_name)
+    await ensure_table(client, settings.table_name)
+    return client
+
+
+async def rebuild_projections(
+    pool: asyncpg.Pool[Any], writer: DynamoProjectionWriter, progress: Progress | None = None
+) -> int:
+    """Write every projection item again from the relational model; the number written."""
+    return await rebuild(PostgresSnapshotSource(pool), writer, progress=progress)
 
 
 def _probes(settings: Settings, pool: asyncpg.Pool[Any], dynamodb: Any) -> tuple[Probe, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -141,33 +142,20 @@ def _projections_rebuild(args: argparse.Namespace) -> int:
 async def _rebuild(settings: Settings, *, fresh: bool) -> int:
     from tqdm import tqdm
 
-    from adapters.dynamodb.client import create_client
-    from adapters.dynamodb.table import delete_table, ensure_table
     from adapters.dynamodb.writer import DynamoProjectionWriter
-    from adapters.postgres.pool import create_pool
-    from adapters.postgres.snapshots import PostgresSnapshotSource
-    from hemisphere.bootstrap import aws_credentials
-    from projections.rebuild import rebuild
+    from hemisphere.bootstrap import open_pool, open_projection_table, rebuild_projections
 
-    assert settings.database_url is not None
-    pool = await create_pool(settings.database_url, min_size=1, max_size=4)
-    try:
-        async with create_client(
-            settings.aws_endpoint_url, settings.region, aws_credentials(settings)
-        ) as client:
-            if fresh:
-                await delete_table(client, settings.table_name)
-            await ensure_table(client, settings.table_name)
-            writer = DynamoProjectionWriter(client, settings.table_name)
-            with tqdm(desc="Rebuilding projections", unit="item") as bar:
+    async with contextlib.AsyncExitStack() as stack:
+        pool = await open_pool(stack, settings, min_size=1, max_size=4)
+        client = await open_projection_table(stack, settings, fresh=fresh)
+        writer = DynamoProjectionWriter(client, settings.table_name)
+        with tqdm(desc="Rebuilding projections", unit="item") as bar:
 
-                def progress(done: int, total: int) -> None:
-                    bar.total = total
-                    bar.update(done - bar.n)
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.update(done - bar.n)
 
-                written = await rebuild(PostgresSnapshotSource(pool), writer, progress=progress)
-    finally:
-        await pool.close()
+            written = await rebuild_projections(pool, writer, progress)
     print(f"Rebuilt the projections in table {settings.table_name}: {written} items written.")
     return 0
 

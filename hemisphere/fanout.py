@@ -14,12 +14,8 @@ from botocore.credentials import Credentials
 
 from adapters.appsync import AppSyncPublicationSink
 from adapters.aws import StaticCredentials
-from adapters.dynamodb.stream import (
-    DynamoChangeStream,
-    DynamoCheckpointStore,
-    DynamoLeaseStore,
-    create_streams_client,
-)
+from adapters.dynamodb.leases import DynamoCheckpointStore, DynamoLeaseStore
+from adapters.dynamodb.stream import DynamoChangeStream, create_streams_client
 from adapters.redis import RedisBroker
 from hemisphere.publisher_identity import stream_publisher_credentials
 from hemisphere.settings import Settings

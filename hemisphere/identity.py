@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from adapters.aws import StaticCredentials
 from adapters.lambda_authorizer import HttpAuthorizerTransport, LambdaFunctionTransport
 from domain.auth import AuthMode
+from hemisphere.aws_credentials import aws_credentials
 from hemisphere.http.authn import Authenticator
 from hemisphere.http.jwt_auth import TokenIssuer, TokenVerifier, token_issuers
 from hemisphere.http.lambda_authorizer import TIMEOUT_SECONDS, LambdaAuthorizer
@@ -75,15 +75,10 @@ def lambda_authorizer(settings: Settings) -> LambdaAuthorizer | None:
     account = LOCAL_ACCOUNT_ID
     if settings.lambda_authorizer_arn is not None:
         account = settings.lambda_authorizer_arn.split(":")[4]
-        credentials = None
-        if settings.aws_access_key_id and settings.aws_secret_access_key:
-            credentials = StaticCredentials(
-                settings.aws_access_key_id, settings.aws_secret_access_key
-            )
         transport = LambdaFunctionTransport(
             settings.lambda_authorizer_arn,
             endpoint_url=settings.aws_endpoint_url,
-            credentials=credentials,
+            credentials=aws_credentials(settings),
             timeout_seconds=TIMEOUT_SECONDS,
         )
     elif settings.lambda_authorizer_url is not None:

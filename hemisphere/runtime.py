@@ -1,4 +1,5 @@
-"""What the running app holds: the ports the resolvers use, wired by bootstrap."""
+"""What the running app holds: the ports the resolvers use, wired by bootstrap, and what the
+process watches and serves besides."""
 
 from __future__ import annotations
 
@@ -9,24 +10,16 @@ from prometheus_client.registry import Collector
 
 from hemisphere.readiness import Probe
 from projections.read_cache import ReadCache
-from resolvers.context import Topology
-from resolvers.pagination import PageTokens
-from resolvers.ports import Catalog, OrderWorkflows, ProfileUpdates, ProjectionReader
-from subscriptions.ports import Broker
+from resolvers.context import Ports
 
 Progress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
 class Runtime:
-    reader: ProjectionReader
-    catalog: Catalog | None
-    broker: Broker
-    tokens: PageTokens
-    topology: Topology
-    workflows: OrderWorkflows | None = None
-    profiles: ProfileUpdates | None = None
-    # The regional read cache (None: off, or no change feed to keep it exact); `reader`
+    # What the resolvers use: every request's Context holds these, as they are.
+    ports: Ports
+    # The regional read cache (None: off, or no change feed to keep it exact); the reader
     # already answers through it, the HTTP endpoint keeps whole responses in it.
     read_cache: ReadCache | None = None
     # What /readyz checks in the background (backends, projections caught up).

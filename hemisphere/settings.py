@@ -1,5 +1,8 @@
 """One immutable settings object, read from the environment once. Nothing else reads
-os.environ. A missing or malformed setting stops start-up with one line naming the variable."""
+os.environ. A missing or malformed setting stops start-up with one line naming the variable.
+
+It stays one module over 400 lines: it is the one parser of the environment, each variable's
+field, its reading and its check side by side."""
 
 from __future__ import annotations
 

@@ -39,6 +39,7 @@ from adapters.stepfunctions import (
 )
 from adapters.stepfunctions import create_client as create_sfn_client
 from domain.model import RegionControl
+from hemisphere.aws_credentials import aws_credentials
 from hemisphere.background import cancel_task
 from hemisphere.settings import Settings, SettingsError
 from regions.checkout_intents import RecordedCheckouts
@@ -147,9 +148,6 @@ async def primary_client(
     endpoint) that fails fast: a secondary's writes go there, and an outage must read as
     ReadOnlyRegion quickly."""
     target = write_target(write_endpoints(settings), region)
-    credentials = None
-    if settings.aws_access_key_id and settings.aws_secret_access_key:
-        credentials = StaticCredentials(settings.aws_access_key_id, settings.aws_secret_access_key)
     # The primary's region name, not ours: SigV4 signs for the region that answers. The
     # shared config's 1 s connect / 3 s read / one retry is what makes a down primary report
     # quickly; more retries would only make it slow to.
@@ -157,7 +155,7 @@ async def primary_client(
         service,
         target.endpoint_url,
         target.primary_region,
-        credentials,
+        aws_credentials(settings),
         config=client_config(max_pool_connections=32),
     ) as client:
         yield client
@@ -253,20 +251,19 @@ async def catalog_port(
     databases: Mapping[str, RegionPool],
     *,
     is_primary: bool,
-) -> Catalog | None:
+) -> Catalog:
     """Catalog writes, fenced at the start and in their transaction. With every region's
     database known (HEMISPHERE_REGION_DATABASE_URLS), they follow the primary from any
-    region; otherwise only the primary has them (None: ReadOnlyRegion)."""
+    region; otherwise only the primary has them: a secondary's are routed to no database,
+    which answers ReadOnlyRegion as any write the region cannot make does."""
     assert settings.database_url is not None
-    if settings.region_database_urls:
+    if settings.region_database_urls or not is_primary:
         if is_primary:
             await relational_fence(settings, pool)  # the topology record of a first start
         by_region: dict[str, CatalogAt] = {
             region: PostgresCatalogAt(database) for region, database in databases.items()
         }
         return RoutedCatalog(clients.fence, by_region)
-    if not is_primary:
-        return None
     fence = await relational_fence(settings, pool)
     return FencedCatalog(PostgresCatalog(pool, settings.database_url, fence=fence), clients.fence)
 

@@ -7,8 +7,10 @@ the mutation fails at once with errorType ReadOnlyRegion and nothing is started,
 hanging on a dead endpoint or answering a vague ServiceUnavailable.
 
 This module decides where writes go (`write_target`; the composition root opens clients there
-that fail fast) and wraps the write ports so that "the primary cannot be reached" reads
-as ReadOnlyRegionError (`ReadOnlyWhenPrimaryUnreachable`, `ProfileUpdatesReadOnlyWhen...`).
+that fail fast) and wraps the write ports so that "the primary cannot be reached" and "this
+region knows no way to the primary" read as ReadOnlyRegionError (`read_only`, the one place
+that says it). The composition root always hands the resolvers write ports, wrapped here:
+a region that cannot write has no missing port, only ports that answer ReadOnlyRegion.
 """
 
 from __future__ import annotations
@@ -80,6 +82,17 @@ def write_target(endpoints: WriteEndpoints, primary_region: str | None = None) -
     return WriteTarget(endpoints.region, primary, endpoint)
 
 
+def read_only(region: str, why: str) -> ReadOnlyRegionError:
+    """The answer of every write this region cannot make now (the primary down or unknown
+    here): nothing was written. A call that timed out may have reached the primary after all;
+    the write's deterministic name (execution name, request id) makes a retry with the same
+    idempotencyKey safe either way."""
+    return ReadOnlyRegionError(
+        f"region {region} {why}: it serves reads only until it can. "
+        "Retry later with the same idempotencyKey."
+    )
+
+
 class _PrimaryGuard:
     """Turns "the primary cannot be reached" into ReadOnlyRegionError."""
 
@@ -99,13 +112,8 @@ class _PrimaryGuard:
             raise self._read_only(f"no answer within {self.deadline_seconds:g}s") from exc
 
     def _read_only(self, cause: str) -> ReadOnlyRegionError:
-        # A call that timed out may have reached the primary after all; the write's
-        # deterministic name (execution name, request id) makes a retry with the same
-        # idempotencyKey safe either way.
-        return ReadOnlyRegionError(
-            f"region {self.region} cannot reach the primary region {self.primary_region} "
-            f"({cause}): it serves reads only until it can. "
-            "Retry later with the same idempotencyKey."
+        return read_only(
+            self.region, f"cannot reach the primary region {self.primary_region} ({cause})"
         )
 
 
@@ -178,9 +186,9 @@ class _Router:
         primary = self.fence.primary()
         region = primary.primary_region
         if region not in known:
-            raise ReadOnlyRegionError(
-                f"region {self.fence.region} knows no endpoint of the primary region {region} "
-                f"({self.setting}): it serves reads only"
+            raise read_only(
+                self.fence.region,
+                f"knows no endpoint of the primary region {region} ({self.setting})",
             )
         if region == self.fence.region:
             return primary, None

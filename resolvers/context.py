@@ -1,4 +1,5 @@
-"""The per-request context: who calls, and the ports the resolvers may use."""
+"""The per-request context: who calls, the ports the resolvers may use (shared by every
+request, wired once by the composition root), the page tokens and the request's DataLoaders."""
 
 from __future__ import annotations
 
@@ -54,20 +55,31 @@ class Loaders:
         return DataLoader(load_fn=load)
 
 
+@dataclass(frozen=True, slots=True)
+class Ports:
+    """What the resolvers use, wired once by the composition root (hemisphere.bootstrap) and
+    held by every request's Context: a new port is one field here and its value there.
+    A region that cannot write has write ports all the same, which answer ReadOnlyRegion
+    (regions.routing): no resolver checks for a missing one."""
+
+    reader: ProjectionReader
+    broker: Broker
+    topology: Topology
+    catalog: Catalog
+    workflows: OrderWorkflows
+    profiles: ProfileUpdates
+
+
 @dataclass
 class Context:
     caller: Caller
-    reader: ProjectionReader
+    ports: Ports
+    # Signed with the API's secret: the app makes them (a process without an API needs none).
     tokens: PageTokens
-    topology: Topology
-    broker: Broker
-    catalog: Catalog | None
-    workflows: OrderWorkflows | None = None
-    profiles: ProfileUpdates | None = None
     loaders: Loaders = field(init=False)
 
     def __post_init__(self) -> None:
-        self.loaders = Loaders(self.reader)
+        self.loaders = Loaders(self.ports.reader)
 
 
 Info = strawberry.Info[Context, None]

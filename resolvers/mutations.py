@@ -16,7 +16,6 @@ from domain.commands import (
     UpdateCustomerProfile,
     UpsertProduct,
 )
-from domain.errors import ReadOnlyRegionError
 from domain.model import Money
 from resolvers import writes
 from resolvers.context import Info
@@ -106,9 +105,6 @@ class Mutation:
         extensions=_CATALOG.extensions,
     )
     async def upsert_product(self, info: Info, input: ProductInput) -> Product | None:
-        catalog = info.context.catalog
-        if catalog is None:
-            raise ReadOnlyRegionError("this region cannot reach the primary's relational model")
         command = UpsertProduct(
             id=None if input.id is None else str(input.id),
             sku=input.sku,
@@ -118,7 +114,7 @@ class Mutation:
             price=Money(amount=input.price.amount, currency=input.price.currency),
             available=input.available,
         )
-        return as_graphql(await catalog.upsert_product(command), Product)
+        return as_graphql(await info.context.ports.catalog.upsert_product(command), Product)
 
     @strawberry.mutation(
         name=ORDER.publish_mutation,

@@ -40,7 +40,9 @@ class Query:
         context = info.context
         scope = f"products:{given(category) or ''}"
         cursor = context.tokens.open(scope, given(next_token))
-        page = await context.reader.products_page(given(category), page_limit(given(limit)), cursor)
+        page = await context.ports.reader.products_page(
+            given(category), page_limit(given(limit)), cursor
+        )
         return ProductConnection(
             items=as_graphql(page.items, list[Product]),
             next_token=context.tokens.issue(scope, page.cursor),
@@ -71,7 +73,7 @@ class Query:
         context = info.context
         scope = f"orders:{customer_id}"
         cursor = context.tokens.open(scope, given(next_token))
-        page = await context.reader.orders_page_by_customer(
+        page = await context.ports.reader.orders_page_by_customer(
             customer_id, page_limit(given(limit)), cursor
         )
         return OrderConnection(
@@ -82,8 +84,8 @@ class Query:
     @strawberry.field
     async def region(self, info: Info) -> RegionInfo:
         """This region, and who is primary, from the replicated topology record."""
-        topology = info.context.topology
-        control = await info.context.reader.region_control()
+        topology = info.context.ports.topology
+        control = await info.context.ports.reader.region_control()
         if control is None:
             # No record yet (a fresh table): the configured topology holds.
             return RegionInfo(

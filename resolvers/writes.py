@@ -13,24 +13,20 @@ from domain.errors import (
     BadRequestError,
     NotFoundError,
     OrderNotCancellableError,
-    ReadOnlyRegionError,
 )
 from domain.model import Customer, Money, Order, OrderLine, OrderStatus, Product, StatusChange
 from domain.saga import order_id_for
 from resolvers.context import Context
 from resolvers.ports import CheckoutAdmission
 
-_NO_WRITER = "this region has no route to the primary region's write path"
-
 
 async def checkout(context: Context, command: Checkout) -> Order:
     """Start the checkout saga and answer with the order: as the projection has it when the
     same request came before, or PENDING as it will be created."""
-    if context.workflows is None:
-        raise ReadOnlyRegionError(_NO_WRITER)
-    if isinstance(context.workflows, CheckoutAdmission):
+    workflows = context.ports.workflows
+    if isinstance(workflows, CheckoutAdmission):
         # Before any read: a saturated write path refuses at next to no cost.
-        await context.workflows.admit_checkout()
+        await workflows.admit_checkout()
     customer = await context.loaders.customers.load(command.customer_id)
     if customer is None:
         raise BadRequestError(f"customer {command.customer_id} does not exist")
@@ -45,12 +41,12 @@ async def checkout(context: Context, command: Checkout) -> Order:
     if not currencies <= SUPPORTED_CURRENCIES:
         raise BadRequestError(f"currency {next(iter(currencies))} is not one the shop settles")
 
-    await context.workflows.start_checkout(command, placed_in=context.topology.region)
+    await workflows.start_checkout(command, placed_in=context.ports.topology.region)
     order_id = order_id_for(command.customer_id, command.idempotency_key)
     existing = await context.loaders.orders.load(order_id)
     if existing is not None:
         return existing
-    return pending_order(order_id, customer, command, known, context.topology.region)
+    return pending_order(order_id, customer, command, known, context.ports.topology.region)
 
 
 def pending_order(
@@ -93,8 +89,6 @@ async def cancel_order(
     (its CANCELLED state follows through the projection and subscriptions). `authorize`
     raises when the caller may not act on the order's customer: it runs before anything
     about the order is told or started."""
-    if context.workflows is None:
-        raise ReadOnlyRegionError(_NO_WRITER)
     order = await context.loaders.orders.load(command.order_id)
     if order is None:
         raise NotFoundError(f"order {command.order_id} does not exist")
@@ -105,15 +99,13 @@ async def cancel_order(
         raise OrderNotCancellableError(
             f"order {order.id} is {order.status.value}: only a CONFIRMED order can be cancelled"
         )
-    await context.workflows.start_cancellation(command)
+    await context.ports.workflows.start_cancellation(command)
     return order
 
 
 async def update_customer_profile(
     context: Context, command: UpdateCustomerProfile
 ) -> tuple[str, datetime]:
-    if context.profiles is None:
-        raise ReadOnlyRegionError("this region has no route to the event bus")
     if await context.loaders.customers.load(command.customer_id) is None:
         raise NotFoundError(f"customer {command.customer_id} does not exist")
-    return await context.profiles.submit(command)
+    return await context.ports.profiles.submit(command)

@@ -1,5 +1,5 @@
 """What the stream publisher needs from the table's change stream and from its checkpoints
-(ports, implemented by adapters.dynamodb.stream), and which shards it may read next.
+(ports, implemented by adapters.dynamodb.stream and .leases), and which shards it may read next.
 
 A DynamoDB stream is a tree of shards: a shard is closed after about four hours (or when its
 partition splits) and continues in child shards. The changes of one item stay in one line of

@@ -1,5 +1,5 @@
-"""What subscriptions/ reads of a request's context: who calls, the region's broker, and the
-orders loader (a subscription to an order checks whose it is).
+"""What subscriptions/ reads of a request's context: who calls, the region's broker (among
+its ports), and the orders loader (a subscription to an order checks whose it is).
 
 The context itself is the resolvers' (resolvers/context.Context: the read side's ports, the
 DataLoaders, the page tokens): the resolvers compose the API, Subscription root included, so
@@ -26,12 +26,17 @@ class SubscriptionLoaders(Protocol):
     def orders(self) -> OrderLoader: ...
 
 
+class SubscriptionPorts(Protocol):
+    @property
+    def broker(self) -> Broker: ...
+
+
 class RequestContext(Protocol):
     @property
     def caller(self) -> Caller: ...
 
     @property
-    def broker(self) -> Broker: ...
+    def ports(self) -> SubscriptionPorts: ...
 
     @property
     def loaders(self) -> SubscriptionLoaders: ...

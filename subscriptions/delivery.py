@@ -55,7 +55,7 @@ async def changes(
     filters = requested_filters(info, arguments, graphql_type)
     # The broker routes by the arguments (an index, not a scan of every subscriber); the
     # deliveries still check them, with the selection's rules.
-    broker = info.context.broker
+    broker = info.context.ports.broker
     source = broker.subscribe(mutation, where=arguments)
     # Acknowledge only once a change published anywhere in the region reaches us: a client
     # told it is subscribed must not miss the change it makes next.

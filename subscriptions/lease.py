@@ -1,7 +1,7 @@
 """One stream publisher per region: a lease with a fencing token.
 
 Every API instance runs a LeaseKeeper; at most one holds the lease at a time and publishes. The
-lease lives in the projection table (LeaseStore, adapters.dynamodb.stream): taking it is a
+lease lives in the projection table (LeaseStore, adapters.dynamodb.leases): taking it is a
 conditional write that succeeds only when it is free or expired, and each taking raises a
 fencing token, so writes made under an older taking (a holder that paused past its expiry) are
 refused where it matters: on the checkpoints (CheckpointStore.save checks the token).

@@ -44,4 +44,4 @@ async def publish_change(info: strawberry.Info, mutation: str, plain: Mapping[st
     if context.caller.stream_publisher:
         message[STREAM_KEY] = True
     carry_trace(message)
-    await context.broker.publish(mutation, message)
+    await context.ports.broker.publish(mutation, message)

@@ -50,7 +50,7 @@ T = TypeVar("T")
 
 
 def lease_name(region: str) -> str:
-    """The lease and checkpoints of `region`'s publisher (keys in adapters.dynamodb.stream)."""
+    """The lease and checkpoints of `region`'s publisher (keys in adapters.dynamodb.leases)."""
     return f"stream-publisher#{region}"
 
 

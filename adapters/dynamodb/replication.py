@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from botocore.exceptions import ClientError
 
+from adapters.aws import error_code
 from adapters.dynamodb import items
 from adapters.dynamodb.client import endpoint_of, translate_errors
 from adapters.dynamodb.stream import RECORDS_PER_READ, DynamoChangeStream, StreamShard
@@ -45,10 +46,6 @@ KIND_SEED: Final = "ReplicaSeeded"
 def _seed_key(source: str) -> dict[str, dict[str, str]]:
     # No `version`: the mark is this replica's own bookkeeping and never replicates.
     return {items.PK: {"S": f"REPLICA#{source}"}, items.SK: {"S": "SEEDED"}}
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 def _epoch_seconds(value: Any) -> float:
@@ -113,7 +110,7 @@ class DynamoReplicationSource:
             with translate_errors(self._endpoint):
                 response = await self._streams.get_shard_iterator(**params)
         except ClientError as error:
-            if _code(error) == "TrimmedDataAccessException":
+            if error_code(error) == "TrimmedDataAccessException":
                 raise CheckpointExpiredError(
                     f"shard {shard_id}: the records after {after} are past the stream's retention"
                 ) from error
@@ -151,12 +148,12 @@ class _RecordReader:
         try:
             found, self._iterator = await self._source.records(self._iterator)
         except ClientError as error:
-            if _code(error) == "ExpiredIteratorException":
+            if error_code(error) == "ExpiredIteratorException":
                 self._iterator = None
                 return (), False
-            if _code(error) == "LimitExceededException":  # over 5 reads/s on the shard
+            if error_code(error) == "LimitExceededException":  # over 5 reads/s on the shard
                 return (), False
-            if _code(error) == "TrimmedDataAccessException":
+            if error_code(error) == "TrimmedDataAccessException":
                 raise CheckpointExpiredError(
                     f"shard {self._shard_id}: records after {self._after} were trimmed"
                 ) from error
@@ -203,7 +200,7 @@ class DynamoReplicaTable:
                     TableName=self._table, Key=_seed_key(source), ConsistentRead=True
                 )
         except ClientError as error:
-            if _code(error) == "ResourceNotFoundException":
+            if error_code(error) == "ResourceNotFoundException":
                 return False
             raise
         except ProjectionStoreUnavailableError as error:
@@ -232,9 +229,9 @@ class DynamoReplicaTable:
                     **params,
                 )
         except ClientError as error:
-            if _code(error) == "ConditionalCheckFailedException":
+            if error_code(error) == "ConditionalCheckFailedException":
                 return False
-            if _code(error) == "ResourceNotFoundException":
+            if error_code(error) == "ResourceNotFoundException":
                 # The region is starting and has not created its table yet: wait for it.
                 raise ReplicaUnavailableError(
                     f"region {self._region}: no table {self._table} yet"

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from adapters.aws import error_code
 from adapters.dynamodb import items
 from adapters.dynamodb.client import endpoint_of, translate_errors
 
@@ -34,16 +35,12 @@ def _index(name: str, pk: str, sk: str) -> GlobalSecondaryIndexTypeDef:
     }
 
 
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 async def _describe(client: DynamoDBClient, table_name: str) -> TableDescriptionTypeDef | None:
     try:
         with translate_errors(endpoint_of(client)):
             return (await client.describe_table(TableName=table_name))["Table"]
     except ClientError as error:
-        if _error_code(error) == "ResourceNotFoundException":
+        if error_code(error) == "ResourceNotFoundException":
             return None
         raise
 
@@ -107,7 +104,7 @@ async def ensure_table(client: DynamoDBClient, table_name: str) -> None:
                     },
                 )
         except ClientError as error:
-            if _error_code(error) != "ResourceInUseException":  # created meanwhile
+            if error_code(error) != "ResourceInUseException":  # created meanwhile
                 raise
     try:
         async with asyncio.timeout(WAIT_SECONDS):
@@ -135,7 +132,7 @@ async def delete_table(client: DynamoDBClient, table_name: str) -> None:
         with translate_errors(endpoint_of(client)):
             await client.delete_table(TableName=table_name)
     except ClientError as error:
-        if _error_code(error) != "ResourceNotFoundException":
+        if error_code(error) != "ResourceNotFoundException":
             raise
         return
     try:

@@ -4,6 +4,9 @@ publisher), Redis for the subscription fan-out, and each service's own IAM role.
 
 Configuration reaches the containers as the environment `hemisphere api|worker|publisher`
 read (see README, "Configuration"); secrets come from one Secrets Manager secret.
+
+It stays one module over 400 lines: one CloudFormation builder whose parts (roles, tasks,
+services, security groups, load balancer) name each other's logical ids.
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from hemisphere.appsync_export.regional import (
     TABLE_ARN,
     TABLE_INDEXES_ARN,
     TABLE_STREAMS_ARN,
-    _executions_arn,
-    _machine_arn,
+    executions_arn,
+    machine_arn,
 )
 from workflows.definitions import SAGAS
 
@@ -60,7 +63,7 @@ def _reads() -> list[dict[str, Any]]:
 def _start_up() -> list[dict[str, Any]]:
     """What every instance checks or puts in place at start (idempotently): the state machines
     and task queue of this region, the profile-update bus, rule and queues."""
-    here = [_machine_arn(saga, _HERE) for saga in SAGAS]
+    here = [machine_arn(saga, _HERE) for saga in SAGAS]
     return [
         allow(["states:ListStateMachines"], ["*"]),
         allow(
@@ -91,19 +94,19 @@ def _writes() -> list[dict[str, Any]]:
     return [
         allow(
             ["states:StartExecution"],
-            [_machine_arn(saga) for saga in SAGAS] + [_machine_arn(saga, _HERE) for saga in SAGAS],
+            [machine_arn(saga) for saga in SAGAS] + [machine_arn(saga, _HERE) for saga in SAGAS],
         ),
         allow(
             ["states:DescribeExecution"],
-            [_executions_arn(saga) for saga in SAGAS]
-            + [_executions_arn(saga, _HERE) for saga in SAGAS],
+            [executions_arn(saga) for saga in SAGAS]
+            + [executions_arn(saga, _HERE) for saga in SAGAS],
         ),
         allow(["events:PutEvents"], [_BUS_ARN, _PRIMARY_BUS_ARN]),
     ]
 
 
 def _workers() -> list[dict[str, Any]]:
-    here = [_machine_arn(saga, _HERE) for saga in SAGAS]
+    here = [machine_arn(saga, _HERE) for saga in SAGAS]
     return [
         allow(
             [

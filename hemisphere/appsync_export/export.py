@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hemisphere.appsync_export import cfn
+from hemisphere.appsync_export.appsync_api import appsync_resources
 from hemisphere.appsync_export.bundle import APPSYNC_JS_RUNTIME, bundle
 from hemisphere.appsync_export.containers import container_outputs, container_resources
 from hemisphere.appsync_export.global_stack import (
@@ -21,7 +22,6 @@ from hemisphere.appsync_export.plan import DATA_SOURCES, FUNCTIONS, RESOLVERS, F
 from hemisphere.appsync_export.regional import (
     CONDITIONS,
     PARAMETERS,
-    appsync_resources,
     event_resources,
     workflow_resources,
 )

@@ -15,7 +15,10 @@ endpoint, the recovery driven and waited for, every observation recorded.
                 final (up to 60 s after the promotion); every region's copy is compared
 
 Waits are bounded (`settle_timeout`): a step that does not happen is missing from the
-timeline, and the drill goes on."""
+timeline, and the drill goes on.
+
+It stays one module over 400 lines: the phases above are one scenario, sharing its users,
+its clock and its timeline."""
 
 from __future__ import annotations
 

@@ -53,21 +53,16 @@ def run_publisher(args: argparse.Namespace) -> int:
 
 
 async def _publish(settings: Settings, shutdown: Shutdown) -> int:
-    from adapters.dynamodb.client import create_client
-    from adapters.dynamodb.table import ensure_table
-    from hemisphere.bootstrap import aws_credentials
+    from hemisphere.aws_credentials import aws_credentials
+    from hemisphere.bootstrap import open_projection_table
     from hemisphere.fanout import start_stream_publisher
     from hemisphere.roles.startup import wait_for_backends
 
     await wait_for_backends(settings)
-    credentials = aws_credentials(settings)
     async with contextlib.AsyncExitStack() as stack:
-        dynamodb = await stack.enter_async_context(
-            create_client(settings.aws_endpoint_url, settings.region, credentials)
-        )
         # The API creates the table too; whichever starts first does it (idempotent).
-        await ensure_table(dynamodb, settings.table_name)
-        await start_stream_publisher(stack, settings, dynamodb, credentials)
+        dynamodb = await open_projection_table(stack, settings)
+        await start_stream_publisher(stack, settings, dynamodb, aws_credentials(settings))
         stopping = asyncio.Event()
         shutdown.on_stop = stopping.set
         log.info(

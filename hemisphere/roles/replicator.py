@@ -29,13 +29,11 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from adapters.dynamodb.client import StaticCredentials, client_config, create_client
+from adapters.dynamodb.client import client_config, create_client
+from adapters.dynamodb.leases import DynamoCheckpointStore, DynamoLeaseStore
 from adapters.dynamodb.replication import DynamoReplicaTable, DynamoReplicationSource
-from adapters.dynamodb.stream import (
-    DynamoCheckpointStore,
-    DynamoLeaseStore,
-    create_streams_client,
-)
+from adapters.dynamodb.stream import create_streams_client
+from hemisphere.aws_credentials import aws_credentials
 from hemisphere.logs import configure_logging
 from hemisphere.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from hemisphere.metrics import replication_metrics
@@ -122,9 +120,7 @@ async def run_replicator(
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(signum, stop.set)
     settings = config.settings
-    credentials = None
-    if settings.aws_access_key_id and settings.aws_secret_access_key:
-        credentials = StaticCredentials(settings.aws_access_key_id, settings.aws_secret_access_key)
+    credentials = aws_credentials(settings)
     holder = unique_holder()
     async with contextlib.AsyncExitStack() as stack:
         client = await stack.enter_async_context(

@@ -22,7 +22,8 @@ from adapters.dynamodb.client import create_client
 from adapters.postgres.errors import describe_dsn
 from adapters.postgres.pool import UNREACHABLE
 from domain.errors import BackendUnavailableError
-from hemisphere.bootstrap import aws_credentials, start_runtime
+from hemisphere.aws_credentials import aws_credentials
+from hemisphere.bootstrap import start_runtime
 from hemisphere.roles.serving import StartupError
 from hemisphere.runtime import Runtime, StartupOptions
 from hemisphere.settings import Settings

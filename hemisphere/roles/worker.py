@@ -35,8 +35,7 @@ def run_worker(args: argparse.Namespace) -> int:
     if settings.database_url is None:
         raise SettingsError("DATABASE_URL is not set (hemisphere worker starts no database)")
     configure_logging(settings)
-    # The workers sign no pagination tokens; start_runtime wants a secret all the same.
-    settings = replace(settings, run_workers=True, token_secret=settings.token_secret or "-")
+    settings = replace(settings, run_workers=True)
     shutdown = Shutdown(None, settings.shutdown_timeout_seconds)
     return run(lambda stop: _work(settings, stop), shutdown)
 

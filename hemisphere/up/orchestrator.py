@@ -3,6 +3,9 @@
 Runs on the main thread: it forks every child (their death signal follows the forking
 thread) and runs the control endpoint's actions one at a time between rounds of watching
 (automatic promotion, children that died on their own).
+
+It stays one module over 400 lines: the World owns every child process of the run, and
+starting, watching, stopping and promoting must see the same ones.
 """
 
 from __future__ import annotations

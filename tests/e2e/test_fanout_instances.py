@@ -35,7 +35,7 @@ from gql.transport.exceptions import TransportError
 from adapters.appsync import AppSyncPublicationSink
 from adapters.aws import StaticCredentials
 from adapters.dynamodb.client import create_client
-from adapters.dynamodb.stream import lease_key
+from adapters.dynamodb.leases import lease_key
 from hemisphere.localstack import free_port
 from schema.publish_documents import publication_documents
 from subscriptions.stream_publisher import lease_name

@@ -5,7 +5,6 @@ and the same request goes through once the sagas in flight drain."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -53,7 +52,7 @@ async def client(
     # refresh_seconds tiny: every request sees the depth the test set.
     limits = AdmissionLimits(max_in_flight=2, refresh_seconds=1e-9, retry_after_seconds=0.5)
     gated = AdmittedOrderWorkflows(workflows, SagaAdmission(queue, limits))
-    runtime = replace(fake_runtime(reader), workflows=gated)
+    runtime = fake_runtime(reader, workflows=gated)
     async with client_for(create_app(SETTINGS, runtime_factory=runtime_factory(runtime))) as c:
         yield c
 

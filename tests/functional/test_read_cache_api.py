@@ -92,9 +92,10 @@ async def serving() -> AsyncIterator[Served]:
     broker = InProcessBroker()
     feed = ChangeFeed(broker)
     cache = ReadCache(feed.liveness)
+    fake = fake_runtime(store, broker)
     runtime: Runtime = replace(
-        fake_runtime(store, broker),  # type: ignore[arg-type]  # a reader that also gates
-        reader=CachedProjectionReader(store, cache),
+        fake,
+        ports=replace(fake.ports, reader=CachedProjectionReader(store, cache)),
         read_cache=cache,
     )
     app = create_app(SETTINGS, runtime_factory=runtime_factory(runtime))

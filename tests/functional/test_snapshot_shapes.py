@@ -9,10 +9,9 @@ from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType, GraphQLOutpu
 
 from domain.auth import AuthMode, Caller
 from domain.codec import customer_to_plain, order_to_plain, product_to_plain
-from resolvers.context import Context, Topology
-from resolvers.pagination import PageTokens
+from resolvers.context import Context
 from resolvers.schema import build_schema
-from subscriptions.inprocess import InProcessBroker
+from tests.support.app import TOKENS, fake_runtime
 from tests.support.fakes import InMemoryReader, make_customer, make_order, make_products
 
 SCHEMA = build_schema()
@@ -45,14 +44,8 @@ async def test_every_field_resolves_from_the_snapshots() -> None:
     customer = make_customer(3)
     order = make_order(1, customer, product)
     reader = InMemoryReader(products=[product], customers=[customer], orders=[order])
-    context = Context(
-        caller=Caller(AuthMode.AWS_IAM, "test"),  # IAM reads every type of the contract
-        reader=reader,
-        tokens=PageTokens("s"),
-        topology=Topology("us-east-1", "us-east-1"),
-        broker=InProcessBroker(),
-        catalog=None,
-    )
+    # IAM reads every type of the contract.
+    context = Context(Caller(AuthMode.AWS_IAM, "test"), fake_runtime(reader).ports, TOKENS)
     core = SCHEMA._schema
     query = (
         f'{{ product(id: "{product.id}") {selection(core.get_type("Product"))}'

@@ -23,7 +23,7 @@ from schema.values import OMITTED, given
 from subscriptions.appsync_session import AppSyncSession
 from subscriptions.delivery import SubscriptionInfo, changes
 from subscriptions.inprocess import InProcessBroker
-from tests.support.app import fake_runtime
+from tests.support.app import TOKENS, fake_runtime
 from tests.support.fakes import InMemoryReader
 
 _IAM_ONLY = field_auth(AuthMode.AWS_IAM)
@@ -81,14 +81,7 @@ class Connection:
         self.sent: list[dict[str, Any]] = []
         self.session = AppSyncSession(
             schema=SCHEMA,
-            make_context=lambda caller: Context(
-                caller=caller,
-                reader=runtime.reader,
-                tokens=runtime.tokens,
-                topology=runtime.topology,
-                broker=runtime.broker,
-                catalog=runtime.catalog,
-            ),
+            make_context=lambda caller: Context(caller, runtime.ports, TOKENS),
             authorize=self._authorize,
             send=lambda text: self.sent.append(json.loads(text)),
             on_stream_end=lambda id: None,

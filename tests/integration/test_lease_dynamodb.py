@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from adapters.dynamodb.client import StaticCredentials, create_client
-from adapters.dynamodb.stream import DynamoCheckpointStore, DynamoLeaseStore, ShardCheckpoint
+from adapters.dynamodb.leases import DynamoCheckpointStore, DynamoLeaseStore, ShardCheckpoint
 from adapters.dynamodb.table import ensure_table
 from subscriptions.stream_publisher import lease_name
 

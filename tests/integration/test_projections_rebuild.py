@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import random
+import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -12,6 +15,8 @@ import pytest
 from adapters.dynamodb.client import StaticCredentials, create_client
 from adapters.dynamodb.table import delete_table, ensure_table
 from adapters.dynamodb.writer import DynamoProjectionWriter
+from adapters.postgres.pool import create_pool
+from adapters.postgres.seed import seed_demo_data
 from domain.events import CustomerChanged, Event, OrderChanged, ProductChanged
 from domain.model import RegionControl
 from projections.projector import Projector
@@ -126,3 +131,45 @@ async def test_rebuild_never_replaces_a_newer_item(client: Any, tables: tuple[st
     by_key = {item["pk"]: item for item in await _table(writer)}
     assert by_key["ORDER#o-1"]["version"] == 4
     assert set(by_key) == {"ORDER#o-1", "PRODUCT#p-1", "CONTROL"}
+
+
+async def test_the_rebuild_command_writes_the_relational_model_into_a_fresh_table(
+    client: Any, pg_dsn: str, aws_endpoint: str, table_name: str
+) -> None:
+    """`hemisphere projections rebuild --fresh`, as a user runs it: an item the relational
+    model does not have goes with the old table; the demo catalog is written."""
+    pool = await create_pool(pg_dsn, min_size=1, max_size=2)
+    try:
+        await seed_demo_data(pool)
+    finally:
+        await pool.close()
+    await ensure_table(client, table_name)
+    writer = DynamoProjectionWriter(client, table_name)
+    await writer.apply([ProductChanged(product("p-9999"))])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEMISPHERE_")} | {
+        "DATABASE_URL": pg_dsn,
+        "AWS_ENDPOINT_URL": aws_endpoint,
+        "AWS_ACCESS_KEY_ID": LOCAL.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": LOCAL.secret_access_key,
+        "HEMISPHERE_TABLE": table_name,
+    }
+    try:
+        command = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "hemisphere.cli",
+            "projections",
+            "rebuild",
+            "--fresh",
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(command.communicate(), 60)
+        assert command.returncode == 0, err.decode()
+        assert f"Rebuilt the projections in table {table_name}" in out.decode()
+        keys = {item["pk"] for item in await _table(writer)}
+        assert "PRODUCT#p-9999" not in keys
+        assert "PRODUCT#p-0001" in keys
+    finally:
+        await delete_table(client, table_name)

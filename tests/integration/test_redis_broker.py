@@ -8,7 +8,6 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 import httpx
 import pytest
@@ -144,7 +143,7 @@ async def test_a_publish_mutation_while_redis_is_down_is_a_failure_the_publisher
     broker = RedisBroker(f"redis://127.0.0.1:{free_port()}/0")
     app = create_app(
         SETTINGS,
-        runtime_factory=runtime_factory(replace(fake_runtime(InMemoryReader()), broker=broker)),
+        runtime_factory=runtime_factory(fake_runtime(InMemoryReader(), broker)),
     )
     async with app.router.lifespan_context(app):
         sink = AppSyncPublicationSink(

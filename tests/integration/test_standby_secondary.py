@@ -17,11 +17,24 @@ import pytest
 from adapters.postgres.migrations import apply_migrations
 from adapters.postgres.pool import create_pool
 from adapters.postgres.seed import seed_demo_data
+from domain.commands import UpsertProduct
+from domain.errors import ReadOnlyRegionError
+from domain.model import Money
 from hemisphere.bootstrap import start_runtime
 from hemisphere.embedded_postgres import EmbeddedPostgres, _bin
 from hemisphere.readiness import Readiness
 from hemisphere.runtime import StartupOptions
 from tests.support.app import SETTINGS
+
+NEW_PRODUCT = UpsertProduct(
+    id=None,
+    sku="SKU-NEW",
+    name="New",
+    description=None,
+    category="tools",
+    price=Money(amount=100, currency="USD"),
+    available=1,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -82,8 +95,10 @@ async def test_an_api_on_a_hot_standby_reads_and_writes_nothing(
         )
         options = StartupOptions(seed_demo_data=True, rebuild_projections=True)
         async with start_runtime(settings, options) as runtime:
-            assert runtime.catalog is None  # a secondary takes no catalog writes
-            found = await runtime.reader.products_by_id(["p-0001"])
+            # A secondary takes no catalog writes: they answer ReadOnlyRegion, nothing written.
+            with pytest.raises(ReadOnlyRegionError, match="knows no endpoint"):
+                await runtime.ports.catalog.upsert_product(NEW_PRODUCT)
+            found = await runtime.ports.reader.products_by_id(["p-0001"])
             assert set(found) == {"p-0001"}  # rebuilt from the standby's copy of the data
             readiness = Readiness()
             readiness.watch(runtime.probes)

@@ -21,13 +21,8 @@ from starlette.routing import Route
 
 from adapters.appsync import AppSyncPublicationSink
 from adapters.dynamodb.client import StaticCredentials, create_client
-from adapters.dynamodb.stream import (
-    DynamoChangeStream,
-    DynamoCheckpointStore,
-    DynamoLeaseStore,
-    create_streams_client,
-    lease_key,
-)
+from adapters.dynamodb.leases import DynamoCheckpointStore, DynamoLeaseStore, lease_key
+from adapters.dynamodb.stream import DynamoChangeStream, create_streams_client
 from adapters.dynamodb.table import ensure_table
 from adapters.dynamodb.writer import DynamoProjectionWriter
 from domain.errors import UnauthorizedError

@@ -20,9 +20,11 @@ from starlette.applications import Starlette
 from hemisphere.local_issuer import LocalIssuer
 from hemisphere.runtime import Runtime
 from hemisphere.settings import Settings
-from resolvers.context import Topology
+from resolvers.context import Ports, Topology
 from resolvers.pagination import PageTokens
+from resolvers.ports import OrderWorkflows, ProfileUpdates
 from subscriptions.inprocess import InProcessBroker
+from subscriptions.ports import Broker
 from tests.support.fakes import (
     FakeProfileUpdates,
     FakeWorkflows,
@@ -51,6 +53,8 @@ SETTINGS = Settings(
     oidc_issuer=ISSUER_URL,
     local_issuer=True,
 )
+# The page tokens of an app made with SETTINGS, for a context made by hand.
+TOKENS = PageTokens(SETTINGS.token_secret or "")
 
 
 def token_headers(
@@ -63,18 +67,19 @@ def token_headers(
 
 def fake_runtime(
     reader: InMemoryReader,
-    broker: InProcessBroker | None = None,
-    workflows: FakeWorkflows | None = None,
-    profiles: FakeProfileUpdates | None = None,
+    broker: Broker | None = None,
+    workflows: OrderWorkflows | None = None,
+    profiles: ProfileUpdates | None = None,
 ) -> Runtime:
     return Runtime(
-        reader=reader,
-        catalog=InMemoryCatalog(reader),
-        broker=broker or InProcessBroker(),
-        tokens=PageTokens(SETTINGS.token_secret or ""),
-        topology=Topology("us-east-1", "us-east-1"),
-        workflows=workflows or FakeWorkflows(),
-        profiles=profiles or FakeProfileUpdates(),
+        ports=Ports(
+            reader=reader,
+            broker=broker or InProcessBroker(),
+            topology=Topology("us-east-1", "us-east-1"),
+            catalog=InMemoryCatalog(reader),
+            workflows=workflows or FakeWorkflows(),
+            profiles=profiles or FakeProfileUpdates(),
+        )
     )
 
 

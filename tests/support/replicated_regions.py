@@ -15,12 +15,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from adapters.dynamodb.client import StaticCredentials, create_client
+from adapters.dynamodb.leases import DynamoCheckpointStore, DynamoLeaseStore
 from adapters.dynamodb.replication import DynamoReplicaTable, DynamoReplicationSource
-from adapters.dynamodb.stream import (
-    DynamoCheckpointStore,
-    DynamoLeaseStore,
-    create_streams_client,
-)
+from adapters.dynamodb.stream import create_streams_client
 from adapters.dynamodb.table import ensure_table
 from hemisphere.localstack import MotoServer
 from hemisphere.roles.replicator import LEASE_RENEW_SECONDS, LEASE_SECONDS

@@ -4,7 +4,7 @@ version, origin marks, and the lag figures."""
 from __future__ import annotations
 
 from regions.ports import ORIGIN_REGION, ORIGIN_TIME, StreamRecord, WireItem
-from regions.replication import (
+from regions.replication_rules import (
     Delete,
     LagStats,
     Put,

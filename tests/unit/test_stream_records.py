@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from adapters.dynamodb import items
-from adapters.dynamodb.stream import change_from_record, lease_key
+from adapters.dynamodb.leases import lease_key
+from adapters.dynamodb.stream import change_from_record
 from domain.aggregates import CUSTOMER, ORDER, PRODUCT
 from domain.model import RegionControl
 from tests.support.builders import customer, order, product
