@@ -201,7 +201,7 @@ def _execution_arn(machine_arn: str, name: str) -> str:
 class StepFunctionsOrderWorkflows:
     """resolvers.ports.OrderWorkflows. In a secondary region, give it a client of the
     primary's Step Functions and `machines.in_region(primary)`, wrapped in
-    regions.routing.ReadOnlyWhenPrimaryUnreachable."""
+    regions.routing.RoutedOrderWorkflows."""
 
     def __init__(self, sfn: SfnClient, machines: SagaMachines) -> None:
         self._sfn = sfn

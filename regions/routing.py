@@ -117,51 +117,6 @@ class _PrimaryGuard:
         )
 
 
-class ReadOnlyWhenPrimaryUnreachable:
-    """OrderWorkflows of a secondary region: the primary's sagas, or ReadOnlyRegionError
-    within `deadline_seconds` when the primary is down. Other errors (an idempotency
-    conflict) pass unchanged."""
-
-    def __init__(
-        self,
-        inner: OrderWorkflows,
-        *,
-        region: str,
-        primary_region: str,
-        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
-    ) -> None:
-        self._inner = inner
-        self._guard = _PrimaryGuard(region, primary_region, deadline_seconds)
-
-    async def start_checkout(self, command: Checkout, placed_in: str) -> None:
-        async with self._guard.reachable():
-            await self._inner.start_checkout(command, placed_in)
-
-    async def start_cancellation(self, command: CancelOrder) -> None:
-        async with self._guard.reachable():
-            await self._inner.start_cancellation(command)
-
-
-class ProfileUpdatesReadOnlyWhenPrimaryUnreachable:
-    """ProfileUpdates of a secondary region, putting on the primary's bus: an unreachable
-    bus is ReadOnlyRegionError, as for the sagas."""
-
-    def __init__(
-        self,
-        inner: ProfileUpdates,
-        *,
-        region: str,
-        primary_region: str,
-        deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
-    ) -> None:
-        self._inner = inner
-        self._guard = _PrimaryGuard(region, primary_region, deadline_seconds)
-
-    async def submit(self, command: UpdateCustomerProfile) -> tuple[str, datetime]:
-        async with self._guard.reachable():
-            return await self._inner.submit(command)
-
-
 # --- following the replicated topology --------------------------------------------------------
 
 

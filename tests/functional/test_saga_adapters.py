@@ -23,7 +23,7 @@ from adapters.stepfunctions import (
 from domain.commands import Checkout, CheckoutLine
 from domain.errors import IdempotencyConflictError, ReadOnlyRegionError
 from domain.saga import checkout_input
-from regions.routing import ReadOnlyWhenPrimaryUnreachable
+from tests.support.routing import from_secondary
 
 MACHINES = SagaMachines(
     "arn:aws:states:us-east-1:123456789012:stateMachine:h-checkout",
@@ -108,7 +108,7 @@ async def test_an_outage_is_a_backend_outage_and_reads_as_read_only_from_a_secon
         )
     # A secondary wraps it in the routing's guard: the primary is down, this region is
     # read-only.
-    remote = ReadOnlyWhenPrimaryUnreachable(
+    remote = from_secondary(
         StepFunctionsOrderWorkflows(FakeSfn(start_execution=down), MACHINES.in_region("eu-west-1")),
         region="us-east-1",
         primary_region="eu-west-1",

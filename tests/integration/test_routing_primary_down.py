@@ -26,7 +26,8 @@ from domain.saga import (
 from hemisphere.localstack import free_port
 from hemisphere.settings import Settings
 from hemisphere.write_path import primary_client, write_endpoints
-from regions.routing import ReadOnlyWhenPrimaryUnreachable, write_target
+from regions.routing import RoutedOrderWorkflows, write_target
+from tests.support.routing import from_secondary
 
 pytestmark = pytest.mark.integration
 
@@ -77,9 +78,7 @@ class StartsExecutions:
 ARN = "arn:aws:states:us-east-1:123456789012:stateMachine:checkout"
 
 
-async def read_only_within(
-    workflows: ReadOnlyWhenPrimaryUnreachable, seconds: float
-) -> ReadOnlyRegionError:
+async def read_only_within(workflows: RoutedOrderWorkflows, seconds: float) -> ReadOnlyRegionError:
     started = time.monotonic()
     async with asyncio.timeout(seconds + 10):  # a hang fails the test instead of blocking it
         with pytest.raises(ReadOnlyRegionError) as raised:
@@ -93,7 +92,7 @@ async def test_a_primary_that_is_down_makes_the_secondary_read_only_within_secon
     settings = secondary_settings(f"http://127.0.0.1:{free_port()}")  # nobody listens
     async with primary_client("stepfunctions", settings) as sfn:
         inner = StartsExecutions(sfn, ARN)
-        workflows = ReadOnlyWhenPrimaryUnreachable(
+        workflows = from_secondary(
             inner, region=settings.region, primary_region=settings.primary_region
         )
         error = await read_only_within(workflows, 3.0)
@@ -131,9 +130,7 @@ async def test_a_primary_that_never_answers_is_read_only_at_the_deadline(
 ) -> None:
     settings = secondary_settings(unresponsive_primary)
     async with primary_client("stepfunctions", settings) as sfn:
-        workflows = ReadOnlyWhenPrimaryUnreachable(
-            StartsExecutions(sfn, ARN), region="eu-west-1", primary_region="us-east-1"
-        )
+        workflows = from_secondary(StartsExecutions(sfn, ARN))
         error = await read_only_within(workflows, 4.0)
     assert "us-east-1" in error.message
 
@@ -159,9 +156,7 @@ async def test_a_secondary_starts_the_saga_in_the_primary_region(
 
     async with primary_client("stepfunctions", settings) as sfn:
         inner = StartsExecutions(sfn, arn)
-        workflows = ReadOnlyWhenPrimaryUnreachable(
-            inner, region="eu-west-1", primary_region="us-east-1"
-        )
+        workflows = from_secondary(inner)
         await workflows.start_checkout(CHECKOUT, placed_in="eu-west-1")
         [execution] = inner.started
         assert execution.split(":")[3] == "us-east-1"

@@ -17,13 +17,8 @@ from domain.errors import (
 )
 from hemisphere.settings import Settings
 from hemisphere.write_path import write_endpoints
-from regions.routing import (
-    ProfileUpdatesReadOnlyWhenPrimaryUnreachable,
-    ReadOnlyWhenPrimaryUnreachable,
-    WriteEndpoints,
-    WriteTarget,
-    write_target,
-)
+from regions.routing import RoutedOrderWorkflows, WriteEndpoints, WriteTarget, write_target
+from tests.support.routing import from_secondary, profiles_from_secondary
 
 CHECKOUT = Checkout("c-0001", (CheckoutLine("p-0001", 1),), "tok_visa", "key-1")
 CANCEL = CancelOrder("o-1", "key-2")
@@ -99,10 +94,8 @@ class FakeWorkflows:
         await self._act(command)
 
 
-def secondary(inner: FakeWorkflows, deadline: float = 3.0) -> ReadOnlyWhenPrimaryUnreachable:
-    return ReadOnlyWhenPrimaryUnreachable(
-        inner, region="eu-west-1", primary_region="us-east-1", deadline_seconds=deadline
-    )
+def secondary(inner: FakeWorkflows, deadline: float = 3.0) -> RoutedOrderWorkflows:
+    return from_secondary(inner, deadline_seconds=deadline)
 
 
 async def test_a_reachable_primary_is_called_once_through() -> None:
@@ -162,11 +155,7 @@ class FakeProfiles:
 
 
 async def test_profile_updates_to_an_unreachable_bus_are_read_only() -> None:
-    def wrap(inner: FakeProfiles) -> ProfileUpdatesReadOnlyWhenPrimaryUnreachable:
-        return ProfileUpdatesReadOnlyWhenPrimaryUnreachable(
-            inner, region="eu-west-1", primary_region="us-east-1"
-        )
-
-    assert (await wrap(FakeProfiles()).submit(PROFILE))[0] == "pu-1"
+    assert (await profiles_from_secondary(FakeProfiles()).submit(PROFILE))[0] == "pu-1"
     with pytest.raises(ReadOnlyRegionError, match="us-east-1"):
-        await wrap(FakeProfiles(BackendUnavailableError("bus down"))).submit(PROFILE)
+        down = FakeProfiles(BackendUnavailableError("bus down"))
+        await profiles_from_secondary(down).submit(PROFILE)
