@@ -25,6 +25,7 @@ import functools
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -84,6 +85,9 @@ class ReplicationTimings:
     max_backoff: float = 5.0
     # Writes in flight to the target at once.
     concurrency: int = 16
+    # Batches of one shard read and being applied at once, before a read waits for the
+    # oldest: a round trip to a far region no longer holds the next changes back.
+    batches_in_flight: int = 4
 
 
 class _FencedOutError(Exception):
@@ -94,9 +98,13 @@ class _FencedOutError(Exception):
 class _Shard:
     reader: RecordReader
     saved: str | None
+    # The last record whose batch, and every batch before it, has been applied: what a
+    # checkpoint may say.
     position: str | None
     saved_at: float = field(default_factory=time.monotonic)
     unsaved_writes: bool = False
+    # Batches read and being applied, oldest first, with the last record of each.
+    in_flight: deque[tuple[asyncio.Task[bool], str]] = field(default_factory=deque)
 
 
 class TargetReplicator:
@@ -129,7 +137,8 @@ class TargetReplicator:
         self.sent = 0
         self.written = 0
         # Creation time of the oldest change read but not yet in the target.
-        self._pending_since: float | None = None
+        # When the oldest change of each batch in flight was made (status: pending_ms).
+        self._pending: dict[int, float] = {}
         # Set when the target answers again after an outage, and every relist_interval:
         # then check that it still holds our copy.
         self._check_target_copy = False
@@ -137,7 +146,7 @@ class TargetReplicator:
         self._sent_at = -math.inf
 
     def status(self) -> dict[str, Any]:
-        pending = self._pending_since
+        pending = min(self._pending.values(), default=None)
         return {
             "state": self.state,
             "lag_ms": self.lag.as_ms(),
@@ -175,7 +184,7 @@ class TargetReplicator:
                 task.cancel()
             await asyncio.gather(work, lost, return_exceptions=True)
             self.state = "standby"
-            self._pending_since = None  # whoever holds the lease next sends it
+            self._pending.clear()  # whoever holds the lease next sends it
 
     async def _replicate(self, token: int) -> None:
         backoff = self._timings.min_backoff
@@ -235,6 +244,27 @@ class TargetReplicator:
         resume = {shard_id: cp.sequence_number for shard_id, cp in stored.items()}
         known = set(resume)
         open_shards: dict[str, _Shard] = {}
+        try:
+            await self._follow(stream, token, open_shards, finished, resume, known)
+        finally:
+            # Fenced out, cancelled, failed: what was still being sent is abandoned (its
+            # records are after the checkpoint, so whoever replicates next sends them).
+            batches = [task for shard in open_shards.values() for task, _ in shard.in_flight]
+            for task in batches:
+                task.cancel()
+            await asyncio.gather(*batches, return_exceptions=True)
+
+    async def _follow(
+        self,
+        stream: str,
+        token: int,
+        open_shards: dict[str, _Shard],
+        finished: set[str],
+        resume: dict[str, str | None],
+        known: set[str],
+    ) -> None:
+        """Read every open shard in turn, send what it holds, checkpoint; forever."""
+        timings = self._timings
         listed_at = -math.inf
         while True:
             if time.monotonic() - listed_at >= timings.relist_interval:
@@ -261,16 +291,22 @@ class TargetReplicator:
                     records, ended = await shard.reader.read()
                 except CheckpointExpiredError as error:
                     log.warning("replication %s→%s: %s", self.region, self.target.region, error)
+                    await self._settle(shard, wait=True, everything=True)
                     await self._full_copy()
                     shard.reader = await self._source.open_shard(stream, shard_id, None)
                     continue
                 if records:
                     read_any = True
-                    if await self._apply(records):
-                        shard.unsaved_writes = True
-                        self._sent_at = time.monotonic()
-                    shard.position = records[-1].sequence_number
+                    # Applied beside the next reads: a batch waits one round trip to the
+                    # target, and the changes read meanwhile need not wait for it (last
+                    # writer wins makes any order of the writes safe).
+                    applying = asyncio.create_task(self._apply(records))
+                    shard.in_flight.append((applying, records[-1].sequence_number))
+                await self._settle(
+                    shard, wait=len(shard.in_flight) > self._timings.batches_in_flight
+                )
                 if ended:
+                    await self._settle(shard, wait=True, everything=True)
                     await self._save(stream, shard_id, shard, token, finished=True)
                     finished.add(shard_id)
                     del open_shards[shard_id]
@@ -287,6 +323,22 @@ class TargetReplicator:
             if not read_any:
                 idle = time.monotonic() - self._sent_at >= timings.idle_after
                 await asyncio.sleep(timings.idle_poll_interval if idle else timings.poll_interval)
+
+    async def _settle(self, shard: _Shard, *, wait: bool, everything: bool = False) -> None:
+        """Take the applied batches off the front of `shard.in_flight`, moving its position
+        on; with `wait`, first wait for the oldest (for all of them with `everything`)."""
+        while shard.in_flight:
+            applying, last = shard.in_flight[0]
+            if not applying.done():
+                if not wait:
+                    return
+                await asyncio.wait({applying})
+                wait = everything
+            shard.in_flight.popleft()
+            if applying.result():  # raises what the batch raised (cancellation, fencing)
+                shard.unsaved_writes = True
+                self._sent_at = time.monotonic()
+            shard.position = last
 
     async def _target_keeps_copy(self) -> bool:
         """Whether the target still holds our copy; a target that does not answer now is
@@ -336,10 +388,13 @@ class TargetReplicator:
         if not actions:
             return False
         latest = latest_per_key(actions)
-        self._pending_since = min(action.created_at for action in latest)
-        await self._retrying(functools.partial(self._send, latest, measure=True))
+        batch = id(latest)
+        self._pending[batch] = min(action.created_at for action in latest)
+        try:
+            await self._retrying(functools.partial(self._send, latest, measure=True))
+        finally:
+            self._pending.pop(batch, None)
         self.sent += len(latest)
-        self._pending_since = None
         return True
 
     async def _send(self, actions: Sequence[Action], *, measure: bool = False) -> None:

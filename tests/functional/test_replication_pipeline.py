@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -197,5 +197,47 @@ async def test_a_target_without_the_seed_mark_gets_a_full_copy_first() -> None:
         assert replica.seeded == {US}
         assert pipeline.full_copies == 1
         assert pipeline.lag.count == 0  # a copy is not a lag sample
+    finally:
+        await _stop(task)
+
+
+class SlowReplica(FakeReplica):
+    """A far target: every write takes `delay` (a round trip across regions)."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+
+    async def put_if_newer(self, item: WireItem, version: int) -> bool:
+        await asyncio.sleep(self.delay)
+        return await super().put_if_newer(item, version)
+
+
+async def test_a_far_target_does_not_hold_back_the_changes_read_meanwhile() -> None:
+    """A batch waits one round trip; the changes read while it waits go out beside it, and
+    the checkpoint moves only past batches that landed, in order."""
+    source, replica = FakeSource(), SlowReplica(delay=0.5)
+    leases = InMemoryLeaseStore()
+    pipeline = TargetReplicator(
+        US,
+        source,
+        replica,
+        InMemoryCheckpoints(leases),
+        LeaseKeeper(leases, "holder-1"),
+        replace(FAST, idle_poll_interval=0.005),  # every change read as it comes
+        clock=Clock(),
+    )
+    task = await _running(pipeline)
+    try:
+        source.write("ORDER#1", 1, at=1000.0)
+        await asyncio.sleep(0.05)  # the first batch is on its way
+        source.write("ORDER#2", 1, at=1000.0)
+        await asyncio.sleep(0.05)
+        source.write("ORDER#3", 1, at=1000.0)
+        started = asyncio.get_running_loop().time()
+        await eventually(lambda: replica.version("ORDER#3") == 1)
+        # One round trip after the last change (0.5 s), not behind the first batch's (0.9 s).
+        assert asyncio.get_running_loop().time() - started < 0.75
+        await eventually(lambda: pipeline.sent == 3)
     finally:
         await _stop(task)
