@@ -209,10 +209,12 @@ class World:
                 f"{primary.name}) before {name} can follow it"
             )
         try:
+            # The endpoint boots (a Python process importing moto: seconds of CPU) while
+            # PostgreSQL starts or rewinds; the template waits for it after.
             region.start_aws()
-            region.provision(self.state.primary, self.state.epoch)
             lost = region.start_postgres(self._primary_ports)
             self.save_state()
+            region.provision(self.state.primary, self.state.epoch)
             redriven = redrive(region, self.payments_url) if region is primary else []
             region.start_api(self._primary_ports, rebuild=True)
             region.start_replicator()
