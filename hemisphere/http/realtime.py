@@ -27,6 +27,7 @@ from hemisphere.http.realtime_auth import authenticate_connection, authenticate_
 from hemisphere.http.realtime_options import RealtimeOptions
 from subscriptions import appsync_protocol as protocol
 from subscriptions.appsync_session import AppSyncSession
+from subscriptions.mailbox import Mailbox
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,8 @@ SendText = Callable[[str], None]
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_SLOW = 4408
 CLOSE_BAD_FRAME = 1003
+
+_KEEP_ALIVE = orjson.dumps(protocol.keep_alive()).decode()
 
 
 class AppSyncRealtime:
@@ -104,27 +107,39 @@ class AppSyncRealtime:
 
 
 class _Connection:
-    """The socket of an accepted connection: a reader that feeds the session, a writer that
-    drains a bounded queue of outgoing messages, and the keep-alive ticker. Whichever ends
-    first (the client leaves, the queue overflows) ends the others."""
+    """The socket of an accepted connection: a reader task that feeds the session, a writer
+    task that drains a bounded mailbox of outgoing messages while there are some, and a
+    keep-alive timer. Whichever ends first (the client leaves, a send fails, the mailbox
+    overflows) ends the others.
+
+    Lean on purpose: thousands of these sit idle per instance (issue 9: at most 32 KB each). So
+    no asyncio.Queue (four deques, even empty), no Event, no keep-alive task, and the writer
+    runs only while messages wait; what the connection waits on is one future."""
 
     def __init__(self, websocket: WebSocket, options: RealtimeOptions) -> None:
         self._websocket = websocket
         self._options = options
-        self._outgoing: asyncio.Queue[str] = asyncio.Queue(options.max_pending_messages)
-        self._too_slow = asyncio.Event()
+        self._outgoing: Mailbox[str] = Mailbox(options.max_pending_messages)
+        self._too_slow = False
+        # Done when the connection should end; `serve` waits for it.
+        self._ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._writer: asyncio.Task[None] | None = None
+        self._keep_alive: asyncio.TimerHandle | None = None
 
     def send(self, text: str) -> None:
-        if self._too_slow.is_set():
+        if self._ended.done():
             return
         try:
             self._outgoing.put_nowait(text)
         except asyncio.QueueFull:
-            self._too_slow.set()
+            self._slow()
+            return
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write())
 
     def stream_ended(self, id: str) -> None:
         # The broker dropped a subscriber of this connection for falling behind.
-        self._too_slow.set()
+        self._slow()
 
     async def serve(
         self,
@@ -134,26 +149,34 @@ class _Connection:
         session = make_session(self.send, self.stream_ended)
         # The first message (connection_init) is answered before the first `ka` is queued.
         await session.receive(first)
-        tasks = [
-            asyncio.create_task(self._read(session)),
-            asyncio.create_task(self._write()),
-            asyncio.create_task(self._keep_alive()),
-            asyncio.create_task(self._too_slow.wait()),
-        ]
+        self._tick()
+        reader = asyncio.create_task(self._read(session))
+        reader.add_done_callback(lambda _: self._end())
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await self._ended
         finally:
+            if self._keep_alive is not None:
+                self._keep_alive.cancel()
+            tasks = [task for task in (reader, self._writer) if task is not None]
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             await session.close()
-        if self._too_slow.is_set():
+        if self._too_slow:
             log.warning(
                 "disconnected a slow real-time client (%d messages waiting, %d subscriptions)",
                 self._outgoing.qsize(),
                 session.subscription_count,
             )
             await _close(self._websocket, CLOSE_TOO_SLOW)
+
+    def _slow(self) -> None:
+        self._too_slow = True
+        self._end()
+
+    def _end(self) -> None:
+        if not self._ended.done():
+            self._ended.set_result(None)
 
     async def _read(self, session: AppSyncSession) -> None:
         while True:
@@ -166,20 +189,28 @@ class _Connection:
                 await _close(self._websocket, CLOSE_BAD_FRAME)
                 return
             await session.receive(text)
+            # Not kept while waiting for the next one (a `start` is a kilobyte with its token).
+            del text
 
     async def _write(self) -> None:
-        while True:
-            text = await self._outgoing.get()
-            try:
-                await self._websocket.send_text(text)
-            except (WebSocketDisconnect, RuntimeError):
-                return
+        """Sends what waits, then ends; `send` starts another when more comes."""
+        try:
+            while not self._outgoing.empty():
+                text = self._outgoing.get_nowait()
+                try:
+                    await self._websocket.send_text(text)
+                except (WebSocketDisconnect, RuntimeError):
+                    self._end()
+                    return
+        finally:
+            # No await since the mailbox was seen empty: `send` cannot have missed this end.
+            self._writer = None
 
-    async def _keep_alive(self) -> None:
-        ka = orjson.dumps(protocol.keep_alive()).decode()
-        while True:
-            self.send(ka)
-            await asyncio.sleep(self._options.keepalive_seconds)
+    def _tick(self) -> None:
+        self.send(_KEEP_ALIVE)
+        self._keep_alive = asyncio.get_running_loop().call_later(
+            self._options.keepalive_seconds, self._tick
+        )
 
 
 async def _close(websocket: WebSocket, code: int) -> None:
