@@ -1,11 +1,12 @@
 """What an idle AppSync real-time connection costs the instance in memory, and where it goes.
 
     .venv/bin/python bench/idle_memory.py [--connections 2000] [--trace 0|N] [--top 30]
+        [--keep DIR]
 
-One API instance (create_app on an in-memory runtime and the in-process broker, served as
-`hemisphere serve` serves it: uvloop, websockets-sansio, no permessage-deflate) on core 0; this
-client on core 1. The client opens 20 warm-up connections, then --connections more, each an
-AppSync real-time WebSocket (raw `websockets`) with one `onOrderChanged(customerId: …)`
+One API instance (create_app on an in-memory runtime and the in-process broker, with the uvicorn
+configuration `hemisphere serve` runs: uvloop, its WebSocket protocol, no permessage-deflate) on
+core 0; this client on core 1. The client opens 20 warm-up connections, then --connections more,
+each an AppSync real-time WebSocket (raw `websockets`) with one `onOrderChanged(customerId: …)`
 subscription of its own customer, acknowledged; then it waits 2 s and prints the instance's RSS
 growth per connection (what bench/subscriptions.py reports, without its backends: seconds
 instead of a minute).
@@ -70,6 +71,7 @@ def serve(port: int, directory: Path, frames: int) -> None:
     import uvicorn
 
     from hemisphere.app import create_app
+    from hemisphere.roles.serving import Shutdown, listen, uvicorn_config
     from tests.support.app import SETTINGS, fake_runtime, runtime_factory
     from tests.support.fakes import InMemoryReader
 
@@ -87,15 +89,10 @@ def serve(port: int, directory: Path, frames: int) -> None:
         marks += 1
 
     signal.signal(signal.SIGUSR1, mark)
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_level="warning",
-        lifespan="on",
-        ws="websockets-sansio",
-        ws_per_message_deflate=False,
-    )
+    # The configuration `hemisphere serve` runs with (its WebSocket protocol, no compression).
+    sock = listen("127.0.0.1", port)
+    config = uvicorn_config(app, sock, Shutdown(None, timeout=10))
+    uvicorn.Server(config).run(sockets=[sock])
 
 
 # --- the client -----------------------------------------------------------------------------
@@ -192,6 +189,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=2000)
     parser.add_argument("--trace", type=int, default=0, help="tracemalloc frames (0: off)")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--keep", default="", help="a directory to leave the snapshots in")
     parser.add_argument("--serve", nargs=2, metavar=("PORT", "DIR"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -204,13 +202,17 @@ def main() -> int:
         print(f"# the open-files limit is {hard}: too few for {args.connections}", file=sys.stderr)
         return 2
     with Processes() as procs, tempfile.TemporaryDirectory(prefix="hemisphere-idle-") as tmp:
-        directory = Path(tmp)
+        directory = Path(args.keep or tmp)
+        directory.mkdir(parents=True, exist_ok=True)
+        for old in [*directory.glob("mark-*"), *directory.glob("snapshot-*")]:
+            old.unlink()
         LocalIssuer(directory, ISSUER_URL)  # its key, before either side reads it
         port = free_port()
         log = directory / "instance.log"
         command = [sys.executable, __file__, "--trace", str(args.trace), "--serve", str(port)]
+        command.append(str(directory))
         instance = procs.start(
-            "instance", [*command, tmp], log=log, cpu=SERVER_CPU, env={**os.environ}, cwd=REPO
+            "instance", command, log=log, cpu=SERVER_CPU, env={**os.environ}, cwd=REPO
         )
         deadline = time.monotonic() + 120
         while True:
