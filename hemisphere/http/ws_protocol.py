@@ -3,9 +3,10 @@ connections that stay open for hours doing nothing (issue 9: at most 32 KB per i
 connection, bench/idle_memory.py).
 
 What it keeps of uvicorn's, per connection, is all but three things:
-- the handshake's request and response, which uvicorn keeps for the connection's life though it
-  never reads them after the handshake (about 5.5 KB: their headers, and the path with its
-  query string, which for AppSync clients carries the token);
+- the handshake's request and response, which uvicorn (and websockets' parser, for the request)
+  keep for the connection's life though neither reads them after the handshake (about 5.5 KB:
+  their headers, and the path with its query string, which for AppSync clients carries the
+  token);
 - its asyncio.Queue of received events, and the asyncio.Event that says whether the socket is
   writable: each allocates 760-byte deques whether it is used or not (3.8 KB). A Mailbox and
   a flag with lazily made waiters do the same work.
@@ -22,6 +23,7 @@ import asyncio
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.http11 import Request
 
 from subscriptions.mailbox import Mailbox
 
@@ -38,11 +40,15 @@ class LeanWebSocketsProtocol(WebSocketsSansIOProtocol):
         self.writable = _Flag(is_set=self.writable.is_set())  # type: ignore[assignment]
 
     def start_keepalive(self) -> None:
-        # Called once, right after the handshake's response was written: past this point uvicorn
-        # reads neither the request nor the response again.
+        # Called once, right after the handshake's response was written: past this point
+        # neither uvicorn nor websockets reads the request or the response again.
         super().start_keepalive()
-        self.__dict__.pop("request", None)
         self.__dict__.pop("response", None)
+        request = self.__dict__.pop("request", None)
+        if isinstance(request, Request):
+            # websockets' parser keeps it too, in a generator's frame: empty it.
+            request.headers.clear()
+            request.path = ""
 
 
 class _Flag:
