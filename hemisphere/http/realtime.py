@@ -115,27 +115,29 @@ class AppSyncRealtime:
 
 
 class _Connection:
-    """The socket of an accepted connection: a reader task that feeds the session, a writer
-    task that drains a bounded mailbox of outgoing messages while there are some, and a
-    keep-alive timer. Whichever ends first (the client leaves, a send fails, the mailbox
-    overflows) ends the others.
+    """The socket of an accepted connection: `serve` reads and feeds the session, a writer task
+    drains a bounded mailbox of outgoing messages while there are some, and a timer sends the
+    keep-alives. Whichever ends first (the client leaves, a send fails, the mailbox overflows)
+    ends the others.
 
     Lean on purpose: thousands of these sit idle per instance (issue 9: at most 32 KB each). So
-    no asyncio.Queue (four deques, even empty), no Event, no keep-alive task, and the writer
-    runs only while messages wait; what the connection waits on is one future."""
+    no asyncio.Queue (four deques, even empty), no Event, no keep-alive task, no reader task
+    beside the one serving the connection, and the writer runs only while messages wait."""
 
     def __init__(self, websocket: WebSocket, options: RealtimeOptions) -> None:
         self._websocket = websocket
         self._options = options
         self._outgoing: Mailbox[str] = Mailbox(options.max_pending_messages)
         self._too_slow = False
-        # Done when the connection should end; `serve` waits for it.
-        self._ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._ended = False
+        # The task reading the socket while it does (`serve`'s), for `_end` to interrupt.
+        self._reading: asyncio.Task[object] | None = None
+        self._interrupted = False
         self._writer: asyncio.Task[None] | None = None
         self._keep_alive: asyncio.TimerHandle | None = None
 
     def send(self, text: str) -> None:
-        if self._ended.done():
+        if self._ended:
             return
         try:
             self._outgoing.put_nowait(text)
@@ -158,17 +160,22 @@ class _Connection:
         # The first message (connection_init) is answered before the first `ka` is queued.
         await session.receive(first)
         self._tick()
-        reader = asyncio.create_task(self._read(session))
-        reader.add_done_callback(lambda _: self._end())
+        reading = self._reading = asyncio.current_task()
         try:
-            await self._ended
+            await self._read(session)
+        except asyncio.CancelledError:
+            # `_end` interrupts the reading when a send fails or the client is too slow (as
+            # asyncio.timeout does); any other cancellation (the server stopping) goes on.
+            if not self._interrupted or reading is None or reading.uncancel() > 0:
+                raise
         finally:
+            self._reading = None
+            self._ended = True
             if self._keep_alive is not None:
                 self._keep_alive.cancel()
-            tasks = [task for task in (reader, self._writer) if task is not None]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            if self._writer is not None:
+                self._writer.cancel()
+                await asyncio.gather(self._writer, return_exceptions=True)
             await session.close()
         if self._too_slow:
             log.warning(
@@ -183,11 +190,18 @@ class _Connection:
         self._end()
 
     def _end(self) -> None:
-        if not self._ended.done():
-            self._ended.set_result(None)
+        if self._ended:
+            return
+        self._ended = True
+        reading = self._reading
+        # From the reading task itself (a message it handled overflowed the mailbox), `_read`
+        # sees `_ended` once that message is handled.
+        if reading is not None and reading is not asyncio.current_task():
+            self._interrupted = True
+            reading.cancel()
 
     async def _read(self, session: AppSyncSession) -> None:
-        while True:
+        while not self._ended:
             try:
                 text = await self._websocket.receive_text()
             except WebSocketDisconnect:
