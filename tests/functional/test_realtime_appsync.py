@@ -550,6 +550,28 @@ async def test_a_cancelled_connection_stays_cancelled_and_unsubscribes(api: Api)
     assert api.broker.subscriber_count("publishOrder") == 0
 
 
+async def test_an_idle_connection_keeps_no_writer_and_still_gets_what_comes_next(
+    api: Api,
+) -> None:
+    def writers() -> int:
+        return sum(t.get_coro().__qualname__ == "_Connection._write" for t in asyncio.all_tasks())
+
+    async with api.socket() as ws:
+        await connect(ws)
+        await started(ws, start("1", {"c": "c-1"}))
+        for _ in range(100):
+            if not writers():
+                break
+            await asyncio.sleep(0.01)
+        assert writers() == 0
+        for n in range(3):
+            await api.publish("c-1", order=f"o-{n}")
+        received = [(await ws.receive_json())["payload"]["data"]["onOrderChanged"]["id"]]
+        received += [(await ws.receive_json())["payload"]["data"]["onOrderChanged"]["id"]]
+        received += [(await ws.receive_json())["payload"]["data"]["onOrderChanged"]["id"]]
+        assert received == ["o-0", "o-1", "o-2"]
+
+
 async def test_a_slow_consumer_is_disconnected() -> None:
     options = RealtimeOptions(max_pending_messages=5)
     async with serving(options) as api, api.socket(stalled=True) as ws:
