@@ -26,7 +26,7 @@ from hemisphere.http.graphiql import STATIC_DIR, STATIC_PATH, graphiql_page
 from hemisphere.http.rate_limits import Throttle
 from hemisphere.http.realtime_options import RealtimeOptions
 from hemisphere.http.telemetry import TelemetryMiddleware
-from hemisphere.http.websocket_routes import websocket_routes
+from hemisphere.http.websocket_routes import WebSocketEndpoints, WebSocketsFirst
 from hemisphere.identity import authenticator_for
 from hemisphere.local_issuer import LocalIssuer
 from hemisphere.metrics import ApiMetrics
@@ -146,11 +146,11 @@ def create_app(
                     runtime = None
                     await authenticator.aclose()
 
-    return Starlette(
+    return WebSocketsFirst(
+        websockets=WebSocketEndpoints(schema, authenticator, make_context, realtime),
         routes=[
             Route("/graphql", endpoint.post, methods=["POST"]),
             Route("/graphql", endpoint.get, methods=["GET"]),
-            *websocket_routes(schema, authenticator, make_context, realtime),
             *issuer_routes,
             Route("/healthz", alive, methods=["GET"]),
             Route("/readyz", ready, methods=["GET"]),

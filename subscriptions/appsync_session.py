@@ -131,12 +131,13 @@ class AppSyncSession:
         return None
 
     async def _run(self, start: protocol.Start, caller: Caller) -> None:
+        id = start.id
         established = False
 
         def on_established() -> None:
             nonlocal established
             established = True
-            self._emit(protocol.start_ack(start.id))
+            self._emit(protocol.start_ack(id))
 
         stream = await self._schema.subscribe(
             start.query,
@@ -146,27 +147,30 @@ class AppSyncSession:
             operation_name=start.operation_name,
             operation_extensions={FILTER_EXTENSION: list(start.filters)} if start.filters else None,
         )
+        # The subscription may live for hours, without its `start` message: the raw request and
+        # the authorization headers with their token (a kilobyte) are not read again.
+        del start
         try:
             async for result in stream:
                 if not established:
                     # Refused before it started: an invalid document, a field the caller may
                     # not read, a bad filter.
-                    self._refuse(start.id, list(result.errors or ()))
+                    self._refuse(id, list(result.errors or ()))
                     return
-                self._emit_data(start.id, result)
+                self._emit_data(id, result)
         except GraphQLError as exc:
             # A document that does not even parse escapes the stream instead of being yielded.
-            self._refuse(start.id, [exc])
+            self._refuse(id, [exc])
             return
         except Exception:
-            log.exception("subscription %s failed", start.id)
-            self._subscriptions.pop(start.id, None)
-            self._emit(protocol.simple_error(start.id, "InternalFailure", INTERNAL_MESSAGE, 500))
+            log.exception("subscription %s failed", id)
+            self._subscriptions.pop(id, None)
+            self._emit(protocol.simple_error(id, "InternalFailure", INTERNAL_MESSAGE, 500))
             return
         finally:
             await stream.aclose()
-        if self._subscriptions.pop(start.id, None) is not None:
-            self._on_stream_end(start.id)
+        if self._subscriptions.pop(id, None) is not None:
+            self._on_stream_end(id)
 
     def _refuse(self, id: str, errors: list[GraphQLError]) -> None:
         self._subscriptions.pop(id, None)

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
+from subscriptions.mailbox import Mailbox
 from subscriptions.ports import STREAM_KEY, Message
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,8 @@ class VersionGate:
         return True
 
 
-Queue = asyncio.Queue[Message]
+# Each subscriber's messages: a Mailbox, not an asyncio.Queue (3 KB less per idle subscriber).
+Queue = Mailbox[Message]
 # What a subscriber is routed by: one field of the message and the value it must have.
 Route = tuple[str, str | int | bool]
 
@@ -167,7 +169,7 @@ class LocalFanout:
         """Messages of `channel` delivered from this call on (the subscriber is registered
         before it returns, not on its first step); with `where` (field → value, None meaning
         any), at least those whose fields equal the values given, and possibly others."""
-        queue: Queue = asyncio.Queue(self._queue_size)
+        queue: Queue = Mailbox(self._queue_size)
         subscribers = self._channels.setdefault(channel, _Channel())
         subscribers.add(queue, where)
         if len(subscribers.everyone) == 1 and self._on_first is not None:

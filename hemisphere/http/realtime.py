@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 import orjson
 import strawberry
+from starlette.datastructures import QueryParams
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -27,6 +28,7 @@ from hemisphere.http.realtime_auth import authenticate_connection, authenticate_
 from hemisphere.http.realtime_options import RealtimeOptions
 from subscriptions import appsync_protocol as protocol
 from subscriptions.appsync_session import AppSyncSession
+from subscriptions.mailbox import Mailbox
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +38,8 @@ SendText = Callable[[str], None]
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_TOO_SLOW = 4408
 CLOSE_BAD_FRAME = 1003
+
+_KEEP_ALIVE = orjson.dumps(protocol.keep_alive()).decode()
 
 
 class AppSyncRealtime:
@@ -60,6 +64,10 @@ class AppSyncRealtime:
             subprotocol=protocol.SUBPROTOCOL if protocol.SUBPROTOCOL in offered else None
         )
         refusal = await self._refusal(websocket, offered)
+        # Read once: the query string (the client's token, base64) and the handshake's headers
+        # would otherwise stay in the scope, which uvicorn and Starlette hold for the
+        # connection's life (2.4 KB of an idle one).
+        scope["query_string"], scope["headers"] = b"", []
         try:
             first = await asyncio.wait_for(
                 websocket.receive_text(), self._options.init_timeout_seconds
@@ -77,12 +85,15 @@ class AppSyncRealtime:
 
     async def _refusal(self, websocket: WebSocket, offered: list[str]) -> str | None:
         """Why the connection's credentials are refused, or None when they verify."""
-        encoded = websocket.query_params.get("header") or protocol.header_subprotocol(offered)
+        # Parsed here rather than through `websocket.query_params`, which would keep the parsed
+        # token on the WebSocket for the connection's life (1.5 KB).
+        query = QueryParams(websocket.scope["query_string"])
+        encoded = query.get("header") or protocol.header_subprotocol(offered)
         if not encoded:
             return NOT_AUTHORIZED
         try:
             headers = protocol.decode_header(encoded)
-            payload = protocol.decode_payload(websocket.query_params.get("payload"))
+            payload = protocol.decode_payload(query.get("payload"))
             await authenticate_connection(self._authenticator, headers, payload)
         except ValueError:
             return "The connection header is not base64-encoded JSON."
@@ -104,27 +115,41 @@ class AppSyncRealtime:
 
 
 class _Connection:
-    """The socket of an accepted connection: a reader that feeds the session, a writer that
-    drains a bounded queue of outgoing messages, and the keep-alive ticker. Whichever ends
-    first (the client leaves, the queue overflows) ends the others."""
+    """The socket of an accepted connection: `serve` reads and feeds the session, a writer task
+    drains a bounded mailbox of outgoing messages while there are some, and a timer sends the
+    keep-alives. Whichever ends first (the client leaves, a send fails, the mailbox overflows)
+    ends the others.
+
+    Lean on purpose: thousands of these sit idle per instance (issue 9: at most 32 KB each). So
+    no asyncio.Queue (four deques, even empty), no Event, no keep-alive task, no reader task
+    beside the one serving the connection, and the writer runs only while messages wait."""
 
     def __init__(self, websocket: WebSocket, options: RealtimeOptions) -> None:
         self._websocket = websocket
         self._options = options
-        self._outgoing: asyncio.Queue[str] = asyncio.Queue(options.max_pending_messages)
-        self._too_slow = asyncio.Event()
+        self._outgoing: Mailbox[str] = Mailbox(options.max_pending_messages)
+        self._too_slow = False
+        self._ended = False
+        # The task reading the socket while it does (`serve`'s), for `_end` to interrupt.
+        self._reading: asyncio.Task[object] | None = None
+        self._interrupted = False
+        self._writer: asyncio.Task[None] | None = None
+        self._keep_alive: asyncio.TimerHandle | None = None
 
     def send(self, text: str) -> None:
-        if self._too_slow.is_set():
+        if self._ended:
             return
         try:
             self._outgoing.put_nowait(text)
         except asyncio.QueueFull:
-            self._too_slow.set()
+            self._slow()
+            return
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write())
 
     def stream_ended(self, id: str) -> None:
         # The broker dropped a subscriber of this connection for falling behind.
-        self._too_slow.set()
+        self._slow()
 
     async def serve(
         self,
@@ -134,20 +159,25 @@ class _Connection:
         session = make_session(self.send, self.stream_ended)
         # The first message (connection_init) is answered before the first `ka` is queued.
         await session.receive(first)
-        tasks = [
-            asyncio.create_task(self._read(session)),
-            asyncio.create_task(self._write()),
-            asyncio.create_task(self._keep_alive()),
-            asyncio.create_task(self._too_slow.wait()),
-        ]
+        self._tick()
+        reading = self._reading = asyncio.current_task()
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await self._read(session)
+        except asyncio.CancelledError:
+            # `_end` interrupts the reading when a send fails or the client is too slow (as
+            # asyncio.timeout does); any other cancellation (the server stopping) goes on.
+            if not self._interrupted or reading is None or reading.uncancel() > 0:
+                raise
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            self._reading = None
+            self._ended = True
+            if self._keep_alive is not None:
+                self._keep_alive.cancel()
+            if self._writer is not None:
+                self._writer.cancel()
+                await asyncio.gather(self._writer, return_exceptions=True)
             await session.close()
-        if self._too_slow.is_set():
+        if self._too_slow:
             log.warning(
                 "disconnected a slow real-time client (%d messages waiting, %d subscriptions)",
                 self._outgoing.qsize(),
@@ -155,8 +185,23 @@ class _Connection:
             )
             await _close(self._websocket, CLOSE_TOO_SLOW)
 
+    def _slow(self) -> None:
+        self._too_slow = True
+        self._end()
+
+    def _end(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        reading = self._reading
+        # From the reading task itself (a message it handled overflowed the mailbox), `_read`
+        # sees `_ended` once that message is handled.
+        if reading is not None and reading is not asyncio.current_task():
+            self._interrupted = True
+            reading.cancel()
+
     async def _read(self, session: AppSyncSession) -> None:
-        while True:
+        while not self._ended:
             try:
                 text = await self._websocket.receive_text()
             except WebSocketDisconnect:
@@ -166,20 +211,28 @@ class _Connection:
                 await _close(self._websocket, CLOSE_BAD_FRAME)
                 return
             await session.receive(text)
+            # Not kept while waiting for the next one (a `start` is a kilobyte with its token).
+            del text
 
     async def _write(self) -> None:
-        while True:
-            text = await self._outgoing.get()
-            try:
-                await self._websocket.send_text(text)
-            except (WebSocketDisconnect, RuntimeError):
-                return
+        """Sends what waits, then ends; `send` starts another when more comes."""
+        try:
+            while not self._outgoing.empty():
+                text = self._outgoing.get_nowait()
+                try:
+                    await self._websocket.send_text(text)
+                except (WebSocketDisconnect, RuntimeError):
+                    self._end()
+                    return
+        finally:
+            # No await since the mailbox was seen empty: `send` cannot have missed this end.
+            self._writer = None
 
-    async def _keep_alive(self) -> None:
-        ka = orjson.dumps(protocol.keep_alive()).decode()
-        while True:
-            self.send(ka)
-            await asyncio.sleep(self._options.keepalive_seconds)
+    def _tick(self) -> None:
+        self.send(_KEEP_ALIVE)
+        self._keep_alive = asyncio.get_running_loop().call_later(
+            self._options.keepalive_seconds, self._tick
+        )
 
 
 async def _close(websocket: WebSocket, code: int) -> None:

@@ -28,6 +28,7 @@ from typing import Any
 
 import uvicorn
 
+from hemisphere.http.ws_protocol import LeanWebSocketsProtocol
 from hemisphere.localstack import kill_children
 from hemisphere.readiness import Readiness
 
@@ -185,7 +186,9 @@ def uvicorn_config(app: Any, sock: socket.socket, shutdown: Shutdown) -> uvicorn
         # uvicorn's records go to the process's handler (hemisphere.logs: text or JSON lines).
         log_config=None,
         lifespan="on",
-        ws="websockets-sansio",
+        # uvicorn's websockets-sansio, without what it keeps per connection and never reads
+        # again (hemisphere.http.ws_protocol: issue 9's memory per idle connection).
+        ws=LeanWebSocketsProtocol,
         # No permessage-deflate: subscription messages are a few hundred bytes, and a
         # compressor per connection cost a third of a change's delivery CPU and most of an
         # idle connection's memory (bench/subscriptions.py).

@@ -49,6 +49,7 @@ from gql.transport.websockets import WebsocketsTransport
 
 from hemisphere.app import create_app
 from hemisphere.http.realtime_options import RealtimeOptions
+from hemisphere.http.ws_protocol import LeanWebSocketsProtocol
 from hemisphere.localstack import free_port
 from hemisphere.settings import Settings
 from subscriptions.inprocess import InProcessBroker
@@ -200,8 +201,17 @@ def running_server(tls_dir: Path | None = None, settings: Settings = SETTINGS) -
     if tls_dir is not None:
         cert, key = self_signed_certificate(tls_dir)
         tls = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+    # The WebSocket protocol and settings `hemisphere serve` runs with (roles.serving).
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **tls)
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            ws=LeanWebSocketsProtocol,
+            ws_per_message_deflate=False,
+            **tls,
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

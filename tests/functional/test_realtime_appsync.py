@@ -522,6 +522,56 @@ async def test_a_message_over_240_kb_is_refused(api: Api) -> None:
         assert "larger than 245760 bytes" in reply["payload"]["errors"][0]["message"]
 
 
+async def test_a_binary_frame_closes_the_connection_and_its_subscriptions(api: Api) -> None:
+    async with api.socket() as ws:
+        await connect(ws)
+        await started(ws, start("1"))
+        await ws._inbox.put({"type": "websocket.receive", "bytes": b"\x00"})
+        with pytest.raises(Closed):
+            while True:
+                await ws.receive_json()
+        assert ws.close_code == 1003
+        for _ in range(100):
+            if not api.broker.subscriber_count("publishOrder"):
+                break
+            await asyncio.sleep(0.01)
+        assert api.broker.subscriber_count("publishOrder") == 0
+
+
+async def test_a_cancelled_connection_stays_cancelled_and_unsubscribes(api: Api) -> None:
+    ws = api.socket()
+    await ws.__aenter__()
+    await connect(ws)
+    await started(ws, start("1"))
+    assert ws._task is not None
+    ws._task.cancel()  # as the server does when it stops
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(ws._task, 5)
+    assert api.broker.subscriber_count("publishOrder") == 0
+
+
+async def test_an_idle_connection_keeps_no_writer_and_still_gets_what_comes_next(
+    api: Api,
+) -> None:
+    def writers() -> int:
+        return sum(t.get_coro().__qualname__ == "_Connection._write" for t in asyncio.all_tasks())
+
+    async with api.socket() as ws:
+        await connect(ws)
+        await started(ws, start("1", {"c": "c-1"}))
+        for _ in range(100):
+            if not writers():
+                break
+            await asyncio.sleep(0.01)
+        assert writers() == 0
+        for n in range(3):
+            await api.publish("c-1", order=f"o-{n}")
+        received = [(await ws.receive_json())["payload"]["data"]["onOrderChanged"]["id"]]
+        received += [(await ws.receive_json())["payload"]["data"]["onOrderChanged"]["id"]]
+        received += [(await ws.receive_json())["payload"]["data"]["onOrderChanged"]["id"]]
+        assert received == ["o-0", "o-1", "o-2"]
+
+
 async def test_a_slow_consumer_is_disconnected() -> None:
     options = RealtimeOptions(max_pending_messages=5)
     async with serving(options) as api, api.socket(stalled=True) as ws:

@@ -20,6 +20,7 @@ from dataclasses import replace
 import uvicorn
 
 from hemisphere.app import create_app
+from hemisphere.http.ws_protocol import LeanWebSocketsProtocol
 from hemisphere.settings import Settings
 
 
@@ -33,7 +34,7 @@ def main() -> None:
     logging.basicConfig(level=settings.log_level, format="%(levelname)s %(name)s: %(message)s")
     # httpx logs every request at INFO: one line per publication.
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    # As `hemisphere serve` runs it: uvicorn's loop (uvloop), websockets-sansio, no
+    # As `hemisphere serve` runs it: uvicorn's loop (uvloop), websockets-sansio made lean, no
     # permessage-deflate (hemisphere.roles.serving.uvicorn_config).
     uvicorn.run(
         create_app(settings),
@@ -41,7 +42,7 @@ def main() -> None:
         port=args.port,
         log_level="warning",
         lifespan="on",
-        ws="websockets-sansio",
+        ws=LeanWebSocketsProtocol,
         ws_per_message_deflate=False,
     )
 
