@@ -179,6 +179,9 @@ class GraphQLHTTP:
             and trace.cacheable
             and operation_type(query, operation_name) == "query"
         ):
+            # A tight copy: orjson's bytes keep a 4 KB buffer each, whatever their length,
+            # and a cached answer lives long.
+            answer = bytes(memoryview(answer))
             cache.put_entry(
                 answer_key,
                 _CachedAnswer(answer, query, operation_name),

@@ -67,7 +67,11 @@ def _share_key(built: Any, document: Any, caller: Caller) -> Hashable | None:
     source = location.source.body if location is not None else print_ast(document)
     name = built.operation.name.value if built.operation.name else None
     try:
-        variables = orjson.dumps(built.variable_values.coerced, option=orjson.OPT_SORT_KEYS)
+        # As text: orjson's bytes keep a 4 KB buffer each, and the key lives as long as the
+        # subscription (bench/idle_memory.py).
+        variables = orjson.dumps(
+            built.variable_values.coerced, option=orjson.OPT_SORT_KEYS
+        ).decode()
     except (TypeError, AttributeError):
         return None
     return (source, name, variables, read_scope(caller))
