@@ -63,6 +63,11 @@ def pipeline_name(source: str, target: str) -> str:
 # --- one pipeline -----------------------------------------------------------------------------
 
 
+# What `regions status` calls the replication lag now: CloudWatch's ReplicationLatency is a
+# figure per period too.
+LAG_WINDOW_SECONDS = 30.0
+
+
 @dataclass(frozen=True)
 class ReplicationTimings:
     # Between reads of a shard that had nothing new: the floor of the lag (real streams
@@ -130,6 +135,11 @@ class TargetReplicator:
         self._clock = clock
         self._slots = asyncio.Semaphore(self._timings.concurrency)
         self.lag = LagStats()
+        # Changes made before this pipeline began following its stream (while it was not
+        # running, or before a full copy): their wait is catch-up, not the lag of a running
+        # replication, and is kept apart (a region's return shows there).
+        self.catch_up = LagStats()
+        self._following_since = math.inf
         self.state = "standby"
         self.error: str | None = None
         self.full_copies = 0
@@ -150,6 +160,7 @@ class TargetReplicator:
         return {
             "state": self.state,
             "lag_ms": self.lag.as_ms(),
+            "catch_up_ms": self.catch_up.as_ms(),
             "pending_ms": (None if pending is None else round((self._clock() - pending) * 1000, 1)),
             "sent": self.sent,
             "written": self.written,
@@ -265,6 +276,7 @@ class TargetReplicator:
     ) -> None:
         """Read every open shard in turn, send what it holds, checkpoint; forever."""
         timings = self._timings
+        self._following_since = self._clock()
         listed_at = -math.inf
         while True:
             if time.monotonic() - listed_at >= timings.relist_interval:
@@ -420,7 +432,12 @@ class TargetReplicator:
         if written:
             self.written += 1
             if measure:
-                self.lag.record((sent_at + answered_at) / 2 - action.created_at)
+                landed = (sent_at + answered_at) / 2 - action.created_at
+                # A stream's creation times may be whole seconds: a second's slack.
+                if action.created_at < self._following_since - 1.0:
+                    self.catch_up.record(landed)
+                else:
+                    self.lag.record(landed)
 
     async def _retrying(self, attempt: Callable[[], Awaitable[None]]) -> None:
         delay = self._timings.min_backoff
@@ -492,10 +509,12 @@ class Replicator:
         }
 
     def lag_ms(self) -> dict[str, float | None]:
-        """The p99 lag to each target in ms (regions status' `dynamodb_replication_lag_ms`)."""
+        """The p99 lag to each target in ms over the last LAG_WINDOW_SECONDS (regions status'
+        `dynamodb_replication_lag_ms`), catch-up after a pause left out."""
         lags: dict[str, float | None] = {}
         for pipeline in self.pipelines:
-            p99 = pipeline.lag.percentile(99)
+            # The lag now: the changes of the last LAG_WINDOW_SECONDS (None: none replicated).
+            p99 = pipeline.lag.recent_percentile(99, LAG_WINDOW_SECONDS)
             lags[pipeline.target.region] = None if p99 is None else round(p99 * 1000, 1)
         return lags
 

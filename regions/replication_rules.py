@@ -18,8 +18,9 @@ sends on, last writer wins by version, origin marks, and the lag figures.
 from __future__ import annotations
 
 import math
+import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,16 +105,29 @@ class LagStats:
     """Replication lag of one target: the time from a change in the source to its write in
     the target, over the last `window` changes."""
 
-    def __init__(self, window: int = 4096) -> None:
+    def __init__(self, window: int = 4096, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._samples: deque[float] = deque(maxlen=window)
+        # When each sample was taken: "the lag now" is the samples of the last seconds, not
+        # of the last `window` changes (an outage hours ago says nothing of now).
+        self._taken: deque[float] = deque(maxlen=window)
+        self._monotonic = monotonic
         self.count = 0
         self.last: float | None = None
 
     def record(self, seconds: float) -> None:
         seconds = max(seconds, 0.0)
         self._samples.append(seconds)
+        self._taken.append(self._monotonic())
         self.last = seconds
         self.count += 1
+
+    def recent_percentile(self, q: float, within: float) -> float | None:
+        """The q-th percentile of the samples taken in the last `within` seconds."""
+        since = self._monotonic() - within
+        recent = sorted(s for s, at in zip(self._samples, self._taken, strict=True) if at >= since)
+        if not recent:
+            return None
+        return recent[min(len(recent) - 1, max(0, math.ceil(q / 100 * len(recent)) - 1))]
 
     def percentile(self, q: float) -> float | None:
         if not self._samples:

@@ -241,3 +241,44 @@ async def test_a_far_target_does_not_hold_back_the_changes_read_meanwhile() -> N
         await eventually(lambda: pipeline.sent == 3)
     finally:
         await _stop(task)
+
+
+async def test_changes_made_while_the_pipeline_was_stopped_are_catch_up_not_lag() -> None:
+    """What waited for the pipeline to run again (its region's return) is reported as
+    catch-up; the lag figure stays the running replication's."""
+    source, replica, clock = FakeSource(), FakeReplica(), Clock(1000.0)
+    leases = InMemoryLeaseStore()
+    checkpoints = InMemoryCheckpoints(leases)
+
+    def pipeline() -> TargetReplicator:
+        keeper = LeaseKeeper(leases, "holder-1")
+        return TargetReplicator(US, source, replica, checkpoints, keeper, FAST, clock=clock)
+
+    first = pipeline()
+    task = await _running(first)
+    source.write("ORDER#1", 1, at=999.9)
+    await eventually(lambda: replica.version("ORDER#1") == 1)
+    await eventually(
+        lambda: (
+            checkpoints.saved.get("shard-1", None) is not None
+            and checkpoints.saved["shard-1"].sequence_number == "1"
+        )
+    )
+    await _stop(task)
+    await first.release()
+
+    source.write("ORDER#2", 1, at=1000.5)  # made while nobody replicated
+    clock.now = 1030.0
+    second = pipeline()
+    task = await _running(second)
+    try:
+        await eventually(lambda: replica.version("ORDER#2") == 1)
+        source.write("ORDER#3", 1, at=1029.8)
+        await eventually(lambda: replica.version("ORDER#3") == 1)
+        await eventually(lambda: second.lag.count == 1)
+        assert second.full_copies == 0
+        assert second.lag.samples() == [pytest.approx(0.2)]
+        assert second.catch_up.samples() == [pytest.approx(29.5)]
+        assert second.status()["catch_up_ms"]["max"] == 29500.0
+    finally:
+        await _stop(task)
