@@ -41,6 +41,12 @@ def register(commands: Any) -> None:
         help="seconds of each steady stretch: before the kill, degraded, after (default 20)",
     )
     drill.add_argument(
+        "--warmup",
+        type=float,
+        default=10.0,
+        help="seconds of load before the first steady stretch is measured (default 10)",
+    )
+    drill.add_argument(
         "--checkout-interval",
         type=float,
         default=3.0,
@@ -107,6 +113,7 @@ def _options(args: argparse.Namespace, regions: list[str], primary: str) -> Dril
         scenario=args.scenario,
         users=args.users,
         duration=args.duration,
+        warmup=args.warmup,
         checkout_interval=args.checkout_interval,
         secondary=args.secondary,
         promote_after=args.promote_after,

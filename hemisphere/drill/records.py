@@ -135,6 +135,9 @@ class Observations:
     started: float
     locations: tuple[str, ...]
     primary: str
+    # When the steady stretch before the first kill began, after the warm-up (None: at the
+    # start): what comes before it is not measured.
+    steady_from: float | None = None
     requests: list[Request] = field(default_factory=list)
     acknowledged: list[Acknowledged] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)

@@ -139,7 +139,8 @@ def build_report(
 ) -> Report:
     start = observations.started
     faults = assemble(observations)
-    all_phases = phases(start, observations.ended, faults)
+    steady = observations.steady_from if observations.steady_from is not None else start
+    all_phases = phases(steady, observations.ended, faults)
 
     def offset(at: float) -> float:
         return round(at - start, 3)

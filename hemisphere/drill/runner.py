@@ -76,6 +76,9 @@ class DrillOptions:
     scenario: Scenario
     users: int = 2  # readers per location
     duration: float = 20.0  # seconds of each steady stretch: before, degraded, after
+    # Seconds of the same load before `before` is measured: a region just started (or `up`
+    # just up) replays its stream and fills its caches; a warm stack is what is compared.
+    warmup: float = 10.0
     checkout_interval: float = 3.0  # per location
     think: float = 0.2  # a reader's pause between reads
     secondary: str | None = None  # which secondary secondary-loss kills
@@ -211,6 +214,10 @@ class Drill:
             for location in self.topology.locations
         ]
         readers = self._readers(edge)
+        if self.options.warmup > 0:
+            self.log(f"warm-up: {self.options.warmup:.0f} s, not measured")
+            await asyncio.sleep(self.options.warmup)
+        self.observations.steady_from = self.clock()
         self.log(f"before: {self.options.duration:.0f} s steady")
         await asyncio.sleep(self.options.duration)
         stretch = max(MIN_CALIBRATION_S, self.options.duration / 2)

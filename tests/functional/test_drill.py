@@ -26,6 +26,8 @@ def test_drill_both_scenarios(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                 "both",
                 "--duration",
                 "1",
+                "--warmup",
+                "0.5",
                 "--checkout-interval",
                 "0.1",
                 "--data-dir",
@@ -41,6 +43,9 @@ def test_drill_both_scenarios(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     output = capsys.readouterr().out
     assert code == 0, output
     report = json.loads((tmp_path / "drill.json").read_text())
+    # The warm-up is not measured: the steady stretch begins after it.
+    assert report["phases"][0]["name"] == "before"
+    assert report["phases"][0]["start_s"] >= 0.5
     secondary, primary = report["faults"]
     # The farthest secondary from us-east-1 is killed first, then the primary.
     assert (secondary["scenario"], secondary["region"]) == ("secondary-loss", "ap-southeast-2")
