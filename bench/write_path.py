@@ -155,13 +155,14 @@ class Stack:
         )
 
 
-def start_stack(procs: Processes, workdir: Path) -> Stack:
-    """`hemisphere serve` as read_path.py starts it, but unpinned; its children found with
-    psutil, its PostgreSQL from postmaster.pid (pg_ctl daemonizes it: not a child of serve)."""
+def start_stack(procs: Processes, workdir: Path, **settings: str) -> Stack:
+    """`hemisphere serve` as read_path.py starts it, but unpinned, with `settings` added to
+    its environment; its children found with psutil, its PostgreSQL from postmaster.pid
+    (pg_ctl daemonizes it: not a child of serve)."""
     data_dir = workdir / "hemisphere"
     log = workdir / "hemisphere.log"
     port = free_port()
-    env = serve_env()
+    env = serve_env(**settings)
     embedded_postgres = "DATABASE_URL" not in env
     serve_args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
     argv = hemisphere_argv(*serve_args)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 import statistics
 import sys
 import tempfile
@@ -32,15 +31,7 @@ import httpx
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
-from procs import (
-    Processes,
-    free_port,
-    hemisphere_argv,
-    serve_env,
-    tail,
-    unwind_on_signals,
-    wait_for_line,
-)
+from procs import Processes, unwind_on_signals
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -50,7 +41,7 @@ from gql import Client  # noqa: E402
 from gql.graphql_request import GraphQLRequest  # noqa: E402
 from gql.transport.appsync_auth import AppSyncApiKeyAuthentication  # noqa: E402
 from gql.transport.appsync_websockets import AppSyncWebsocketsTransport  # noqa: E402
-from read_path import BANNER, stop_leftovers  # noqa: E402
+from write_path import percentile, start_stack  # noqa: E402
 
 SUBSCRIPTION = 'subscription { onProductChanged(id: "p-0001") { id name version } }'
 UPSERT = """mutation($name: String!) { upsertProduct(input: {id: "p-0001", sku: "SKU-0001",
@@ -66,40 +57,14 @@ class Result:
     missed: int
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def start_serve(procs: Processes, workdir: Path, announce: bool) -> tuple[str, str, str, str]:
-    data_dir = workdir / "hemisphere"
-    log = workdir / "hemisphere.log"
-    port = free_port()
-    env = serve_env(HEMISPHERE_ANNOUNCE_WRITES="true" if announce else "false")
-    args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
-    argv = hemisphere_argv(*args)
-    leftovers: dict[str, int] = {}
-    procs.callback(stop_leftovers, leftovers, data_dir, "DATABASE_URL" not in env)
-    print(f"# starting hemisphere serve on :{port} (announce={announce}) ...", flush=True)
-    process = procs.start(
-        "hemisphere serve",
-        argv,
-        log=log,
-        env=env,
-        cwd=REPO,
-        stop_signal=signal.SIGINT,
-        stop_timeout=60,
-    )
-    try:
-        wait_for_line(log, BANNER, process, timeout=300)
-    except Exception:
-        print(tail(log))
-        raise
-    api_key = (data_dir / "api-key").read_text().strip()
-    akid, secret = (data_dir / "iam-credentials").read_text().strip().split(":", 1)
-    return f"127.0.0.1:{port}", api_key, akid, secret
+    """serve as write_path.py starts it; (host, API key, IAM key id, IAM secret)."""
+    announced = "true" if announce else "false"
+    print(f"# HEMISPHERE_ANNOUNCE_WRITES={announced}", flush=True)
+    stack = start_stack(procs, workdir, HEMISPHERE_ANNOUNCE_WRITES=announced)
+    akid, secret = (stack.data_dir / "iam-credentials").read_text().strip().split(":", 1)
+    host = stack.url.removeprefix("http://").removesuffix("/graphql")
+    return host, stack.api_key, akid, secret
 
 
 async def measure(mode: str, host: str, api_key: str, akid: str, secret: str, n: int) -> Result:
@@ -178,9 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     for r in results:
         print(
-            f"{r.mode:<12} {percentile(r.answers_ms, 0.5):>11.1f} "
-            f"{percentile(r.receipts_ms, 0.5):>12.1f} {percentile(r.receipts_ms, 0.9):>8.1f} "
-            f"{percentile(r.receipts_ms, 0.99):>8.1f} {r.missed:>7}"
+            f"{r.mode:<12} {percentile(r.answers_ms, 50):>11.1f} "
+            f"{percentile(r.receipts_ms, 50):>12.1f} {percentile(r.receipts_ms, 90):>8.1f} "
+            f"{percentile(r.receipts_ms, 99):>8.1f} {r.missed:>7}"
         )
     announced, stream = results
     if announced.receipts_ms and stream.receipts_ms:
