@@ -35,7 +35,8 @@ def run_worker(args: argparse.Namespace) -> int:
     if settings.database_url is None:
         raise SettingsError("DATABASE_URL is not set (hemisphere worker starts no database)")
     configure_logging(settings)
-    settings = replace(settings, run_workers=True)
+    # It answers no reads: no read cache, no subscription to the region's change feed.
+    settings = replace(settings, run_workers=True, read_cache=False)
     shutdown = Shutdown(None, settings.shutdown_timeout_seconds)
     return run(lambda stop: _work(settings, stop), shutdown)
 
