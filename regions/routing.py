@@ -20,13 +20,15 @@ import contextlib
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from domain.commands import CancelOrder, Checkout, UpdateCustomerProfile, UpsertProduct
 from domain.errors import BackendUnavailableError, ReadOnlyRegionError
 from domain.model import Product, RegionControl
 from regions.control import WriteFence
 from resolvers.ports import Catalog, OrderWorkflows, ProfileUpdates
+
+P = TypeVar("P")  # one region's write ports
 
 # The wrappers' own bound on one write call, whatever the client underneath is configured
 # with: past it the primary counts as unreachable.
@@ -149,6 +151,18 @@ class _Router:
             return primary, None
         return primary, _PrimaryGuard(self.fence.region, region, self.deadline_seconds)
 
+    @contextlib.asynccontextmanager
+    async def to_primary(self, known: Mapping[str, P]) -> AsyncIterator[tuple[RegionControl, P]]:
+        """The primary now and its ports of `known`, to call within the block: another
+        region's behind the guard (unreachable within the deadline: ReadOnlyRegion)."""
+        primary, guard = self.primary(known)
+        ports = known[primary.primary_region]
+        if guard is None:
+            yield primary, ports
+            return
+        async with guard.reachable():
+            yield primary, ports
+
 
 class RoutedOrderWorkflows:
     """OrderWorkflows that follow the primary: `by_region` holds each region's sagas (a
@@ -166,21 +180,11 @@ class RoutedOrderWorkflows:
         self._by_region = by_region
 
     async def start_checkout(self, command: Checkout, placed_in: str) -> None:
-        primary, guard = self._router.primary(self._by_region)
-        workflows = self._by_region[primary.primary_region]
-        if guard is None:
-            await workflows.start_checkout(command, placed_in)
-            return
-        async with guard.reachable():
+        async with self._router.to_primary(self._by_region) as (_, workflows):
             await workflows.start_checkout(command, placed_in)
 
     async def start_cancellation(self, command: CancelOrder) -> None:
-        primary, guard = self._router.primary(self._by_region)
-        workflows = self._by_region[primary.primary_region]
-        if guard is None:
-            await workflows.start_cancellation(command)
-            return
-        async with guard.reachable():
+        async with self._router.to_primary(self._by_region) as (_, workflows):
             await workflows.start_cancellation(command)
 
 
@@ -198,11 +202,7 @@ class RoutedProfileUpdates:
         self._by_region = by_region
 
     async def submit(self, command: UpdateCustomerProfile) -> tuple[str, datetime]:
-        primary, guard = self._router.primary(self._by_region)
-        profiles = self._by_region[primary.primary_region]
-        if guard is None:
-            return await profiles.submit(command)
-        async with guard.reachable():
+        async with self._router.to_primary(self._by_region) as (_, profiles):
             return await profiles.submit(command)
 
 
@@ -233,11 +233,7 @@ class RoutedCatalog:
 
     async def upsert_product(self, command: UpsertProduct) -> Product:
         # Written under the primary and epoch it was routed by: one reading of the topology.
-        primary, guard = self._router.primary(self._by_region)
-        database = self._by_region[primary.primary_region]
-        if guard is None:
-            return await database.upsert_product(command, primary)
-        async with guard.reachable():
+        async with self._router.to_primary(self._by_region) as (primary, database):
             return await database.upsert_product(command, primary)
 
 
@@ -276,10 +272,5 @@ class RoutedCheckoutIntents:
         self._by_region = by_region
 
     async def record(self, order_id: str, execution_input: str) -> None:
-        primary, guard = self._router.primary(self._by_region)
-        database = self._by_region[primary.primary_region]
-        if guard is None:
-            await database.record(order_id, execution_input, primary)
-            return
-        async with guard.reachable():
+        async with self._router.to_primary(self._by_region) as (primary, database):
             await database.record(order_id, execution_input, primary)
