@@ -63,11 +63,6 @@ def pipeline_name(source: str, target: str) -> str:
 # --- one pipeline -----------------------------------------------------------------------------
 
 
-# What `regions status` calls the replication lag now: CloudWatch's ReplicationLatency is a
-# figure per period too.
-LAG_WINDOW_SECONDS = 30.0
-
-
 @dataclass(frozen=True)
 class ReplicationTimings:
     # Between reads of a shard that had nothing new: the floor of the lag (real streams
@@ -507,16 +502,6 @@ class Replicator:
             "region": self.region,
             "targets": {p.target.region: p.status() for p in self.pipelines},
         }
-
-    def lag_ms(self) -> dict[str, float | None]:
-        """The p99 lag to each target in ms over the last LAG_WINDOW_SECONDS (regions status'
-        `dynamodb_replication_lag_ms`), catch-up after a pause left out."""
-        lags: dict[str, float | None] = {}
-        for pipeline in self.pipelines:
-            # The lag now: the changes of the last LAG_WINDOW_SECONDS (None: none replicated).
-            p99 = pipeline.lag.recent_percentile(99, LAG_WINDOW_SECONDS)
-            lags[pipeline.target.region] = None if p99 is None else round(p99 * 1000, 1)
-        return lags
 
     async def run(self) -> None:
         """Run every pipeline until cancelled; then give their leases up."""

@@ -105,7 +105,16 @@ class LagStats:
     """Replication lag of one target: the time from a change in the source to its write in
     the target, over the last `window` changes."""
 
-    def __init__(self, window: int = 4096, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        window: int = 4096,
+        monotonic: Callable[[], float] = time.monotonic,
+        *,
+        recent_seconds: float = 30.0,
+    ) -> None:
+        # "The lag now" (as_ms' recent_p99, what `regions status` shows): CloudWatch's
+        # ReplicationLatency is a figure per period too.
+        self.recent_seconds = recent_seconds
         self._samples: deque[float] = deque(maxlen=window)
         # When each sample was taken: "the lag now" is the samples of the last seconds, not
         # of the last `window` changes (an outage hours ago says nothing of now).
@@ -148,5 +157,9 @@ class LagStats:
             "p50": ms(self.percentile(50)),
             "p99": ms(self.percentile(99)),
             "max": ms(max(self._samples, default=None)),
+            # None when nothing was replicated in the period: an idle pipeline has no lag to
+            # show, and a p99 kept from an outage long past would say it is behind.
+            "recent_p99": ms(self.recent_percentile(99, self.recent_seconds)),
+            "recent_seconds": self.recent_seconds,
             "samples": self.count,
         }

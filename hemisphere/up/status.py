@@ -82,7 +82,8 @@ def region_status(world: World, region: Region) -> dict[str, Any]:
 
 def _replication_lag(region: Region) -> dict[str, float | None]:
     """Per target: the age of the oldest change not yet applied there when there is one (it
-    grows while a target is down), else the p99 of the recent changes' lag."""
+    grows while a target is down), else the p99 lag of the changes of the last 30 s (None when
+    there were none: the p99 of every change since start-up would show an outage long past)."""
     url = f"http://127.0.0.1:{region.ports.replicator_status}/status"
     try:
         with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_SECONDS) as answer:
@@ -92,7 +93,8 @@ def _replication_lag(region: Region) -> dict[str, float | None]:
     lags: dict[str, float | None] = {}
     for target, pipeline in (body.get("targets") or {}).items():
         pending = pipeline.get("pending_ms")
-        lags[target] = pending if pending is not None else (pipeline.get("lag_ms") or {}).get("p99")
+        recent = (pipeline.get("lag_ms") or {}).get("recent_p99")
+        lags[target] = pending if pending is not None else recent
     return lags
 
 

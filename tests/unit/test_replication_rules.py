@@ -102,3 +102,17 @@ def test_lag_percentiles() -> None:
     assert figures["samples"] == 100
     lag.record(-0.5)  # clocks of two hosts disagree: never a negative lag
     assert lag.last == 0.0
+
+
+def test_the_lag_now_is_the_recent_changes_only_and_none_when_idle() -> None:
+    now = [0.0]
+    lag = LagStats(monotonic=lambda: now[0], recent_seconds=30.0)
+    lag.record(20.0)  # a slow change during an outage
+    now[0] = 40.0
+    for _ in range(10):
+        lag.record(0.1)
+    figures = lag.as_ms()
+    assert figures["p99"] == 20_000.0  # every change kept since start-up
+    assert figures["recent_p99"] == 100.0  # the last 30 s only: the outage is past
+    now[0] = 80.0
+    assert lag.as_ms()["recent_p99"] is None  # nothing replicated lately: no lag to show
