@@ -1,12 +1,13 @@
 """What the local AWS endpoint spends on each request around the work itself: moto's server
-with and without hemisphere/moto/server.py's request-overhead changes (no access log line for
-answers under 500, the host → service lookup kept), in one run.
+with and without hemisphere/moto/request_overhead.py (kept connections, no access log line
+for answers under 500, the host → service lookup and the action lookup kept), in one run.
 
     .venv/bin/python bench/local_endpoint.py [--requests 3000] [--rounds 3]
 
 Two endpoints are started: `stock` has every other change of hemisphere/moto/server.py (the
 program cache, in-process task messages, the GetRecords writer, the transaction fix) but not
-those two; `hemisphere` is `python -m hemisphere.moto.server` as every command starts it.
+those of request_overhead.py; `hemisphere` is `python -m hemisphere.moto.server` as every
+command starts it.
 Each gets a table with a stream (50 items) and a queue, then the same requests, the ones the
 global drill sends most: GetRecords at the end of the stream (the replicators' and the
 publisher's polls), GetItem, a conditional PutItem (a replicated write), and an empty
@@ -32,7 +33,7 @@ import boto3
 from botocore.config import Config
 from procs import Processes, free_port, process_cpu_seconds
 
-# What `stock` installs: every change of hemisphere/moto/server.py but the request overhead's.
+# What `stock` installs: every change of hemisphere/moto/server.py but request_overhead.py's.
 STOCK = """
 import sys
 from moto.server import main
@@ -45,14 +46,15 @@ server.install_fast_stream_records()
 main(sys.argv[1:])
 """
 TABLE = "bench"
-CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
 
 class Endpoint:
     def __init__(self, name: str, url: str, pid: int) -> None:
         self.name, self.url, self.pid = name, url, pid
         config = Config(retries={"max_attempts": 1}, tcp_keepalive=True)
-        make = boto3.session.Session(region_name="us-east-1", **CREDENTIALS).client
+        make = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        ).client
         self.dynamodb: Any = make("dynamodb", endpoint_url=url, config=config)
         self.streams: Any = make("dynamodbstreams", endpoint_url=url, config=config)
         self.sqs: Any = make("sqs", endpoint_url=url, config=config)

@@ -29,7 +29,7 @@ The fourth is TransactWriteItems, which moto makes atomic by deep-copying every 
 names, items and whole stream, per transaction (hemisphere/moto/transactions.py): here it
 checks every condition first and keeps an undo record of just the items it writes.
 
-The rest (hemisphere/moto/http_server.py) is the cost of moto's HTTP server around every
+The rest (hemisphere/moto/request_overhead.py) is the cost of moto's HTTP server around every
 request: a connection and a thread per request, an access log line, a search of every
 service's URL patterns.
 
@@ -164,14 +164,14 @@ def install_fast_stream_records() -> None:
 
 def install_all() -> None:
     """Every change this module makes to moto (see the module docstring)."""
-    from hemisphere.moto import http_server
+    from hemisphere.moto import request_overhead
     from hemisphere.moto.transactions import install_transactions_by_item
 
     install_transactions_by_item()
     install_program_cache()
     install_in_process_sqs()
     install_fast_stream_records()
-    http_server.install_all()
+    request_overhead.install_all()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,6 +1,6 @@
-"""The local endpoint keeps its connections (hemisphere/moto/http_server.py): requests one after
-the other on one connection are each answered in full, whatever the body the application
-left unread, and a chunked request body still ends its connection."""
+"""The local endpoint keeps its connections (hemisphere/moto/request_overhead.py): requests
+one after the other on one connection are each answered in full, whatever the body the
+application left unread, and a chunked request body still ends its connection."""
 
 from __future__ import annotations
 

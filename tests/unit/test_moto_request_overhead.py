@@ -10,9 +10,10 @@ import pytest
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import WSGIRequestHandler
 
-from hemisphere.moto.http_server import (
+from hemisphere.moto.request_overhead import (
     BackendsByHost,
     install_backend_cache,
+    install_method_names_cache,
     install_quiet_request_log,
 )
 
@@ -66,3 +67,17 @@ def test_only_failed_requests_are_logged(monkeypatch: pytest.MonkeyPatch) -> Non
         assert "POST / HTTP/1.1" in out.getvalue() and "500" in out.getvalue()
     finally:
         werkzeug_log.removeHandler(handler)
+
+
+def test_a_response_class_methods_are_listed_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import moto.core.responses
+    from moto.core.utils import method_names_from_class
+    from moto.dynamodb.responses import DynamoHandler
+
+    monkeypatch.setattr(moto.core.responses, "method_names_from_class", method_names_from_class)
+    install_method_names_cache()
+    listed = getattr(moto.core.responses, "method_names_from_class")  # noqa: B009
+    assert listed(DynamoHandler) == method_names_from_class(DynamoHandler)
+    assert "get_item" in listed(DynamoHandler)
+    listed(DynamoHandler)
+    assert listed.cache_info().hits >= 2
