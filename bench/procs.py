@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -320,6 +321,18 @@ def unwind_on_signals() -> Iterator[None]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+def find_pyspy() -> str | None:
+    beside = Path(sys.executable).with_name("py-spy")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("py-spy")
+    if found:
+        return found
+    print("# py-spy is missing: pip install py-spy")
+    result = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "py-spy"], check=False)
+    return str(beside) if result.returncode == 0 and beside.exists() else None
 
 
 def serve_env(**extra: str) -> dict[str, str]:

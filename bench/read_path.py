@@ -58,6 +58,7 @@ from procs import (
     Processes,
     WrkResult,
     child_with,
+    find_pyspy,
     free_port,
     hemisphere_argv,
     pin_threads,
@@ -180,18 +181,6 @@ def ensure_wrk() -> None:
     print("# wrk is missing: apt-get install -y wrk (as the peer's bench.sh does)")
     subprocess.run(["apt-get", "update"], check=True, stdout=subprocess.DEVNULL)
     subprocess.run(["apt-get", "install", "-y", "wrk"], check=True, stdout=subprocess.DEVNULL)
-
-
-def find_pyspy() -> str | None:
-    beside = Path(sys.executable).with_name("py-spy")
-    if beside.exists():
-        return str(beside)
-    found = shutil.which("py-spy")
-    if found:
-        return found
-    print("# py-spy is missing: pip install py-spy")
-    result = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "py-spy"], check=False)
-    return str(beside) if result.returncode == 0 and beside.exists() else None
 
 
 def pyspy_can_attach(pyspy: str) -> bool:

@@ -54,6 +54,7 @@ import asyncpg
 import boto3
 import httpx
 import psutil
+import serve_parts
 from identity import serve_tokens
 from procs import (
     CLK_TCK,
@@ -62,6 +63,7 @@ from procs import (
     Processes,
     child_with,
     cores_busy_seconds,
+    find_pyspy,
     free_port,
     hemisphere_argv,
     process_cpu_seconds,
@@ -377,6 +379,7 @@ class Load:
     loadavg: tuple[float, float, float] = (0.0, 0.0, 0.0)  # at the window's end
     cpu: CpuUsage | None = None
     others: list[tuple[str, float]] = field(default_factory=list)
+    serve_stacks: Path | None = None  # --profile: py-spy's samples of serve over the window
 
     def in_window(self) -> list[Placed]:
         start, end = self.window
@@ -564,6 +567,7 @@ async def run_load(stack: Stack, args: argparse.Namespace) -> Load:
         try:
             await asyncio.sleep(max(0.0, load.window[0] - clock()))
             clients.on_placed.clear()
+            profiler = start_profiler(stack, args) if args.profile else None
             before = cpu_snapshot(stack)
             others_before = others_cpu(exclude)
             sampler = asyncio.create_task(sample_queue(stack, load, stop_sampling))
@@ -572,6 +576,8 @@ async def run_load(stack: Stack, args: argparse.Namespace) -> Load:
                 await asyncio.sleep(min(0.01, max(0.0, load.window[1] - clock())))
             after = cpu_snapshot(stack)
             others_after = others_cpu(exclude)
+            if profiler is not None:
+                load.serve_stacks = await finish_profiler(*profiler)
             clients.stop.set()
             stop_sampling.set()
             await feed_watcher()
@@ -612,6 +618,32 @@ async def run_load(stack: Stack, args: argparse.Namespace) -> Load:
         await pg.close()
         stack.watcher_backend = None
     return load
+
+
+def start_profiler(
+    stack: Stack, args: argparse.Namespace
+) -> tuple[subprocess.Popen[bytes], Path] | None:
+    """py-spy sampling serve for the window (its own CPU is not serve's); None without it."""
+    out = stack.data_dir.parent / "serve-stacks.txt"
+    pyspy = find_pyspy()
+    if pyspy is None:
+        return None
+    argv = [pyspy, "record", "--pid", str(stack.pids["serve"]), "--duration"]
+    argv += [f"{args.duration:.0f}", "--rate", "200", "--format", "raw", "--nonblocking"]
+    process = subprocess.Popen(
+        [*argv, "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    return process, out
+
+
+async def finish_profiler(process: subprocess.Popen[bytes], out: Path) -> Path | None:
+    for _ in range(100):
+        if process.poll() is not None:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        process.kill()
+    return out if process.returncode == 0 else None
 
 
 async def final_statuses(stack: Stack, load: Load) -> dict[str, dict[str, Any] | None]:
@@ -1053,6 +1085,17 @@ def report(
         )
         watcher_json = {"per_poll_cpu_s": per_poll, "price": asdict(price)}
 
+    parts: dict[str, float] = {}
+    if load.serve_stacks is not None:
+        parts = serve_parts.split(load.serve_stacks.read_text().splitlines())
+        serve_ms = 1000 * cpu.processes.get("serve", 0.0) / per_checkout
+        print(
+            f"\n  serve's {serve_ms:.1f} ms CPU per accepted checkout, by part (py-spy, "
+            "outermost frame; bench/serve_parts.py):"
+        )
+        for part, share in parts.items():
+            print(f"    {part:<42} {share * serve_ms:6.1f} ms  {100 * share:4.0f}%")
+
     split: dict[str, Any] = {}
     if lines:
         print_split(lines, split)
@@ -1086,6 +1129,7 @@ def report(
         "loadavg_window_end": load.loadavg,
         "queue_samples": queue,
         "latency_split_ms": split,
+        "serve_cpu_parts": parts,
         "timelines": [asdict(x) for x in lines],
     }
 
@@ -1151,6 +1195,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--json", type=Path, default=None, metavar="OUT", help="also write every figure here"
     )
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="sample serve with py-spy over the window and split its CPU per checkout into "
+        "the API, the saga steps, the relay and projector, the publisher",
+    )
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.concurrency < 1 or args.sample_every < 1 or args.warmup < 0:
         parser.error("--duration, --concurrency and --sample-every must be positive")
