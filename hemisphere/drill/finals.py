@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-import httpx
+import aiohttp
 
 from hemisphere.drill.graphql import execute
 from hemisphere.drill.records import FINAL_STATUSES, Acknowledged, FinalOrder, Json
@@ -41,13 +41,16 @@ def _query(order_ids: Sequence[str]) -> str:
 class OrderReader:
     """Reads orders as their customers: `owners` maps an order id to its customer."""
 
-    http: httpx.AsyncClient
+    http: aiohttp.ClientSession
     tokens: CustomerTokens
     owners: Mapping[str, str]
 
     @classmethod
     def of(
-        cls, http: httpx.AsyncClient, tokens: CustomerTokens, acknowledged: Sequence[Acknowledged]
+        cls,
+        http: aiohttp.ClientSession,
+        tokens: CustomerTokens,
+        acknowledged: Sequence[Acknowledged],
     ) -> OrderReader:
         owners = {a.order_id: a.customer_id for a in acknowledged if a.customer_id is not None}
         return cls(http, tokens, owners)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 
 Json = dict[str, Any]
@@ -20,17 +20,22 @@ class Answer:
     error: str | None
 
 
-def client(api_key: str, timeout: float = REQUEST_TIMEOUT_S) -> httpx.AsyncClient:
-    """A user's HTTP client: keep-alive connections, as a browser or SDK keeps them."""
-    return httpx.AsyncClient(
+def client(api_key: str, timeout: float = REQUEST_TIMEOUT_S) -> aiohttp.ClientSession:
+    """A user's HTTP client: keep-alive connections, as a browser or SDK keeps them.
+
+    aiohttp, not httpx: the drill's users share one process and measure latency, and their
+    own CPU lands in what they measure. httpx spent 1.4 to 4 ms of CPU per request against
+    aiohttp's 0.2 to 1.5 ms here (the same read, the same server), and the drill read a region's
+    service time as 16 to 24 ms p50 while the region answered the same reads in 1.5 ms."""
+    return aiohttp.ClientSession(
         headers={"x-api-key": api_key, "content-type": "application/json"},
-        timeout=timeout,
-        limits=httpx.Limits(max_connections=4, max_keepalive_connections=4),
+        timeout=aiohttp.ClientTimeout(total=timeout),
+        connector=aiohttp.TCPConnector(limit=4),
     )
 
 
 async def execute(
-    http: httpx.AsyncClient,
+    http: aiohttp.ClientSession,
     url: str,
     query: str,
     variables: Json | None = None,
@@ -38,15 +43,14 @@ async def execute(
 ) -> Answer:
     """`headers`: added to the client's for this request (a customer's `authorization`,
     which the API prefers to the client's API key)."""
+    body = orjson.dumps({"query": query, "variables": variables or {}})
     try:
-        response = await http.post(
-            url, json={"query": query, "variables": variables or {}}, headers=headers
-        )
-    except httpx.TimeoutException:
+        async with http.post(url, data=body, headers=headers) as response:
+            return classify(response.status, await response.read())
+    except TimeoutError:
         return Answer(None, "Timeout")
-    except httpx.HTTPError as error:
+    except aiohttp.ClientError as error:
         return Answer(None, type(error).__name__)
-    return classify(response.status_code, response.content)
 
 
 def classify(status_code: int, body: bytes) -> Answer:

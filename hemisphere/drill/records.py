@@ -30,7 +30,8 @@ class Clock:
 @dataclass(frozen=True, slots=True)
 class Request:
     """One GraphQL request a simulated user sent. `error` is the AppSync errorType of the first
-    error (or a transport failure: `ConnectError`, `Timeout`, `HTTP 502`…), None on success."""
+    error (or a transport failure: `ClientConnectorError`, `Timeout`, `HTTP 502`…), None on
+    success."""
 
     location: str
     kind: Literal["read", "checkout", "probe"]

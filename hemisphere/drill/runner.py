@@ -30,7 +30,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Literal
 
-import httpx
+import aiohttp
 
 from hemisphere.drill.baseline import baseline_urls
 from hemisphere.drill.conditions import all_healthy, read_only_everywhere, served, write_accepted
@@ -154,7 +154,7 @@ class Drill:
         return [self.options.scenario]
 
     @contextlib.asynccontextmanager
-    async def _http(self) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    async def _http(self) -> AsyncIterator[dict[str, aiohttp.ClientSession]]:
         """One HTTP client per location (and one for the end's reads)."""
         async with contextlib.AsyncExitStack() as stack:
             clients = {
@@ -166,11 +166,11 @@ class Drill:
             )
             yield clients
 
-    def _target(self, http: httpx.AsyncClient, location: str, url: str) -> Target:
+    def _target(self, http: aiohttp.ClientSession, location: str, url: str) -> Target:
         obs = self.observations
         return Target(location, url, http, self.clock, obs.requests, obs.acknowledged, self.tokens)
 
-    def _users(self, http: dict[str, httpx.AsyncClient]) -> list[asyncio.Task[None]]:
+    def _users(self, http: dict[str, aiohttp.ClientSession]) -> list[asyncio.Task[None]]:
         """Per location: the probe, the shopper and the subscriber (readers apart)."""
         obs, options = self.observations, self.options
         tasks = []
@@ -204,7 +204,7 @@ class Drill:
             for _ in range(self.options.users)
         ]
 
-    async def _before(self, http: dict[str, httpx.AsyncClient]) -> list[asyncio.Task[None]]:
+    async def _before(self, http: dict[str, aiohttp.ClientSession]) -> list[asyncio.Task[None]]:
         """The steady stretch through the edges, then the same readers, in turn, through the
         primary alone at each location's RTT to it (the baseline), then straight to each
         region's API (its service time). The shoppers, probes and subscribers go on all along,
@@ -250,7 +250,7 @@ class Drill:
             await _stop(readers)
         return self._readers(edge)
 
-    async def _secondary_loss(self, http: httpx.AsyncClient) -> None:
+    async def _secondary_loss(self, http: aiohttp.ClientSession) -> None:
         secondaries = [r for r in self.topology.regions if r != self.primary]
         region = (
             self.options.secondary
@@ -264,7 +264,7 @@ class Drill:
         await self._degraded()
         await self._restore(region, http)
 
-    async def _primary_loss(self, http: httpx.AsyncClient) -> None:
+    async def _primary_loss(self, http: aiohttp.ClientSession) -> None:
         old = self.primary
         killed = await self._act("stop", old, "primary-loss")
         if self.options.promote_after is None:
@@ -295,7 +295,7 @@ class Drill:
         self.log(f"degraded: {self.options.duration:.0f} s")
         await asyncio.sleep(self.options.duration)
 
-    async def _restore(self, region: str, http: httpx.AsyncClient) -> None:
+    async def _restore(self, region: str, http: aiohttp.ClientSession) -> None:
         started = await self._act("start", region)
         await self._until(
             f"{region} serving its users again",
@@ -344,7 +344,7 @@ class Drill:
             return True
         return False
 
-    async def _resync(self, region: str, http: httpx.AsyncClient) -> None:
+    async def _resync(self, region: str, http: aiohttp.ClientSession) -> None:
         """Until `region` holds the latest acknowledged orders that are final in the primary as
         the primary does (or the settle timeout): a comparison a second, each recorded."""
         deadline = self.clock() + self.options.settle_timeout
@@ -369,7 +369,7 @@ class Drill:
                 return
             await asyncio.sleep(1.0)
 
-    def _orders(self, http: httpx.AsyncClient) -> OrderReader:
+    def _orders(self, http: aiohttp.ClientSession) -> OrderReader:
         """Reads the acknowledged orders back, each as its customer."""
         return OrderReader.of(http, self.tokens, self.observations.acknowledged)
 
@@ -384,7 +384,7 @@ class Drill:
             self.observations.load.append((self.clock(), os.getloadavg()[0]))
             await asyncio.sleep(max(0.0, STATUS_INTERVAL_S - (self.clock() - begun)))
 
-    async def _settle(self, http: dict[str, httpx.AsyncClient]) -> None:
+    async def _settle(self, http: dict[str, aiohttp.ClientSession]) -> None:
         order_ids = [a.order_id for a in self.observations.acknowledged]
         promotions = [a.answered for a in self.observations.actions if a.name == "promote"]
         deadline = max([self.clock() + SETTLE_S, *(t + FINAL_WITHIN_S for t in promotions)])

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-import httpx
+import aiohttp
 
 from hemisphere.drill.graphql import execute
 from hemisphere.drill.records import Acknowledged, Request
@@ -47,7 +47,7 @@ class Target:
 
     location: str
     url: str
-    http: httpx.AsyncClient
+    http: aiohttp.ClientSession
     clock: Callable[[], float]
     requests: list[Request]
     acknowledged: list[Acknowledged]

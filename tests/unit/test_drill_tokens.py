@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import httpx
+import aiohttp
 import jwt
 import pytest
 
@@ -62,7 +62,7 @@ async def test_orders_are_read_back_in_batches_of_one_customer(tmp_path: Path) -
         Acknowledged(f"o-{n}", "us-east-1", float(n), f"c-000{n % 2 + 1}") for n in range(25)
     ]
     acknowledged.append(Acknowledged("o-nobody", "us-east-1", 30.0))
-    async with httpx.AsyncClient() as http:
+    async with aiohttp.ClientSession() as http:
         reader = OrderReader.of(http, tokens, acknowledged)
         chunks = list(reader.chunks([a.order_id for a in acknowledged]))
     assert [(owner, len(ids)) for owner, ids in chunks] == [
