@@ -134,6 +134,9 @@ class TargetReplicator:
         # running, or before a full copy): their wait is catch-up, not the lag of a running
         # replication, and is kept apart (a region's return shows there).
         self.catch_up = LagStats()
+        # Where the lag goes: from a change to the read that found it (the stream's delay,
+        # the poll interval, a busy source endpoint); the rest is the write to the target.
+        self.read_lag = LagStats()
         self._following_since = math.inf
         self.state = "standby"
         self.error: str | None = None
@@ -156,6 +159,7 @@ class TargetReplicator:
             "state": self.state,
             "lag_ms": self.lag.as_ms(),
             "catch_up_ms": self.catch_up.as_ms(),
+            "read_lag_ms": self.read_lag.as_ms(),
             "pending_ms": (None if pending is None else round((self._clock() - pending) * 1000, 1)),
             "sent": self.sent,
             "written": self.written,
@@ -304,6 +308,7 @@ class TargetReplicator:
                     continue
                 if records:
                     read_any = True
+                    self._note_read(records)
                     # Applied beside the next reads: a batch waits one round trip to the
                     # target, and the changes read meanwhile need not wait for it (last
                     # writer wins makes any order of the writes safe).
@@ -330,6 +335,12 @@ class TargetReplicator:
             if not read_any:
                 idle = time.monotonic() - self._sent_at >= timings.idle_after
                 await asyncio.sleep(timings.idle_poll_interval if idle else timings.poll_interval)
+
+    def _note_read(self, records: Sequence[StreamRecord]) -> None:
+        read_at = self._clock()
+        for record in records:
+            if record.created_at >= self._following_since - 1.0:  # catch-up says nothing here
+                self.read_lag.record(read_at - record.created_at)
 
     async def _settle(self, shard: _Shard, *, wait: bool, everything: bool = False) -> None:
         """Take the applied batches off the front of `shard.in_flight`, moving its position

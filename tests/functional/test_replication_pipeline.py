@@ -163,6 +163,9 @@ async def test_changes_are_sent_marked_and_their_lag_measured() -> None:
         await eventually(lambda: pipeline.sent == 1)
         assert pipeline.lag.samples() == [pytest.approx(0.2)]
         assert pipeline.status()["lag_ms"]["last"] == 200.0
+        # Both records were read at 1000.0 (the clock stands still): 250 and 200 ms after
+        # they were made; the write to the target took none of the lag.
+        assert sorted(pipeline.read_lag.samples()) == [pytest.approx(0.2), pytest.approx(0.25)]
     finally:
         await _stop(task)
 
