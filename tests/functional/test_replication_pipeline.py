@@ -285,3 +285,43 @@ async def test_changes_made_while_the_pipeline_was_stopped_are_catch_up_not_lag(
         assert second.status()["catch_up_ms"]["max"] == 29500.0
     finally:
         await _stop(task)
+
+
+@dataclass
+class SlowCopyCheckReplica(FakeReplica):
+    """A target whose "do you hold our copy?" answer takes `check_delay` (a far region)."""
+
+    check_delay: float = 0.0
+    checks: int = 0
+
+    async def is_seeded(self, source: str) -> bool:
+        self.checks += 1
+        await asyncio.sleep(self.check_delay)
+        return await super().is_seeded(source)
+
+
+async def test_the_target_copy_check_goes_beside_the_reads() -> None:
+    """Every relist_interval the pipeline asks the target whether it still holds our copy;
+    the changes made while that question travels are read and sent without waiting for it."""
+    source, replica = FakeSource(), SlowCopyCheckReplica(check_delay=0.0)
+    leases = InMemoryLeaseStore()
+    pipeline = TargetReplicator(
+        US,
+        source,
+        replica,
+        InMemoryCheckpoints(leases),
+        LeaseKeeper(leases, "holder-1"),
+        replace(FAST, relist_interval=0.05, idle_poll_interval=0.005),
+        clock=Clock(),
+    )
+    task = await _running(pipeline)
+    try:
+        replica.check_delay = 5.0  # from now on each check takes 5 s
+        checks = replica.checks
+        await eventually(lambda: replica.checks > checks)  # a check is on its way
+        source.write("ORDER#1", 1, at=1000.0)
+        started = asyncio.get_running_loop().time()
+        await eventually(lambda: replica.version("ORDER#1") == 1)
+        assert asyncio.get_running_loop().time() - started < 1.0
+    finally:
+        await _stop(task)
