@@ -127,7 +127,12 @@ class Clock:
         return self.now
 
 
-def _pipeline(source: FakeSource, replica: FakeReplica, clock: Clock) -> TargetReplicator:
+def _pipeline(
+    source: FakeSource,
+    replica: FakeReplica,
+    clock: Clock,
+    timings: ReplicationTimings = FAST,
+) -> TargetReplicator:
     leases = InMemoryLeaseStore()
     return TargetReplicator(
         US,
@@ -135,7 +140,7 @@ def _pipeline(source: FakeSource, replica: FakeReplica, clock: Clock) -> TargetR
         replica,
         InMemoryCheckpoints(leases),
         LeaseKeeper(leases, "holder-1"),
-        FAST,
+        timings,
         clock=clock,
     )
 
@@ -220,16 +225,8 @@ async def test_a_far_target_does_not_hold_back_the_changes_read_meanwhile() -> N
     """A batch waits one round trip; the changes read while it waits go out beside it, and
     the checkpoint moves only past batches that landed, in order."""
     source, replica = FakeSource(), SlowReplica(delay=0.5)
-    leases = InMemoryLeaseStore()
-    pipeline = TargetReplicator(
-        US,
-        source,
-        replica,
-        InMemoryCheckpoints(leases),
-        LeaseKeeper(leases, "holder-1"),
-        replace(FAST, idle_poll_interval=0.005),  # every change read as it comes
-        clock=Clock(),
-    )
+    # idle_poll_interval: every change read as it comes
+    pipeline = _pipeline(source, replica, Clock(), replace(FAST, idle_poll_interval=0.005))
     task = await _running(pipeline)
     try:
         source.write("ORDER#1", 1, at=1000.0)
@@ -304,16 +301,8 @@ async def test_the_target_copy_check_goes_beside_the_reads() -> None:
     """Every relist_interval the pipeline asks the target whether it still holds our copy;
     the changes made while that question travels are read and sent without waiting for it."""
     source, replica = FakeSource(), SlowCopyCheckReplica(check_delay=0.0)
-    leases = InMemoryLeaseStore()
-    pipeline = TargetReplicator(
-        US,
-        source,
-        replica,
-        InMemoryCheckpoints(leases),
-        LeaseKeeper(leases, "holder-1"),
-        replace(FAST, relist_interval=0.05, idle_poll_interval=0.005),
-        clock=Clock(),
-    )
+    timings = replace(FAST, relist_interval=0.05, idle_poll_interval=0.005)
+    pipeline = _pipeline(source, replica, Clock(), timings)
     task = await _running(pipeline)
     try:
         replica.check_delay = 5.0  # from now on each check takes 5 s
