@@ -208,23 +208,36 @@ class World:
                 f"the primary {primary.name} is down: promote a region (or start "
                 f"{primary.name}) before {name} can follow it"
             )
+        # Seconds from the start to the end of each step: where a slow return spends its time.
+        timeline: dict[str, float] = {}
+
+        def done(step: str) -> None:
+            timeline[step] = round(time.monotonic() - started, 3)
+
         try:
             # The endpoint boots (a Python process importing moto: seconds of CPU) while
             # PostgreSQL starts or rewinds; the template waits for it after.
             region.start_aws()
             lost = region.start_postgres(self._primary_ports)
+            done("postgres_started")
             self.save_state()
             region.provision(self.state.primary, self.state.epoch)
+            done("aws_provisioned")
             redriven = redrive(region, self.payments_url) if region is primary else []
             region.start_api(self._primary_ports, rebuild=True)
             region.start_replicator()
             region.wait_ready()
+            done("api_ready")
         except BaseException:
             region.kill()  # all or nothing: a half-started region stays down
             raise
         elapsed = time.monotonic() - started
         role = "primary" if region is primary else "secondary"
-        message = f"{name} is back as the {role} and serving after {elapsed:.1f}s"
+        message = (
+            f"{name} is back as the {role} and serving after {elapsed:.1f}s (PostgreSQL "
+            f"{timeline['postgres_started']:.1f}s, AWS endpoint provisioned "
+            f"{timeline['aws_provisioned']:.1f}s, API ready {timeline['api_ready']:.1f}s)"
+        )
         if lost is not None:
             message += f"; it rejoined by {lost['method']}"
         if redriven:
@@ -236,6 +249,7 @@ class World:
             "region": name,
             "role": role,
             "seconds": round(elapsed, 3),
+            "timeline": timeline,
             "lost_writes": lost,
             "redriven_sagas": redriven,
             "message": message,

@@ -464,8 +464,9 @@ def test_losing_the_secondary_moves_its_users_and_loses_no_write(
     assert order_in(regions[PRIMARY], placed["id"], "CONFIRMED")
 
     started = time.monotonic()
-    up.regions("start", SECONDARY)
-    print(f"secondary back and serving after {time.monotonic() - started:.1f}s")
+    answer = up.regions("start", SECONDARY)
+    print(f"secondary back and serving after {time.monotonic() - started:.1f}s: {answer.strip()}")
+    assert "is back as the secondary" in answer and "API ready" in answer  # where it went
     eventually(lambda: edge_choice(up, SECONDARY) == SECONDARY, 30, "its users are back")
     eventually(lambda: order_in(regions[SECONDARY], placed["id"], "CONFIRMED"), 30, "resynced")
 
