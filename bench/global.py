@@ -33,6 +33,7 @@ from hemisphere.drill.runner import DrillOptions, DrillRun
 from hemisphere.drill.tokens import CustomerTokens, customer_tokens
 from hemisphere.drill.topology import TOPOLOGY_FILE, Topology, load_topology
 from hemisphere.localstack import spawn, stop_process
+from regions.network_priority import run_as_network
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -53,6 +54,9 @@ def main() -> int:
     args = parser.parse_args()
 
     up = None if asyncio.run(_answers(args.data_dir)) else _start_up(args.data_dir, args.base_port)
+    # The drill's users run here: they stand for their own devices, as in `hemisphere drill`
+    # (after `up` was started: its processes must not inherit the priority).
+    run_as_network()
     try:
         topology = load_topology(args.data_dir)
         asyncio.run(_wait_healthy(topology))

@@ -34,6 +34,7 @@ from types import TracebackType
 from typing import Any, Generic, Self, TypeVar, cast
 
 from regions.lifeline import run_until_stopped
+from regions.network_priority import run_as_network
 
 T = TypeVar("T")
 
@@ -293,6 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--parent-pid", type=int, default=os.getppid(), help="exit when this process is gone"
     )
     args = parser.parse_args(argv)
+    run_as_network()  # it stands in for the network: see regions/network_priority.py
     try:
         specs = load_specs(args.spec)
     except ValueError as error:

@@ -45,6 +45,7 @@ from regions.health import (
 )
 from regions.latency import LatencyMatrix, LatencyMatrixError
 from regions.lifeline import run_until_stopped
+from regions.network_priority import run_as_network
 
 SHUTDOWN_SECONDS = 3
 
@@ -248,6 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--parent-pid", type=int, default=os.getppid(), help="exit when this process is gone"
     )
     args = parser.parse_args(argv)
+    run_as_network()  # it stands in for the network: see regions/network_priority.py
     try:
         spec = EdgesSpec.from_json(json.loads(args.spec.read_text()))
         for edge in spec.edges:

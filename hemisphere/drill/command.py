@@ -84,7 +84,9 @@ def run_command(args: argparse.Namespace) -> int:
     from hemisphere.drill.control import ControlError
     from hemisphere.drill.tokens import NoIssuerError
     from hemisphere.drill.topology import TopologyError
+    from regions.network_priority import run_as_network
 
+    run_as_network()  # the simulated users stand for their own devices
     try:
         return asyncio.run(_drill(args))
     except (TopologyError, ControlError, DrillUsageError, NoIssuerError) as error:
