@@ -16,56 +16,54 @@ import argparse
 import asyncio
 import json
 import random
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
-
-from hemisphere.drill.topology import load_topology
+from hemisphere.drill.graphql import client, execute
+from hemisphere.drill.tokens import customer_tokens
+from hemisphere.drill.topology import Topology, load_topology
+from hemisphere.drill.users import CHECKOUT, PRODUCTS
 from hemisphere.up.layout import PORTS_PER_REGION
 
-CHECKOUT = "mutation($input: CheckoutInput!) { checkout(input: $input) { id status } }"
 CUSTOMER = "c-0001"
 
 
-def token(data_dir: Path) -> str:
-    """A token for the demo customer, as a user gets it (`hemisphere token`)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "hemisphere.cli", "token", CUSTOMER, "--data-dir", str(data_dir)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return done.stdout.strip().split()[-1]
+@dataclass
+class Answers:
+    placed: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
+
+    def count(self, error: str | None) -> None:
+        if error is None:
+            self.placed += 1
+        else:
+            self.refused[error] = self.refused.get(error, 0) + 1
 
 
-async def checkouts(url: str, bearer: str, rate: float, seconds: float) -> tuple[int, int]:
-    placed = failed = 0
-    async with aiohttp.ClientSession(headers={"authorization": bearer}) as http:
+async def checkouts(topology: Topology, data_dir: Path, rate: float, seconds: float) -> Answers:
+    """One customer's checkouts into the primary, sent as the drill's shoppers send them."""
+    url = topology.regions[topology.primary].graphql
+    headers = customer_tokens(data_dir).headers(CUSTOMER)
+    answers = Answers()
+    async with client(topology.api_key) as http:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             began = time.monotonic()
             order = {
                 "customerId": CUSTOMER,
-                "lines": [{"productId": f"p-{random.randint(1, 240):04d}", "quantity": 1}],
+                "lines": [{"productId": random.choice(PRODUCTS), "quantity": 1}],
                 "paymentToken": "tok_visa",
                 "idempotencyKey": str(uuid.uuid4()),
             }
-            body = {"query": CHECKOUT, "variables": {"input": order}}
-            async with http.post(url, json=body) as answer:
-                document = await answer.json()
-            if document.get("errors"):
-                failed += 1
-            else:
-                placed += 1
+            answer = await execute(http, url, CHECKOUT, {"input": order}, headers)
+            answers.count(answer.error)
             await asyncio.sleep(max(0.0, 1 / rate - (time.monotonic() - began)))
-    return placed, failed
+    return answers
 
 
 def replicator_status(api_url: str) -> dict[str, Any]:
@@ -88,8 +86,8 @@ def main() -> int:
     primary = topology.primary
     url = topology.regions[primary].graphql
     print(f"# {args.rate:g} checkouts/s into {primary} for {args.seconds:g} s ...", flush=True)
-    placed, failed = asyncio.run(checkouts(url, token(args.data_dir), args.rate, args.seconds))
-    print(f"# {placed} checkouts answered, {failed} refused")
+    answers = asyncio.run(checkouts(topology, args.data_dir, args.rate, args.seconds))
+    print(f"# {answers.placed} checkouts answered; refused: {answers.refused or 'none'}")
     targets = replicator_status(url)["targets"]
     widths = (34, 8, 10, 7, 9, 6)
     header = ("link", "lag p50", "p99 (30 s)", "target", "read p50", "p99")

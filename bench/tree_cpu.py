@@ -11,38 +11,29 @@ last line is the whole tree's CPU against the machine's (both cores, from /proc/
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import time
 from pathlib import Path
 
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def children(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found.extend(int(c) for c in (task / "children").read_text().split())
-        except OSError:
-            continue
-    return found
+import psutil
+from procs import cores_busy_seconds, process_cpu_seconds
 
 
 def tree(root: int) -> list[int]:
-    pending, seen = [root], []
-    while pending:
-        pid = pending.pop()
-        seen.append(pid)
-        pending.extend(children(pid))
-    return seen
+    """`root` and every process below it (none when it is gone)."""
+    with contextlib.suppress(psutil.NoSuchProcess):
+        process = psutil.Process(root)
+        return [root, *(child.pid for child in process.children(recursive=True))]
+    return []
 
 
 def cpu_seconds(pid: int) -> float | None:
+    """procs.process_cpu_seconds, None for a process gone meanwhile."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return process_cpu_seconds(pid)
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def label(pid: int) -> str:
@@ -72,10 +63,7 @@ def matching(pattern: str) -> list[int]:
 
 
 def machine_busy_seconds() -> float:
-    fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    values = [int(v) for v in fields]
-    idle = values[3] + values[4]
-    return (sum(values[:8]) - idle) / TICKS
+    return sum(busy for busy, _ in cores_busy_seconds().values())
 
 
 def main() -> int:

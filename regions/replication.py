@@ -356,8 +356,14 @@ class TargetReplicator:
     def _note_read(self, records: Sequence[StreamRecord]) -> None:
         read_at = self._clock()
         for record in records:
-            if record.created_at >= self._following_since - 1.0:  # catch-up says nothing here
+            if not self._is_catch_up(record.created_at):  # catch-up says nothing here
                 self.read_lag.record(read_at - record.created_at)
+
+    def _is_catch_up(self, created_at: float) -> bool:
+        """Whether a change was made before this pipeline began following its stream (while
+        it was not running): its wait is catch-up, not lag. A stream's creation times may be
+        whole seconds: a second's slack."""
+        return created_at < self._following_since - 1.0
 
     async def _settle(self, shard: _Shard, *, wait: bool, everything: bool = False) -> None:
         """Take the applied batches off the front of `shard.in_flight`, moving its position
@@ -456,8 +462,7 @@ class TargetReplicator:
             self.written += 1
             if measure:
                 landed = (sent_at + answered_at) / 2 - action.created_at
-                # A stream's creation times may be whole seconds: a second's slack.
-                if action.created_at < self._following_since - 1.0:
+                if self._is_catch_up(action.created_at):
                     self.catch_up.record(landed)
                 else:
                     self.lag.record(landed)

@@ -97,35 +97,20 @@ def install_quiet_request_log() -> None:
     WSGIRequestHandler.log_request = log_request  # type: ignore[method-assign,assignment]
 
 
-class BackendsByHost:
-    """host -> the backend moto's dispatcher found for it (None included): its patterns are
-    fixed when the server starts, so the same host always finds the same backend. Hosts are
-    few (the endpoint's own names), so nothing is ever dropped."""
+def install_backend_cache() -> None:
+    """Make moto's dispatcher look each host up once: its patterns are fixed when the server
+    starts, so the same host always finds the same backend (None included). Hosts are few
+    (the endpoint's own names), so nothing is ever dropped."""
+    import functools
 
-    def __init__(self, find: Any) -> None:
-        self._find = find
-        self._found: dict[str | None, Any] = {}
-
-    def backend(self, dispatcher: Any, host: str | None) -> Any:
-        try:
-            return self._found[host]
-        except KeyError:
-            backend = self._found[host] = self._find(dispatcher, host)
-            return backend
-
-
-def install_backend_cache() -> BackendsByHost:
-    """Make moto's dispatcher look each host up once."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
-    cache = BackendsByHost(DomainDispatcherApplication.get_backend_for_host)
+    found = functools.cache(DomainDispatcherApplication.get_backend_for_host)
 
     def get_backend_for_host(dispatcher: DomainDispatcherApplication, host: str | None) -> Any:
-        # Called under the dispatcher's lock: the dict needs no lock of its own.
-        return cache.backend(dispatcher, host)
+        return found(dispatcher, host)
 
     DomainDispatcherApplication.get_backend_for_host = get_backend_for_host  # type: ignore[method-assign,assignment]
-    return cache
 
 
 def install_keep_alive() -> None:
@@ -182,7 +167,7 @@ def install_method_names_cache() -> None:
     from moto.core.utils import method_names_from_class
 
     # responses.py imported the function by name: its own binding is the one to replace.
-    listed = functools.lru_cache(maxsize=None)(method_names_from_class)
+    listed = functools.cache(method_names_from_class)
     setattr(moto.core.responses, "method_names_from_class", listed)  # noqa: B010
 
 

@@ -11,25 +11,27 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.serving import WSGIRequestHandler
 
 from hemisphere.moto.request_overhead import (
-    BackendsByHost,
     install_backend_cache,
     install_method_names_cache,
     install_quiet_request_log,
 )
 
 
-def test_a_host_is_looked_up_once_and_its_answer_kept_none_included() -> None:
+def test_a_host_is_looked_up_once_and_its_answer_kept_none_included(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     asked: list[str | None] = []
 
     def find(dispatcher: object, host: str | None) -> str | None:
         asked.append(host)
         return None if host is None else host.split(".")[0]
 
-    cache = BackendsByHost(find)
-    dispatcher = object()
+    monkeypatch.setattr(DomainDispatcherApplication, "get_backend_for_host", find)
+    install_backend_cache()
+    dispatcher = DomainDispatcherApplication(create_backend_app)
     hosts = ["dynamodb.us-east-1.amazonaws.com", "sqs.us-east-1.amazonaws.com", None]
     for _ in range(3):
-        assert [cache.backend(dispatcher, h) for h in hosts] == ["dynamodb", "sqs", None]
+        assert [dispatcher.get_backend_for_host(h) for h in hosts] == ["dynamodb", "sqs", None]
     assert asked == hosts
 
 
