@@ -31,6 +31,18 @@ CUSTOMERS = [f"c-{n:04d}" for n in range(1, 51)]
 SHOPPERS = CUSTOMERS[:8]
 CATEGORIES = ("books", "electronics", "garden", "kitchen", "music", "outdoors", "toys", "apparel")
 PROBE_INTERVAL_S = 0.25
+# How soon a shopper sends a checkout again after an answer that may pass (`retryable`).
+RETRY_S = 0.5
+RETRYABLE_ERRORS = frozenset(
+    {
+        "ReadOnlyRegion",
+        "ServiceUnavailable",
+        "ThrottlingException",
+        "TooManyRequestsException",
+        "InternalFailure",
+        "Timeout",
+    }
+)
 
 PRODUCT = "query($id: ID!) { product(id: $id) { id name price { amount currency } available } }"
 CATEGORY = """query($c: String) { products(category: $c, limit: 20) {
@@ -95,7 +107,12 @@ async def reader(target: Target, seed: int, think_s: float) -> None:
 
 
 async def shopper(target: Target, seed: int, interval_s: float) -> None:
-    """One checkout every `interval_s`, whatever the last one answered."""
+    """A new order every `interval_s`. A checkout that failed for a reason that may pass (the
+    region read-only, a backend down, a throttle, no answer) is sent again, with the same
+    idempotencyKey, every RETRY_S until it is answered for good, as a client that honours
+    "Retry later with the same idempotencyKey" does: the order is placed at most once, and
+    the drill sees a region's state change within RETRY_S of it rather than at the next
+    order."""
     rng = random.Random(seed)
     while True:
         begun = target.clock()
@@ -106,13 +123,30 @@ async def shopper(target: Target, seed: int, interval_s: float) -> None:
             "paymentToken": "tok_visa",
             "idempotencyKey": f"drill-{uuid.uuid4()}",
         }
-        request, data = await _send(target, "checkout", CHECKOUT, {"input": checkout}, customer)
+        while True:
+            request, data = await _send(target, "checkout", CHECKOUT, {"input": checkout}, customer)
+            if not retryable(request.error):
+                break
+            await asyncio.sleep(RETRY_S)
         order = (data or {}).get("checkout")
         if request.ok and isinstance(order, dict) and order.get("id"):
             target.acknowledged.append(
                 Acknowledged(str(order["id"]), target.location, request.ended, customer)
             )
         await asyncio.sleep(max(0.0, interval_s - (target.clock() - begun)))
+
+
+def retryable(error: str | None) -> bool:
+    """Whether a checkout that answered `error` may succeed if sent again unchanged: what
+    AppSync clients retry (a region that cannot write now, a backend down, a throttle, the
+    network or the edge failing: graphql.execute's transport answers), not a refusal of the
+    request itself (a validation error, a declined card, an idempotency conflict)."""
+    if error is None:
+        return False
+    if error in RETRYABLE_ERRORS or error.startswith("HTTP 5"):
+        return True
+    transport = getattr(aiohttp, error, None)  # execute names a transport failure by its class
+    return isinstance(transport, type) and issubclass(transport, aiohttp.ClientError)
 
 
 async def prober(target: Target) -> None:
