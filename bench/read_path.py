@@ -71,6 +71,7 @@ from procs import (
     unwind_on_signals,
     wait_for_line,
     wait_http,
+    wait_port,
 )
 
 BENCH = Path(__file__).resolve().parent
@@ -256,13 +257,47 @@ def ensure_mercurius_modules() -> bool:
 # --- starting the targets ------------------------------------------------------------------
 
 
-def start_hemisphere(procs: Processes, workdir: Path, profiler: str) -> Target:
+def start_hemisphere(procs: Processes, workdir: Path, profiler: str, endpoint: str) -> Target:
+    """`endpoint`: embedded (serve's defaults: it starts its own moto and, without
+    DATABASE_URL, its own PostgreSQL) or external (the configuration of a deployment: serve
+    is handed an AWS endpoint it did not start, here a moto server of ours, and the
+    DATABASE_URL and REDIS_URL of the environment)."""
     data_dir = workdir / "hemisphere"
     log = workdir / "hemisphere.log"
     port = free_port()
     # The embedded stack: serve starts moto itself only when AWS_ENDPOINT_URL is unset, and
     # writes <data-dir>/api-key only when no key is configured.
     env = serve_env()
+    external_moto = None
+    if endpoint == "external":
+        if "DATABASE_URL" not in env:
+            raise BenchError(
+                "--endpoint external needs DATABASE_URL (a PostgreSQL serve did not start)"
+            )
+        moto_port = free_port()
+        external_moto = procs.start(
+            "moto server",
+            [
+                sys.executable,
+                "-m",
+                "hemisphere.moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                str(moto_port),
+            ],
+            log=workdir / "moto.log",
+            cpu=LOAD_CPU,
+            cwd=REPO,
+        )
+        wait_port(moto_port, external_moto, workdir / "moto.log")
+        env.update(
+            AWS_ENDPOINT_URL=f"http://127.0.0.1:{moto_port}",
+            AWS_ACCESS_KEY_ID="testing",
+            AWS_SECRET_ACCESS_KEY="testing",
+            # A table of its own: the database and Redis may be shared with other runs.
+            HEMISPHERE_TABLE=f"bench-read-path-{port}",
+        )
     serve_args = ["serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)]
     if profiler == "cprofile":
         argv = [sys.executable, str(BENCH / "cprofile_serve.py"), str(workdir), *serve_args]
@@ -284,10 +319,13 @@ def start_hemisphere(procs: Processes, workdir: Path, profiler: str) -> Target:
         stop_timeout=60,
     )
     wait_for_line(log, BANNER, process, timeout=240)
-    moto = child_with(process.pid, "moto.server")
-    if moto is None:
-        raise BenchError(f"no moto server child of hemisphere serve (pid {process.pid})")
-    leftovers["moto"] = moto
+    if external_moto is not None:
+        moto: int | None = external_moto.pid
+    else:
+        moto = child_with(process.pid, "moto.server")
+        if moto is None:
+            raise BenchError(f"no moto server child of hemisphere serve (pid {process.pid})")
+        leftovers["moto"] = moto
     pin_threads(moto, {LOAD_CPU})
     api_key = (data_dir / "api-key").read_text().strip()
     url = f"http://127.0.0.1:{port}/graphql"
@@ -981,6 +1019,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the baselines' event loop; asyncio is what `hemisphere serve` runs on (default)",
     )
     parser.add_argument(
+        "--endpoint",
+        choices=["embedded", "external"],
+        default="embedded",
+        help="embedded: serve's defaults (its own moto and PostgreSQL); external: a moto server "
+        "started here as AWS_ENDPOINT_URL, and the environment's DATABASE_URL and REDIS_URL",
+    )
+    parser.add_argument(
         "--keep", action="store_true", help="keep the work directory (logs, wrk and py-spy output)"
     )
     args = parser.parse_args(argv)
@@ -1008,7 +1053,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     queries: list[str] = args.query_list
     started = time.monotonic()
     with Processes() as procs:
-        hemisphere = start_hemisphere(procs, workdir, profiler)
+        hemisphere = start_hemisphere(procs, workdir, profiler, args.endpoint)
         # The simulator starts while Hemisphere's catalog is read; it is awaited below.
         peer = None if args.skip_peer else start_peer(procs, workdir)
         catalog = fetch_catalog(hemisphere)
@@ -1100,6 +1145,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 for p in profiles
             ],
             "loadavg_end": loadavg_end,
+            "endpoint": args.endpoint,
         }
 
 
@@ -1108,7 +1154,8 @@ def main(argv: list[str] | None = None) -> int:
     env = environment()
     print(
         f"# read_path: duration {args.duration:g}s x {args.runs} run(s), c={args.concurrency}, "
-        f"warm-up {args.warmup:g}s, queries {','.join(args.query_list)}; python "
+        f"warm-up {args.warmup:g}s, queries {','.join(args.query_list)}, Hemisphere's AWS "
+        f"endpoint {args.endpoint}; python "
         f"{env['python']}, "
         + ", ".join(f"{k} {v}" for k, v in env["packages"].items())
         + f"; node {env['node']}, simulator {env['amplify-appsync-simulator']}, "
