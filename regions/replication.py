@@ -108,6 +108,8 @@ class _Shard:
     unsaved_writes: bool = False
     # Batches read and being applied, oldest first, with the last record of each.
     in_flight: deque[tuple[asyncio.Task[bool], str]] = field(default_factory=deque)
+    # The checkpoint being saved beside the reads, and the position it saves.
+    saving: tuple[asyncio.Task[bool], str | None] | None = None
 
 
 class TargetReplicator:
@@ -265,6 +267,9 @@ class TargetReplicator:
             # Fenced out, cancelled, failed: what was still being sent is abandoned (its
             # records are after the checkpoint, so whoever replicates next sends them).
             batches = [task for shard in open_shards.values() for task, _ in shard.in_flight]
+            # A save cut short leaves the last checkpoint: the changes after it are sent
+            # again, which last writer wins makes a no-op.
+            batches += [shard.saving[0] for shard in open_shards.values() if shard.saving]
             if self._copy_check is not None:
                 batches.append(self._copy_check)
                 self._copy_check = None
@@ -327,12 +332,13 @@ class TargetReplicator:
                 )
                 if ended:
                     await self._settle(shard, wait=True, everything=True)
+                    await self._saved(shard, wait=True)
                     await self._save(stream, shard_id, shard, token, finished=True)
                     finished.add(shard_id)
                     del open_shards[shard_id]
                     listed_at = -math.inf  # its children are listed now
-                elif self._checkpoint_due(shard):
-                    await self._save(stream, shard_id, shard, token, finished=False)
+                elif await self._saved(shard, wait=False) and self._checkpoint_due(shard):
+                    self._save_beside(stream, shard_id, shard, token)
             self.error = None
             await self._check_copy_beside()
             if not read_any:
@@ -415,6 +421,33 @@ class TargetReplicator:
         if not saved:
             raise _FencedOutError()
         shard.saved, shard.saved_at, shard.unsaved_writes = shard.position, time.monotonic(), False
+
+    def _save_beside(self, stream: str, shard_id: str, shard: _Shard, token: int) -> None:
+        """Save `shard`'s position as a task beside the reads: a conditional write to the
+        checkpoints' table, which under load on the source's endpoint took long enough, every
+        checkpoint_interval, to hold back the changes made meanwhile (the lag's tail)."""
+        position = shard.position
+        saving = self._checkpoints.save(
+            stream, shard_id, position, finished=False, holder=self._lease.holder, token=token
+        )
+        shard.saving = (asyncio.create_task(saving), position)
+        shard.saved_at, shard.unsaved_writes = time.monotonic(), False
+
+    async def _saved(self, shard: _Shard, *, wait: bool) -> bool:
+        """Whether no save of `shard` is on its way (with `wait`, after it lands); a save that
+        landed moves the saved position on, or, refused, says another holds the lease."""
+        if shard.saving is None:
+            return True
+        task, position = shard.saving
+        if not task.done():
+            if not wait:
+                return False
+            await asyncio.wait({task})
+        shard.saving = None
+        if not task.result():
+            raise _FencedOutError()
+        shard.saved = position
+        return True
 
     # --- writing to the target -------------------------------------------------------------
 
