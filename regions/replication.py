@@ -38,6 +38,7 @@ from regions.ports import (
     ReplicaUnavailableError,
     SourceTable,
     StreamRecord,
+    StreamShard,
 )
 from regions.replication_rules import (
     Action,
@@ -157,6 +158,8 @@ class TargetReplicator:
         self._check_target_copy = False
         # The question "does the target still hold our copy?" while it is being asked.
         self._copy_check: asyncio.Task[bool] | None = None
+        # The source stream's shards while they are being listed.
+        self._listing: asyncio.Task[Sequence[StreamShard]] | None = None
         # When a change was last sent (monotonic): the polling slows down after a pause.
         self._sent_at = -math.inf
 
@@ -266,16 +269,17 @@ class TargetReplicator:
         finally:
             # Fenced out, cancelled, failed: what was still being sent is abandoned (its
             # records are after the checkpoint, so whoever replicates next sends them).
-            batches = [task for shard in open_shards.values() for task, _ in shard.in_flight]
+            pending: list[asyncio.Task[Any]] = [
+                task for shard in open_shards.values() for task, _ in shard.in_flight
+            ]
             # A save cut short leaves the last checkpoint: the changes after it are sent
             # again, which last writer wins makes a no-op.
-            batches += [shard.saving[0] for shard in open_shards.values() if shard.saving]
-            if self._copy_check is not None:
-                batches.append(self._copy_check)
-                self._copy_check = None
-            for task in batches:
+            pending += [shard.saving[0] for shard in open_shards.values() if shard.saving]
+            pending += [task for task in (self._copy_check, self._listing) if task is not None]
+            self._copy_check = self._listing = None
+            for task in pending:
                 task.cancel()
-            await asyncio.gather(*batches, return_exceptions=True)
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def _follow(
         self,
@@ -291,11 +295,16 @@ class TargetReplicator:
         self._following_since = self._clock()
         listed_at = -math.inf
         while True:
-            if time.monotonic() - listed_at >= timings.relist_interval:
+            if self._listing is None and time.monotonic() - listed_at >= timings.relist_interval:
                 # Now and then, not only after a write failed: a target whose table was
                 # recreated empty while nothing was sent to it must get its copy too.
                 self._check_target_copy = True
-                shards = await self._source.shards(stream)
+                # Listed beside the reads (a request to the source's endpoint, slow when it
+                # is busy); waited for only when no shard is open to read meanwhile.
+                self._listing = asyncio.create_task(self._source.shards(stream))
+            if self._listing is not None and (self._listing.done() or not open_shards):
+                listing, self._listing = self._listing, None
+                shards = await listing
                 listed_at = time.monotonic()
                 gone = known - {listed.shard_id for listed in shards}
                 if gone and not await self._checkpoints.forget(

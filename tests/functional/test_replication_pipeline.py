@@ -392,3 +392,35 @@ async def test_a_checkpoint_save_goes_beside_the_reads() -> None:
         await eventually(lambda: checkpoints.saved["shard-1"].sequence_number == "30", within=3)
     finally:
         await _stop(task)
+
+
+@dataclass
+class SlowListingSource(FakeSource):
+    """A source whose shard listing takes `list_delay` (DescribeStream on a busy endpoint)."""
+
+    list_delay: float = 0.0
+    listings: int = 0
+
+    async def shards(self, stream: str) -> Sequence[Shard]:
+        self.listings += 1
+        await asyncio.sleep(self.list_delay)
+        return await super().shards(stream)
+
+
+async def test_the_shard_listing_goes_beside_the_reads() -> None:
+    """Every relist_interval the pipeline lists the stream's shards again; the open shards
+    are read while that list is on its way."""
+    source, replica = SlowListingSource(), FakeReplica()
+    timings = replace(FAST, relist_interval=0.05, idle_poll_interval=0.005)
+    pipeline = _pipeline(source, replica, Clock(), timings)
+    task = await _running(pipeline)
+    try:
+        source.list_delay = 5.0  # from now on each listing takes 5 s
+        listings = source.listings
+        await eventually(lambda: source.listings > listings)  # a listing is on its way
+        source.write("ORDER#1", 1, at=1000.0)
+        started = asyncio.get_running_loop().time()
+        await eventually(lambda: replica.version("ORDER#1") == 1)
+        assert asyncio.get_running_loop().time() - started < 1.0
+    finally:
+        await _stop(task)
