@@ -39,6 +39,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 UP_TIMEOUT_S = 300.0
 UP_STOP_TIMEOUT_S = 60.0
+SETTLED_LAG_MS = 1000.0
+SETTLE_TIMEOUT_S = 120.0
 
 
 def main() -> int:
@@ -60,6 +62,7 @@ def main() -> int:
     try:
         topology = load_topology(args.data_dir)
         asyncio.run(_wait_healthy(topology))
+        asyncio.run(_wait_replication_settled(topology))
         options = DrillOptions(
             scenario="both",
             users=args.users,
@@ -128,6 +131,32 @@ async def _wait_healthy(topology: Topology) -> None:
             if time.monotonic() - began > UP_TIMEOUT_S:
                 raise SystemExit(f"not healthy within {UP_TIMEOUT_S:.0f} s: {json.dumps(regions)}")
             await asyncio.sleep(1.0)
+
+
+async def _wait_replication_settled(topology: Topology) -> None:
+    """Until every pair's DynamoDB replication lag in `/status` (the oldest change on its way,
+    else the p99 of the last 30 s) is under SETTLED_LAG_MS, three polls in a row. A fresh
+    `up` replicates its seeded catalog and projections to every region first: across a
+    200 ms link on a busy machine that backlog takes tens of seconds, the first changes of the
+    drill queue behind it (a lag of 4.3 s once), and the 30 s window keeps it in the `before`
+    phase's figure, which is about a steady checkout load. The bound is 5-10x the targets:
+    this waits for the start-up's backlog to leave, not for a good figure."""
+    began, settled = time.monotonic(), 0
+    async with ControlClient(topology.control) as control:
+        while settled < 3:
+            status = await control.status()
+            lags = [
+                lag
+                for region in (status.get("regions") or {}).values()
+                for lag in (region.get("dynamodb_replication_lag_ms") or {}).values()
+                if lag is not None
+            ]
+            settled = settled + 1 if all(lag < SETTLED_LAG_MS for lag in lags) else 0
+            if time.monotonic() - began > SETTLE_TIMEOUT_S:
+                print(f"replication not settled after {SETTLE_TIMEOUT_S:.0f} s: going on")
+                return
+            await asyncio.sleep(1.0)
+    print(f"replication settled after {time.monotonic() - began:.0f} s", flush=True)
 
 
 async def _drill(
