@@ -1,7 +1,8 @@
 """Write-path benchmark: checkout sagas on the local stack of `hemisphere serve`.
 
     .venv/bin/python bench/write_path.py [--duration 30] [--concurrency 16] [--warmup 5]
-        [--sample-every 2] [--confirm-timeout 30] [--calibrate 2] [--json OUT] [--keep]
+        [--sample-every 2] [--confirm-timeout 30] [--calibrate 2] [--pace answered|final]
+        [--json OUT] [--keep]
 
 One `hemisphere serve` on a temporary --data-dir (embedded PostgreSQL unless DATABASE_URL is
 set, moto as the local AWS endpoint, the simulated card provider), nothing pinned: the whole
@@ -387,13 +388,23 @@ class Load:
 
 
 class Clients:
-    """`concurrency` closed-loop clients: checkout, wait for the answer, checkout again."""
+    """`concurrency` closed-loop clients: checkout, wait for the answer (with a `paced_by`
+    watcher: for the order to be final, as a shopper who waits for the confirmation), checkout
+    again."""
 
-    def __init__(self, gql: GraphQL, stock: dict[str, int], load: Load, seed: int) -> None:
+    def __init__(
+        self,
+        gql: GraphQL,
+        stock: dict[str, int],
+        load: Load,
+        seed: int,
+        paced_by: Watcher | None = None,
+    ) -> None:
         self._gql = gql
         self._stock = stock
         self._load = load
         self._rng = random.Random(seed)
+        self._paced_by = paced_by
         self.stop = asyncio.Event()
         self.on_placed: list[Placed] = []
 
@@ -432,7 +443,12 @@ class Clients:
                 continue
             placed = Placed(order_id, customer, sent, clock())
             self._load.placed.append(placed)
-            self.on_placed.append(placed)
+            if self._paced_by is None:
+                self.on_placed.append(placed)
+                continue
+            start, end = self._load.window
+            self._paced_by.add(placed, measured=start <= placed.answered < end)
+            await self._paced_by.final(order_id)
 
 
 class Watcher:
@@ -453,12 +469,29 @@ class Watcher:
         self._interval = interval
         self._timeout = timeout
         self.pending: dict[str, Watched] = {}
+        self._ended: dict[str, asyncio.Event] = {}  # set when a paced client's order ends
         self.done = asyncio.Event()  # no more orders will be added
 
-    def add(self, placed: Placed) -> None:
+    def add(self, placed: Placed, *, measured: bool = True) -> None:
+        """Watch `placed` until it is final; a measured order's figures go in the report, an
+        unmeasured one (a paced client's warm-up order) is only waited for."""
         watched = Watched(placed.customer, placed.answered)
-        self._load.watched[placed.order_id] = watched
+        if measured:
+            self._load.watched[placed.order_id] = watched
         self.pending[placed.order_id] = watched
+
+    async def final(self, order_id: str) -> None:
+        """Until the watched order `order_id` is final in order(id), or given up on."""
+        ended = self._ended.setdefault(order_id, asyncio.Event())
+        if order_id in self.pending:
+            await ended.wait()
+        self._ended.pop(order_id, None)
+
+    def _end(self, order_id: str) -> Watched:
+        ended = self._ended.get(order_id)
+        if ended is not None:
+            ended.set()
+        return self.pending.pop(order_id)
 
     async def run(self) -> None:
         previous: float | None = None  # when the previous projection poll began
@@ -467,7 +500,7 @@ class Watcher:
             for order_id in [
                 o for o, w in self.pending.items() if started - w.answered > self._timeout
             ]:
-                del self.pending[order_id]  # did not confirm in time
+                self._end(order_id)  # did not confirm in time
             asked = [o for o, w in self.pending.items() if w.latest not in FINAL]
             if asked:
                 rows = await self._pg.fetch(
@@ -500,7 +533,7 @@ class Watcher:
             self._load.poll_periods.append(started - previous)
         for order_id, order in found.items():
             if order is not None and order["status"] in FINAL:
-                watched = self.pending.pop(order_id)
+                watched = self._end(order_id)
                 watched.seen, watched.status = seen, order["status"]
                 watched.history = status_times(order)
 
@@ -539,8 +572,9 @@ async def run_load(stack: Stack, args: argparse.Namespace) -> Load:
             f"{args.duration:g} s measured ...",
             flush=True,
         )
-        clients = Clients(gql, stock, load, seed=args.seed)
         watcher = Watcher(watcher_gql, pg, load, args.poll_interval, args.confirm_timeout)
+        paced_by = watcher if args.pace == "final" else None
+        clients = Clients(gql, stock, load, seed=args.seed, paced_by=paced_by)
         stop_sampling = asyncio.Event()
         exclude = stack_pids(stack)
 
@@ -1172,6 +1206,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--poll-interval", type=float, default=0.01, help="the watcher's period (0.01 s)"
     )
     parser.add_argument(
+        "--pace",
+        choices=["answered", "final"],
+        default="answered",
+        help="a client's next checkout goes when the last was answered (the default: "
+        "throughput), or when its order is final in order(id) (one order at a time per "
+        "client: every order is watched, whatever --sample-every says)",
+    )
+    parser.add_argument(
         "--confirm-timeout",
         type=float,
         default=30.0,
@@ -1243,7 +1285,8 @@ def main(argv: list[str] | None = None) -> int:
     args.loadavg_start = env["loadavg_start"]
     print(
         f"# write_path: {args.concurrency} clients, warm-up {args.warmup:g} s, window "
-        f"{args.duration:g} s, watching every {args.sample_every}. order; python {env['python']}, "
+        f"{args.duration:g} s, watching every {args.sample_every}. order, next checkout when "
+        f"the last is {args.pace}; python {env['python']}, "
         + ", ".join(f"{k} {v}" for k, v in env["packages"].items())
         + f"; {env['cpus']} cores, loadavg {' '.join(f'{x:.2f}' for x in env['loadavg_start'])}"
     )
