@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import pytest
@@ -304,11 +304,28 @@ async def test_the_target_copy_check_goes_beside_the_reads() -> None:
     source, replica = FakeSource(), SlowCopyCheckReplica(check_delay=0.0)
     timings = replace(FAST, relist_interval=0.05, idle_poll_interval=0.005)
     pipeline = _pipeline(source, replica, Clock(), timings)
+
+    def slow_down() -> None:
+        replica.check_delay = 5.0  # from now on each check takes 5 s
+
+    await _a_change_goes_by_while(pipeline, source, replica, slow_down, lambda: replica.checks)
+
+
+async def _a_change_goes_by_while(
+    pipeline: TargetReplicator,
+    source: FakeSource,
+    replica: FakeReplica,
+    slow_down: Callable[[], None],
+    calls: Callable[[], int],
+) -> None:
+    """Once `slow_down()` has made one of the pipeline's requests take 5 s and such a
+    request is on its way (`calls()` counts them), a change made then is in the target
+    within a second."""
     task = await _running(pipeline)
     try:
-        replica.check_delay = 5.0  # from now on each check takes 5 s
-        checks = replica.checks
-        await eventually(lambda: replica.checks > checks)  # a check is on its way
+        slow_down()
+        before = calls()
+        await eventually(lambda: calls() > before)  # a slow request is on its way
         source.write("ORDER#1", 1, at=1000.0)
         started = asyncio.get_running_loop().time()
         await eventually(lambda: replica.version("ORDER#1") == 1)
@@ -327,39 +344,22 @@ async def test_a_steady_stream_to_a_far_target_is_read_as_it_comes() -> None:
     pipeline._clock = time.time  # the read lag in real time: changes stamped as they are made
     task = await _running(pipeline)
     try:
-        for n in range(30):
-            source.write(f"ORDER#{n}", 1, at=time.time())
-            await asyncio.sleep(0.03)
-        await eventually(lambda: pipeline.sent == 30)
-        lags = sorted(pipeline.read_lag.samples())
         # Waiting for a landing costs up to 0.5 s; reading as it comes, a poll (5 ms). The
         # 90th percentile leaves room for a stalled test process.
-        assert lags[int(0.9 * len(lags))] < 0.2
+        assert await _steady_read_lag_p90(source, pipeline) < 0.2
     finally:
         await _stop(task)
 
 
-class SlowCheckpoints(InMemoryCheckpoints):
-    """Checkpoints whose every save takes `delay` (a conditional write to a busy endpoint)."""
-
-    def __init__(self, lease: InMemoryLeaseStore, delay: float) -> None:
-        super().__init__(lease)
-        self.delay = delay
-
-    async def save(
-        self,
-        stream: str,
-        shard_id: str,
-        sequence_number: str | None,
-        *,
-        finished: bool,
-        holder: str,
-        token: int,
-    ) -> bool:
-        await asyncio.sleep(self.delay)
-        return await super().save(
-            stream, shard_id, sequence_number, finished=finished, holder=holder, token=token
-        )
+async def _steady_read_lag_p90(source: FakeSource, pipeline: TargetReplicator) -> float:
+    """A change every 30 ms, 30 of them, each stamped as it is made; once all are sent, the
+    90th percentile of their read lag (s)."""
+    for n in range(30):
+        source.write(f"ORDER#{n}", 1, at=time.time())
+        await asyncio.sleep(0.03)
+    await eventually(lambda: pipeline.sent == 30)
+    lags = sorted(pipeline.read_lag.samples())
+    return lags[int(0.9 * len(lags))]
 
 
 async def test_a_checkpoint_save_goes_beside_the_reads() -> None:
@@ -368,7 +368,7 @@ async def test_a_checkpoint_save_goes_beside_the_reads() -> None:
     drill's lag tail with the source's endpoint busy), and the checkpoints still follow."""
     source, replica = FakeSource(), FakeReplica()
     leases = InMemoryLeaseStore()
-    checkpoints = SlowCheckpoints(leases, delay=0.0)
+    checkpoints = InMemoryCheckpoints(leases)
     pipeline = TargetReplicator(
         US,
         source,
@@ -380,13 +380,8 @@ async def test_a_checkpoint_save_goes_beside_the_reads() -> None:
     )
     task = await _running(pipeline)
     try:
-        checkpoints.delay = 0.4
-        for n in range(30):
-            source.write(f"ORDER#{n}", 1, at=time.time())
-            await asyncio.sleep(0.03)
-        await eventually(lambda: pipeline.sent == 30)
-        lags = sorted(pipeline.read_lag.samples())
-        assert lags[int(0.9 * len(lags))] < 0.2
+        checkpoints.save_delay = 0.4  # from now on each save takes 0.4 s
+        assert await _steady_read_lag_p90(source, pipeline) < 0.2
         # Saved as it went, and in the end up to the last change.
         assert checkpoints.writes >= 2
         await eventually(lambda: checkpoints.saved["shard-1"].sequence_number == "30", within=3)
@@ -413,14 +408,8 @@ async def test_the_shard_listing_goes_beside_the_reads() -> None:
     source, replica = SlowListingSource(), FakeReplica()
     timings = replace(FAST, relist_interval=0.05, idle_poll_interval=0.005)
     pipeline = _pipeline(source, replica, Clock(), timings)
-    task = await _running(pipeline)
-    try:
+
+    def slow_down() -> None:
         source.list_delay = 5.0  # from now on each listing takes 5 s
-        listings = source.listings
-        await eventually(lambda: source.listings > listings)  # a listing is on its way
-        source.write("ORDER#1", 1, at=1000.0)
-        started = asyncio.get_running_loop().time()
-        await eventually(lambda: replica.version("ORDER#1") == 1)
-        assert asyncio.get_running_loop().time() - started < 1.0
-    finally:
-        await _stop(task)
+
+    await _a_change_goes_by_while(pipeline, source, replica, slow_down, lambda: source.listings)

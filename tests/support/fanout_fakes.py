@@ -163,6 +163,8 @@ class InMemoryCheckpoints:
         self.saved: dict[str, Saved] = {}
         self.writes = 0
         self.starts: dict[str, float] = {}
+        # How long each save takes (a conditional write to a busy endpoint).
+        self.save_delay = 0.0
 
     async def load(self, stream: str) -> dict[str, Saved]:
         return dict(self.saved)
@@ -177,6 +179,8 @@ class InMemoryCheckpoints:
         holder: str,
         token: int,
     ) -> bool:
+        if self.save_delay:
+            await asyncio.sleep(self.save_delay)
         if not self._lease.holds(holder, token):
             return False
         self.writes += 1
