@@ -1,0 +1,252 @@
+"""The API's own CPU per checkout: the mutation as a deployed API instance serves it, apart
+from the saga steps, the relay and the stream publisher that `hemisphere serve` also runs.
+
+    DATABASE_URL=postgresql://postgres@127.0.0.1:5432/test \\
+        .venv/bin/python bench/checkout_cpu.py [--checkouts 300] [--profile]
+
+The app (`create_app` with the real runtime: PostgreSQL, a moto server, no workers, no stream
+publisher: `hemisphere api` with HEMISPHERE_RUN_WORKERS=false) runs in this process and is
+called through ASGI directly, without a server or an HTTP client, so this process's CPU is
+the app's: authentication of the customer's token, GraphQL, the admission check, the
+checkout intent's INSERT, StartExecution (signed, sent, parsed). The sagas run in a
+`hemisphere worker` process beside it, as deployed, so that they go on and admission never
+throttles. One checkout at a time, each answered before the next; the CPU of the idle app
+(its timers and polls) over the same time is subtracted. Prints the app's CPU per checkout,
+the local endpoint's (moto's process) and the worker's, and with --profile cProfile's top
+entries of the measured checkouts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import cProfile
+import os
+import pstats
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from hemisphere.app import create_app  # noqa: E402
+from hemisphere.bootstrap import start_runtime  # noqa: E402
+from hemisphere.localstack import MotoServer, spawn, stop_process  # noqa: E402
+from hemisphere.payments_sim import PaymentsSimulator  # noqa: E402
+from hemisphere.runtime import StartupOptions  # noqa: E402
+from tests.support.app import SETTINGS, token_headers  # noqa: E402
+
+CHECKOUT = "mutation($input: CheckoutInput!) { checkout(input: $input) { id status } }"
+CUSTOMERS = [f"c-{n:04d}" for n in range(1, 51)]
+PRODUCTS = [f"p-{n:04d}" for n in range(1, 241)]
+LOCAL_KEY = "hemisphere-local"
+
+
+@contextlib.asynccontextmanager
+async def fresh_database(admin_url: str) -> AsyncIterator[str]:
+    """A database of our own on `admin_url`'s server, dropped at the end."""
+    name = f"bench_checkout_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        base, _, _ = admin_url.rpartition("/")
+        try:
+            yield f"{base}/{name}"
+        finally:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@contextlib.contextmanager
+def worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log.open("ab") as out:
+        process = spawn(
+            [sys.executable, "-m", "hemisphere.cli", "worker"],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield process
+    finally:
+        stop_process(process, 20.0)
+
+
+class Checkouts:
+    """Checkouts sent to the ASGI app one at a time, as raw ASGI calls."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self.sent = 0
+        self.throttled = 0
+        # The token of each customer, made once (a client keeps its token).
+        self._headers = {c: token_headers(c)["authorization"].encode() for c in CUSTOMERS}
+
+    async def one(self) -> None:
+        n = self.sent
+        customer = CUSTOMERS[n % len(CUSTOMERS)]
+        body = orjson.dumps(
+            {
+                "query": CHECKOUT,
+                "variables": {
+                    "input": {
+                        "customerId": customer,
+                        "lines": [{"productId": PRODUCTS[n % len(PRODUCTS)], "quantity": 1}],
+                        "paymentToken": "tok_visa",
+                        "idempotencyKey": uuid.uuid4().hex,
+                    }
+                },
+            }
+        )
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/graphql",
+            "raw_path": b"/graphql",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"host", b"127.0.0.1:8000"),
+                (b"content-type", b"application/json"),
+                (b"authorization", self._headers[customer]),
+                (b"content-length", str(len(body)).encode()),
+            ],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8000),
+        }
+        answer: list[bytes] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.body":
+                answer.append(message.get("body", b""))
+
+        await self._app(scope, receive, send)
+        document = orjson.loads(b"".join(answer))
+        if document.get("errors"):
+            if document["errors"][0].get("errorType") == "ThrottlingException":
+                self.throttled += 1
+                await asyncio.sleep(0.5)
+                return
+            raise RuntimeError(f"checkout failed: {document['errors'][0]}")
+        self.sent += 1
+
+
+def cpu_of(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+async def measure(args: argparse.Namespace, database_url: str, aws: str, payments: str) -> int:
+    table = f"bench-checkout-{uuid.uuid4().hex[:8]}"
+    settings = replace(
+        SETTINGS,
+        database_url=database_url,
+        aws_endpoint_url=aws,
+        aws_access_key_id=LOCAL_KEY,
+        aws_secret_access_key=LOCAL_KEY,
+        table_name=table,
+        payments_url=payments,
+        run_workers=False,
+        publish_url=None,
+        # The region's broker, as deployed: the read cache listens there, and the worker's
+        # projector announces its writes there.
+        redis_url=os.environ.get("REDIS_URL") or None,
+    )
+    app = create_app(
+        settings,
+        runtime_factory=lambda s: start_runtime(
+            s, StartupOptions(seed_demo_data=True, rebuild_projections=True)
+        ),
+    )
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "AWS_ENDPOINT_URL": aws,
+        "AWS_ACCESS_KEY_ID": LOCAL_KEY,
+        "AWS_SECRET_ACCESS_KEY": LOCAL_KEY,
+        "HEMISPHERE_TABLE": table,
+        "HEMISPHERE_PAYMENTS_URL": payments,
+        "HEMISPHERE_REGION": settings.region,
+        "HEMISPHERE_PRIMARY_REGION": settings.primary_region,
+    }
+    checkouts = Checkouts(app)
+    async with app.router.lifespan_context(app):
+        with worker(env, Path(args.log)) as process:
+            print(f"# app started; {args.warmup} warm-up checkouts ...", flush=True)
+            while checkouts.sent < args.warmup:
+                await checkouts.one()
+            idle_cpu, idle_wall = time.process_time(), time.monotonic()
+            await asyncio.sleep(args.idle)
+            idle_rate = (time.process_time() - idle_cpu) / (time.monotonic() - idle_wall)
+            moto_before, worker_before = cpu_of(args.moto_pid), cpu_of(process.pid)
+            profiler = cProfile.Profile() if args.profile else None
+            done, throttled = checkouts.sent, checkouts.throttled
+            cpu, wall = time.process_time(), time.monotonic()
+            if profiler is not None:
+                profiler.enable()
+            while checkouts.sent - done < args.checkouts:
+                await checkouts.one()
+            if profiler is not None:
+                profiler.disable()
+            cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+            moto = cpu_of(args.moto_pid) - moto_before
+            work = cpu_of(process.pid) - worker_before
+            n = checkouts.sent - done
+    app_ms = (cpu - idle_rate * wall) / n * 1000
+    idle_ms = idle_rate * wall / n * 1000
+    refused = checkouts.throttled - throttled
+    print(f"# {n} checkouts in {wall:.1f} s ({n / wall:.1f}/s), {refused} throttled")
+    print(
+        f"app CPU per checkout: {app_ms:.2f} ms "
+        f"(the idle app's {idle_rate * 100:.1f} % of a core subtracted: {idle_ms:.2f} ms)"
+    )
+    print(f"local AWS endpoint (moto) CPU per checkout: {moto / n * 1000:.1f} ms (sagas included)")
+    print(f"worker CPU per checkout: {work / n * 1000:.1f} ms (six saga steps, relay, projector)")
+    if profiler is not None:
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.top)
+    return 0
+
+
+async def run(args: argparse.Namespace) -> int:
+    admin_url = os.environ.get("DATABASE_URL")
+    if not admin_url:
+        raise SystemExit("DATABASE_URL must name a PostgreSQL server (a database is made on it)")
+    with MotoServer() as moto, PaymentsSimulator() as payments:
+        assert moto.pid is not None
+        args.moto_pid = moto.pid
+        async with fresh_database(admin_url) as database_url:
+            return await measure(args, database_url, moto.url, payments.url)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkouts", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--idle", type=float, default=3.0, help="seconds of idle app measured")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--log", default="/tmp/hemisphere-bench-checkout-worker.log")
+    return asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
