@@ -325,3 +325,23 @@ def _moot(error: ClientError) -> bool:
     if error_code(error) in _MOOT_ANSWER_CODES:
         return False
     raise error
+
+
+class StepFunctionsEndpoint:
+    """regions.write_availability.PrimaryEndpoint: a region's Step Functions, asked for the
+    smallest answer it gives (one state machine of its list). A throttle or a refusal is an
+    answer: the endpoint is there; an outage is WorkflowEngineUnavailableError."""
+
+    def __init__(self, sfn: Any) -> None:
+        self._sfn = sfn
+
+    async def ping(self) -> None:
+        try:
+            with translate_errors("Step Functions"):
+                await self._sfn.list_state_machines(maxResults=1)
+        except WorkflowEngineUnavailableError as outage:
+            if isinstance(outage.__cause__, ClientError) and error_code(outage.__cause__) in (
+                _THROTTLED_CODES
+            ):
+                return  # it answered, to say "not so fast"
+            raise

@@ -109,7 +109,7 @@ async def start_runtime(
 
         clients = await open_write_clients(stack, settings, credentials)
         databases = region_databases(stack, settings, pool)
-        workflows, profiles = await write_ports(stack, settings, clients, databases)
+        workflows, profiles, writes = await write_ports(stack, settings, clients, databases)
         if is_primary and settings.run_workers:
             # The outbox lives with the writable relational model: drain it here.
             outbox = PostgresOutbox(pool, settings.database_url)
@@ -153,6 +153,7 @@ async def start_runtime(
                 ),
                 workflows=workflows,
                 profiles=profiles,
+                writes=writes,
             ),
             probes=_probes(settings, pool, client),
             restore_aws=restore_aws,

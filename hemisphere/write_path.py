@@ -32,6 +32,7 @@ from adapters.postgres.topology import EpochFence, PostgresTopology
 from adapters.sqs import SqsQueueDepth, SqsTaskQueue
 from adapters.stepfunctions import (
     SagaMachines,
+    StepFunctionsEndpoint,
     StepFunctionsOrderWorkflows,
     StepFunctionsSagaEngine,
     StepFunctionsTaskAnswers,
@@ -55,6 +56,7 @@ from regions.routing import (
     WriteEndpoints,
     write_target,
 )
+from regions.write_availability import PrimaryEndpoint, PrimaryProbe, WriteAvailability
 from resolvers.ports import Catalog, OrderWorkflows, ProfileUpdates
 from workflows.activities import Activities
 from workflows.admission import AdmittedOrderWorkflows, SagaAdmission
@@ -183,14 +185,15 @@ async def write_ports(
     settings: Settings,
     clients: AwsClients,
     databases: Mapping[str, RegionPool],
-) -> tuple[OrderWorkflows, ProfileUpdates]:
+) -> tuple[OrderWorkflows, ProfileUpdates, WriteAvailability]:
     """The ports the mutations use, fenced and following the primary: this region's own
     when it is the primary (checkouts admitted by the sagas in flight on its task queue),
     another region's (guarded: ReadOnlyRegion when unreachable) otherwise. With
     HEMISPHERE_REGION_ENDPOINTS every region's is ready, so a promotion moves the writes
     without a restart; without it only the configured primary's. With the primary's
     database in `databases`, a checkout is answered once its intent is recorded there
-    (regions.checkout_intents)."""
+    (regions.checkout_intents). The third: whether the region can write now (its starts'
+    outcomes, and a probe of the primary's Step Functions while another region is primary)."""
     workflows: dict[str, OrderWorkflows] = {
         settings.region: StepFunctionsOrderWorkflows(clients.sfn, clients.machines)
     }
@@ -198,14 +201,23 @@ async def write_ports(
         settings.region: EventBridgeProfileUpdates(clients.events, settings.event_bus_name)
     }
     others = set(settings.region_endpoints) or {settings.primary_region}
+    endpoints: dict[str, PrimaryEndpoint] = {}
     for region in sorted(others - {settings.region}):
         sfn = await stack.enter_async_context(primary_client("stepfunctions", settings, region))
         events = await stack.enter_async_context(primary_client("events", settings, region))
         workflows[region] = StepFunctionsOrderWorkflows(sfn, clients.machines.in_region(region))
         profiles[region] = EventBridgeProfileUpdates(events, settings.event_bus_name)
+        endpoints[region] = StepFunctionsEndpoint(sfn)
+    availability = WriteAvailability(clients.fence)
+    if endpoints:
+        probe = PrimaryProbe(availability, clients.fence, endpoints)
+        task = asyncio.create_task(probe.run(), name="primary-probe")
+        stack.push_async_callback(cancel_task, task)
     # The gate measures this region's task queue: it bites while this region is the
     # primary (a secondary's own queue stays empty; the primary's sagas are its business).
-    routed: OrderWorkflows = RoutedOrderWorkflows(clients.fence, workflows)
+    routed: OrderWorkflows = RoutedOrderWorkflows(
+        clients.fence, workflows, availability=availability
+    )
     if databases:
         intents: dict[str, CheckoutIntentsAt] = {
             region: PostgresCheckoutIntentsAt(database) for region, database in databases.items()
@@ -214,6 +226,7 @@ async def write_ports(
     return (
         AdmittedOrderWorkflows(routed, saga_admission(clients)),
         RoutedProfileUpdates(clients.fence, profiles),
+        availability,
     )
 
 

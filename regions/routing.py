@@ -26,6 +26,7 @@ from domain.commands import CancelOrder, Checkout, UpdateCustomerProfile, Upsert
 from domain.errors import BackendUnavailableError, ReadOnlyRegionError
 from domain.model import Product, RegionControl
 from regions.control import WriteFence
+from regions.write_availability import WriteAvailability
 from resolvers.ports import Catalog, OrderWorkflows, ProfileUpdates
 
 P = TypeVar("P")  # one region's write ports
@@ -96,12 +97,20 @@ def read_only(region: str, why: str) -> ReadOnlyRegionError:
 
 
 class _PrimaryGuard:
-    """Turns "the primary cannot be reached" into ReadOnlyRegionError."""
+    """Turns "the primary cannot be reached" into ReadOnlyRegionError, and tells
+    `availability` (when given) whether the call reached the primary."""
 
-    def __init__(self, region: str, primary_region: str, deadline_seconds: float) -> None:
+    def __init__(
+        self,
+        region: str,
+        primary_region: str,
+        deadline_seconds: float,
+        availability: WriteAvailability | None = None,
+    ) -> None:
         self.region = region
         self.primary_region = primary_region
         self.deadline_seconds = deadline_seconds
+        self.availability = availability
 
     @contextlib.asynccontextmanager
     async def reachable(self) -> AsyncIterator[None]:
@@ -109,9 +118,16 @@ class _PrimaryGuard:
             async with asyncio.timeout(self.deadline_seconds):
                 yield
         except BackendUnavailableError as exc:
-            raise self._read_only(exc.message) from exc
+            raise self._missed(exc.message) from exc
         except TimeoutError as exc:
-            raise self._read_only(f"no answer within {self.deadline_seconds:g}s") from exc
+            raise self._missed(f"no answer within {self.deadline_seconds:g}s") from exc
+        if self.availability is not None:
+            self.availability.reached(self.primary_region)
+
+    def _missed(self, cause: str) -> ReadOnlyRegionError:
+        if self.availability is not None:
+            self.availability.missed(self.primary_region, cause, by_a_write=True)
+        return self._read_only(cause)
 
     def _read_only(self, cause: str) -> ReadOnlyRegionError:
         return read_only(
@@ -132,10 +148,12 @@ class _Router:
         fence: WriteFence,
         deadline_seconds: float,
         setting: str = "HEMISPHERE_REGION_ENDPOINTS",
+        availability: WriteAvailability | None = None,
     ) -> None:
         self.fence = fence
         self.deadline_seconds = deadline_seconds
         self.setting = setting
+        self.availability = availability
 
     def primary(self, known: Mapping[str, object]) -> tuple[RegionControl, _PrimaryGuard | None]:
         """The primary (and its epoch) writes go to now, and the guard to call it through."""
@@ -149,7 +167,8 @@ class _Router:
             )
         if region == self.fence.region:
             return primary, None
-        return primary, _PrimaryGuard(self.fence.region, region, self.deadline_seconds)
+        guard = _PrimaryGuard(self.fence.region, region, self.deadline_seconds, self.availability)
+        return primary, guard
 
     @contextlib.asynccontextmanager
     async def to_primary(self, known: Mapping[str, P]) -> AsyncIterator[tuple[RegionControl, P]]:
@@ -175,8 +194,11 @@ class RoutedOrderWorkflows:
         by_region: Mapping[str, OrderWorkflows],
         *,
         deadline_seconds: float = DEFAULT_DEADLINE_SECONDS,
+        availability: WriteAvailability | None = None,
     ) -> None:
-        self._router = _Router(fence, deadline_seconds)
+        """`availability`: told whether each start reached the primary (the same endpoint
+        its probe asks)."""
+        self._router = _Router(fence, deadline_seconds, availability=availability)
         self._by_region = by_region
 
     async def start_checkout(self, command: Checkout, placed_in: str) -> None:

@@ -12,7 +12,14 @@ from strawberry.dataloader import DataLoader
 from domain.auth import Caller
 from domain.model import Customer, Order, Product
 from resolvers.pagination import PageTokens
-from resolvers.ports import Catalog, OrderWorkflows, ProfileUpdates, ProjectionReader
+from resolvers.ports import (
+    ALWAYS_WRITABLE,
+    Catalog,
+    OrderWorkflows,
+    ProfileUpdates,
+    ProjectionReader,
+    WriteStatus,
+)
 from subscriptions.context import RequestContext
 from subscriptions.ports import Broker
 
@@ -68,6 +75,8 @@ class Ports:
     catalog: Catalog
     workflows: OrderWorkflows
     profiles: ProfileUpdates
+    # Whether the region's writes would go through now (`region { readOnly }`).
+    writes: WriteStatus = field(default_factory=lambda: ALWAYS_WRITABLE)
 
 
 @dataclass

@@ -80,3 +80,21 @@ class ProfileUpdates(Protocol):
         """Put the request on the bus; returns (request id, accepted at). The same
         (customer, key) always gives the same request id."""
         ...
+
+
+class WriteStatus(Protocol):
+    """Whether this region's writes would go through now (regions.write_availability)."""
+
+    def read_only_reason(self) -> str | None:
+        """Why they would be refused with ReadOnlyRegion; None when they would go through."""
+        ...
+
+
+class AlwaysWritable:
+    """The WriteStatus of a region that knows no reason to refuse (a single region, a test)."""
+
+    def read_only_reason(self) -> str | None:
+        return None
+
+
+ALWAYS_WRITABLE = AlwaysWritable()

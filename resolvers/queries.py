@@ -84,19 +84,23 @@ class Query:
     @strawberry.field
     async def region(self, info: Info) -> RegionInfo:
         """This region, and who is primary, from the replicated topology record."""
-        topology = info.context.ports.topology
-        control = await info.context.ports.reader.region_control()
+        ports = info.context.ports
+        topology = ports.topology
+        # Read-only when the operator switched it so in the replicated record, or when this
+        # region's writes would be refused now (a superseded primary, an unreachable one).
+        refused = ports.writes.read_only_reason() is not None
+        control = await ports.reader.region_control()
         if control is None:
             # No record yet (a fresh table): the configured topology holds.
             return RegionInfo(
                 region=topology.region,
                 primary_region=topology.primary_region,
-                read_only=False,
+                read_only=refused,
                 epoch=0,
             )
         return RegionInfo(
             region=topology.region,
             primary_region=control.primary_region,
-            read_only=control.read_only,
+            read_only=control.read_only or refused,
             epoch=control.epoch,
         )

@@ -491,6 +491,14 @@ def test_losing_the_primary_makes_the_secondary_read_only(
     up.in_flight = (in_flight["id"], stock)
     up.regions("stop", PRIMARY)
     killed = time.monotonic()
+    # Before any write finds out: its probe of the primary's Step Functions tells it, and
+    # a frontend reading `region` can say so.
+    eventually(
+        lambda: regions[SECONDARY].data(REGION)["region"]["readOnly"],
+        5,
+        "the secondary says it is read-only",
+    )
+    print(f"primary loss: region {{ readOnly }} after {time.monotonic() - killed:.1f}s")
 
     def refused() -> bool:
         document = regions[SECONDARY].call(CHECKOUT, checkout_input("e2e-up-during-loss"))
@@ -515,6 +523,7 @@ def test_promoting_the_secondary_accepts_writes(up: Up, regions: dict[str, Regio
     assert up.topology["primary"] == SECONDARY
     region = regions[SECONDARY].data(REGION)["region"]
     assert region["primaryRegion"] == SECONDARY and region["epoch"] == 2
+    assert region["readOnly"] is False
     # Catalog writes too, at once: the promoted region's API was not restarted.
     written = upsert(regions[SECONDARY], "E2E-UP-PROMOTED")
     eventually(
@@ -549,6 +558,8 @@ def test_the_old_primary_returns_fenced_and_resynchronized(
     )
     assert region["primaryRegion"] == SECONDARY
     assert up.status()["regions"][PRIMARY]["role"] == "secondary"
+    # It rejoined as a secondary that reaches the new primary: it can write (through it).
+    eventually(lambda: not old.data(REGION)["region"]["readOnly"], 10, "writable again")
     # Its writes go to the new primary; nothing runs in its own region.
     placed = place(old, "e2e-up-through-old-primary")
     for region_client in regions.values():

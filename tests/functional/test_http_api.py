@@ -6,6 +6,7 @@ import hashlib
 import json
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -362,6 +363,24 @@ async def test_region_falls_back_to_configuration(client: httpx.AsyncClient) -> 
             }
         }
     }
+
+
+class Refusing:
+    """A WriteStatus whose writes would be refused now (regions.write_availability)."""
+
+    def read_only_reason(self) -> str | None:
+        return "cannot reach the primary region us-east-1 (connection refused)"
+
+
+async def test_region_is_read_only_while_its_writes_would_be_refused(
+    reader: InMemoryReader,
+) -> None:
+    runtime = fake_runtime(reader)
+    runtime = replace(runtime, ports=replace(runtime.ports, writes=Refusing()))
+    app = create_app(SETTINGS, runtime_factory=runtime_factory(runtime))
+    async with client_for(app) as client:
+        data = (await gql(client, "{ region { region readOnly } }")).json()
+    assert data == {"data": {"region": {"region": "us-east-1", "readOnly": True}}}
 
 
 async def test_graphiql_for_browsers(client: httpx.AsyncClient) -> None:

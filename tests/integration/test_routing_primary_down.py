@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from adapters.dynamodb.client import is_unavailable
+from adapters.stepfunctions import StepFunctionsEndpoint
 from domain.commands import CancelOrder, Checkout, CheckoutLine
 from domain.errors import BackendUnavailableError, ReadOnlyRegionError
 from domain.saga import (
@@ -27,7 +28,8 @@ from hemisphere.localstack import free_port
 from hemisphere.settings import Settings
 from hemisphere.write_path import primary_client, write_endpoints
 from regions.routing import RoutedOrderWorkflows, write_target
-from tests.support.routing import from_secondary
+from regions.write_availability import PrimaryProbe, WriteAvailability
+from tests.support.routing import from_secondary, secondary_fence
 
 pytestmark = pytest.mark.integration
 
@@ -164,3 +166,24 @@ async def test_a_secondary_starts_the_saga_in_the_primary_region(
     order_id = order_id_for("c-0001", "key-1")
     assert described["name"] == checkout_execution_name(order_id)
     assert json.loads(described["input"])["placedIn"] == "eu-west-1"
+
+
+async def test_the_probe_tells_a_live_primary_from_a_dead_or_silent_one(
+    aws_endpoint: str, unresponsive_primary: str
+) -> None:
+    """`region { readOnly }` between writes: the secondary's probe of the primary's Step
+    Functions, through the client its writes use, against a live endpoint, a closed port and
+    one that never answers."""
+    fence = secondary_fence("eu-west-1", "us-east-1")
+    for endpoint, reachable in (
+        (aws_endpoint, True),
+        (f"http://127.0.0.1:{free_port()}", False),
+        (unresponsive_primary, False),
+    ):
+        availability = WriteAvailability(fence, failures_to_unreachable=1)
+        async with primary_client("stepfunctions", secondary_settings(endpoint)) as sfn:
+            probe = PrimaryProbe(availability, fence, {"us-east-1": StepFunctionsEndpoint(sfn)})
+            started = time.monotonic()
+            await probe.probe_once()
+        assert time.monotonic() - started < 1.5  # the probe's own timeout bounds it
+        assert (availability.read_only_reason() is None) is reachable, endpoint

@@ -75,7 +75,11 @@ class Recording:
         raise AssertionError("not reached in these tests")
 
 
-async def _fence(region: str, configured: RegionControl, known: RegionControl | None) -> WriteFence:
+async def fence_with(
+    region: str, configured: RegionControl, known: RegionControl | None
+) -> WriteFence:
+    """The fence of a process of `region` started as `configured`, that knows `known`."""
+
     async def read() -> RegionControl | None:
         return known
 
@@ -86,7 +90,7 @@ async def _fence(region: str, configured: RegionControl, known: RegionControl | 
 
 async def test_a_secondary_sends_its_writes_to_the_primary_the_control_item_names() -> None:
     us, eu = Recording(), Recording()
-    fence = await _fence(AP, RegionControl(US, 1), RegionControl(EU, 2))
+    fence = await fence_with(AP, RegionControl(US, 1), RegionControl(EU, 2))
     workflows = RoutedOrderWorkflows(fence, {US: us, EU: eu})
     await workflows.start_checkout(CHECKOUT, AP)
     await workflows.start_cancellation(CANCEL)
@@ -98,17 +102,17 @@ async def test_a_secondary_sends_its_writes_to_the_primary_the_control_item_name
 
 async def test_a_primary_that_cannot_be_reached_or_is_unknown_reads_as_read_only() -> None:
     down = Recording(BackendUnavailableError("connection refused"))
-    fence = await _fence(AP, RegionControl(US, 1), None)
+    fence = await fence_with(AP, RegionControl(US, 1), None)
     with pytest.raises(ReadOnlyRegionError, match="cannot reach the primary region us-east-1"):
         await RoutedOrderWorkflows(fence, {US: down}).start_checkout(CHECKOUT, AP)
-    promoted = await _fence(AP, RegionControl(US, 1), RegionControl(EU, 2))
+    promoted = await fence_with(AP, RegionControl(US, 1), RegionControl(EU, 2))
     with pytest.raises(ReadOnlyRegionError, match="knows no endpoint of the primary region"):
         await RoutedOrderWorkflows(promoted, {US: Recording()}).start_checkout(CHECKOUT, AP)
 
 
 async def test_a_demoted_primary_starts_nothing_and_writes_no_catalog() -> None:
     own, eu = Recording(), Recording()
-    fence = await _fence(US, RegionControl(US, 1), RegionControl(EU, 2))
+    fence = await fence_with(US, RegionControl(US, 1), RegionControl(EU, 2))
     with pytest.raises(StaleEpochError):
         await RoutedOrderWorkflows(fence, {US: own, EU: eu}).start_checkout(CHECKOUT, US)
     with pytest.raises(StaleEpochError):
@@ -129,7 +133,7 @@ async def test_a_demoted_primary_starts_nothing_and_writes_no_catalog() -> None:
 
 async def test_the_primary_writes_locally_while_its_epoch_is_the_newest() -> None:
     own = Recording()
-    fence = await _fence(US, RegionControl(US, 2), RegionControl(US, 2))
+    fence = await fence_with(US, RegionControl(US, 2), RegionControl(US, 2))
     await RoutedOrderWorkflows(fence, {US: own}).start_checkout(CHECKOUT, US)
     assert own.calls == ["checkout:us-east-1"]
 
@@ -165,7 +169,7 @@ class CatalogRecording:
 
 async def test_a_secondary_sends_catalog_writes_to_the_primary_s_database() -> None:
     databases = {US: CatalogRecording(), EU: CatalogRecording()}
-    fence = await _fence(EU, RegionControl(US, 1), RegionControl(US, 1))
+    fence = await fence_with(EU, RegionControl(US, 1), RegionControl(US, 1))
     await RoutedCatalog(fence, databases).upsert_product(UPSERT)
     assert databases[US].writes == [RegionControl(US, 1)] and databases[EU].writes == []
 
@@ -173,14 +177,14 @@ async def test_a_secondary_sends_catalog_writes_to_the_primary_s_database() -> N
 async def test_after_a_promotion_catalog_writes_go_to_the_new_primary_under_its_epoch() -> None:
     databases = {US: CatalogRecording(), EU: CatalogRecording()}
     # Started as a secondary of us-east-1; eu-west-1 was promoted since (epoch 2).
-    fence = await _fence(EU, RegionControl(US, 1), RegionControl(EU, 2))
+    fence = await fence_with(EU, RegionControl(US, 1), RegionControl(EU, 2))
     await RoutedCatalog(fence, databases).upsert_product(UPSERT)
     assert databases[EU].writes == [RegionControl(EU, 2)] and databases[US].writes == []
 
 
 async def test_a_demoted_primary_writes_no_catalog() -> None:
     databases = {US: CatalogRecording(), EU: CatalogRecording()}
-    fence = await _fence(US, RegionControl(US, 1), RegionControl(EU, 2))
+    fence = await fence_with(US, RegionControl(US, 1), RegionControl(EU, 2))
     with pytest.raises(StaleEpochError):
         await RoutedCatalog(fence, databases).upsert_product(UPSERT)
     assert databases[US].writes == [] and databases[EU].writes == []
@@ -188,7 +192,7 @@ async def test_a_demoted_primary_writes_no_catalog() -> None:
 
 async def test_an_unreachable_primary_database_makes_catalog_writes_read_only() -> None:
     down = CatalogRecording(BackendUnavailableError("the primary's PostgreSQL is down"))
-    fence = await _fence(EU, RegionControl(US, 1), RegionControl(US, 1))
+    fence = await fence_with(EU, RegionControl(US, 1), RegionControl(US, 1))
     with pytest.raises(ReadOnlyRegionError, match="cannot reach the primary region us-east-1"):
         await RoutedCatalog(fence, {US: down, EU: CatalogRecording()}).upsert_product(UPSERT)
 
@@ -213,7 +217,7 @@ async def test_a_checkout_is_answered_once_started_and_recorded_in_the_primary()
             log.append("started")
 
     databases = {US: IntentRecording(log), EU: IntentRecording(log)}
-    fence = await _fence(EU, RegionControl(US, 1), RegionControl(US, 1))
+    fence = await fence_with(EU, RegionControl(US, 1), RegionControl(US, 1))
     routed = RoutedOrderWorkflows(fence, {US: Started(), EU: Started()})
     workflows = RecordedCheckouts(routed, RoutedCheckoutIntents(fence, databases))
     await workflows.start_checkout(CHECKOUT, EU)
@@ -226,7 +230,7 @@ async def test_a_checkout_is_answered_once_started_and_recorded_in_the_primary()
 async def test_a_checkout_that_did_not_start_leaves_no_intent() -> None:
     log: list[str] = []
     databases = {US: IntentRecording(log)}
-    fence = await _fence(US, RegionControl(US, 1), RegionControl(US, 1))
+    fence = await fence_with(US, RegionControl(US, 1), RegionControl(US, 1))
     refused = RoutedOrderWorkflows(fence, {US: Recording(BackendUnavailableError("throttled"))})
     workflows = RecordedCheckouts(refused, RoutedCheckoutIntents(fence, databases))
     with pytest.raises(BackendUnavailableError):
