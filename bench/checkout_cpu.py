@@ -40,6 +40,8 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from asgi_post import graphql_post_scope, post  # noqa: E402
+
 from hemisphere.app import create_app  # noqa: E402
 from hemisphere.bootstrap import start_runtime  # noqa: E402
 from hemisphere.localstack import MotoServer, spawn, stop_process  # noqa: E402
@@ -111,36 +113,8 @@ class Checkouts:
                 },
             }
         )
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": "/graphql",
-            "raw_path": b"/graphql",
-            "query_string": b"",
-            "root_path": "",
-            "headers": [
-                (b"host", b"127.0.0.1:8000"),
-                (b"content-type", b"application/json"),
-                (b"authorization", self._headers[customer]),
-                (b"content-length", str(len(body)).encode()),
-            ],
-            "client": ("127.0.0.1", 50000),
-            "server": ("127.0.0.1", 8000),
-        }
-        answer: list[bytes] = []
-
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.body":
-                answer.append(message.get("body", b""))
-
-        await self._app(scope, receive, send)
-        document = orjson.loads(b"".join(answer))
+        scope = graphql_post_scope(body, (b"authorization", self._headers[customer]))
+        document = orjson.loads(await post(self._app, scope, body))
         if document.get("errors"):
             if document["errors"][0].get("errorType") == "ThrottlingException":
                 self.throttled += 1

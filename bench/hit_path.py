@@ -26,6 +26,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from asgi_post import graphql_post_scope, post  # noqa: E402
+
 from hemisphere.app import create_app  # noqa: E402
 from projections.cached_reader import CachedProjectionReader  # noqa: E402
 from projections.read_cache import ReadCache  # noqa: E402
@@ -49,35 +51,12 @@ def build(listening: bool) -> Any:
 
 async def measure(app: Any, requests: int, profile: bool) -> float:
     body = json.dumps({"query": QUERY}).encode()
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/graphql",
-        "raw_path": b"/graphql",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [
-            (b"host", b"127.0.0.1:8000"),
-            (b"content-type", b"application/json"),
-            (b"x-api-key", API_KEY.encode()),
-            (b"content-length", str(len(body)).encode()),
-        ],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 8000),
-    }
+    scope = graphql_post_scope(body, (b"x-api-key", API_KEY.encode()))
 
     async def one() -> None:
-        async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        async def send(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.body" and b'"p-0001"' not in message["body"]:
-                raise RuntimeError(f"unexpected answer: {message['body']!r}")
-
-        await app(dict(scope), receive, send)
+        answer = await post(app, scope, body)
+        if b'"p-0001"' not in answer:
+            raise RuntimeError(f"unexpected answer: {answer!r}")
 
     async with app.router.lifespan_context(app):
         for _ in range(2000):
