@@ -323,6 +323,10 @@ async def _a_change_goes_by_while(
     within a second."""
     task = await _running(pipeline)
     try:
+        # Following its stream (a full copy also reads as "replicating"): a first change is
+        # through, so the shard is open and read.
+        source.write("ORDER#0", 1, at=1000.0)
+        await eventually(lambda: replica.version("ORDER#0") == 1)
         slow_down()
         before = calls()
         await eventually(lambda: calls() > before)  # a slow request is on its way
