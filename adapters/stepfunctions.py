@@ -22,7 +22,13 @@ from typing import Any, Final
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from adapters.aws import StaticCredentials, aws_client, error_code, translate_unavailable
+from adapters.aws import (
+    StaticCredentials,
+    aws_client,
+    error_code,
+    is_unavailable,
+    translate_unavailable,
+)
 from adapters.sqs import SqsClient, ensure_task_queue
 from adapters.tracing import without_trace_context
 from domain.commands import CancelOrder, Checkout
@@ -336,12 +342,11 @@ class StepFunctionsEndpoint:
         self._sfn = sfn
 
     async def ping(self) -> None:
-        try:
-            with translate_errors("Step Functions"):
+        with translate_errors("Step Functions"):
+            try:
                 await self._sfn.list_state_machines(maxResults=1)
-        except WorkflowEngineUnavailableError as outage:
-            if isinstance(outage.__cause__, ClientError) and error_code(outage.__cause__) in (
-                _THROTTLED_CODES
-            ):
-                return  # it answered, to say "not so fast"
-            raise
+            except ClientError as error:
+                # An answer, even "not so fast" or "not you": only an outage goes on.
+                if error_code(error) in _THROTTLED_CODES or not is_unavailable(error):
+                    return
+                raise

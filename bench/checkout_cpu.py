@@ -28,12 +28,11 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import orjson
 import psutil
 
@@ -48,27 +47,12 @@ from hemisphere.localstack import MotoServer, spawn, stop_process  # noqa: E402
 from hemisphere.payments_sim import PaymentsSimulator  # noqa: E402
 from hemisphere.runtime import StartupOptions  # noqa: E402
 from tests.support.app import SETTINGS, token_headers  # noqa: E402
+from tests.support.stack import database_from_template  # noqa: E402
 
 CHECKOUT = "mutation($input: CheckoutInput!) { checkout(input: $input) { id status } }"
 CUSTOMERS = [f"c-{n:04d}" for n in range(1, 51)]
 PRODUCTS = [f"p-{n:04d}" for n in range(1, 241)]
 LOCAL_KEY = "hemisphere-local"
-
-
-@contextlib.asynccontextmanager
-async def fresh_database(admin_url: str) -> AsyncIterator[str]:
-    """A database of our own on `admin_url`'s server, dropped at the end."""
-    name = f"bench_checkout_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(admin_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        base, _, _ = admin_url.rpartition("/")
-        try:
-            yield f"{base}/{name}"
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @contextlib.contextmanager
@@ -207,7 +191,8 @@ async def run(args: argparse.Namespace) -> int:
     with MotoServer() as moto, PaymentsSimulator() as payments:
         assert moto.pid is not None
         args.moto_pid = moto.pid
-        async with fresh_database(admin_url) as database_url:
+        # An empty database of our own on that server, dropped at the end.
+        async with database_from_template(admin_url, "template0") as database_url:
             return await measure(args, database_url, moto.url, payments.url)
 
 

@@ -128,20 +128,6 @@ def wait_for_line(log: Path, text: str, process: subprocess.Popen[bytes], timeou
     raise RuntimeError(f"did not print {text!r} within {timeout:.0f}s; log {log}:\n{tail(log)}")
 
 
-def wait_port(
-    port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 60.0
-) -> None:
-    """Until 127.0.0.1:`port` accepts a connection; an error if `process` exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        if process.poll() is not None:
-            raise RuntimeError(f"exited with {process.returncode}; log {log}:\n{tail(log)}")
-        time.sleep(0.2)
-    raise RuntimeError(f"nothing listens on :{port} after {timeout:.0f}s; log {log}:\n{tail(log)}")
-
-
 def tail(path: Path, lines: int = 15) -> str:
     with contextlib.suppress(OSError):
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

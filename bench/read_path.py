@@ -71,8 +71,9 @@ from procs import (
     unwind_on_signals,
     wait_for_line,
     wait_http,
-    wait_port,
 )
+
+from hemisphere.localstack import MotoServer
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -274,25 +275,12 @@ def start_hemisphere(procs: Processes, workdir: Path, profiler: str, endpoint: s
             raise BenchError(
                 "--endpoint external needs DATABASE_URL (a PostgreSQL serve did not start)"
             )
-        moto_port = free_port()
-        external_moto = procs.start(
-            "moto server",
-            [
-                sys.executable,
-                "-m",
-                "hemisphere.moto.server",
-                "-H",
-                "127.0.0.1",
-                "-p",
-                str(moto_port),
-            ],
-            log=workdir / "moto.log",
-            cpu=LOAD_CPU,
-            cwd=REPO,
-        )
-        wait_port(moto_port, external_moto, workdir / "moto.log")
+        # As the stack starts it (state machines executing, MOTO_PORT for their callbacks).
+        external_moto = MotoServer()
+        external_moto.start()
+        procs.callback(external_moto.stop)
         env.update(
-            AWS_ENDPOINT_URL=f"http://127.0.0.1:{moto_port}",
+            AWS_ENDPOINT_URL=external_moto.url,
             AWS_ACCESS_KEY_ID="testing",
             AWS_SECRET_ACCESS_KEY="testing",
             # A table of its own: the database and Redis may be shared with other runs.
@@ -320,7 +308,8 @@ def start_hemisphere(procs: Processes, workdir: Path, profiler: str, endpoint: s
     )
     wait_for_line(log, BANNER, process, timeout=240)
     if external_moto is not None:
-        moto: int | None = external_moto.pid
+        moto = external_moto.pid
+        assert moto is not None  # started above
     else:
         moto = child_with(process.pid, "moto.server")
         if moto is None:

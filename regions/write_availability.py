@@ -97,7 +97,10 @@ class PrimaryProbe:
 
     async def run(self) -> None:
         while True:
-            await self.probe_once()
+            try:
+                await self.probe_once()
+            except Exception:  # a bug in an endpoint must not end the probing for good
+                log.exception("probe of the primary's write endpoint failed")
             await asyncio.sleep(self._interval)
 
     async def probe_once(self) -> None:

@@ -13,7 +13,6 @@ from domain.auth import Caller
 from domain.model import Customer, Order, Product
 from resolvers.pagination import PageTokens
 from resolvers.ports import (
-    ALWAYS_WRITABLE,
     Catalog,
     OrderWorkflows,
     ProfileUpdates,
@@ -76,7 +75,7 @@ class Ports:
     workflows: OrderWorkflows
     profiles: ProfileUpdates
     # Whether the region's writes would go through now (`region { readOnly }`).
-    writes: WriteStatus = field(default_factory=lambda: ALWAYS_WRITABLE)
+    writes: WriteStatus
 
 
 @dataclass

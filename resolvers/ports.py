@@ -88,13 +88,3 @@ class WriteStatus(Protocol):
     def read_only_reason(self) -> str | None:
         """Why they would be refused with ReadOnlyRegion; None when they would go through."""
         ...
-
-
-class AlwaysWritable:
-    """The WriteStatus of a region that knows no reason to refuse (a single region, a test)."""
-
-    def read_only_reason(self) -> str | None:
-        return None
-
-
-ALWAYS_WRITABLE = AlwaysWritable()

@@ -26,6 +26,7 @@ from resolvers.ports import OrderWorkflows, ProfileUpdates
 from subscriptions.inprocess import InProcessBroker
 from subscriptions.ports import Broker
 from tests.support.fakes import (
+    AlwaysWritable,
     FakeProfileUpdates,
     FakeWorkflows,
     InMemoryCatalog,
@@ -79,6 +80,7 @@ def fake_runtime(
             catalog=InMemoryCatalog(reader),
             workflows=workflows or FakeWorkflows(),
             profiles=profiles or FakeProfileUpdates(),
+            writes=AlwaysWritable(),
         )
     )
 

@@ -185,3 +185,10 @@ class FakeProfileUpdates:
     async def submit(self, command: UpdateCustomerProfile) -> tuple[str, datetime]:
         self.submitted.append(command)
         return f"req-{command.customer_id}-{command.idempotency_key}", BASE
+
+
+class AlwaysWritable:
+    """resolvers.ports.WriteStatus of a region that knows no reason to refuse a write."""
+
+    def read_only_reason(self) -> str | None:
+        return None

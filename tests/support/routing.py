@@ -3,7 +3,10 @@ one primary's ports: what the tests of "the primary cannot be reached" go throug
 
 from __future__ import annotations
 
-from domain.model import RegionControl
+from datetime import UTC, datetime
+
+from domain.commands import CancelOrder, Checkout, UpdateCustomerProfile, UpsertProduct
+from domain.model import Product, RegionControl
 from regions.control import TopologyWatcher, WriteFence
 from regions.routing import DEFAULT_DEADLINE_SECONDS, RoutedOrderWorkflows, RoutedProfileUpdates
 from resolvers.ports import OrderWorkflows, ProfileUpdates
@@ -41,3 +44,43 @@ def profiles_from_secondary(
     return RoutedProfileUpdates(
         secondary_fence(region, primary_region), {primary_region: primary_profiles}
     )
+
+
+class Recording:
+    """Every write port of one region: records each call, and raises `error` if set."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+        self.calls: list[str] = []
+
+    async def _act(self, call: str) -> None:
+        self.calls.append(call)
+        if self.error is not None:
+            raise self.error
+
+    async def start_checkout(self, command: Checkout, placed_in: str) -> None:
+        await self._act(f"checkout:{placed_in}")
+
+    async def start_cancellation(self, command: CancelOrder) -> None:
+        await self._act("cancel")
+
+    async def submit(self, command: UpdateCustomerProfile) -> tuple[str, datetime]:
+        await self._act("profile")
+        return "request-1", datetime(2026, 1, 1, tzinfo=UTC)
+
+    async def upsert_product(self, command: UpsertProduct) -> Product:
+        await self._act("upsert")
+        raise AssertionError("its answer is never read")
+
+
+async def fence_with(
+    region: str, configured: RegionControl, known: RegionControl | None
+) -> WriteFence:
+    """The fence of a process of `region` started as `configured`, that knows `known`."""
+
+    async def read() -> RegionControl | None:
+        return known
+
+    watcher = TopologyWatcher(read)
+    await watcher.refresh()
+    return WriteFence(region, configured, watcher)

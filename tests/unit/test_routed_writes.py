@@ -18,7 +18,6 @@ from domain.errors import BackendUnavailableError, ReadOnlyRegionError, StaleEpo
 from domain.model import Money, Product, RegionControl
 from domain.saga import order_id_for
 from regions.checkout_intents import RecordedCheckouts
-from regions.control import TopologyWatcher, WriteFence
 from regions.routing import (
     FencedCatalog,
     RoutedCatalog,
@@ -29,6 +28,7 @@ from regions.routing import (
     WriteTarget,
     write_target,
 )
+from tests.support.routing import Recording, fence_with
 
 US, EU, AP = "us-east-1", "eu-west-1", "ap-southeast-2"
 CHECKOUT = Checkout("c-0001", (CheckoutLine("p-0001", 1),), "tok_visa", "key-1")
@@ -48,44 +48,6 @@ def test_the_endpoint_map_names_where_each_primary_takes_writes() -> None:
     assert write_target(endpoints, EU) == WriteTarget(AP, EU, "http://eu:1")
     # A promoted region nobody named: AWS's own regional endpoint.
     assert write_target(WriteEndpoints(region=AP, primary_region=US), EU).endpoint_url is None
-
-
-class Recording:
-    def __init__(self, error: BaseException | None = None) -> None:
-        self.error = error
-        self.calls: list[str] = []
-
-    async def _act(self, call: str) -> None:
-        self.calls.append(call)
-        if self.error is not None:
-            raise self.error
-
-    async def start_checkout(self, command: Checkout, placed_in: str) -> None:
-        await self._act(f"checkout:{placed_in}")
-
-    async def start_cancellation(self, command: CancelOrder) -> None:
-        await self._act("cancel")
-
-    async def submit(self, command: UpdateCustomerProfile) -> tuple[str, datetime]:
-        await self._act("profile")
-        return "request-1", datetime(2026, 1, 1, tzinfo=UTC)
-
-    async def upsert_product(self, command: UpsertProduct) -> Product:
-        await self._act("upsert")
-        raise AssertionError("not reached in these tests")
-
-
-async def fence_with(
-    region: str, configured: RegionControl, known: RegionControl | None
-) -> WriteFence:
-    """The fence of a process of `region` started as `configured`, that knows `known`."""
-
-    async def read() -> RegionControl | None:
-        return known
-
-    watcher = TopologyWatcher(read)
-    await watcher.refresh()
-    return WriteFence(region, configured, watcher)
 
 
 async def test_a_secondary_sends_its_writes_to_the_primary_the_control_item_names() -> None:

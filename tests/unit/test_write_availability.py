@@ -13,7 +13,7 @@ from domain.model import RegionControl
 from regions.control import TopologyWatcher, WriteFence
 from regions.routing import RoutedOrderWorkflows
 from regions.write_availability import PrimaryProbe, WriteAvailability
-from tests.unit.test_routed_writes import Recording, fence_with
+from tests.support.routing import Recording, fence_with
 
 US, EU = "us-east-1", "eu-west-1"
 CHECKOUT = Checkout("c-0001", (CheckoutLine("p-0001", 1),), "tok_visa", "key-1")
