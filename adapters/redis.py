@@ -256,7 +256,7 @@ class RedisBroker:
                 if wanted:
                     await pubsub.subscribe(*(self._prefix + c for c in wanted))
             except BaseException:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8
                 raise
             self._pubsub, self._requested, self._confirmed = pubsub, set(wanted), set()
             self._end_gap_if_resubscribed()
@@ -325,4 +325,4 @@ class RedisBroker:
             self._requested, self._confirmed = set(), set()
         if pubsub is not None:
             with contextlib.suppress(*_CONNECTION_ERRORS):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8
