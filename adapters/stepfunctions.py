@@ -213,18 +213,21 @@ class StepFunctionsOrderWorkflows:
         self._sfn = sfn
         self._machines = machines
 
-    async def start_checkout(self, command: Checkout, placed_in: str) -> None:
+    async def start_checkout(self, command: Checkout, placed_in: str) -> bool:
+        """Never known to be the first: StartExecution answers a repeat of a running
+        execution (same name, same input) as it answers a new one."""
         order_id = order_id_for(command.customer_id, command.idempotency_key)
         machine = self._machines.checkout_arn
         name = checkout_execution_name(order_id)
         existing = await self._start(machine, name, checkout_input(command, placed_in))
         if existing is None:
-            return
+            return False
         # Same request (even placed in another region): it is the same order, nothing new.
         if json.loads(existing).get("request") != checkout_request(command):
             raise IdempotencyConflictError(
                 f"idempotencyKey {command.idempotency_key!r} was used for another checkout"
             )
+        return False
 
     async def start_cancellation(self, command: CancelOrder) -> None:
         name = cancel_execution_name(command.order_id, command.idempotency_key)

@@ -201,9 +201,10 @@ class RoutedOrderWorkflows:
         self._router = _Router(fence, deadline_seconds, availability=availability)
         self._by_region = by_region
 
-    async def start_checkout(self, command: Checkout, placed_in: str) -> None:
+    async def start_checkout(self, command: Checkout, placed_in: str) -> bool:
         async with self._router.to_primary(self._by_region) as (_, workflows):
-            await workflows.start_checkout(command, placed_in)
+            first = await workflows.start_checkout(command, placed_in)
+        return first
 
     async def start_cancellation(self, command: CancelOrder) -> None:
         async with self._router.to_primary(self._by_region) as (_, workflows):
@@ -273,9 +274,10 @@ class FencedCatalog:
 
 
 class CheckoutIntentsAt(Protocol):
-    async def record(self, order_id: str, execution_input: str, under: RegionControl) -> None:
+    async def record(self, order_id: str, execution_input: str, under: RegionControl) -> bool:
         """Record the checkout's execution input in this region's database, written under
-        the primary and epoch given (nothing written under a superseded one)."""
+        the primary and epoch given (nothing written under a superseded one). True when
+        the order's saga row is new: no step of its saga has run yet."""
         ...
 
 
@@ -293,6 +295,7 @@ class RoutedCheckoutIntents:
         self._router = _Router(fence, deadline_seconds, "HEMISPHERE_REGION_DATABASE_URLS")
         self._by_region = by_region
 
-    async def record(self, order_id: str, execution_input: str) -> None:
+    async def record(self, order_id: str, execution_input: str) -> bool:
         async with self._router.to_primary(self._by_region) as (primary, database):
-            await database.record(order_id, execution_input, primary)
+            new = await database.record(order_id, execution_input, primary)
+        return new

@@ -51,8 +51,10 @@ class Catalog(Protocol):
 class OrderWorkflows(Protocol):
     """The sagas, started in the primary region (from a secondary, across regions)."""
 
-    async def start_checkout(self, command: Checkout, placed_in: str) -> None:
+    async def start_checkout(self, command: Checkout, placed_in: str) -> bool:
         """Start the checkout saga, or find the one this request started before.
+        Returns True when this call is known to be the checkout's first: no step of its
+        saga has run, so there is no order to read yet (False: it may be a repeat).
         Raises IdempotencyConflictError when the key was used for another request, and
         ReadOnlyRegionError when the primary region cannot be reached (nothing started)."""
         ...

@@ -41,9 +41,10 @@ async def checkout(context: Context, command: Checkout) -> Order:
     if not currencies <= SUPPORTED_CURRENCIES:
         raise BadRequestError(f"currency {next(iter(currencies))} is not one the shop settles")
 
-    await workflows.start_checkout(command, placed_in=context.ports.topology.region)
+    first = await workflows.start_checkout(command, placed_in=context.ports.topology.region)
     order_id = order_id_for(command.customer_id, command.idempotency_key)
-    existing = await context.loaders.orders.load(order_id)
+    # A repeat answers with the order as projected; a first start has none to read.
+    existing = None if first else await context.loaders.orders.load(order_id)
     if existing is not None:
         return existing
     return pending_order(order_id, customer, command, known, context.ports.topology.region)

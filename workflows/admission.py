@@ -165,9 +165,9 @@ class AdmittedOrderWorkflows:
     async def admit_checkout(self) -> None:
         await self._admission.admit()
 
-    async def start_checkout(self, command: Checkout, placed_in: str) -> None:
+    async def start_checkout(self, command: Checkout, placed_in: str) -> bool:
         try:
-            await self._inner.start_checkout(command, placed_in)
+            return await self._inner.start_checkout(command, placed_in)
         finally:
             self._admission.started()
 

@@ -26,7 +26,7 @@ class PostgresCheckoutIntentsAt:
     def __init__(self, database: RegionPool) -> None:
         self._database = database
 
-    async def record(self, order_id: str, execution_input: str, under: RegionControl) -> None:
+    async def record(self, order_id: str, execution_input: str, under: RegionControl) -> bool:
         fence = EpochFence(under.primary_region, under.epoch)
         try:
             pool = await self._database.pool()
@@ -34,15 +34,19 @@ class PostgresCheckoutIntentsAt:
                 await fence.check(conn)
                 # The saga may be ahead already (CreateOrder filled the row): keep its input
                 # and its clock; a new row is as idle as a saga that has not begun.
-                await conn.execute(
+                # `xmax = 0` only on the row this statement inserted (an updated one has
+                # our transaction's id there; a kept one returns no row).
+                inserted = await conn.fetchval(
                     """
                     INSERT INTO sagas (order_id, checkout_input) VALUES ($1, $2)
                     ON CONFLICT (order_id) DO UPDATE
                        SET checkout_input = COALESCE(sagas.checkout_input, EXCLUDED.checkout_input)
                      WHERE sagas.checkout_input IS NULL
+                    RETURNING xmax = 0
                     """,
                     order_id,
                     json.loads(execution_input),
                 )
         except UNREACHABLE as exc:
             raise RelationalStoreUnavailableError(self._database.dsn, exc) from exc
+        return inserted is True

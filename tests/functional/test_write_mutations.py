@@ -54,12 +54,16 @@ def profiles() -> FakeProfileUpdates:
 
 
 @pytest.fixture
-async def client(
-    workflows: FakeWorkflows, profiles: FakeProfileUpdates
-) -> AsyncIterator[httpx.AsyncClient]:
-    reader = InMemoryReader(
+def reader() -> InMemoryReader:
+    return InMemoryReader(
         products=[*PRODUCTS, EURO], customers=[CUSTOMER], orders=[CONFIRMED, FAILED]
     )
+
+
+@pytest.fixture
+async def client(
+    workflows: FakeWorkflows, profiles: FakeProfileUpdates, reader: InMemoryReader
+) -> AsyncIterator[httpx.AsyncClient]:
     runtime = fake_runtime(reader, workflows=workflows, profiles=profiles)
     async with client_for(create_app(SETTINGS, runtime_factory=runtime_factory(runtime))) as c:
         yield c
@@ -114,6 +118,21 @@ async def test_same_key_same_request_is_the_same_order(
     again = await gql(client, CHECKOUT, {"input": checkout_input()})
     assert again["data"]["checkout"]["id"] == first["data"]["checkout"]["id"]
     assert len(workflows.checkouts) == 1
+
+
+async def test_a_first_checkout_reads_no_order_and_a_repeat_answers_the_projected_one(
+    client: httpx.AsyncClient, workflows: FakeWorkflows, reader: InMemoryReader
+) -> None:
+    first = await gql(client, CHECKOUT, {"input": checkout_input()})
+    order_id = first["data"]["checkout"]["id"]
+    # The start said it was the first: there is no order to read yet.
+    assert not [call for call in reader.calls if call[0] == "orders_by_id"]
+    # The saga ran; the same request again is answered with the order as projected.
+    reader.orders[order_id] = replace(CONFIRMED, id=order_id, version=3)
+    again = await gql(client, CHECKOUT, {"input": checkout_input()})
+    assert again["data"]["checkout"]["status"] == "CONFIRMED"
+    assert again["data"]["checkout"]["version"] == 3
+    assert ("orders_by_id", [order_id]) in reader.calls
 
 
 async def test_same_key_other_request_is_a_conflict(client: httpx.AsyncClient) -> None:

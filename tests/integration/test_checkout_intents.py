@@ -52,8 +52,10 @@ async def test_an_intent_is_a_stalled_checkout_until_its_saga_moves(
 ) -> None:
     intents = PostgresCheckoutIntentsAt(RegionPool(pg_dsn, pool))
     order_id, _, execution_input = checkout()
-    await intents.record(order_id, execution_input, PRIMARY)
-    await intents.record(order_id, execution_input, PRIMARY)  # a retried checkout
+    # The first record is known to come before any step (the resolver reads no order) ...
+    assert await intents.record(order_id, execution_input, PRIMARY) is True
+    # ... a retried checkout is not.
+    assert await intents.record(order_id, execution_input, PRIMARY) is False
 
     store = PostgresSagaStore(pool, pg_dsn, FakePaymentProvider())
     # Not idle yet: a saga that was just started is left alone ...
@@ -79,12 +81,29 @@ async def test_the_saga_runs_over_its_intent_and_a_late_intent_changes_nothing(
     await store.create_order(other_id, "eu-west-1", other_command, json.loads(other_input))
     async with pool.acquire() as conn:
         other_before = await conn.fetchrow("SELECT * FROM sagas WHERE order_id = $1", other_id)
-    await intents.record(other_id, other_input, PRIMARY)
+    # Not new: the order exists, and the checkout is answered with it.
+    assert await intents.record(other_id, other_input, PRIMARY) is False
     async with pool.acquire() as conn:
         after = await conn.fetchrow("SELECT * FROM sagas WHERE order_id = $1", order_id)
         other_after = await conn.fetchrow("SELECT * FROM sagas WHERE order_id = $1", other_id)
     assert dict(after) == dict(before)
     assert dict(other_after) == dict(other_before)
+
+
+async def test_an_intent_after_a_compensation_touched_the_saga_is_not_new(
+    pool: asyncpg.Pool[Any], pg_dsn: str
+) -> None:
+    intents = PostgresCheckoutIntentsAt(RegionPool(pg_dsn, pool))
+    order_id, _, execution_input = checkout()
+    async with pool.acquire() as conn:
+        # A step's first touch creates the row without an input (saga_sql.lock_and_load).
+        await conn.execute("INSERT INTO sagas (order_id) VALUES ($1)", order_id)
+    assert await intents.record(order_id, execution_input, PRIMARY) is False
+    async with pool.acquire() as conn:
+        recorded = await conn.fetchval(
+            "SELECT checkout_input FROM sagas WHERE order_id = $1", order_id
+        )
+    assert recorded == json.loads(execution_input)
 
 
 async def test_a_demoted_primary_records_nothing(pool: asyncpg.Pool[Any], pg_dsn: str) -> None:

@@ -151,8 +151,9 @@ class RecordingWorkflows:
     def __init__(self) -> None:
         self.started: list[str] = []
 
-    async def start_checkout(self, command: Checkout, placed_in: str) -> None:
+    async def start_checkout(self, command: Checkout, placed_in: str) -> bool:
         self.started.append(command.idempotency_key)
+        return False
 
     async def start_cancellation(self, command: CancelOrder) -> None:
         self.started.append(command.idempotency_key)

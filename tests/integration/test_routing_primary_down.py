@@ -68,9 +68,10 @@ class StartsExecutions:
             raise
         self.started.append(answer["executionArn"])
 
-    async def start_checkout(self, command: Checkout, placed_in: str) -> None:
+    async def start_checkout(self, command: Checkout, placed_in: str) -> bool:
         order_id = order_id_for(command.customer_id, command.idempotency_key)
         await self._start(checkout_execution_name(order_id), checkout_input(command, placed_in))
+        return False
 
     async def start_cancellation(self, command: CancelOrder) -> None:
         name = cancel_execution_name(command.order_id, command.idempotency_key)

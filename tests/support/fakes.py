@@ -164,13 +164,15 @@ class FakeWorkflows:
         self.checkouts: dict[str, dict[str, Any]] = {}
         self.cancellations: list[CancelOrder] = []
 
-    async def start_checkout(self, command: Checkout, placed_in: str) -> None:
+    async def start_checkout(self, command: Checkout, placed_in: str) -> bool:
         if not self.reachable:
             raise ReadOnlyRegionError("the primary region us-east-1 cannot be reached")
         order_id = order_id_for(command.customer_id, command.idempotency_key)
         request = checkout_request(command)
+        first = order_id not in self.checkouts
         if self.checkouts.setdefault(order_id, request) != request:
             raise IdempotencyConflictError("this idempotencyKey was used for another checkout")
+        return first
 
     async def start_cancellation(self, command: CancelOrder) -> None:
         if not self.reachable:

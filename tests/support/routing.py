@@ -58,8 +58,9 @@ class Recording:
         if self.error is not None:
             raise self.error
 
-    async def start_checkout(self, command: Checkout, placed_in: str) -> None:
+    async def start_checkout(self, command: Checkout, placed_in: str) -> bool:
         await self._act(f"checkout:{placed_in}")
+        return False
 
     async def start_cancellation(self, command: CancelOrder) -> None:
         await self._act("cancel")

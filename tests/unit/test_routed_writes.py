@@ -166,27 +166,32 @@ class IntentRecording:
         self.log = log
         self.intents: list[tuple[str, RegionControl]] = []
 
-    async def record(self, order_id: str, execution_input: str, under: RegionControl) -> None:
+    async def record(self, order_id: str, execution_input: str, under: RegionControl) -> bool:
         self.log.append("intent")
+        new = all(order_id != known for known, _ in self.intents)
         self.intents.append((order_id, under))
+        return new
 
 
 async def test_a_checkout_is_answered_once_started_and_recorded_in_the_primary() -> None:
     log: list[str] = []
 
     class Started(Recording):
-        async def start_checkout(self, command: Checkout, placed_in: str) -> None:
+        async def start_checkout(self, command: Checkout, placed_in: str) -> bool:
             log.append("started")
+            return False  # Step Functions cannot tell
 
     databases = {US: IntentRecording(log), EU: IntentRecording(log)}
     fence = await fence_with(EU, RegionControl(US, 1), RegionControl(US, 1))
     routed = RoutedOrderWorkflows(fence, {US: Started(), EU: Started()})
     workflows = RecordedCheckouts(routed, RoutedCheckoutIntents(fence, databases))
-    await workflows.start_checkout(CHECKOUT, EU)
+    # The primary's database tells the first start (no order yet) from a repeat.
+    assert await workflows.start_checkout(CHECKOUT, EU) is True
     assert log == ["started", "intent"]
     [(order_id, under)] = databases[US].intents
     assert order_id == order_id_for(CHECKOUT.customer_id, CHECKOUT.idempotency_key)
     assert under == RegionControl(US, 1) and databases[EU].intents == []
+    assert await workflows.start_checkout(CHECKOUT, EU) is False
 
 
 async def test_a_checkout_that_did_not_start_leaves_no_intent() -> None:

@@ -87,8 +87,9 @@ class FakeWorkflows:
         if self.error is not None:
             raise self.error
 
-    async def start_checkout(self, command: Checkout, placed_in: str) -> None:
+    async def start_checkout(self, command: Checkout, placed_in: str) -> bool:
         await self._act((command, placed_in))
+        return False
 
     async def start_cancellation(self, command: CancelOrder) -> None:
         await self._act(command)

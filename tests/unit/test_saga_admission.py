@@ -164,8 +164,9 @@ class Inner:
         self.checkouts: list[str] = []
         self.cancellations: list[str] = []
 
-    async def start_checkout(self, command: Checkout, placed_in: str) -> None:
+    async def start_checkout(self, command: Checkout, placed_in: str) -> bool:
         self.checkouts.append(command.idempotency_key)
+        return False
 
     async def start_cancellation(self, command: CancelOrder) -> None:
         self.cancellations.append(command.idempotency_key)
