@@ -10,6 +10,11 @@ key the issuer publishes, for this API's client id when one is configured, and i
           ─▶ signature, exp / nbf / iat (LEEWAY seconds of clock skew), aud / client_id
           ─▶ Caller(mode, subject, customer id from the configured claim, groups)
 
+A token verified once is answered from memory until it expires (at most VERIFIED_TTL, at most
+VERIFIED_MAX tokens, the least recently used first): a client sends the same token with every
+request, and its signature and claims cannot change. A key withdrawn from the issuer's set is
+trusted that much longer, as it is until the set is next fetched anyway.
+
 Any failure is UnauthorizedError with one message for all of them (what failed is logged at
 DEBUG): AppSync tells a caller no more than that it is not authorized.
 """
@@ -28,6 +33,7 @@ from jwt import PyJWK, PyJWKSet
 
 from domain.auth import AuthMode, Caller
 from domain.errors import UnauthorizedError
+from hemisphere.http.expiring_lru import ExpiringLru
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +44,9 @@ LEEWAY = 5.0
 KEYS_TTL = 3600.0
 MIN_REFRESH = 30.0
 REFUSED = "Valid authorization header not provided."
+# Verified tokens kept: for how long at most, and how many (about 1 KB each).
+VERIFIED_TTL = 300.0
+VERIFIED_MAX = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +104,7 @@ class TokenVerifier:
         self._own_http = http is None
         self._clock = clock
         self._keys: dict[str, _KeySet] = {}
+        self._verified: ExpiringLru[str, Caller] = ExpiringLru(VERIFIED_MAX, clock)
 
     async def aclose(self) -> None:
         if self._own_http and self._http is not None:
@@ -107,13 +117,20 @@ class TokenVerifier:
         return self._http
 
     async def verify(self, token: str) -> Caller:
+        known = self._verified.get(token)
+        if known is not None:
+            return known
         try:
-            return await self._verify(token)
+            caller, expires_at = await self._verify(token)
         except (jwt.PyJWTError, KeyError, ValueError, httpx.HTTPError) as error:
             log.debug("token refused: %s", error)
             raise UnauthorizedError(REFUSED) from None
+        # Until the instant the check of `exp` would refuse it.
+        self._verified.put(token, caller, min(VERIFIED_TTL, expires_at + LEEWAY - self._clock()))
+        return caller
 
-    async def _verify(self, token: str) -> Caller:
+    async def _verify(self, token: str) -> tuple[Caller, float]:
+        """The token's caller and its expiry (`exp`, seconds since the epoch)."""
         header = jwt.get_unverified_header(token)
         algorithm = header.get("alg")
         if algorithm not in ALGORITHMS:
@@ -136,12 +153,13 @@ class TokenVerifier:
             raise ValueError("issued in the future")
         customer = claims.get(issuer.customer_claim)
         groups = claims.get(issuer.groups_claim, ()) if issuer.groups_claim else ()
-        return Caller(
+        caller = Caller(
             issuer.mode,
             str(claims["sub"]),
             customer_id=str(customer) if customer is not None else None,
             groups=tuple(str(g) for g in groups) if isinstance(groups, list) else (),
         )
+        return caller, float(claims["exp"])
 
     @staticmethod
     def _check_client(issuer: TokenIssuer, claims: Mapping[str, Any]) -> None:

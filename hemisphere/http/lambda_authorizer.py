@@ -37,7 +37,7 @@ import orjson
 
 from domain.auth import AuthMode, Caller
 from domain.errors import UnauthorizedError
-from hemisphere.http.lambda_authorizer_cache import ExpiringLru
+from hemisphere.http.expiring_lru import ExpiringLru
 from hemisphere.http.lambda_authorizer_ports import AuthorizerTransport, LambdaAuthorizerError
 
 log = logging.getLogger(__name__)

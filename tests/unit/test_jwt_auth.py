@@ -148,3 +148,30 @@ async def test_cognito_tokens_carry_groups_and_the_customer_attribute(
     )
     with pytest.raises(UnauthorizedError):
         await tokens.verify(refresh)
+
+
+async def test_a_verified_token_is_answered_from_memory_until_it_expires(
+    issuer: LocalIssuer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [time.time()]
+    tokens = TokenVerifier(
+        [TokenIssuer(AuthMode.OPENID_CONNECT, ISSUER)],
+        serving(issuer.jwks, []),
+        clock=lambda: clock[0],
+    )
+    token = issuer.token("c-0007", seconds=120)
+    decoded: list[str] = []
+    real_decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **kw: decoded.append("") or real_decode(*a, **kw))
+    first = await tokens.verify(token)
+    checks = len(decoded)
+    assert checks > 0
+    # The same token again (a client sends it with every request): no verification work.
+    assert await tokens.verify(token) == first
+    assert len(decoded) == checks
+    # Past its `exp` and the leeway, memory has nothing to say: it is verified again
+    # (and PyJWT refuses it once the real clock gets there).
+    expires = real_decode(token, options={"verify_signature": False})["exp"]
+    clock[0] = expires + 5.0
+    await tokens.verify(token)
+    assert len(decoded) == 2 * checks

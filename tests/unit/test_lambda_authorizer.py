@@ -21,7 +21,7 @@ from hemisphere.http.lambda_authorizer import (
     parse_answer,
     request_context,
 )
-from hemisphere.http.lambda_authorizer_cache import ExpiringLru
+from hemisphere.http.expiring_lru import ExpiringLru
 from hemisphere.http.lambda_authorizer_ports import LambdaAuthorizerError
 from hemisphere.settings import Settings, SettingsError
 

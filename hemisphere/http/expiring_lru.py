@@ -1,6 +1,6 @@
-"""The AWS_LAMBDA authorizer's answers, kept as AppSync keeps them: by token, each for its own
-time to live, at most `max_entries` of them (the least recently used go first), so a flood
-of distinct tokens costs bounded memory."""
+"""Answers about a token, kept by token, each for its own time to live, at most `max_entries`
+of them (the least recently used go first), so a flood of distinct tokens costs bounded
+memory: the AWS_LAMBDA authorizer's answers (as AppSync keeps them) and verified JWTs."""
 
 from __future__ import annotations
 
