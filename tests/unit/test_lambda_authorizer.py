@@ -13,6 +13,7 @@ import pytest
 
 from domain.auth import AuthMode
 from domain.errors import UnauthorizedError
+from hemisphere.http.expiring_lru import ExpiringLru
 from hemisphere.http.lambda_authorizer import (
     MALFORMED,
     NOT_AUTHORIZED,
@@ -21,7 +22,6 @@ from hemisphere.http.lambda_authorizer import (
     parse_answer,
     request_context,
 )
-from hemisphere.http.expiring_lru import ExpiringLru
 from hemisphere.http.lambda_authorizer_ports import LambdaAuthorizerError
 from hemisphere.settings import Settings, SettingsError
 
