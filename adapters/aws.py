@@ -33,6 +33,13 @@ _UNAVAILABLE_CODES = frozenset(
 )
 
 
+# Named once. botocore builds its default User-Agent (SDK, OS, architecture, language and
+# feature metadata, each component sanitized) twice for every request: 53 µs each here,
+# about 0.1 ms of every call. A supplied one is used as it is (botocore appends its name
+# and version).
+USER_AGENT = "hemisphere"
+
+
 @dataclass(frozen=True, slots=True)
 class StaticCredentials:
     """Explicit credentials (the local endpoint's); None means botocore's default chain."""
@@ -59,6 +66,7 @@ def client_config(
         # Every request is built by an adapter from typed values; botocore re-validating
         # each against the service model costs CPU on the hot read path for nothing.
         parameter_validation=False,
+        user_agent=USER_AGENT,
     )
 
 

@@ -14,6 +14,12 @@ throttles. One checkout at a time, each answered before the next; the CPU of the
 (its timers and polls) over the same time is subtracted. Prints the app's CPU per checkout,
 the local endpoint's (moto's process) and the worker's, and with --profile cProfile's top
 entries of the measured checkouts.
+
+Before measuring, the shop is browsed: every product and customer the checkouts name is read
+once (`product(id)`, `customer(id)`), as a customer reads a product before buying it, so the
+resolver's validating reads meet the region's read cache as they would in a shop. `--cold`
+skips that: each checkout then reads a product nobody read before. The read cache's hits and
+misses over the measured checkouts are printed either way.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -45,11 +51,13 @@ from hemisphere.app import create_app  # noqa: E402
 from hemisphere.bootstrap import start_runtime  # noqa: E402
 from hemisphere.localstack import MotoServer, spawn, stop_process  # noqa: E402
 from hemisphere.payments_sim import PaymentsSimulator  # noqa: E402
-from hemisphere.runtime import StartupOptions  # noqa: E402
+from hemisphere.runtime import Runtime, StartupOptions  # noqa: E402
 from tests.support.app import SETTINGS, token_headers  # noqa: E402
 from tests.support.stack import database_from_template  # noqa: E402
 
 CHECKOUT = "mutation($input: CheckoutInput!) { checkout(input: $input) { id status } }"
+BROWSE_PRODUCT = "query($id: ID!) { product(id: $id) { id name price { amount currency } } }"
+BROWSE_CUSTOMER = "query($id: ID!) { customer(id: $id) { id name } }"
 CUSTOMERS = [f"c-{n:04d}" for n in range(1, 51)]
 PRODUCTS = [f"p-{n:04d}" for n in range(1, 241)]
 LOCAL_KEY = "hemisphere-local"
@@ -79,7 +87,7 @@ class Checkouts:
         self.sent = 0
         self.throttled = 0
         # The token of each customer, made once (a client keeps its token).
-        self._headers = {c: token_headers(c)["authorization"].encode() for c in CUSTOMERS}
+        self.headers = {c: token_headers(c)["authorization"].encode() for c in CUSTOMERS}
 
     async def one(self) -> None:
         n = self.sent
@@ -97,7 +105,7 @@ class Checkouts:
                 },
             }
         )
-        scope = graphql_post_scope(body, (b"authorization", self._headers[customer]))
+        scope = graphql_post_scope(body, (b"authorization", self.headers[customer]))
         document = orjson.loads(await post(self._app, scope, body))
         if document.get("errors"):
             if document["errors"][0].get("errorType") == "ThrottlingException":
@@ -106,6 +114,18 @@ class Checkouts:
                 return
             raise RuntimeError(f"checkout failed: {document['errors'][0]}")
         self.sent += 1
+
+
+async def browse(app: Any, headers: dict[str, bytes]) -> None:
+    """Read every product and customer once, as the shop's visitors do before they buy."""
+    for n, product in enumerate(PRODUCTS):
+        customer = CUSTOMERS[n % len(CUSTOMERS)]
+        for query, item in ((BROWSE_PRODUCT, product), (BROWSE_CUSTOMER, customer)):
+            body = orjson.dumps({"query": query, "variables": {"id": item}})
+            scope = graphql_post_scope(body, (b"authorization", headers[customer]))
+            document = orjson.loads(await post(app, scope, body))
+            if document.get("errors"):
+                raise RuntimeError(f"browsing failed: {document['errors'][0]}")
 
 
 def cpu_of(pid: int) -> float:
@@ -129,12 +149,16 @@ async def measure(args: argparse.Namespace, database_url: str, aws: str, payment
         # projector announces its writes there.
         redis_url=os.environ.get("REDIS_URL") or None,
     )
-    app = create_app(
-        settings,
-        runtime_factory=lambda s: start_runtime(
-            s, StartupOptions(seed_demo_data=True, rebuild_projections=True)
-        ),
-    )
+    started: list[Runtime] = []
+
+    @contextlib.asynccontextmanager
+    async def runtime_factory(s: Any) -> AsyncIterator[Runtime]:
+        options = StartupOptions(seed_demo_data=True, rebuild_projections=True)
+        async with start_runtime(s, options) as runtime:
+            started.append(runtime)  # its read cache's figures are printed
+            yield runtime
+
+    app = create_app(settings, runtime_factory=runtime_factory)
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -152,10 +176,14 @@ async def measure(args: argparse.Namespace, database_url: str, aws: str, payment
             print(f"# app started; {args.warmup} warm-up checkouts ...", flush=True)
             while checkouts.sent < args.warmup:
                 await checkouts.one()
+            if not args.cold:
+                await browse(app, checkouts.headers)
             idle_cpu, idle_wall = time.process_time(), time.monotonic()
             await asyncio.sleep(args.idle)
             idle_rate = (time.process_time() - idle_cpu) / (time.monotonic() - idle_wall)
             moto_before, worker_before = cpu_of(args.moto_pid), cpu_of(process.pid)
+            cache = started[0].read_cache
+            cache_before = cache.stats() if cache is not None else None
             profiler = cProfile.Profile() if args.profile else None
             done, throttled = checkouts.sent, checkouts.throttled
             cpu, wall = time.process_time(), time.monotonic()
@@ -169,6 +197,7 @@ async def measure(args: argparse.Namespace, database_url: str, aws: str, payment
             moto = cpu_of(args.moto_pid) - moto_before
             work = cpu_of(process.pid) - worker_before
             n = checkouts.sent - done
+            cache_after = cache.stats() if cache is not None else None
     app_ms = (cpu - idle_rate * wall) / n * 1000
     idle_ms = idle_rate * wall / n * 1000
     refused = checkouts.throttled - throttled
@@ -179,8 +208,15 @@ async def measure(args: argparse.Namespace, database_url: str, aws: str, payment
     )
     print(f"local AWS endpoint (moto) CPU per checkout: {moto / n * 1000:.1f} ms (sagas included)")
     print(f"worker CPU per checkout: {work / n * 1000:.1f} ms (six saga steps, relay, projector)")
+    if cache_before is not None and cache_after is not None:
+        hits = cache_after.hits - cache_before.hits
+        misses = cache_after.misses - cache_before.misses
+        browsed = "cold: nothing browsed" if args.cold else "after browsing"
+        print(f"read cache over the checkouts ({browsed}): {hits} hits, {misses} misses")
+    else:
+        print("read cache: off (no change feed)")
     if profiler is not None:
-        pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.top)
+        pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.top)
     return 0
 
 
@@ -202,7 +238,11 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=30)
     parser.add_argument("--idle", type=float, default=3.0, help="seconds of idle app measured")
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument(
+        "--cold", action="store_true", help="do not browse the shop before measuring"
+    )
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--sort", default="cumulative", choices=["cumulative", "tottime"])
     parser.add_argument("--log", default="/tmp/hemisphere-bench-checkout-worker.log")
     return asyncio.run(run(parser.parse_args()))
 
