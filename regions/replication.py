@@ -55,6 +55,9 @@ from subscriptions.lease import LeaseKeeper
 
 log = logging.getLogger(__name__)
 
+# The state of a pipeline while it copies the whole table to its target.
+COPYING = "catching-up"
+
 
 def pipeline_name(source: str, target: str) -> str:
     """The lease and checkpoints of the pipeline from `source`'s stream to `target`."""
@@ -509,7 +512,11 @@ class TargetReplicator:
                 else:
                     self.lag.record(landed)
 
-    async def _retrying(self, attempt: Callable[[], Awaitable[None]]) -> None:
+    async def _retrying(
+        self, attempt: Callable[[], Awaitable[None]], *, working: str = "replicating"
+    ) -> None:
+        """Make `attempt` until the target takes it; `working` is the state it is made in
+        (a full copy's writes are catching-up), which a recovered target returns to."""
         delay = self._timings.min_backoff
         while True:
             try:
@@ -517,7 +524,7 @@ class TargetReplicator:
                 if self.state == "unreachable":
                     log.info("replication %s→%s: target back", self.region, self.target.region)
                     self._check_target_copy = True
-                self.state = "replicating"
+                self.state = working
                 self.error = None
                 return
             except BackendUnavailableError as error:
@@ -535,7 +542,7 @@ class TargetReplicator:
     async def _full_copy(self) -> None:
         """Copy every versioned item of the source to the target (last writer wins): the
         target may have missed changes the stream no longer holds."""
-        self.state = "catching-up"
+        self.state = COPYING
         started = self._clock()
         batch: list[Action] = []
         copied = 0
@@ -549,13 +556,15 @@ class TargetReplicator:
             key = {name: item[name] for name in ("pk", "sk") if name in item}
             batch.append(Put(key, item, version, started))
             if len(batch) >= 100:
-                await self._retrying(functools.partial(self._send, batch))
+                await self._retrying(functools.partial(self._send, batch), working=COPYING)
                 copied += len(batch)
                 batch = []
         if batch:
-            await self._retrying(functools.partial(self._send, batch))
+            await self._retrying(functools.partial(self._send, batch), working=COPYING)
             copied += len(batch)
-        await self._retrying(functools.partial(self.target.mark_seeded, self.region))
+        await self._retrying(
+            functools.partial(self.target.mark_seeded, self.region), working=COPYING
+        )
         self.full_copies += 1
         log.info(
             "replication %s→%s: copied %d items (full copy)",

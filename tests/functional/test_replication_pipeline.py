@@ -210,6 +210,36 @@ async def test_a_target_without_the_seed_mark_gets_a_full_copy_first() -> None:
         await _stop(task)
 
 
+class StateWatchingReplica(FakeReplica):
+    """Notes the pipeline's state at every write it takes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pipeline: TargetReplicator | None = None
+        self.states: list[str] = []
+
+    async def put_if_newer(self, item: WireItem, version: int) -> bool:
+        assert self.pipeline is not None
+        self.states.append(self.pipeline.state)
+        return await super().put_if_newer(item, version)
+
+
+async def test_a_full_copy_reads_as_catching_up_until_it_is_done() -> None:
+    source, replica, clock = FakeSource(), StateWatchingReplica(), Clock()
+    for n in range(250):  # three batches of the copy
+        source.table[f"PRODUCT#{n}"] = _item(f"PRODUCT#{n}", 1)
+    pipeline = _pipeline(source, replica, clock)
+    replica.pipeline = pipeline
+    task = await _running(pipeline)
+    try:
+        assert pipeline.full_copies == 1 and len(replica.states) == 250
+        # `regions status` says what the pipeline does: every write of the copy was made
+        # while it read "catching-up", not "replicating" after the first batch landed.
+        assert set(replica.states) == {"catching-up"}
+    finally:
+        await _stop(task)
+
+
 class SlowReplica(FakeReplica):
     """A far target: every write takes `delay` (a round trip across regions)."""
 
