@@ -16,6 +16,10 @@ Timeline (defaults: lease 5 s, renewal every 1.5 s):
 A holder that cannot renew (the store is unreachable) stops publishing `duration -
 renew_every` after its last successful renewal, by its own monotonic clock: before anyone else
 can take over, as long as the instances' wall clocks agree within `renew_every`.
+
+Each attempt has `renew_every` to be answered, and the next one starts on schedule: a request
+the store leaves unanswered (a client's timeouts and retry can hold one for 8 s) costs one
+attempt, not the lease, since at least two more fit before it runs out.
 """
 
 from __future__ import annotations
@@ -95,19 +99,28 @@ class LeaseKeeper:
 
     async def run(self) -> None:
         """Try to take the lease, or renew it, every `renew_every` seconds, forever."""
+        loop = asyncio.get_running_loop()
         while True:
+            began = loop.time()
             try:
                 await self.step()
             except Exception as error:
                 # The store being down is expected now and then; anything else is logged
                 # loudly. Either way: keep trying (step gives the lease up on time).
                 log.warning("lease %s: %s", self.holder, error, exc_info=not _is_outage(error))
-            await asyncio.sleep(self._renew_every)
+            await asyncio.sleep(max(0.0, began + self._renew_every - loop.time()))
 
     async def step(self) -> None:
-        """One attempt: take the lease if we have none, renew it otherwise."""
+        """One attempt: take the lease if we have none, renew it otherwise; given up after
+        `renew_every` without an answer (BackendUnavailableError)."""
         try:
-            await self._step()
+            async with asyncio.timeout(self._renew_every):
+                await self._step()
+        except TimeoutError:
+            self._expire_if_overdue()
+            raise BackendUnavailableError(
+                f"the lease store did not answer within {self._renew_every:g} s"
+            ) from None
         except Exception:
             self._expire_if_overdue()
             raise

@@ -46,6 +46,7 @@ class InMemoryLeaseStore:
         self.tokens_issued = 0
         self.fail_with: Exception | None = None
         self.hang = False
+        self.hangs = 0  # the next this many calls are never answered
 
     async def acquire(self, holder: str, *, now: float, duration: float) -> int | None:
         await self._maybe_fail()
@@ -71,7 +72,8 @@ class InMemoryLeaseStore:
         return self.row is not None and (self.row.holder, self.row.token) == (holder, token)
 
     async def _maybe_fail(self) -> None:
-        if self.hang:
+        if self.hang or self.hangs > 0:
+            self.hangs = max(0, self.hangs - 1)
             await asyncio.Event().wait()
         if self.fail_with is not None:
             raise self.fail_with

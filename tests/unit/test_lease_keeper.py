@@ -115,6 +115,22 @@ async def test_a_holder_whose_renewal_hangs_stops_on_time_all_the_same() -> None
     running.cancel()
 
 
+async def test_one_unanswered_renewal_costs_an_attempt_not_the_lease() -> None:
+    store = InMemoryLeaseStore()
+    keeper = LeaseKeeper(store, "a", duration=0.6, renew_every=0.2)
+    await keeper.step()
+    store.hangs = 1  # the next renewal is never answered
+    running = asyncio.create_task(keeper.run())
+    try:
+        lost = asyncio.create_task(keeper.lost(1))
+        await asyncio.sleep(1.5)  # two and a half leases
+        assert not lost.done() and keeper.token == 1
+        assert store.holds("a", 1)
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+
 async def test_a_holder_that_gave_up_on_time_takes_its_lease_back_under_a_new_token(
     clocks: tuple[FakeClock, FakeClock],
 ) -> None:
