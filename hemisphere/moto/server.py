@@ -31,7 +31,7 @@ checks every condition first and keeps an undo record of just the items it write
 
 The rest (hemisphere/moto/request_overhead.py) is the cost of moto's HTTP server around every
 request: a connection and a thread per request, an access log line, a search of every
-service's URL patterns; and (hemisphere/moto/parse_once.py) work repeated per evaluation that
+service's URL patterns; and (hemisphere/moto/repeated_work.py) work repeated per evaluation that
 gives the same answer each time: JSONPath parsing, an item's size check.
 
 Everything else is moto's server, unchanged.
@@ -165,7 +165,7 @@ def install_fast_stream_records() -> None:
 
 def install_all() -> None:
     """Every change this module makes to moto (see the module docstring)."""
-    from hemisphere.moto import parse_once, request_overhead
+    from hemisphere.moto import repeated_work, request_overhead
     from hemisphere.moto.transactions import install_transactions_by_item
 
     install_transactions_by_item()
@@ -173,7 +173,7 @@ def install_all() -> None:
     install_in_process_sqs()
     install_fast_stream_records()
     request_overhead.install_all()
-    parse_once.install_all()
+    repeated_work.install_all()
 
 
 def main(argv: list[str] | None = None) -> None:

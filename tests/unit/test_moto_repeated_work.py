@@ -1,4 +1,4 @@
-"""hemisphere.moto.parse_once: the local endpoint's emulators do once what gives the same answer
+"""hemisphere.moto.repeated_work: the local endpoint's emulators do once what gives the same answer
 every time, and answer as moto does."""
 
 from __future__ import annotations
@@ -12,7 +12,11 @@ from moto.dynamodb.models.dynamo_type import DynamoType, Item
 from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.utils import json_path
 
-from hemisphere.moto.parse_once import install_json_path_cache, install_linear_item_size_check
+from hemisphere.moto.repeated_work import (
+    install_json_path_cache,
+    install_linear_item_size_check,
+    install_queue_attributes_once,
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -70,3 +74,34 @@ def test_an_item_is_measured_once_and_refused_past_moto_s_limit() -> None:
     assert Item(DynamoType({"S": "P"}), None, under).attrs["k"].size() == 404999
     with pytest.raises(ItemSizeTooLarge):
         Item(DynamoType({"S": "P"}), None, {"k": {"S": "x" * 405000}})
+
+
+def test_a_queue_answers_its_attributes_as_moto_does_and_receives_what_it_retains() -> None:
+    from moto.sqs.exceptions import InvalidAttributeName
+    from moto.sqs.models import SQSBackend
+
+    install_queue_attributes_once()
+    backend = SQSBackend("us-east-1", "123456789012")
+    backend.create_queue("steps", MessageRetentionPeriod="60")
+    for n in range(3):
+        backend.send_message("steps", f"m{n}")
+    everything = backend.get_queue_attributes("steps", ["All"])
+    assert everything["ApproximateNumberOfMessages"] == 3
+    assert backend.get_queue_attributes(
+        "steps", ["ApproximateNumberOfMessages", "MessageRetentionPeriod"]
+    ) == {"ApproximateNumberOfMessages": 3, "MessageRetentionPeriod": 60}
+    assert backend.get_queue_attributes("steps", []) == {}
+    with pytest.raises(InvalidAttributeName):
+        backend.get_queue_attributes("steps", ["NoSuchAttribute"])
+    received = backend.receive_message(
+        "steps", count=10, wait_seconds_timeout=0, visibility_timeout=30
+    )
+    assert sorted(m.body for m in received) == ["m0", "m1", "m2"]
+    # Past its retention period a message is no longer received.
+    backend.send_message("steps", "old")
+    [old] = [m for m in backend.get_queue("steps")._messages if m.body == "old"]
+    old.sent_timestamp -= 61_000
+    assert (
+        backend.receive_message("steps", count=10, wait_seconds_timeout=0, visibility_timeout=30)
+        == []
+    )
