@@ -31,6 +31,8 @@ CUSTOMERS = [f"c-{n:04d}" for n in range(1, 51)]
 SHOPPERS = CUSTOMERS[:8]
 CATEGORIES = ("books", "electronics", "garden", "kitchen", "music", "outdoors", "toys", "apparel")
 PROBE_INTERVAL_S = 0.25
+# Reads in flight per location while every read is made once before the measures.
+BROWSE_CONCURRENCY = 4
 # How soon a shopper sends a checkout again after an answer that may pass (`retryable`).
 RETRY_S = 0.5
 RETRYABLE_ERRORS = frozenset(
@@ -76,6 +78,32 @@ def read_request(rng: random.Random) -> tuple[str, dict[str, object], str | None
         return CATEGORY, {"c": rng.choice(CATEGORIES)}, None
     customer = rng.choice(CUSTOMERS)
     return CUSTOMER, {"id": customer}, customer
+
+
+def every_read() -> list[tuple[str, dict[str, object], str | None]]:
+    """Each read `read_request` can make, once: every product, category and customer."""
+    reads: list[tuple[str, dict[str, object], str | None]] = []
+    reads += [(PRODUCT, {"id": product}, None) for product in PRODUCTS]
+    reads += [(CATEGORY, {"c": category}, None) for category in CATEGORIES]
+    reads += [(CUSTOMER, {"id": customer}, customer) for customer in CUSTOMERS]
+    return reads
+
+
+async def browse_everything(target: Target) -> list[Request]:
+    """Make every read once through `target` (BROWSE_CONCURRENCY at a time), as a shop's
+    visitors have by the time it is measured: the regions' caches hold what is read. The
+    requests go to the list returned, not to `target`'s."""
+    made: list[Request] = []
+    quiet = Target(target.location, target.url, target.http, target.clock, made, [], target.tokens)
+    pending = every_read()
+
+    async def browser() -> None:
+        while pending:
+            query, variables, customer = pending.pop()
+            await _send(quiet, "read", query, variables, customer)
+
+    await asyncio.gather(*(browser() for _ in range(BROWSE_CONCURRENCY)))
+    return made
 
 
 async def _send(
