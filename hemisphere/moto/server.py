@@ -8,8 +8,11 @@ every StartExecution: 55 ms of CPU for the checkout saga's ASL, the largest sing
 checkout on the local endpoint, paid on a thread that competes with every request moto
 serves. Step Functions on AWS parses a definition when the state machine is created or
 updated, never per execution. Here the parsed program is kept per definition text and each
-execution gets a deep copy of it (3 ms): executions never share a component, so nothing of
-one execution's evaluation can leak into another's, exactly as with a fresh parse.
+execution gets a deep copy of it: executions never share a component, so nothing of one
+execution's evaluation can leak into another's, exactly as with a fresh parse. The copy is
+made by unpickling the program pickled once (0.48 ms for the checkout saga's, against 4.95 ms
+for `copy.deepcopy`, 13 % of moto's CPU in the write bench); a program that cannot be pickled
+is deep-copied as before.
 
 The second change is how a Task state sends its message (`sqs:sendMessage.waitForTaskToken`,
 the sagas' every step): moto builds a new boto3 client for each message and sends it over HTTP
@@ -44,6 +47,7 @@ import calendar
 import copy
 import datetime
 import json
+import pickle
 import sys
 import threading
 from collections import OrderedDict
@@ -62,6 +66,7 @@ class ProgramCache:
             raise ValueError("capacity must be at least 1")
         self._parse = parse
         self._capacity = capacity
+        # Definition -> the program pickled (bytes), or as parsed when it cannot be.
         self._programs: OrderedDict[str, Any] = OrderedDict()
         self._lock = threading.Lock()
         self.parses = 0  # how many definitions were parsed (for the tests and the bench)
@@ -75,13 +80,23 @@ class ProgramCache:
         if parsed is None:
             # Parsed outside the lock: two threads may both parse a new definition once;
             # the result is the same and one of them is kept.
-            parsed = self._parse(definition)
+            parsed = _pickled(self._parse(definition))
             with self._lock:
                 self.parses += 1
                 self._programs[definition] = parsed
                 while len(self._programs) > self._capacity:
                     self._programs.popitem(last=False)
+        if isinstance(parsed, bytes):
+            return pickle.loads(parsed)  # our own bytes, pickled above
         return copy.deepcopy(parsed)
+
+
+def _pickled(program: Any) -> Any:
+    """The program as bytes a copy is unpickled from, or itself when it cannot be pickled."""
+    try:
+        return pickle.dumps(program, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        return program
 
 
 def install_program_cache(capacity: int = MAX_PROGRAMS) -> ProgramCache:

@@ -70,3 +70,22 @@ def test_moto_runs_the_sagas_definitions_from_the_cache() -> None:
     one, two = cache.program(text), cache.program(text)
     assert cache.parses == 1
     assert type(one) is type(two) and one is not two
+    # Copied from its pickle, not deep-copied: the same states, none of them shared.
+    assert isinstance(cache._programs[text], bytes)
+    assert one.states.states.keys() == two.states.states.keys()  # type: ignore[attr-defined]
+    assert all(
+        one.states.states[name] is not two.states.states[name]  # type: ignore[attr-defined]
+        for name in one.states.states  # type: ignore[attr-defined]
+    )
+
+
+def test_a_program_that_cannot_be_pickled_is_deep_copied() -> None:
+    def parse(text: str) -> Node:
+        node = Node(text)
+        node.hook = lambda: text  # type: ignore[attr-defined]  # not picklable
+        return node
+
+    cache = ProgramCache(parse)
+    first, second = cache.program("A"), cache.program("A")
+    first.children.append("evaluated")
+    assert second.children == [] and first is not second and cache.parses == 1
