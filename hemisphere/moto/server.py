@@ -138,13 +138,17 @@ def install_in_process_sqs() -> ClientCache:
     )
     from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
+    from hemisphere.moto.direct_sqs import DirectSqs
+
     # Requests of boto3 clients made in this process go to moto's backends directly. The
     # server's own HTTP requests never pass through botocore: nothing else changes.
     botocore_stubber.enabled = True
     cache = ClientCache(boto_client_for)
 
     def cached(region: str, service: str, state_credentials: Any = None) -> Any:
-        return cache.client(region, service, state_credentials)
+        client = cache.client(region, service, state_credentials)
+        # The steps' SendMessage, on the backend itself (hemisphere/moto/direct_sqs.py).
+        return DirectSqs(region, client) if service == "sqs" else client
 
     state_task_service_sqs.boto_client_for = cached  # type: ignore[attr-defined]
     return cache
