@@ -4,12 +4,10 @@ a reader can make, once, against a GraphQL server of our own, recorded apart fro
 from __future__ import annotations
 
 import random
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
 from aiohttp import web
 
@@ -17,11 +15,11 @@ from hemisphere.drill.users import (
     CATEGORIES,
     CUSTOMERS,
     PRODUCTS,
-    Target,
     browse_everything,
     read_request,
 )
 from hemisphere.local_issuer import CustomerTokens, LocalIssuer
+from tests.support.drill_users import target_of
 
 
 async def test_every_read_is_made_once_and_kept_out_of_the_run(tmp_path: Path) -> None:
@@ -34,29 +32,10 @@ async def test_every_read_is_made_once_and_kept_out_of_the_run(tmp_path: Path) -
         seen[(body["query"], item, "authorization" in request.headers)] += 1
         return web.json_response({"data": {}})
 
-    app = web.Application()
-    app.router.add_post("/graphql", graphql)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
     run_requests: list[Any] = []
     tokens = CustomerTokens(LocalIssuer(tmp_path, "http://127.0.0.1:1/issuer"))
-    try:
-        async with aiohttp.ClientSession() as http:
-            target = Target(
-                "eu-west-1",
-                f"http://127.0.0.1:{port}/graphql",
-                http,
-                time.monotonic,
-                run_requests,
-                [],
-                tokens,
-            )
-            made = await browse_everything(target)
-    finally:
-        await runner.cleanup()
+    async with target_of(graphql, tokens, run_requests, []) as target:
+        made = await browse_everything(target)
     assert len(made) == len(PRODUCTS) + len(CATEGORIES) + len(CUSTOMERS)
     assert all(request.ok for request in made) and run_requests == []
     assert set(seen.values()) == {1}  # each read once

@@ -6,19 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import orjson
 import pytest
 from aiohttp import web
 
 from hemisphere.drill.records import Acknowledged, Request
-from hemisphere.drill.users import RETRY_S, Target, retryable, shopper
+from hemisphere.drill.users import RETRY_S, retryable, shopper
 from hemisphere.local_issuer import CustomerTokens, LocalIssuer
+from tests.support.drill_users import target_of
 
 
 def _error(error_type: str) -> dict[str, Any]:
@@ -52,32 +51,13 @@ def tokens(tmp_path: Path) -> Iterator[CustomerTokens]:
 async def _shop(
     api: ScriptedApi, tokens: CustomerTokens, seconds: float
 ) -> tuple[list[Request], list[Acknowledged]]:
-    app = web.Application()
-    app.router.add_post("/graphql", api.graphql)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
     requests: list[Request] = []
     acknowledged: list[Acknowledged] = []
-    try:
-        async with aiohttp.ClientSession() as http:
-            target = Target(
-                "eu-west-1",
-                f"http://127.0.0.1:{port}/graphql",
-                http,
-                time.monotonic,
-                requests,
-                acknowledged,
-                tokens,
-            )
-            task = asyncio.create_task(shopper(target, seed=1, interval_s=60.0))
-            await asyncio.sleep(seconds)
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-    finally:
-        await runner.cleanup()
+    async with target_of(api.graphql, tokens, requests, acknowledged) as target:
+        task = asyncio.create_task(shopper(target, seed=1, interval_s=60.0))
+        await asyncio.sleep(seconds)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
     return requests, acknowledged
 
 
