@@ -13,6 +13,7 @@ from werkzeug.serving import WSGIRequestHandler
 from hemisphere.moto.request_overhead import (
     install_backend_cache,
     install_method_names_cache,
+    install_no_form_debug_helper,
     install_quiet_request_log,
 )
 
@@ -83,3 +84,25 @@ def test_a_response_class_methods_are_listed_once(monkeypatch: pytest.MonkeyPatc
     assert "get_item" in listed(DynamoHandler)
     listed(DynamoHandler)
     assert listed.cache_info().hits >= 2
+
+
+def test_a_request_body_read_in_debug_mode_makes_no_class(monkeypatch: pytest.MonkeyPatch) -> None:
+    import flask
+    import flask.debughelpers
+    from werkzeug.datastructures import ImmutableMultiDict
+
+    app = flask.Flask("debug-app")
+    app.debug = True  # as moto's apps run
+
+    @app.post("/")
+    def echo() -> dict[str, object]:
+        body = flask.request.get_data()
+        return {"plain": type(flask.request.files) is ImmutableMultiDict, "body": body.decode()}
+
+    original = flask.debughelpers.attach_enctype_error_multidict
+    monkeypatch.setattr(flask.debughelpers, "attach_enctype_error_multidict", original)
+    answer = app.test_client().post("/", data=b'{"a": 1}', content_type="application/json")
+    assert answer.json == {"plain": False, "body": '{"a": 1}'}  # Flask's helper, per request
+    install_no_form_debug_helper()
+    answer = app.test_client().post("/", data=b'{"a": 1}', content_type="application/json")
+    assert answer.json == {"plain": True, "body": '{"a": 1}'}
