@@ -21,7 +21,11 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
 from domain.aggregates import Snapshot, of_snapshot
-from subscriptions.ports import PublicationFailedError, PublicationRejectedError
+from subscriptions.ports import (
+    PublicationFailedError,
+    PublicationRejectedError,
+    PublicationUnreachableError,
+)
 
 # The publication's span keeps the instrumentation name it had beside the publisher, so a
 # trace of a change reads the same (write -> stream -> publish -> fan-out) as before. The
@@ -76,6 +80,10 @@ class AppSyncPublicationSink:
             propagate.inject(headers)
             try:
                 response = await self._client.post(self._url, content=body, headers=headers)
+            except httpx.ConnectError as error:
+                raise PublicationUnreachableError(
+                    f"{mutation} to {self._url}: {error!r}"
+                ) from error
             except httpx.HTTPError as error:
                 raise PublicationFailedError(f"{mutation} to {self._url}: {error!r}") from error
             raise_for_answer(mutation, response)

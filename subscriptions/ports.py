@@ -55,6 +55,11 @@ class PublicationFailedError(BackendUnavailableError):
     credentials refused): retry; the change must not be skipped."""
 
 
+class PublicationUnreachableError(PublicationFailedError):
+    """The API accepted no connection: down, or not listening yet (a process whose API and
+    publisher start together publishes before its server listens)."""
+
+
 class PublicationRejectedError(HemisphereError):
     """The API refused this publication for good (it is invalid): retrying cannot help."""
 

@@ -43,7 +43,11 @@ from domain.errors import BackendUnavailableError
 from subscriptions.checkpoints import Change, ChangeStream, CheckpointStore, StreamShard
 from subscriptions.checkpoints import ready_shards as _ready_shards
 from subscriptions.lease import LeaseKeeper
-from subscriptions.ports import PublicationRejectedError, PublicationSink
+from subscriptions.ports import (
+    PublicationRejectedError,
+    PublicationSink,
+    PublicationUnreachableError,
+)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -127,6 +131,9 @@ class StreamPublisher:
         self._sink = sink
         self._timings = timings or PublisherTimings()
         self._stopping = asyncio.Event()
+        # Whether the API has taken a publication since this publisher started: until it
+        # has, an API that accepts no connection is one still starting, not an incident.
+        self._api_answered = False
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -337,7 +344,20 @@ class StreamPublisher:
         while True:
             try:
                 await self._sink.publish(snapshot)
+                self._api_answered = True
                 return
+            except PublicationUnreachableError as error:
+                # `serve` and the API roles start the publisher before their server listens.
+                log.log(
+                    logging.WARNING if self._api_answered else logging.INFO,
+                    "publication of %s v%d: the API does not accept connections%s (%s); "
+                    "retrying in %.1f s",
+                    snapshot.id,
+                    snapshot.version,
+                    "" if self._api_answered else " yet",
+                    error,
+                    delay,
+                )
             except PublicationRejectedError as error:
                 # A publication the API refuses as invalid would block its shard forever;
                 # it is logged whole so that it can be replayed by hand once fixed.

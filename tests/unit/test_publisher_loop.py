@@ -15,7 +15,11 @@ import pytest
 from adapters.appsync import raise_for_answer
 from subscriptions.checkpoints import ready_shards
 from subscriptions.lease import LeaseKeeper
-from subscriptions.ports import PublicationFailedError, PublicationRejectedError
+from subscriptions.ports import (
+    PublicationFailedError,
+    PublicationRejectedError,
+    PublicationUnreachableError,
+)
 from subscriptions.stream_publisher import PublisherTimings, StreamPublisher
 from tests.support.builders import customer, order, product
 from tests.support.fanout_fakes import (
@@ -132,6 +136,29 @@ async def test_an_unavailable_api_is_retried_until_it_takes_the_change() -> None
         world.stream.append("s1", product(version=version))
     async with running(world.publisher("a", sink)):
         await sink.wait_for(2)
+    assert sink.published == [("p-0001", 1), ("p-0001", 2)]
+
+
+async def test_an_api_not_listening_yet_is_waited_for_quietly_and_later_loudly(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world, sink = World(), RecordingSink()
+    # At start-up (`serve` publishes before its server listens): INFO, not a warning.
+    sink.failures = [PublicationUnreachableError("connection refused")] * 2
+    world.stream.append("s1", product(version=1))
+    with caplog.at_level(logging.INFO, logger="subscriptions.stream_publisher"):
+        async with running(world.publisher("a", sink)):
+            await sink.wait_for(1)
+            starting = [r for r in caplog.records if "does not accept connections" in r.message]
+            assert [r.levelno for r in starting] == [logging.INFO, logging.INFO]
+            assert "yet" in starting[0].message
+            caplog.clear()
+            # Once it has answered, an API that accepts no connection is an outage.
+            sink.failures = [PublicationUnreachableError("connection refused")]
+            world.stream.append("s1", product(version=2))
+            await sink.wait_for(2)
+    later = [r for r in caplog.records if "does not accept connections" in r.message]
+    assert [r.levelno for r in later] == [logging.WARNING]
     assert sink.published == [("p-0001", 1), ("p-0001", 2)]
 
 
