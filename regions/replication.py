@@ -55,9 +55,6 @@ from subscriptions.lease import LeaseKeeper
 
 log = logging.getLogger(__name__)
 
-# The state of a pipeline while it copies the whole table to its target.
-COPYING = "catching-up"
-
 
 def pipeline_name(source: str, target: str) -> str:
     """The lease and checkpoints of the pipeline from `source`'s stream to `target`."""
@@ -542,7 +539,7 @@ class TargetReplicator:
     async def _full_copy(self) -> None:
         """Copy every versioned item of the source to the target (last writer wins): the
         target may have missed changes the stream no longer holds."""
-        self.state = COPYING
+        self.state = "catching-up"
         started = self._clock()
         batch: list[Action] = []
         copied = 0
@@ -556,14 +553,14 @@ class TargetReplicator:
             key = {name: item[name] for name in ("pk", "sk") if name in item}
             batch.append(Put(key, item, version, started))
             if len(batch) >= 100:
-                await self._retrying(functools.partial(self._send, batch), working=COPYING)
+                await self._retrying(functools.partial(self._send, batch), working="catching-up")
                 copied += len(batch)
                 batch = []
         if batch:
-            await self._retrying(functools.partial(self._send, batch), working=COPYING)
+            await self._retrying(functools.partial(self._send, batch), working="catching-up")
             copied += len(batch)
         await self._retrying(
-            functools.partial(self.target.mark_seeded, self.region), working=COPYING
+            functools.partial(self.target.mark_seeded, self.region), working="catching-up"
         )
         self.full_copies += 1
         log.info(

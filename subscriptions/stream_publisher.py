@@ -110,6 +110,9 @@ class PublisherTimings:
     max_backoff: float = 5.0
     # stop() waits this long for the publication in hand and the last checkpoint.
     stop_grace: float = 10.0
+    # For this long after the publisher is made, an API that accepts no connection and has
+    # not answered yet is taken to be starting (logged at INFO); after it, an outage.
+    api_start_grace: float = 30.0
 
 
 class StreamPublisher:
@@ -131,9 +134,10 @@ class StreamPublisher:
         self._sink = sink
         self._timings = timings or PublisherTimings()
         self._stopping = asyncio.Event()
-        # Whether the API has taken a publication since this publisher started: until it
-        # has, an API that accepts no connection is one still starting, not an incident.
+        # Until the API takes a first publication (within the start grace), an API that
+        # accepts no connection is one still starting, not an incident.
         self._api_answered = False
+        self._made_at = time.monotonic()
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -348,13 +352,16 @@ class StreamPublisher:
                 return
             except PublicationUnreachableError as error:
                 # `serve` and the API roles start the publisher before their server listens.
+                starting = not self._api_answered and (
+                    time.monotonic() - self._made_at < self._timings.api_start_grace
+                )
                 log.log(
-                    logging.WARNING if self._api_answered else logging.INFO,
+                    logging.INFO if starting else logging.WARNING,
                     "publication of %s v%d: the API does not accept connections%s (%s); "
                     "retrying in %.1f s",
                     snapshot.id,
                     snapshot.version,
-                    "" if self._api_answered else " yet",
+                    " yet" if starting else "",
                     error,
                     delay,
                 )

@@ -13,6 +13,7 @@ and whether it is read-only."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import uuid
 from collections.abc import Callable
@@ -94,7 +95,7 @@ async def browse_everything(target: Target) -> list[Request]:
     visitors have by the time it is measured: the regions' caches hold what is read. The
     requests go to the list returned, not to `target`'s."""
     made: list[Request] = []
-    quiet = Target(target.location, target.url, target.http, target.clock, made, [], target.tokens)
+    quiet = dataclasses.replace(target, requests=made, acknowledged=[])
     pending = every_read()
 
     async def browser() -> None:

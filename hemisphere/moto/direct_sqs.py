@@ -8,7 +8,8 @@ its event hooks, moto's dispatch parsing it and serializing an answer botocore p
 `SQSBackend.send_message`. Here that call is made directly and answered as SendMessage
 answers (MD5OfMessageBody, MessageId, SequenceNumber for FIFO), moto's errors as the
 ClientError botocore would have raised. A request this does not model (message attributes,
-system attributes) goes through the client as before.
+system attributes) goes through the client as before. Imported only by the local endpoint's
+process (hemisphere.moto.server), which has moto.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from botocore.exceptions import ClientError
+from moto.core.exceptions import ServiceException
+from moto.sqs.models import sqs_backends
 
 # SendMessage's parameters made directly; any other sends the request through the client.
 DIRECT_PARAMETERS = frozenset(
@@ -41,9 +44,6 @@ class DirectSqs:
             # Not modelled here (or invalid: the client's validation answers it).
             answer: dict[str, Any] = self._client.send_message(**parameters)
             return answer
-        from moto.core.exceptions import ServiceException
-        from moto.sqs.models import sqs_backends
-
         account, queue_name = _account_and_name(str(parameters.get("QueueUrl", "")))
         try:
             backend = sqs_backends[account][self._region]

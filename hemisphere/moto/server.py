@@ -34,8 +34,10 @@ checks every condition first and keeps an undo record of just the items it write
 
 The rest (hemisphere/moto/request_overhead.py) is the cost of moto's HTTP server around every
 request: a connection and a thread per request, an access log line, a search of every
-service's URL patterns; and (hemisphere/moto/repeated_work.py) work repeated per evaluation that
-gives the same answer each time: JSONPath parsing, an item's size check.
+service's URL patterns, Flask's debug helper; and (hemisphere/moto/repeated_work.py) work
+repeated per evaluation that gives the same answer each time: JSONPath parsing, an item's
+size check, a queue's attributes. The steps' SendMessage skips the client altogether
+(hemisphere/moto/direct_sqs.py).
 
 Everything else is moto's server, unchanged.
 """

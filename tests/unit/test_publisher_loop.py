@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -253,3 +254,18 @@ async def test_a_stream_published_before_starts_were_kept_is_published_whole() -
         await sink.wait_for(1)
     assert sink.published == [("p-0001", 1)]
     assert world.checkpoints.starts == {}
+
+
+async def test_an_api_that_never_answered_is_an_outage_after_the_start_grace(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world, sink = World(), RecordingSink()
+    sink.failures = [PublicationUnreachableError("connection refused")]
+    world.stream.append("s1", product(version=1))
+    no_grace = dataclasses.replace(FAST, api_start_grace=0.0)
+    with caplog.at_level(logging.INFO, logger="subscriptions.stream_publisher"):
+        async with running(world.publisher("a", sink, no_grace)):
+            await sink.wait_for(1)
+    # A publisher whose API has not answered by then is not starting any more: it says so.
+    down = [r for r in caplog.records if "does not accept connections" in r.message]
+    assert [r.levelno for r in down] == [logging.WARNING]
