@@ -19,6 +19,32 @@ from adapters.postgres.pool import UNREACHABLE, RegionPool
 from adapters.postgres.topology import EpochFence
 from domain.model import RegionControl
 
+# One statement, its own transaction: the epoch check (the topology row held FOR SHARE, so a
+# promotion's claim waits for it, as in EpochFence.check) and the saga row's INSERT. The same
+# work as a transaction of four round trips (BEGIN, the check, the INSERT, COMMIT), in one: on
+# every checkout, that was a tenth of the API's CPU. The row is written only when the
+# database names no other primary or epoch; the fence's values come back to say why not.
+# The saga may be ahead already (CreateOrder filled the row): its input and its clock are
+# kept, and a new row is as idle as a saga that has not begun. `xmax = 0` only on the row
+# this statement inserted (an updated one has our transaction's id there; a kept one returns
+# no row).
+_RECORD = """
+WITH fence AS (
+    SELECT primary_region, epoch FROM region_topology FOR SHARE
+), recorded AS (
+    INSERT INTO sagas (order_id, checkout_input)
+    SELECT $1, $2
+     WHERE NOT EXISTS (SELECT 1 FROM fence WHERE primary_region <> $3 OR epoch <> $4)
+    ON CONFLICT (order_id) DO UPDATE
+       SET checkout_input = COALESCE(sagas.checkout_input, EXCLUDED.checkout_input)
+     WHERE sagas.checkout_input IS NULL
+    RETURNING xmax = 0 AS first
+)
+SELECT (SELECT primary_region FROM fence) AS primary_region,
+       (SELECT epoch FROM fence) AS epoch,
+       (SELECT first FROM recorded) AS first
+"""
+
 
 class PostgresCheckoutIntentsAt:
     """regions.checkout_intents.CheckoutIntentsAt in one region's PostgreSQL."""
@@ -27,26 +53,20 @@ class PostgresCheckoutIntentsAt:
         self._database = database
 
     async def record(self, order_id: str, execution_input: str, under: RegionControl) -> bool:
-        fence = EpochFence(under.primary_region, under.epoch)
         try:
             pool = await self._database.pool()
-            async with pool.acquire(timeout=5) as conn, conn.transaction():
-                await fence.check(conn)
-                # The saga may be ahead already (CreateOrder filled the row): keep its input
-                # and its clock; a new row is as idle as a saga that has not begun.
-                # `xmax = 0` only on the row this statement inserted (an updated one has
-                # our transaction's id there; a kept one returns no row).
-                inserted = await conn.fetchval(
-                    """
-                    INSERT INTO sagas (order_id, checkout_input) VALUES ($1, $2)
-                    ON CONFLICT (order_id) DO UPDATE
-                       SET checkout_input = COALESCE(sagas.checkout_input, EXCLUDED.checkout_input)
-                     WHERE sagas.checkout_input IS NULL
-                    RETURNING xmax = 0
-                    """,
+            async with pool.acquire(timeout=5) as conn:
+                row = await conn.fetchrow(
+                    _RECORD,
                     order_id,
                     json.loads(execution_input),
+                    under.primary_region,
+                    under.epoch,
                 )
         except UNREACHABLE as exc:
             raise RelationalStoreUnavailableError(self._database.dsn, exc) from exc
-        return inserted is True
+        assert row is not None  # a SELECT of scalar subqueries: always one row
+        if row["epoch"] is not None:
+            stored = RegionControl(primary_region=row["primary_region"], epoch=int(row["epoch"]))
+            EpochFence(under.primary_region, under.epoch).refuse_unless(stored)
+        return row["first"] is True

@@ -54,6 +54,10 @@ class EpochFence:
             # A database that predates fencing (or a fresh one before the primary's first
             # start): nothing supersedes us yet.
             return
+        self.refuse_unless(stored)
+
+    def refuse_unless(self, stored: RegionControl) -> None:
+        """StaleEpochError unless `stored` (the database's row) names this writer."""
         if stored.epoch != self.epoch or stored.primary_region != self.region:
             raise StaleEpochError(
                 f"region {self.region} writes under epoch {self.epoch}, but the database "

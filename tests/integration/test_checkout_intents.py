@@ -4,6 +4,7 @@ acknowledged checkout with it before CreateOrder ran."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -115,3 +116,34 @@ async def test_a_demoted_primary_records_nothing(pool: asyncpg.Pool[Any], pg_dsn
         await intents.record(order_id, execution_input, PRIMARY)
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM sagas") == 0
+
+
+async def test_an_intent_waits_for_a_promotion_under_way_and_then_records_nothing(
+    pool: asyncpg.Pool[Any], pg_dsn: str
+) -> None:
+    """The epoch check holds the topology row FOR SHARE in the statement that inserts: a
+    promotion that has the row is waited for, and its new epoch refuses the intent."""
+    intents = PostgresCheckoutIntentsAt(RegionPool(pg_dsn, pool))
+    order_id, _, execution_input = checkout()
+    async with pool.acquire() as promoting, promoting.transaction():
+        await promoting.execute(
+            "UPDATE region_topology SET primary_region = 'eu-west-1', epoch = 2"
+        )
+        recording = asyncio.create_task(intents.record(order_id, execution_input, PRIMARY))
+        await asyncio.sleep(0.3)
+        assert not recording.done()  # waits for the promotion's transaction
+    with pytest.raises(StaleEpochError):
+        await recording
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM sagas") == 0
+
+
+async def test_a_database_that_names_no_primary_yet_records(
+    pool: asyncpg.Pool[Any], pg_dsn: str
+) -> None:
+    async with pool.acquire() as conn:
+        await conn.execute("DELETE FROM region_topology")
+    intents = PostgresCheckoutIntentsAt(RegionPool(pg_dsn, pool))
+    order_id, _, execution_input = checkout()
+    assert await intents.record(order_id, execution_input, PRIMARY) is True
+    assert await intents.record(order_id, execution_input, PRIMARY) is False
