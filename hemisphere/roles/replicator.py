@@ -67,7 +67,7 @@ STOP_GRACE_SECONDS = 5.0
 @dataclass(frozen=True)
 class ReplicatorConfig:
     settings: Settings
-    replicas: Mapping[str, str]  # region -> AWS endpoint URL
+    replicas: Mapping[str, str]  # region -> its DynamoDB endpoint URL
     status_port: int | None
 
     @classmethod
@@ -76,7 +76,7 @@ class ReplicatorConfig:
         if not replicas:
             raise SettingsError(
                 "HEMISPHERE_REPLICA_ENDPOINTS is not set (e.g. "
-                "eu-west-1=http://127.0.0.1:8012,ap-southeast-2=http://127.0.0.1:8022)"
+                "eu-west-1=http://127.0.0.1:8060,ap-southeast-2=http://127.0.0.1:8070)"
             )
         if settings.region in replicas:
             raise SettingsError(
@@ -90,7 +90,8 @@ def register(commands: _SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "replicator",
         help="apply this region's DynamoDB changes to the other regions' tables (the global "
-        "table stand-in); configured by HEMISPHERE_REGION, AWS_ENDPOINT_URL, "
+        "table stand-in); configured by HEMISPHERE_REGION, AWS_ENDPOINT_URL (or "
+        "AWS_ENDPOINT_URL_DYNAMODB), "
         "HEMISPHERE_REPLICA_ENDPOINTS",
     )
     parser.set_defaults(run=_run)
@@ -124,11 +125,11 @@ async def run_replicator(
     holder = unique_holder()
     async with contextlib.AsyncExitStack() as stack:
         client = await stack.enter_async_context(
-            create_client(settings.aws_endpoint_url, settings.region, credentials, config=CONFIG)
+            create_client(settings.dynamodb_endpoint, settings.region, credentials, config=CONFIG)
         )
         streams = await stack.enter_async_context(
             create_streams_client(
-                settings.aws_endpoint_url, settings.region, credentials, config=CONFIG
+                settings.dynamodb_endpoint, settings.region, credentials, config=CONFIG
             )
         )
         source = DynamoReplicationSource(client, streams, settings.table_name)
