@@ -38,6 +38,10 @@ _UNAVAILABLE_CODES = frozenset(
 # about 0.1 ms of every call. A supplied one is used as it is (botocore appends its name
 # and version).
 USER_AGENT = "hemisphere"
+# Added to the User-Agent of the global table stand-in's clients (`hemisphere replicator`):
+# the local endpoint lets their stream reads wait for a change (hemisphere/moto/stream_wait.py),
+# as AWS's own replication is told of one. AWS's endpoints ignore it.
+REPLICATION_AGENT = "global-table-replication"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,7 @@ def client_config(
     read_timeout: float = 3.0,
     max_attempts: int = 2,
     max_pool_connections: int = 64,
+    user_agent_extra: str | None = None,
 ) -> Config:
     """Short timeouts and one retry; the pool fits ~64 concurrent requests (DataLoader batches
     of concurrent queries plus the projector's bounded writes) without queueing."""
@@ -67,6 +72,7 @@ def client_config(
         # each against the service model costs CPU on the hot read path for nothing.
         parameter_validation=False,
         user_agent=USER_AGENT,
+        user_agent_extra=user_agent_extra,
     )
 
 

@@ -28,6 +28,10 @@ moto's request CPU in the write benchmark walking every attribute of every recor
 records are already in their wire shape (AttributeValue JSON), so here they are written with
 json.dumps, timestamps as epoch seconds as the JSON protocol has them: the same document.
 
+A GetRecords of the global table stand-in (the replicator) that finds nothing new waits up to
+half a second for a record (hemisphere/moto/stream_wait.py): the replication that AWS does by
+itself is told of a change, not polled for it. Other readers are answered at once.
+
 The fourth is TransactWriteItems, which moto makes atomic by deep-copying every table it
 names, items and whole stream, per transaction (hemisphere/moto/transactions.py): here it
 checks every condition first and keeps an undo record of just the items it writes.
@@ -172,12 +176,26 @@ def wire_value(value: object) -> object:
 
 
 def install_fast_stream_records() -> None:
-    """GetRecords written with json.dumps instead of moto's generic serializer."""
+    """GetRecords written with json.dumps instead of moto's generic serializer; the global
+    table stand-in's waits for a record (hemisphere/moto/stream_wait.py)."""
     from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+    from hemisphere.moto import stream_wait
+
+    stream_wait.install_stream_wait()
 
     def get_records(handler: DynamoDBStreamsHandler) -> str:
         iterator = handler._get_param("ShardIterator")
         limit = handler._get_param("Limit") or 1000
+        if stream_wait.waits(handler.headers.get("User-Agent")):
+            position = handler.backend.shard_iterators.get(iterator)
+            if position is not None:
+                shard = position.stream_shard
+                stream_wait.wait_for_record(
+                    lambda: (
+                        shard.starting_sequence_number + len(shard.items) > position.sequence_number
+                    )
+                )
         records = handler.backend.get_records(iterator, limit)
         return json.dumps(records, default=wire_value)
 

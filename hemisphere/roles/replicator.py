@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from adapters.aws import REPLICATION_AGENT
 from adapters.dynamodb.client import client_config, create_client
 from adapters.dynamodb.leases import DynamoCheckpointStore, DynamoLeaseStore
 from adapters.dynamodb.replication import DynamoReplicaTable, DynamoReplicationSource
@@ -59,7 +60,9 @@ LEASE_RENEW_SECONDS = 2.0
 # The API's clients fail fast (a request must not wait on a dead endpoint); a replicator is
 # a background worker: a busy endpoint (or a far region) answering in 5 s is slow, not down.
 # A region that is down refuses or resets connections, which still shows at once.
-CONFIG = client_config(connect_timeout=2.0, read_timeout=10.0, max_attempts=3)
+CONFIG = client_config(
+    connect_timeout=2.0, read_timeout=10.0, max_attempts=3, user_agent_extra=REPLICATION_AGENT
+)
 # How long the pipelines get to stop and give their leases up.
 STOP_GRACE_SECONDS = 5.0
 
