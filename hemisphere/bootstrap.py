@@ -183,7 +183,7 @@ async def open_projection_table(
     """A DynamoDB client of this region, closed with the stack, with the projection table in
     place (with `fresh`, deleted and created again first)."""
     client = await stack.enter_async_context(
-        create_client(settings.dynamodb_endpoint, settings.region, aws_credentials(settings))
+        create_client(settings.aws_endpoint_url, settings.region, aws_credentials(settings))
     )
     if fresh:
         await delete_table(client, settings.table_name)

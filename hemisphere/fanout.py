@@ -73,7 +73,7 @@ async def start_stream_publisher(
         )
         return None
     streams = await stack.enter_async_context(
-        create_streams_client(settings.dynamodb_endpoint, settings.region, credentials)
+        create_streams_client(settings.aws_endpoint_url, settings.region, credentials)
     )
     akid, secret = stream_publisher_credentials(settings.token_secret)
     sink = AppSyncPublicationSink(

@@ -35,10 +35,10 @@ async def claim_primary_region(
     """Make `region` the primary under the next epoch (or `epoch`, to retry idempotently):
     in the promoted database at `database_url` and in `region`'s control item (both must
     answer), then in the other regions' control items that answer (`endpoints`: every
-    region's DynamoDB endpoint; the replicators bring it to the others). Raises
+    region's AWS endpoint; the replicators bring it to the others). Raises
     regions.control.EpochConflictError when a newer or rival claim is stored."""
     if region not in endpoints:
-        raise ValueError(f"no DynamoDB endpoint given for {region}")
+        raise ValueError(f"no AWS endpoint given for {region}")
     pool = await create_pool(database_url, min_size=1, max_size=2)
     try:
         async with contextlib.AsyncExitStack() as stack:

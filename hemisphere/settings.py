@@ -39,10 +39,6 @@ class Settings:
     # Backends. None selects the embedded local stack (only `hemisphere serve` starts one).
     database_url: str | None = None
     aws_endpoint_url: str | None = None
-    # DynamoDB's and its streams' endpoint when it is not AWS_ENDPOINT_URL's (botocore's
-    # service-specific setting, AWS_ENDPOINT_URL_DYNAMODB): `up` runs each region's DynamoDB
-    # in a local endpoint of its own, apart from Step Functions' and SQS's, as AWS does.
-    dynamodb_endpoint_url: str | None = None
     redis_url: str | None = None
     aws_access_key_id: str | None = None
     aws_secret_access_key: str | None = None
@@ -135,11 +131,6 @@ class Settings:
     otlp_endpoint: str | None = None
     service_name: str = "hemisphere"
 
-    @property
-    def dynamodb_endpoint(self) -> str | None:
-        """Where this region's DynamoDB and DynamoDB Streams answer (None: AWS's own)."""
-        return self.dynamodb_endpoint_url or self.aws_endpoint_url
-
     def current_api_key(self, now: float | None = None) -> str:
         """The first key that has not expired: the one to print and to probe with."""
         return current_api_key(self.api_keys, self.api_key_expiry, now)
@@ -167,7 +158,6 @@ class Settings:
                 "postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE",
             ),
             aws_endpoint_url=url("AWS_ENDPOINT_URL", http, "http://HOST:PORT"),
-            dynamodb_endpoint_url=url("AWS_ENDPOINT_URL_DYNAMODB", http, "http://HOST:PORT"),
             redis_url=url("REDIS_URL", ("redis", "rediss", "unix"), "redis://HOST:PORT/DB"),
             aws_access_key_id=get("AWS_ACCESS_KEY_ID"),
             aws_secret_access_key=get("AWS_SECRET_ACCESS_KEY"),

@@ -114,7 +114,7 @@ async def start_topology_watch(
     GetItem, on a client of its own so that it never queues behind reads), and decide from
     it whether this process may write and where writes go."""
     dynamodb = await stack.enter_async_context(
-        create_dynamodb_client(settings.dynamodb_endpoint, settings.region, credentials)
+        create_dynamodb_client(settings.aws_endpoint_url, settings.region, credentials)
     )
     store = DynamoTopologyStore(dynamodb, settings.table_name, settings.region)
     watcher = TopologyWatcher(store.read)

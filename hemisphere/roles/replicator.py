@@ -70,7 +70,7 @@ STOP_GRACE_SECONDS = 5.0
 @dataclass(frozen=True)
 class ReplicatorConfig:
     settings: Settings
-    replicas: Mapping[str, str]  # region -> its DynamoDB endpoint URL
+    replicas: Mapping[str, str]  # region -> AWS endpoint URL
     status_port: int | None
 
     @classmethod
@@ -79,7 +79,7 @@ class ReplicatorConfig:
         if not replicas:
             raise SettingsError(
                 "HEMISPHERE_REPLICA_ENDPOINTS is not set (e.g. "
-                "eu-west-1=http://127.0.0.1:8060,ap-southeast-2=http://127.0.0.1:8070)"
+                "eu-west-1=http://127.0.0.1:8012,ap-southeast-2=http://127.0.0.1:8022)"
             )
         if settings.region in replicas:
             raise SettingsError(
@@ -93,8 +93,7 @@ def register(commands: _SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "replicator",
         help="apply this region's DynamoDB changes to the other regions' tables (the global "
-        "table stand-in); configured by HEMISPHERE_REGION, AWS_ENDPOINT_URL (or "
-        "AWS_ENDPOINT_URL_DYNAMODB), "
+        "table stand-in); configured by HEMISPHERE_REGION, AWS_ENDPOINT_URL, "
         "HEMISPHERE_REPLICA_ENDPOINTS",
     )
     parser.set_defaults(run=_run)
@@ -128,11 +127,11 @@ async def run_replicator(
     holder = unique_holder()
     async with contextlib.AsyncExitStack() as stack:
         client = await stack.enter_async_context(
-            create_client(settings.dynamodb_endpoint, settings.region, credentials, config=CONFIG)
+            create_client(settings.aws_endpoint_url, settings.region, credentials, config=CONFIG)
         )
         streams = await stack.enter_async_context(
             create_streams_client(
-                settings.dynamodb_endpoint, settings.region, credentials, config=CONFIG
+                settings.aws_endpoint_url, settings.region, credentials, config=CONFIG
             )
         )
         source = DynamoReplicationSource(client, streams, settings.table_name)

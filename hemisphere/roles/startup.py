@@ -47,14 +47,8 @@ async def wait_for_backends(settings: Settings, *, first_delay: float = 0.5) -> 
             first_delay=first_delay,
         )
     await _wait(
-        f"DynamoDB at {settings.dynamodb_endpoint or 'its AWS regional endpoint'}"
-        + (
-            " (AWS_ENDPOINT_URL_DYNAMODB)"
-            if settings.dynamodb_endpoint_url
-            else " (AWS_ENDPOINT_URL)"
-            if settings.aws_endpoint_url
-            else ""
-        ),
+        f"DynamoDB at {settings.aws_endpoint_url or 'its AWS regional endpoint'}"
+        + (" (AWS_ENDPOINT_URL)" if settings.aws_endpoint_url else ""),
         lambda: _dynamodb_answers(settings),
         is_waitable=is_unavailable,
         deadline=deadline,
@@ -131,6 +125,6 @@ async def _postgres_answers(dsn: str) -> None:
 
 async def _dynamodb_answers(settings: Settings) -> None:
     async with create_client(
-        settings.dynamodb_endpoint, settings.region, aws_credentials(settings)
+        settings.aws_endpoint_url, settings.region, aws_credentials(settings)
     ) as client:
         await client.list_tables(Limit=1)

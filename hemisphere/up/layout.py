@@ -1,15 +1,12 @@
 """Where every part of `hemisphere up` listens, and the topology file that tells clients.
 
 Region i (in the order given) owns ten ports from B+10*i: its user location's edge, its API,
-its local AWS endpoint (Step Functions, SQS, EventBridge), its PostgreSQL, then the delay
-proxies of its outgoing links (to each other region's AWS endpoint, then to each other
-region's PostgreSQL), and last its replicator's status endpoint; and ten more from
-B+50+10*i: its local DynamoDB endpoint (DynamoDB and its stream, a process of its own as
-the service is AWS's own), then the delay proxies to each other region's DynamoDB endpoint
-(the replication links). A region keeps its ports across stop/start, so its URLs never
-change. B+98 is the card provider (a third party, one for the world) and B+99 the control
-endpoint, which also serves the development token issuer's discovery documents (its URL is
-the issuer's).
+its local AWS endpoint, its PostgreSQL, then the delay proxies of its outgoing links (to
+each other region's AWS endpoint, then to each other region's PostgreSQL), and last its
+replicator's status endpoint. A region keeps
+its ports across stop/start, so its URLs never change. B+98 is the card provider (a third
+party, one for the world) and B+99 the control endpoint, which also serves the development
+token issuer's discovery documents (its URL is the issuer's).
 """
 
 from __future__ import annotations
@@ -24,8 +21,6 @@ from typing import Any
 DEFAULT_REGIONS = ("us-east-1", "eu-west-1", "ap-southeast-2")
 TOPOLOGY_FILE = "topology.json"
 PORTS_PER_REGION = 10
-# Where the regions' DynamoDB ports begin (B+50+10*i), after every region's first ten.
-DYNAMODB_PORTS_FROM = 50
 # Five fixed ports (edge, API, AWS endpoint, PostgreSQL, replicator status) and two proxies
 # per other region.
 MAX_REGIONS = 3
@@ -51,10 +46,6 @@ class RegionPorts:
     aws_via: dict[str, int]
     postgres_via: dict[str, int]
     replicator_status: int
-    # Its local DynamoDB endpoint, and its view of each other region's through a delay proxy
-    # (the global table's replication links).
-    dynamodb: int
-    dynamodb_via: dict[str, int]
 
     @property
     def graphql_url(self) -> str:
@@ -75,10 +66,6 @@ class RegionPorts:
     @property
     def aws_url(self) -> str:
         return f"http://127.0.0.1:{self.aws}"
-
-    @property
-    def dynamodb_url(self) -> str:
-        return f"http://127.0.0.1:{self.dynamodb}"
 
 
 @dataclass(frozen=True)
@@ -107,8 +94,6 @@ class Layout:
             links = iter(range(first + 4, first + PORTS_PER_REGION - 1))
             aws_via = {other: next(links) for other in others}
             postgres_via = {other: next(links) for other in others}
-            dynamodb = base_port + DYNAMODB_PORTS_FROM + PORTS_PER_REGION * i
-            dynamodb_via = {other: dynamodb + 1 + n for n, other in enumerate(others)}
             regions.append(
                 RegionPorts(
                     index=i,
@@ -120,8 +105,6 @@ class Layout:
                     aws_via=aws_via,
                     postgres_via=postgres_via,
                     replicator_status=first + PORTS_PER_REGION - 1,
-                    dynamodb=dynamodb,
-                    dynamodb_via=dynamodb_via,
                 )
             )
         return cls(tuple(regions), base_port, data_dir)

@@ -319,9 +319,8 @@ def redrive(primary: Region, payments_url: str) -> list[str]:
 def _check_ports_free(layout: Layout) -> None:
     ports = [layout.control_port, layout.payments_port]
     for region in layout.regions:
-        ports += [region.edge, region.api, region.aws, region.postgres, region.dynamodb]
+        ports += [region.edge, region.api, region.aws, region.postgres]
         ports += [*region.aws_via.values(), *region.postgres_via.values()]
-        ports += region.dynamodb_via.values()
     for port in ports:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -18,7 +18,6 @@ from regions.latency import LatencyMatrix
 _FOREIGN = (
     "DATABASE_URL",
     "AWS_ENDPOINT_URL",
-    "AWS_ENDPOINT_URL_DYNAMODB",
     "REDIS_URL",
     "AWS_REGION",
     "AWS_PROFILE",
@@ -132,7 +131,6 @@ def region_environment(
         **secrets.environment(),
         "DATABASE_URL": database_url,
         "AWS_ENDPOINT_URL": ports.aws_url,
-        "AWS_ENDPOINT_URL_DYNAMODB": ports.dynamodb_url,
         "AWS_ACCESS_KEY_ID": LOCAL_AWS_CREDENTIALS.access_key_id,
         "AWS_SECRET_ACCESS_KEY": LOCAL_AWS_CREDENTIALS.secret_access_key,
         "HEMISPHERE_REGION": ports.name,
@@ -176,26 +174,29 @@ def payments_child(port: int, base_env: dict[str, str], log_dir: Path) -> Child:
 
 def proxy_specs(layout: Layout, latency: LatencyMatrix) -> list[dict[str, object]]:
     """One delay proxy per outgoing link of every region: to each other region's AWS endpoint
-    (write forwarding), DynamoDB endpoint (the global table's replication) and PostgreSQL
-    (streaming replication)."""
+    (write forwarding, DynamoDB replication) and PostgreSQL (streaming replication)."""
     specs: list[dict[str, object]] = []
     for region in layout.regions:
-        for kind, links in (
-            ("aws", region.aws_via),
-            ("dynamodb", region.dynamodb_via),
-            ("pg", region.postgres_via),
-        ):
-            for other_name, port in links.items():
-                other = layout.region(other_name)
-                target = {"aws": other.aws, "dynamodb": other.dynamodb, "pg": other.postgres}
-                specs.append(
-                    {
-                        "name": f"{kind} {region.name}→{other_name}",
-                        "listen": f"127.0.0.1:{port}",
-                        "target": f"127.0.0.1:{target[kind]}",
-                        "one_way_ms": latency.rtt_ms(region.name, other_name) / 2,
-                    }
-                )
+        for other_name, port in region.aws_via.items():
+            other = layout.region(other_name)
+            specs.append(
+                {
+                    "name": f"aws {region.name}→{other_name}",
+                    "listen": f"127.0.0.1:{port}",
+                    "target": f"127.0.0.1:{other.aws}",
+                    "one_way_ms": latency.rtt_ms(region.name, other_name) / 2,
+                }
+            )
+        for other_name, port in region.postgres_via.items():
+            other = layout.region(other_name)
+            specs.append(
+                {
+                    "name": f"pg {region.name}→{other_name}",
+                    "listen": f"127.0.0.1:{port}",
+                    "target": f"127.0.0.1:{other.postgres}",
+                    "one_way_ms": latency.rtt_ms(region.name, other_name) / 2,
+                }
+            )
     return specs
 
 
@@ -212,14 +213,11 @@ def proxies_child(
 def replicator_child(ports: RegionPorts, layout: Layout, base_env: dict[str, str]) -> Child:
     """`hemisphere replicator`: this region's stream applied to every other region's table,
     each through the delay proxy of that link."""
-    replicas = ",".join(
-        f"{other}=http://127.0.0.1:{port}" for other, port in ports.dynamodb_via.items()
-    )
+    replicas = ",".join(f"{other}=http://127.0.0.1:{port}" for other, port in ports.aws_via.items())
     env = {
         **base_env,
         "HEMISPHERE_REGION": ports.name,
         "AWS_ENDPOINT_URL": ports.aws_url,
-        "AWS_ENDPOINT_URL_DYNAMODB": ports.dynamodb_url,
         "AWS_ACCESS_KEY_ID": LOCAL_AWS_CREDENTIALS.access_key_id,
         "AWS_SECRET_ACCESS_KEY": LOCAL_AWS_CREDENTIALS.secret_access_key,
         "HEMISPHERE_REPLICA_ENDPOINTS": replicas,

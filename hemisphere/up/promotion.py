@@ -91,7 +91,7 @@ def fence(world: World, region: Region) -> int:
     """Raise the epoch: in the promoted PostgreSQL and the region's control item (both must
     answer), then in the other live regions' control items (replication brings it to the
     others). Returns the new epoch."""
-    endpoints = {name: other.ports.dynamodb_url for name, other in world.regions.items()}
+    endpoints = {name: other.ports.aws_url for name, other in world.regions.items()}
     control = asyncio.run(
         claim_primary_region(
             region.name,

@@ -33,14 +33,9 @@ LOCAL_AWS_CREDENTIALS = StaticCredentials("hemisphere-local", "hemisphere-local"
 PROVISION_TIMEOUT_SECONDS = 60.0
 
 
-def aws_endpoint_child(
-    region: str, port: int, env: dict[str, str], log_dir: Path, *, service: str = "AWS"
-) -> Child:
-    """A local AWS endpoint (moto's server) of one region: its Step Functions, SQS and
-    EventBridge (`service` "AWS"), or its DynamoDB with the table's stream ("DynamoDB"), a
-    process of its own as on AWS: a stream read never waits behind the sagas' interpreter.
-    MOTO_PORT must be its port: Step Functions' service integrations call back into
-    localhost:$MOTO_PORT."""
+def aws_endpoint_child(region: str, port: int, env: dict[str, str], log_dir: Path) -> Child:
+    """The local AWS endpoint (moto's server) of one region. MOTO_PORT must be its port: Step
+    Functions' service integrations call back into localhost:$MOTO_PORT."""
     env = {
         **env,
         "MOTO_PORT": str(port),
@@ -50,8 +45,7 @@ def aws_endpoint_child(
     # The same endpoint `serve` runs: moto with state machines parsed once, task messages
     # sent in-process and stream records written directly (hemisphere/moto/server.py).
     argv = [sys.executable, "-m", "hemisphere.moto.server", "-H", "127.0.0.1", "-p", str(port)]
-    log = log_dir / f"{region}-{service.lower()}.log"
-    return Child(f"{region} {service} endpoint", argv, env, log)
+    return Child(f"{region} AWS endpoint", argv, env, log_dir / f"{region}-aws.log")
 
 
 def enable_state_machine_execution(url: str) -> None:
@@ -66,11 +60,11 @@ def enable_state_machine_execution(url: str) -> None:
         pass
 
 
-async def _provision(url: str, dynamodb_url: str, region: str) -> None:
+async def _provision(url: str, region: str) -> None:
     defaults = Settings()
     credentials = LOCAL_AWS_CREDENTIALS
     async with (
-        create_dynamodb_client(dynamodb_url, region, credentials) as dynamodb,
+        create_dynamodb_client(url, region, credentials) as dynamodb,
         create_sfn_client(url, region, credentials) as sfn,
         create_aws_client("sqs", url, region, credentials) as sqs,
         create_aws_client("events", url, region, credentials) as events,
@@ -88,17 +82,14 @@ async def _provision(url: str, dynamodb_url: str, region: str) -> None:
         )
 
 
-def provision_region(
-    url: str, dynamodb_url: str, region: str, timeout: float = PROVISION_TIMEOUT_SECONDS
-) -> None:
-    """Deploy the region's template on its (running) local endpoints: `url`'s Step Functions,
-    SQS and EventBridge, `dynamodb_url`'s table. Idempotent, so it is simply tried again
-    while a freshly started endpoint is still too slow to answer."""
+def provision_region(url: str, region: str, timeout: float = PROVISION_TIMEOUT_SECONDS) -> None:
+    """Deploy the region's template on its (running) local AWS endpoint. Idempotent, so it
+    is simply tried again while a freshly started endpoint is still too slow to answer."""
     enable_state_machine_execution(url)
     deadline = time.monotonic() + timeout
     while True:
         try:
-            asyncio.run(_provision(url, dynamodb_url, region))
+            asyncio.run(_provision(url, region))
             return
         except BackendUnavailableError:
             if time.monotonic() > deadline:

@@ -44,7 +44,6 @@ class Region:
         self.name = ports.name
         self.node = postgres.node_for(ports, context.layout.region_dir(ports.name))
         self.aws: Child | None = None
-        self.dynamodb: Child | None = None
         self.api: Child | None = None
         self.replicator: Child | None = None
         # A promoted region's workers, beside its API (which was started as a secondary's).
@@ -56,8 +55,7 @@ class Region:
 
     @property
     def children(self) -> list[Child]:
-        children = (self.api, self.worker, self.replicator, self.aws, self.dynamodb)
-        return [c for c in children if c is not None]
+        return [c for c in (self.api, self.worker, self.replicator, self.aws) if c is not None]
 
     # -- start, in order -------------------------------------------------------------------
 
@@ -66,27 +64,16 @@ class Region:
         self.aws = aws_endpoint_child(
             self.name, self.ports.aws, self.context.base_env, layout.log_dir
         )
-        self.dynamodb = aws_endpoint_child(
-            self.name,
-            self.ports.dynamodb,
-            self.context.base_env,
-            layout.log_dir,
-            service="DynamoDB",
-        )
         self.aws.start()
-        self.dynamodb.start()
         self.down = False
 
     def provision(self, primary: str, epoch: int) -> None:
         """The region's template on its AWS endpoint, and the topology record as the world
         knows it (the endpoint keeps nothing across restarts)."""
-        assert self.aws is not None and self.dynamodb is not None
+        assert self.aws is not None
         self.aws.wait_http(f"{self.ports.aws_url}/moto-api/data.json", START_TIMEOUT_SECONDS)
-        self.dynamodb.wait_http(
-            f"{self.ports.dynamodb_url}/moto-api/data.json", START_TIMEOUT_SECONDS
-        )
-        provision_region(self.ports.aws_url, self.ports.dynamodb_url, self.name)
-        write_region_control(self.ports.dynamodb_url, self.name, primary, epoch)
+        provision_region(self.ports.aws_url, self.name)
+        write_region_control(self.ports.aws_url, self.name, primary, epoch)
 
     def start_postgres(self, primary: RegionPorts) -> dict[str, Any] | None:
         """Its node as the primary, or as a streaming replica of `primary` through the delay
@@ -181,7 +168,7 @@ class Region:
         for child in self.children:
             child.kill()
         postgres.kill(self.node)
-        self.api = self.replicator = self.aws = self.dynamodb = self.worker = None
+        self.api = self.replicator = self.aws = self.worker = None
         self.down = True
         self._reported.clear()
 
@@ -191,7 +178,7 @@ class Region:
         for child in self.children:
             child.wait_stopped()
         postgres.stop(self.node)
-        self.api = self.replicator = self.aws = self.dynamodb = self.worker = None
+        self.api = self.replicator = self.aws = self.worker = None
         self.down = True
 
     # -- observation -----------------------------------------------------------------------

@@ -17,15 +17,13 @@ from regions.latency import GLOBAL, NONE, load
 THREE = ["us-east-1", "eu-west-1", "ap-southeast-2"]
 
 
-def test_each_region_owns_ten_ports_from_its_edge_and_ten_for_its_dynamodb() -> None:
+def test_each_region_owns_ten_ports_from_its_edge() -> None:
     layout = Layout.plan(THREE, 8000, Path("/data"))
     eu = layout.region("eu-west-1")
     assert (eu.edge, eu.api, eu.aws, eu.postgres) == (8010, 8011, 8012, 8013)
     assert eu.aws_via == {"us-east-1": 8014, "ap-southeast-2": 8015}
     assert eu.postgres_via == {"us-east-1": 8016, "ap-southeast-2": 8017}
     assert eu.replicator_status == 8019
-    assert eu.dynamodb == 8060
-    assert eu.dynamodb_via == {"us-east-1": 8061, "ap-southeast-2": 8062}
     assert (layout.payments_port, layout.control_port) == (8098, 8099)
     every = [
         port
@@ -33,7 +31,6 @@ def test_each_region_owns_ten_ports_from_its_edge_and_ten_for_its_dynamodb() -> 
         for port in (r.edge, r.api, r.aws, r.postgres, r.replicator_status, *r.aws_via.values())
     ]
     every += [port for r in layout.regions for port in r.postgres_via.values()]
-    every += [port for r in layout.regions for port in (r.dynamodb, *r.dynamodb_via.values())]
     assert len(every) == len(set(every))
     assert all(8000 <= port < 8098 for port in every)
 
@@ -93,17 +90,12 @@ def test_the_topology_file_has_the_shape_clients_read(tmp_path: Path) -> None:
 def test_every_cross_region_link_has_a_proxy_with_half_the_rtt() -> None:
     layout = Layout.plan(THREE, 8000, Path("/data"))
     specs = {str(spec["name"]): spec for spec in proxy_specs(layout, GLOBAL)}
-    # (AWS endpoint, DynamoDB endpoint, PostgreSQL) for each ordered pair
-    assert len(specs) == 3 * 2 * 3
+    assert len(specs) == 3 * 2 * 2  # (AWS endpoint, PostgreSQL) for each ordered pair
     link = specs["pg ap-southeast-2→eu-west-1"]
     assert link["listen"] == "127.0.0.1:8027"
     assert link["target"] == "127.0.0.1:8013"
     assert link["one_way_ms"] == 125.0
     assert specs["aws eu-west-1→us-east-1"]["one_way_ms"] == 37.5
-    replication = specs["dynamodb us-east-1→ap-southeast-2"]
-    assert replication["listen"] == "127.0.0.1:8052"
-    assert replication["target"] == "127.0.0.1:8070"
-    assert replication["one_way_ms"] == 100.0
 
 
 def test_edges_send_a_location_to_its_own_region_when_every_rtt_is_zero() -> None:
