@@ -540,6 +540,7 @@ class TargetReplicator:
         """Copy every versioned item of the source to the target (last writer wins): the
         target may have missed changes the stream no longer holds."""
         self.state = "catching-up"
+        copying = functools.partial(self._retrying, working="catching-up")
         started = self._clock()
         batch: list[Action] = []
         copied = 0
@@ -553,15 +554,13 @@ class TargetReplicator:
             key = {name: item[name] for name in ("pk", "sk") if name in item}
             batch.append(Put(key, item, version, started))
             if len(batch) >= 100:
-                await self._retrying(functools.partial(self._send, batch), working="catching-up")
+                await copying(functools.partial(self._send, batch))
                 copied += len(batch)
                 batch = []
         if batch:
-            await self._retrying(functools.partial(self._send, batch), working="catching-up")
+            await copying(functools.partial(self._send, batch))
             copied += len(batch)
-        await self._retrying(
-            functools.partial(self.target.mark_seeded, self.region), working="catching-up"
-        )
+        await copying(functools.partial(self.target.mark_seeded, self.region))
         self.full_copies += 1
         log.info(
             "replication %s→%s: copied %d items (full copy)",

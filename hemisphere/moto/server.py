@@ -188,14 +188,7 @@ def install_fast_stream_records() -> None:
         iterator = handler._get_param("ShardIterator")
         limit = handler._get_param("Limit") or 1000
         if stream_wait.waits(handler.headers.get("User-Agent")):
-            position = handler.backend.shard_iterators.get(iterator)
-            if position is not None:
-                shard = position.stream_shard
-                stream_wait.wait_for_record(
-                    lambda: (
-                        shard.starting_sequence_number + len(shard.items) > position.sequence_number
-                    )
-                )
+            stream_wait.wait_for_records(handler.backend, iterator)
         records = handler.backend.get_records(iterator, limit)
         return json.dumps(records, default=wire_value)
 

@@ -19,7 +19,6 @@ endpoint ignores the User-Agent, so the replicator's code is the same against ei
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Any, Final
 
 from adapters.aws import REPLICATION_AGENT
@@ -52,7 +51,17 @@ def waits(user_agent: str | None) -> bool:
     return user_agent is not None and REPLICATION_AGENT in user_agent
 
 
-def wait_for_record(has_record: Callable[[], bool], timeout: float = WAIT_SECONDS) -> bool:
-    """Block until `has_record()` (checked whenever a shard adds a record) or `timeout`."""
+def wait_for_records(backend: Any, iterator: str, timeout: float = WAIT_SECONDS) -> None:
+    """Block until the shard of `iterator` (moto's DynamoDB Streams `backend` holds it) has a
+    record at or past the iterator's position, or `timeout`. An unknown iterator returns at
+    once: GetRecords answers it with moto's error."""
+    position = backend.shard_iterators.get(iterator)
+    if position is None:
+        return
+    shard = position.stream_shard
+
+    def has_record() -> bool:
+        return bool(shard.starting_sequence_number + len(shard.items) > position.sequence_number)
+
     with _added:
-        return _added.wait_for(has_record, timeout)
+        _added.wait_for(has_record, timeout)
