@@ -43,6 +43,11 @@ repeated per evaluation that gives the same answer each time: JSONPath parsing, 
 size check, a queue's attributes. The steps' SendMessage skips the client altogether
 (hemisphere/moto/direct_sqs.py).
 
+One change is for correctness, not speed: moto serves each request on a thread of its own and
+its DynamoDB model has no lock, so a conditional write's check and write could be split by
+another request's write; every DynamoDB action runs under one lock (hemisphere/moto/
+atomic_items.py), as DynamoDB's writes are atomic.
+
 Everything else is moto's server, unchanged.
 """
 
@@ -197,9 +202,10 @@ def install_fast_stream_records() -> None:
 
 def install_all() -> None:
     """Every change this module makes to moto (see the module docstring)."""
-    from hemisphere.moto import repeated_work, request_overhead
+    from hemisphere.moto import atomic_items, repeated_work, request_overhead
     from hemisphere.moto.transactions import install_transactions_by_item
 
+    atomic_items.install()
     install_transactions_by_item()
     install_program_cache()
     install_in_process_sqs()

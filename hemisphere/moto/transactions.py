@@ -150,9 +150,9 @@ def _write(backend: Any, operation: _Operation) -> None:
     spec = operation.spec
     names, values = spec.get("ExpressionAttributeNames"), spec.get("ExpressionAttributeValues")
     table_name = spec["TableName"]
-    # The condition again, as each write is made: moto serves requests on many threads with
-    # no lock, so another request may have changed the item since the check (then the write
-    # fails and the transaction is rolled back and cancelled, as moto's own would be).
+    # The condition again, as each write is made: the server runs DynamoDB's actions one at a
+    # time (hemisphere/moto/atomic_items.py), but this function does not rely on it; a write
+    # that fails is rolled back and the transaction cancelled, as moto's own would be.
     condition = spec.get("ConditionExpression")
     if operation.kind == "Put":
         backend.put_item(

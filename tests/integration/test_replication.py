@@ -110,8 +110,11 @@ async def test_a_replicated_write_is_not_sent_on(world: ReplicatedRegions) -> No
 async def test_concurrent_writes_converge_on_the_highest_version(
     world: ReplicatedRegions,
 ) -> None:
-    await world.put(US, "ORDER#7", 2, writer=US)
-    await world.put(EU, "ORDER#7", 5, writer=EU)
+    # Each region's projector writes only over an older version: AP's version 3 is refused
+    # when EU's 5 reached AP first (a write without the condition would have kept 3 in AP,
+    # a replica of nothing; the projector never makes one).
+    assert await world.put(US, "ORDER#7", 2, writer=US)
+    assert await world.put(EU, "ORDER#7", 5, writer=EU)
     await world.put(AP, "ORDER#7", 3, writer=AP)
 
     async def converged() -> bool:

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from botocore.exceptions import ClientError
+
+from adapters.aws import error_code
 from adapters.dynamodb.client import StaticCredentials, create_client
 from adapters.dynamodb.leases import DynamoCheckpointStore, DynamoLeaseStore
 from adapters.dynamodb.replication import DynamoReplicaTable, DynamoReplicationSource
@@ -67,10 +70,23 @@ class ReplicatedRegions:
         item: dict[str, Any] | None = response.get("Item")
         return item
 
-    async def put(self, region: str, pk: str, version: int, **attributes: str) -> None:
+    async def put(self, region: str, pk: str, version: int, **attributes: str) -> bool:
+        """A local write as the projector makes it: only over an older version (or none).
+        Whether it was written: a newer version may have arrived from another region."""
         item = {"pk": {"S": pk}, "sk": {"S": "A"}, "version": {"N": str(version)}}
         item.update({name: {"S": value} for name, value in attributes.items()})
-        await self[region].client.put_item(TableName=self.table, Item=item)
+        try:
+            await self[region].client.put_item(
+                TableName=self.table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk) OR version < :version",
+                ExpressionAttributeValues={":version": {"N": str(version)}},
+            )
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
+            return False
+        return True
 
     async def replicating(self) -> None:
         """Wait until every pipeline has made its first copy and reads its stream."""
