@@ -52,3 +52,25 @@ async def test_an_unanswering_server_times_out() -> None:
         with pytest.raises(RelationalStoreUnavailableError):
             await connect(f"postgresql://postgres@127.0.0.1:{port}/shop", connect_timeout=0.5)
         assert time.monotonic() - started < 3
+
+
+async def test_a_release_sends_nothing_and_still_ends_an_open_transaction(pg_dsn: str) -> None:
+    """asyncpg's default reset query on release (RESET ALL and the rest) was a round trip the
+    releasing code waited for; nothing here leaves session state on a pooled connection."""
+    pool = await create_pool(pg_dsn, min_size=1, max_size=1)
+    sent: list[str] = []
+    try:
+        async with pool.acquire() as conn:
+            conn.add_query_logger(lambda record: sent.append(record.query))
+            await conn.execute("SELECT 1")
+        async with pool.acquire() as conn:
+            await conn.execute("SELECT 2")
+            # A transaction left open (not through conn.transaction()) is rolled back.
+            await conn.execute("BEGIN")
+            await conn.execute("CREATE TABLE left_open (id int)")
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT to_regclass('left_open')") is None
+    finally:
+        await pool.close()
+    assert sent[:2] == ["SELECT 1", "SELECT 2"]
+    assert not any("RESET" in query for query in sent)
