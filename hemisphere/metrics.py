@@ -13,6 +13,7 @@ Three kinds of sources, each as cheap as its place demands:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +22,12 @@ from typing import Any, Protocol, runtime_checkable
 
 from graphql import GraphQLSyntaxError, OperationDefinitionNode, parse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.exposition import generate_latest
 from prometheus_client.registry import Collector
 
@@ -242,6 +248,12 @@ class _Replication(Collector):
             "Age of the oldest change still waiting for a target (a target that is down)",
             labels=("target",),
         )
+        histogram = HistogramMetricFamily(
+            "hemisphere_dynamodb_replication_lag_histogram_seconds",
+            "From a change in this region's table to its write in the target region's, every "
+            "change since the replicator started (histogram_quantile over any range)",
+            labels=("target",),
+        )
         items = CounterMetricFamily(
             "hemisphere_dynamodb_replication_items",
             "Items sent to and written in each target region",
@@ -254,9 +266,21 @@ class _Replication(Collector):
                     lag.add_metric((target, stat), value / 1000)
             if pipeline.get("pending_ms") is not None:
                 pending.add_metric((target,), pipeline["pending_ms"] / 1000)
+            counted = pipeline.get("lag_histogram")
+            if counted is not None:
+                histogram.add_metric(
+                    (target,), _cumulative_buckets(counted), counted["sum_ms"] / 1000
+                )
             for outcome in ("sent", "written"):
                 items.add_metric((target, outcome), pipeline.get(outcome, 0))
-        yield from (lag, pending, items)
+        yield from (lag, pending, histogram, items)
+
+
+def _cumulative_buckets(counted: Mapping[str, Any]) -> list[tuple[str, float]]:
+    """A lag histogram's wire shape (regions.lag_histogram) as Prometheus buckets: cumulative
+    counts by upper bound in seconds, +Inf last."""
+    bounds = [*(str(bound / 1000) for bound in counted["le_ms"]), "+Inf"]
+    return list(zip(bounds, itertools.accumulate(counted["counts"]), strict=True))
 
 
 def replication_metrics(status: Mapping[str, Any]) -> bytes:

@@ -168,6 +168,7 @@ class TargetReplicator:
         return {
             "state": self.state,
             "lag_ms": self.lag.as_ms(),
+            "lag_histogram": self.lag.histogram.as_json(),
             "catch_up_ms": self.catch_up.as_ms(),
             "read_lag_ms": self.read_lag.as_ms(),
             "pending_ms": (None if pending is None else round((self._clock() - pending) * 1000, 1)),

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from regions.lag_histogram import LagHistogram
 from regions.ports import ORIGIN_REGION, ORIGIN_TIME, StreamRecord, WireItem
 
 
@@ -122,9 +123,13 @@ class LagStats:
         self._monotonic = monotonic
         self.count = 0
         self.last: float | None = None
+        # Every sample since start, counted: a percentile over any stretch of time is the
+        # difference of two of its readings (regions.lag_histogram).
+        self.histogram = LagHistogram()
 
     def record(self, seconds: float) -> None:
         seconds = max(seconds, 0.0)
+        self.histogram.record(seconds)
         self._samples.append(seconds)
         self._taken.append(self._monotonic())
         self.last = seconds

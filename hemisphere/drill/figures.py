@@ -66,9 +66,10 @@ def figures(
     if before is not None:
         for pair, p99 in before.dynamodb_p99_by_pair_ms.items():
             a, _, b = pair.partition(":")
+            of = "polled" if pair in before.dynamodb_p99_polled_pairs else "the phase's changes"
             result.append(
                 Figure(
-                    f"DynamoDB replication lag p99 {pair} vs one-way + 100 ms",
+                    f"DynamoDB replication lag p99 {pair} ({of}) vs one-way + 100 ms",
                     p99,
                     matrix.one_way_seconds(a, b) * 1000.0 + 100.0,
                     "ms",

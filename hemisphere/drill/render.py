@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 
 from hemisphere.drill.phases import LatencySummary
-from hemisphere.drill.report import FaultSummary, Report
+from hemisphere.drill.report import FaultSummary, LagSummary, Report
 
 # A cell that is a figure: "12", "-", "+3.4s", "12/40 (3)", "≤ 5.00 s", "11.7x".
 _NUMERIC = re.compile(r"^(-|[+≤≥]?\s?\d)")
@@ -55,7 +55,11 @@ def format_report(report: Report) -> str:
     out += _phase_table(report, report.checkouts)
     for fault in report.faults:
         out += ["", *_fault(fault)]
-    out += ["", "Replication lag from /status, p50/p99 ms"]
+    out += [
+        "",
+        "Replication lag from /status, p50/p99 ms of the polled figures (each a pipeline's p99 "
+        "of its last 30 s, or the age of a change still waiting), every pipeline pooled",
+    ]
     out += table(
         ["phase", "DynamoDB", "PostgreSQL replay"],
         [
@@ -67,6 +71,7 @@ def format_report(report: Report) -> str:
             for name, lag in report.lags.items()
         ],
     )
+    out += ["", *_lag_by_pair(report)]
     out += ["", "Subscriptions (before): order change → subscriber, ms"]
     out += table(
         ["location", "changes", "p50", "p99", "p99 after the primary's location"],
@@ -215,3 +220,26 @@ def _errors(baseline: dict[str, int], service: dict[str, int]) -> str:
 
 def _short(text: str, limit: int = 110) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _lag_by_pair(report: Report) -> list[str]:
+    """Each pipeline's DynamoDB lag p99 per phase: of the changes it wrote in the phase (its
+    histogram), or, marked *, of the polled figures where it has none."""
+    pairs = sorted({pair for lag in report.lags.values() for pair in lag.dynamodb_p99_by_pair_ms})
+    if not pairs:
+        return []
+
+    def cell(lag: LagSummary, pair: str) -> str:
+        value = lag.dynamodb_p99_by_pair_ms.get(pair)
+        if value is None:
+            return "-"
+        return ms(value) + ("*" if pair in lag.dynamodb_p99_polled_pairs else "")
+
+    lines = [
+        "DynamoDB replication lag p99 ms per pipeline (source:target), of the changes it wrote "
+        "in each phase (* of the polled figures)"
+    ]
+    return lines + table(
+        ["phase", *pairs],
+        [[name, *(cell(lag, pair) for pair in pairs)] for name, lag in report.lags.items()],
+    )

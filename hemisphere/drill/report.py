@@ -25,8 +25,14 @@ from hemisphere.drill.propagation import (
 )
 from hemisphere.drill.records import Observations, Request
 from hemisphere.drill.rpo import RecoveryPoint, recovery_point
-from hemisphere.drill.status import dynamodb_lags, postgres_lags
+from hemisphere.drill.status import (
+    dynamodb_lag_histograms,
+    dynamodb_lags,
+    last_before,
+    postgres_lags,
+)
 from hemisphere.drill.timeline import Fault, assemble
+from regions.lag_histogram import counts_between, percentile_ms
 from regions.latency import LatencyMatrix
 
 
@@ -53,8 +59,14 @@ class LagSummary:
     dynamodb_p99_ms: float | None
     postgres_p50_ms: float | None
     postgres_p99_ms: float | None
-    # Per "source→target" pair, p99 (the status names the region that reports and the other).
+    # Per "source:target" pair (the status names the region that reports and the other), the
+    # p99 of the changes written in the phase, from the pipeline's lag histogram at the
+    # phase's start and end; the p99 of the polled figures where there is no histogram (a
+    # pipeline that restarted in the phase, a status without histograms).
     dynamodb_p99_by_pair_ms: dict[str, float] = field(default_factory=dict)
+    # Which pairs' p99 are of the polled figures (each the p99 of the last 30 s or the age of
+    # a change still waiting) rather than of the phase's changes.
+    dynamodb_p99_polled_pairs: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,17 +245,48 @@ def lag_summary(observations: Observations, phase: Phase) -> LagSummary:
             dynamodb.append(lag)
             by_pair[f"{region}:{other}"].append(lag)
         postgres += [lag for _, lag in postgres_lags(poll.status)]
+    exact = phase_lag_p99_by_pair(observations, phase)
+    polled = {
+        pair: value
+        for pair, lags in by_pair.items()
+        if pair not in exact and (value := percentile(lags, 99)) is not None
+    }
     return LagSummary(
         dynamodb_p50_ms=percentile(dynamodb, 50),
         dynamodb_p99_ms=percentile(dynamodb, 99),
         postgres_p50_ms=percentile(postgres, 50),
         postgres_p99_ms=percentile(postgres, 99),
-        dynamodb_p99_by_pair_ms={
-            pair: value
-            for pair, lags in sorted(by_pair.items())
-            if (value := percentile(lags, 99)) is not None
-        },
+        dynamodb_p99_by_pair_ms=dict(sorted({**polled, **exact}.items())),
+        dynamodb_p99_polled_pairs=sorted(polled),
     )
+
+
+def phase_lag_p99_by_pair(observations: Observations, phase: Phase) -> dict[str, float]:
+    """Per pair, the p99 of the changes its pipeline wrote during `phase`: its histogram in
+    the last poll of the phase minus the one in the last poll before it (or the phase's first
+    when there is none before). A pair whose counts cannot be subtracted, or that wrote
+    nothing in the phase, has no figure here."""
+    start = last_before(observations.status, phase.start)
+    first: dict[str, Any] = {}
+    if start is not None:
+        first = {f"{r}:{o}": h for r, o, h in dynamodb_lag_histograms(start.status)}
+    last: dict[str, Any] = {}
+    for poll in observations.status:
+        if not phase.holds(poll.at):
+            continue
+        for region, other, histogram in dynamodb_lag_histograms(poll.status):
+            pair = f"{region}:{other}"
+            first.setdefault(pair, histogram)
+            last[pair] = histogram
+    result: dict[str, float] = {}
+    for pair, end in last.items():
+        counts = counts_between(first[pair], end)
+        if counts is None:
+            continue
+        p99 = percentile_ms(end["le_ms"], counts, 99)
+        if p99 is not None:
+            result[pair] = p99
+    return result
 
 
 def baseline_rows(

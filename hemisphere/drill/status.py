@@ -24,6 +24,18 @@ def dynamodb_lags(status: Json | None) -> Iterator[tuple[str, str, float]]:
                 yield region, other, float(lag)
 
 
+def dynamodb_lag_histograms(status: Json | None) -> Iterator[tuple[str, str, Json]]:
+    """(region, other region, histogram) for every replication pipeline that reports its
+    lag histogram (regions.lag_histogram's wire shape)."""
+    for region, entry in ((status or {}).get("regions") or {}).items():
+        histograms = (
+            entry.get("dynamodb_replication_lag_histogram") if isinstance(entry, dict) else None
+        )
+        for other, histogram in (histograms or {}).items():
+            if isinstance(histogram, dict):
+                yield region, other, histogram
+
+
 def postgres_lags(status: Json | None) -> Iterator[tuple[str, float]]:
     """(region, replay lag ms) for every standby that reports one."""
     for region, entry in ((status or {}).get("regions") or {}).items():

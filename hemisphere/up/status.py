@@ -52,6 +52,7 @@ def region_status(world: World, region: Region) -> dict[str, Any]:
         "believes_primary": None,
         "read_only": None,
         "dynamodb_replication_lag_ms": {},
+        "dynamodb_replication_lag_histogram": {},
         "postgres_replay_lag_ms": None,
         "subscriptions": None,
         "in_flight_sagas": None,
@@ -72,7 +73,13 @@ def region_status(world: World, region: Region) -> dict[str, Any]:
         report["epoch"] = believed.get("epoch")
         report["believes_primary"] = believed.get("primaryRegion")
         report["read_only"] = believed.get("readOnly")
-    report["dynamodb_replication_lag_ms"] = _replication_lag(region)
+    pipelines = _replication_pipelines(region)
+    report["dynamodb_replication_lag_ms"] = _replication_lag(pipelines)
+    report["dynamodb_replication_lag_histogram"] = {
+        target: pipeline["lag_histogram"]
+        for target, pipeline in pipelines.items()
+        if pipeline.get("lag_histogram") is not None
+    }
     report["postgres_replay_lag_ms"] = (
         postgres.replay_lag_ms(region.node) if region.postgres_role == "replica" else None
     )
@@ -80,18 +87,28 @@ def region_status(world: World, region: Region) -> dict[str, Any]:
     return report
 
 
-def _replication_lag(region: Region) -> dict[str, float | None]:
-    """Per target: the age of the oldest change not yet applied there when there is one (it
-    grows while a target is down), else the p99 lag of the changes of the last 30 s (None when
-    there were none: the p99 of every change since start-up would show an outage long past)."""
+def _replication_pipelines(region: Region) -> dict[str, dict[str, Any]]:
+    """The status of each of the region's replication pipelines, by target ({} when its
+    replicator does not answer)."""
     url = f"http://127.0.0.1:{region.ports.replicator_status}/status"
     try:
         with urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_SECONDS) as answer:
             body = json.loads(answer.read())
     except (urllib.error.URLError, OSError, ValueError):
         return {}
+    targets = body.get("targets") if isinstance(body, dict) else None
+    if not isinstance(targets, dict):
+        return {}
+    return {t: p for t, p in targets.items() if isinstance(p, dict)}
+
+
+def _replication_lag(pipelines: dict[str, dict[str, Any]]) -> dict[str, float | None]:
+    """Per target: the age of the oldest change not yet applied there when there is one (it
+    grows while a target is down), else the p99 lag of the changes of the last 30 s (None when
+    there were none: the p99 of every change since start-up would show an outage long past).
+    The lag over any other stretch of time comes from the pipelines' histograms."""
     lags: dict[str, float | None] = {}
-    for target, pipeline in (body.get("targets") or {}).items():
+    for target, pipeline in pipelines.items():
         pending = pipeline.get("pending_ms")
         recent = (pipeline.get("lag_ms") or {}).get("recent_p99")
         lags[target] = pending if pending is not None else recent

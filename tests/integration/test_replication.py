@@ -69,6 +69,12 @@ async def test_a_write_in_one_region_reaches_the_others_marked_with_its_origin(
     # The origin's own item is as written, unmarked.
     original = await world.get(US, "PRODUCT#1")
     assert original is not None and ORIGIN_REGION not in original
+    # Each pipeline counted the write's lag in the histogram its status carries.
+    replicator = world[US].replicator
+    assert replicator is not None
+    for pipeline in replicator.pipelines:
+        status = pipeline.status()
+        assert 1 <= sum(status["lag_histogram"]["counts"]) <= status["written"]
 
 
 async def test_a_replicated_write_is_not_sent_on(world: ReplicatedRegions) -> None:

@@ -309,3 +309,51 @@ def test_what_the_runner_waits_for() -> None:
     assert write_accepted(obs, 14.1) and not write_accepted(obs, 17.0)
     assert all_healthy(obs, LOCATIONS)  # the last poll
     assert not all_healthy(Observations(0.0, LOCATIONS, "us-east-1"), LOCATIONS)
+
+
+def with_histograms(status_: Json, histograms: dict[str, dict[str, list[int]]]) -> Json:
+    """`status_` with us-east-1's pipelines reporting these lag histograms (by target)."""
+    status_["regions"]["us-east-1"]["dynamodb_replication_lag_histogram"] = histograms
+    return status_
+
+
+def test_a_phases_lag_p99_is_of_the_changes_written_in_it_not_of_the_polled_figures() -> None:
+    from hemisphere.drill.phases import Phase
+    from hemisphere.drill.report import lag_summary
+
+    def histogram(at_40_ms: int, at_900_ms: int) -> dict[str, list[int]]:
+        counts = [0] * 5
+        counts[3], counts[4] = at_40_ms, at_900_ms
+        return {"le_ms": [10, 20, 30, 40], "counts": counts}
+
+    obs = Observations(started=0.0, locations=LOCATIONS, primary="us-east-1", ended=60.0)
+    obs.status += [
+        # Before the phase: one slow change to eu-west-1 (a 30 s figure that stays high).
+        StatusPoll(9.0, with_histograms(healthy(900.0), {"eu-west-1": histogram(0, 1)})),
+        StatusPoll(15.0, with_histograms(healthy(900.0), {"eu-west-1": histogram(50, 1)})),
+        StatusPoll(25.0, with_histograms(healthy(900.0), {"eu-west-1": histogram(200, 1)})),
+        StatusPoll(35.0, with_histograms(healthy(900.0), {"eu-west-1": histogram(250, 1)})),
+    ]
+    summary = lag_summary(obs, Phase("before", 10.0, 30.0))
+    # 200 changes written in [10, 30), every one within 40 ms; the polls said 900 ms.
+    assert summary.dynamodb_p99_by_pair_ms["us-east-1:eu-west-1"] == 40.0
+    # Pairs without a histogram keep the polled p99, and say so.
+    assert summary.dynamodb_p99_by_pair_ms["eu-west-1:us-east-1"] == 900.0
+    assert "eu-west-1:us-east-1" in summary.dynamodb_p99_polled_pairs
+    assert "us-east-1:eu-west-1" not in summary.dynamodb_p99_polled_pairs
+
+
+def test_a_pipeline_that_restarted_in_the_phase_falls_back_to_the_polled_figures() -> None:
+    from hemisphere.drill.phases import Phase
+    from hemisphere.drill.report import lag_summary
+
+    restarted = {"le_ms": [10], "counts": [1, 0]}
+    earlier = {"le_ms": [10], "counts": [7, 0]}
+    obs = Observations(started=0.0, locations=LOCATIONS, primary="us-east-1", ended=60.0)
+    obs.status += [
+        StatusPoll(9.0, with_histograms(healthy(120.0), {"eu-west-1": earlier})),
+        StatusPoll(20.0, with_histograms(healthy(120.0), {"eu-west-1": restarted})),
+    ]
+    summary = lag_summary(obs, Phase("before", 10.0, 30.0))
+    assert summary.dynamodb_p99_by_pair_ms["us-east-1:eu-west-1"] == 120.0
+    assert "us-east-1:eu-west-1" in summary.dynamodb_p99_polled_pairs

@@ -106,7 +106,9 @@ def test_figures_judge_each_target() -> None:
     assert round(promote.measured or 0, 1) == 2.5 and promote.met is True
     back = rows["us-east-1 back → serving reads as a secondary"]
     assert round(back.measured or 0, 2) == 10.01 and back.met is True
-    replication = rows["DynamoDB replication lag p99 eu-west-1:us-east-1 vs one-way + 100 ms"]
+    replication = rows[
+        "DynamoDB replication lag p99 eu-west-1:us-east-1 (polled) vs one-way + 100 ms"
+    ]
     assert replication.target == 137.5 and replication.measured == 100.0
     text = format_figures(list(rows.values()))
     assert "Figures to reach" in text and "MISSED" not in text.split("PostgreSQL")[0]

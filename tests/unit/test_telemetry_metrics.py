@@ -16,6 +16,8 @@ STATUS = {
             "state": "replicating",
             "lag_ms": {"last": 80.0, "p50": 75.5, "p99": 120.0, "max": 300.0, "samples": 40},
             "pending_ms": None,
+            # Nine changes within 100 ms, two slower (one to a second, one beyond).
+            "lag_histogram": {"le_ms": [50, 100, 1000], "counts": [4, 5, 1, 1], "sum_ms": 1500.0},
             "sent": 12,
             "written": 11,
             "full_copies": 0,
@@ -51,6 +53,12 @@ def test_a_replicators_status_as_metrics() -> None:
     assert values[(pending, (("target", "ap-southeast-2"),))] == 2.5
     items = "hemisphere_dynamodb_replication_items_total"
     assert values[(items, (("outcome", "written"), ("target", "eu-west-1")))] == 11
+    # Every change's lag, counted: cumulative buckets by bound in seconds.
+    bucket = "hemisphere_dynamodb_replication_lag_histogram_seconds_bucket"
+    assert values[(bucket, (("le", "0.1"), ("target", "eu-west-1")))] == 9
+    assert values[(bucket, (("le", "+Inf"), ("target", "eu-west-1")))] == 11
+    total = "hemisphere_dynamodb_replication_lag_histogram_seconds_sum"
+    assert values[(total, (("target", "eu-west-1"),))] == 1.5
 
 
 def test_the_operation_of_a_request() -> None:
