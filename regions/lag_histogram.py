@@ -10,15 +10,16 @@ is the upper bound of the bucket that holds it: never below the true figure, at 
 bucket (10 ms up to a second) above.
 
 Wire shape (a pipeline's status, `hemisphere up`'s /status): {"le_ms": [bounds...],
-"counts": [per bucket..., overflow], "sum_ms": total}: one more count than bounds, the last
-for lags above the last bound. The replicator's /metrics gives the same as a Prometheus
-histogram.
+"counts": [per bucket..., overflow], "sum_ms": total, "since": epoch seconds}: one more
+count than bounds, the last for lags above the last bound; `since` is when counting began.
+The replicator's /metrics gives the same as a Prometheus histogram.
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -38,12 +39,15 @@ BOUNDS_MS: Final[tuple[int, ...]] = (
 
 
 class LagHistogram:
-    def __init__(self, bounds_ms: Sequence[int] = BOUNDS_MS) -> None:
+    def __init__(self, bounds_ms: Sequence[int] = BOUNDS_MS, *, since: float | None = None) -> None:
         if list(bounds_ms) != sorted(set(bounds_ms)) or not bounds_ms:
             raise ValueError("bounds must be increasing")
         self.bounds_ms = tuple(bounds_ms)
         self.counts = [0] * (len(self.bounds_ms) + 1)
         self.sum_ms = 0.0
+        # When counting began (epoch seconds): two readings of one run of counts have the
+        # same, a restarted pipeline's readings another.
+        self.since = time.time() if since is None else since
 
     def record(self, seconds: float) -> None:
         # A bucket holds the lags up to and including its bound (Prometheus's `le`).
@@ -55,14 +59,17 @@ class LagHistogram:
             "le_ms": list(self.bounds_ms),
             "counts": list(self.counts),
             "sum_ms": round(self.sum_ms, 3),
+            "since": self.since,
         }
 
 
 def counts_between(start: Any, end: Any) -> list[int] | None:
     """The counts of the changes recorded between two wire histograms of one pipeline, or
-    None when they cannot be subtracted: a missing or malformed one, other bounds, or a
-    count that went down (the pipeline restarted in between)."""
+    None when they cannot be subtracted: a missing or malformed one, other bounds, or counts
+    begun anew in between (the pipeline restarted: another `since`, or a count went down)."""
     if not (_valid(start) and _valid(end)) or start["le_ms"] != end["le_ms"]:
+        return None
+    if start.get("since") != end.get("since"):
         return None
     between = [b - a for a, b in zip(start["counts"], end["counts"], strict=True)]
     return None if any(n < 0 for n in between) else between

@@ -33,9 +33,14 @@ def test_the_changes_between_two_readings_are_their_difference() -> None:
 
 
 def test_readings_that_cannot_be_subtracted_give_none() -> None:
-    before, after = LagHistogram((10, 20)), LagHistogram((10, 20))
-    before.record(0.005)  # the pipeline restarted: its counts began again
+    before, after = LagHistogram((10, 20), since=1.0), LagHistogram((10, 20), since=1.0)
+    before.record(0.005)  # a count went down
     assert counts_between(before.as_json(), after.as_json()) is None
+    # The pipeline restarted: its counts began again, even where they are higher now.
+    restarted = LagHistogram((10, 20), since=2.0)
+    for _ in range(3):
+        restarted.record(0.005)
+    assert counts_between(before.as_json(), restarted.as_json()) is None
     assert counts_between(before.as_json(), LagHistogram((10, 30)).as_json()) is None
     assert counts_between(None, after.as_json()) is None
     assert counts_between({"le_ms": [10], "counts": [1]}, after.as_json()) is None
