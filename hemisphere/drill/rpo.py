@@ -10,10 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from hemisphere.drill.records import FinalOrder, Observations
-from hemisphere.drill.status import dynamodb_lags, last_before, postgres_lags
+from hemisphere.drill.status import (
+    dynamodb_lag_histograms,
+    dynamodb_lags,
+    dynamodb_pending,
+    last_before,
+    postgres_lags,
+)
 from hemisphere.drill.timeline import Fault
+from regions.lag_histogram import counts_between, percentile_ms
 
 FINAL_WITHIN_S = 60.0
+# "The replication lag at the kill" is of the changes written in this long before it.
+LAG_AT_KILL_WINDOW_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +34,7 @@ class RecoveryPoint:
     # Acknowledged before the kill, but the primary never answered about them at the end.
     unknown: int = 0
     # The last /status before the kill: each standby's PostgreSQL replay lag, and the largest
-    # DynamoDB replication lag any region reported.
+    # DynamoDB replication lag of any pipeline (dynamodb_lag_at).
     postgres_lag_at_kill_ms: dict[str, float] = field(default_factory=dict)
     dynamodb_lag_at_kill_ms: float | None = None
     in_flight: int = 0
@@ -50,7 +59,6 @@ def recovery_point(observations: Observations, fault: Fault) -> RecoveryPoint:
 
     poll = last_before(observations.status, fault.killed)
     status = poll.status if poll else None
-    dynamodb = [lag for _, _, lag in dynamodb_lags(status)]
     reference = fault.promoted if fault.promoted is not None else fault.killed
     in_flight = [
         final
@@ -65,12 +73,44 @@ def recovery_point(observations: Observations, fault: Fault) -> RecoveryPoint:
         lost_acknowledged_after_kill=sorted(a.order_id for a in after if lost(a.order_id)),
         unknown=sum(1 for a in before if a.order_id in finals and finals[a.order_id].found is None),
         postgres_lag_at_kill_ms=dict(postgres_lags(status)),
-        dynamodb_lag_at_kill_ms=max(dynamodb) if dynamodb else None,
+        dynamodb_lag_at_kill_ms=dynamodb_lag_at(observations, fault.killed),
         in_flight=len(in_flight),
         final_in_time=sum(1 for delay in delays if delay <= FINAL_WITHIN_S),
         not_final=sorted(o.order_id for o in in_flight if o.final_at is None),
         slowest_final_s=max(delays) if delays else None,
     )
+
+
+def dynamodb_lag_at(observations: Observations, at: float) -> float | None:
+    """The largest DynamoDB replication lag of any pipeline just before `at`: the age of a
+    change still on its way when one waits; else the p99 of the changes it wrote in the
+    LAG_AT_KILL_WINDOW_S before (its histograms' difference); else the figure it reported
+    (the p99 of its last 30 s, which can hold an outage long past)."""
+    poll = last_before(observations.status, at)
+    if poll is None:
+        return None
+    earlier = last_before(observations.status, at - LAG_AT_KILL_WINDOW_S)
+    start = {
+        (region, other): histogram
+        for region, other, histogram in dynamodb_lag_histograms(earlier.status if earlier else None)
+    }
+    end = {(r, o): h for r, o, h in dynamodb_lag_histograms(poll.status)}
+    pending = {(r, o): age for r, o, age in dynamodb_pending(poll.status)}
+    lags: list[float] = []
+    for region, other, reported in dynamodb_lags(poll.status):
+        pair = (region, other)
+        waiting = pending.get(pair)
+        counts = counts_between(start.get(pair), end.get(pair))
+        recent = percentile_ms(end[pair]["le_ms"], counts, 99) if counts is not None else None
+        if waiting is not None:
+            lags.append(waiting)
+        elif recent is not None:
+            lags.append(recent)
+        elif counts is not None:
+            lags.append(0.0)  # nothing written in the window and nothing waiting: not behind
+        else:
+            lags.append(reported)
+    return max(lags, default=None)
 
 
 def _final_by(order: FinalOrder, at: float) -> bool:

@@ -36,6 +36,15 @@ def dynamodb_lag_histograms(status: Json | None) -> Iterator[tuple[str, str, Jso
                 yield region, other, histogram
 
 
+def dynamodb_pending(status: Json | None) -> Iterator[tuple[str, str, float | None]]:
+    """(region, other region, age ms of the oldest change on its way there, or None when
+    nothing waits) for every pipeline that reports it."""
+    for region, entry in ((status or {}).get("regions") or {}).items():
+        pending = entry.get("dynamodb_replication_pending_ms") if isinstance(entry, dict) else None
+        for other, age in (pending or {}).items():
+            yield region, other, float(age) if isinstance(age, int | float) else None
+
+
 def postgres_lags(status: Json | None) -> Iterator[tuple[str, float]]:
     """(region, replay lag ms) for every standby that reports one."""
     for region, entry in ((status or {}).get("regions") or {}).items():

@@ -53,6 +53,7 @@ def region_status(world: World, region: Region) -> dict[str, Any]:
         "read_only": None,
         "dynamodb_replication_lag_ms": {},
         "dynamodb_replication_lag_histogram": {},
+        "dynamodb_replication_pending_ms": {},
         "postgres_replay_lag_ms": None,
         "subscriptions": None,
         "in_flight_sagas": None,
@@ -79,6 +80,10 @@ def region_status(world: World, region: Region) -> dict[str, Any]:
         target: pipeline["lag_histogram"]
         for target, pipeline in pipelines.items()
         if pipeline.get("lag_histogram") is not None
+    }
+    # The age of the oldest change still on its way to each target (None: nothing waits).
+    report["dynamodb_replication_pending_ms"] = {
+        target: pipeline.get("pending_ms") for target, pipeline in pipelines.items()
     }
     report["postgres_replay_lag_ms"] = (
         postgres.replay_lag_ms(region.node) if region.postgres_role == "replica" else None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from hemisphere.drill.conditions import all_healthy, read_only_everywhere, served, write_accepted
 from hemisphere.drill.phases import error_windows, latency_by_phase, percentile, phases
 from hemisphere.drill.propagation import delivery_by_location, reconnections
@@ -357,3 +359,31 @@ def test_a_pipeline_that_restarted_in_the_phase_falls_back_to_the_polled_figures
     summary = lag_summary(obs, Phase("before", 10.0, 30.0))
     assert summary.dynamodb_p99_by_pair_ms["us-east-1:eu-west-1"] == 120.0
     assert "us-east-1:eu-west-1" in summary.dynamodb_p99_polled_pairs
+
+
+def test_the_dynamodb_lag_at_a_kill_is_of_the_changes_just_before_it() -> None:
+    from hemisphere.drill.rpo import dynamodb_lag_at
+
+    def histogram(at_40_ms: int, at_30_s: int) -> dict[str, Any]:
+        return {"le_ms": [40, 30_000], "counts": [at_40_ms, at_30_s, 0], "since": 1.0}
+
+    def poll(at: float, counts: dict[str, Any], pending: float | None) -> StatusPoll:
+        # Every pipeline reports 35 ms, but us-east-1 → eu-west-1's 30-s figure still holds
+        # an outage 20 s before the kill (19 s); only that one reports its histogram.
+        polled = with_histograms(healthy(35.0), {"eu-west-1": counts})
+        us = polled["regions"]["us-east-1"]
+        us["dynamodb_replication_lag_ms"]["eu-west-1"] = 19_000.0
+        us["dynamodb_replication_pending_ms"] = {"eu-west-1": pending}
+        return StatusPoll(at, polled)
+
+    obs = Observations(started=0.0, locations=LOCATIONS, primary="us-east-1", ended=60.0)
+    obs.status += [poll(30.0, histogram(10, 5), None), poll(45.0, histogram(60, 5), None)]
+    # The 50 changes of the 10 s before the kill were all written within 40 ms.
+    assert dynamodb_lag_at(obs, 50.0) == 40.0
+    # A change still on its way at the kill is the lag.
+    obs.status.append(poll(48.0, histogram(60, 5), 1_200.0))
+    assert dynamodb_lag_at(obs, 50.0) == 1_200.0
+    # Nothing written in the window and nothing waiting: the others' figures (35 ms).
+    later = Observations(started=0.0, locations=LOCATIONS, primary="us-east-1", ended=60.0)
+    later.status += [poll(30.0, histogram(60, 5), None), poll(45.0, histogram(60, 5), None)]
+    assert dynamodb_lag_at(later, 50.0) == 35.0
