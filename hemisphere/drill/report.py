@@ -61,8 +61,9 @@ class LagSummary:
     postgres_p99_ms: float | None
     # Per "source:target" pair (the status names the region that reports and the other), the
     # p99 of the changes written in the phase, from the pipeline's lag histogram at the
-    # phase's start and end; the p99 of the polled figures where there is no histogram (a
-    # pipeline that restarted in the phase, a status without histograms).
+    # phase's start and end; the p99 of the polled figures where that cannot be read (a
+    # pipeline that restarted in the phase, a status without histograms, a p99 above the
+    # histogram's last bound).
     dynamodb_p99_by_pair_ms: dict[str, float] = field(default_factory=dict)
     # Which pairs' p99 are of the polled figures (each the p99 of the last 30 s or the age of
     # a change still waiting) rather than of the phase's changes.

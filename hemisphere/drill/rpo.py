@@ -106,9 +106,10 @@ def dynamodb_lag_at(observations: Observations, at: float) -> float | None:
             lags.append(waiting)
         elif recent is not None:
             lags.append(recent)
-        elif counts is not None:
+        elif counts is not None and sum(counts) == 0:
             lags.append(0.0)  # nothing written in the window and nothing waiting: not behind
         else:
+            # No histogram to subtract, or the p99 lies above its last bound (five minutes).
             lags.append(reported)
     return max(lags, default=None)
 

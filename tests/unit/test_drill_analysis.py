@@ -387,3 +387,9 @@ def test_the_dynamodb_lag_at_a_kill_is_of_the_changes_just_before_it() -> None:
     later = Observations(started=0.0, locations=LOCATIONS, primary="us-east-1", ended=60.0)
     later.status += [poll(30.0, histogram(60, 5), None), poll(45.0, histogram(60, 5), None)]
     assert dynamodb_lag_at(later, 50.0) == 35.0
+    # Changes written above the histogram's last bound are not "not behind": the figure the
+    # pipeline reported stands.
+    beyond = Observations(started=0.0, locations=LOCATIONS, primary="us-east-1", ended=60.0)
+    overflow = {"le_ms": [40, 30_000], "counts": [60, 5, 3], "since": 1.0}
+    beyond.status += [poll(30.0, histogram(60, 5), None), poll(45.0, overflow, None)]
+    assert dynamodb_lag_at(beyond, 50.0) == 19_000.0
