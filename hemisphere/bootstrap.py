@@ -28,7 +28,12 @@ from adapters.stepfunctions import ensure_state_machines
 from domain.model import RegionControl
 from hemisphere.aws_credentials import aws_credentials
 from hemisphere.background import cancel_task
-from hemisphere.fanout import start_broker, start_read_cache, start_stream_publisher
+from hemisphere.fanout import (
+    settle_publication,
+    start_broker,
+    start_read_cache,
+    start_stream_publisher,
+)
 from hemisphere.metrics import stream_lag_histogram
 from hemisphere.readiness import Probe
 from hemisphere.runtime import Progress, Runtime, StartupOptions
@@ -93,6 +98,9 @@ async def start_runtime(
         if options.rebuild_projections:
             written = await rebuild_projections(pool, writer, options.rebuild_progress)
             log.info("rebuilt %d projection items", written)
+        # What the table held until now (the rebuild above, a replica's copy, the demo data)
+        # predates every subscriber: never published to them.
+        await settle_publication(settings, client)
 
         broker = await start_broker(stack, settings)
         stream_lag = stream_lag_histogram()
@@ -142,6 +150,8 @@ async def start_runtime(
             )
             written = await rebuild_projections(pool, writer)
             log.info("restored the AWS endpoint's resources; rebuilt %d projection items", written)
+            # A new table, so a new stream: its rebuild is no change to tell subscribers of.
+            await settle_publication(settings, client)
 
         yield Runtime(
             ports=Ports(

@@ -15,7 +15,7 @@ from botocore.credentials import Credentials
 from adapters.appsync import AppSyncPublicationSink
 from adapters.aws import StaticCredentials
 from adapters.dynamodb.leases import DynamoCheckpointStore, DynamoLeaseStore
-from adapters.dynamodb.stream import DynamoChangeStream, create_streams_client
+from adapters.dynamodb.stream import DynamoChangeStream, create_streams_client, latest_stream_of
 from adapters.redis import RedisBroker
 from hemisphere.publisher_identity import stream_publisher_credentials
 from hemisphere.settings import Settings
@@ -25,7 +25,7 @@ from schema.publish_documents import publication_documents
 from subscriptions.inprocess import InProcessBroker
 from subscriptions.lease import LeaseKeeper, unique_holder
 from subscriptions.ports import Broker
-from subscriptions.stream_publisher import StreamPublisher, lease_name
+from subscriptions.stream_publisher import StreamPublisher, lease_name, settle_publication_start
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,14 @@ async def start_read_cache(stack: contextlib.AsyncExitStack, broker: Broker) -> 
 
     stack.push_async_callback(stop)
     return cache
+
+
+async def settle_publication(settings: Settings, dynamodb: Any) -> None:
+    """Before this instance listens (and after a rebuild of the projections): the region's
+    stream publication starts now, at the latest (subscriptions.stream_publisher)."""
+    stream = await latest_stream_of(dynamodb, settings.table_name)
+    checkpoints = DynamoCheckpointStore(dynamodb, settings.table_name, lease_name(settings.region))
+    await settle_publication_start(stream, checkpoints)
 
 
 async def start_stream_publisher(

@@ -15,11 +15,11 @@ It runs inside every API instance; the LeaseKeeper lets one of them (per region)
 
 Guarantees: no change made after the publisher first started is skipped (a checkpoint only
 ever covers what was published; a new holder resumes from it); nothing older is published:
-the first holder ever to publish a stream claims its publication start (kept in the
-checkpoint store, so a crash before the first checkpoint changes nothing), and changes the
-stream recorded before it (the projections rebuilt at start, say) predate every subscriber:
-the API does not listen before its publisher has started, so replaying them would tell
-subscribers of changes nobody made. A change may be published twice (after a crash or a
+a stream's publication start is claimed once (kept in the checkpoint store, so a crash
+before the first checkpoint changes nothing), and changes the stream recorded before it (the
+projections rebuilt at start, say) predate every subscriber: every API instance settles the
+start before it listens (settle_publication_start), so replaying them would tell subscribers
+of changes nobody made. A change may be published twice (after a crash or a
 takeover); each instance's LocalFanout drops a stream publication whose version it already
 delivered, so a subscriber gets each change once and never an older version after a newer.
 """
@@ -56,6 +56,56 @@ T = TypeVar("T")
 def lease_name(region: str) -> str:
     """The lease and checkpoints of `region`'s publisher (keys in adapters.dynamodb.leases)."""
     return f"stream-publisher#{region}"
+
+
+# --- the publication start ----------------------------------------------------------------
+
+
+async def publication_start(
+    stream: str,
+    checkpoints: CheckpointStore,
+    *,
+    first: bool,
+    clock: Callable[[], float] = time.time,
+) -> float:
+    """From when `stream`'s changes are published: the start claimed by whoever came first,
+    else the next whole second, claimed now; 0 (everything) for a stream published before
+    publication starts were kept (`first` False: it has checkpoints and no start).
+
+    The next whole second, not this one: DynamoDB Streams give a record's creation time in
+    whole seconds, so a start within a second cannot tell the changes made before it (the
+    projections rebuilt at start) from those made after it in the same second. Flooring it
+    published the rebuild's last second to the first subscribers."""
+    starts_at = await checkpoints.publication_start(stream)
+    if starts_at is not None:
+        return starts_at
+    if not first:
+        return 0.0
+    starts_at = await checkpoints.claim_publication_start(stream, math.ceil(clock()))
+    log.info("stream publisher: publishing the changes made from %s on", starts_at)
+    return starts_at
+
+
+async def settle_publication_start(
+    stream: str | None,
+    checkpoints: CheckpointStore,
+    *,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> float | None:
+    """What an API instance does before it listens: claim the region's publication start of
+    `stream` (the table's current one) if nobody has, and return once it has passed. Every
+    change a subscriber of this instance can see is then made at or after the start, and
+    published; nothing made before it (a rebuild, a copy, the demo data) ever is. At most a
+    second's wait, at a stream's first start only."""
+    if stream is None:
+        return None
+    first = not await checkpoints.load(stream)
+    starts_at = await publication_start(stream, checkpoints, first=first, clock=clock)
+    wait = starts_at - clock()
+    if wait > 0:
+        await sleep(wait)
+    return starts_at
 
 
 # --- the publisher ----------------------------------------------------------------------------
@@ -265,19 +315,9 @@ class StreamPublisher:
             await asyncio.gather(*reading, return_exceptions=True)
 
     async def _publication_start(self, stream: str, *, first: bool) -> float:
-        """From when this stream's changes are published: claimed now by the first holder
-        of a stream that nobody published yet, 0 (everything) for one published before
-        publication starts were kept."""
-        starts_at = await self._checkpoints.publication_start(stream)
-        if starts_at is not None:
-            return starts_at
-        if not first:
-            return 0.0
-        # Whole seconds, the stream's own resolution: a change in the same second is
-        # published (before any subscriber exists: harmless), none after it is skipped.
-        starts_at = await self._checkpoints.claim_publication_start(stream, math.floor(time.time()))
-        log.info("stream publisher: publishing the changes made from %s on", starts_at)
-        return starts_at
+        """From when this stream's changes are published (see publication_start); claimed
+        here for a stream that changed after the API instances settled theirs."""
+        return await publication_start(stream, self._checkpoints, first=first)
 
     async def _next_done(self, tasks: set[asyncio.Task[None]]) -> set[asyncio.Task[None]]:
         stopping: asyncio.Task[Any] = asyncio.create_task(self._stopping.wait())

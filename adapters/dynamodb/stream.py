@@ -107,6 +107,13 @@ def _snapshot(image: Mapping[str, Any] | None) -> Snapshot | None:
     return snapshot
 
 
+async def latest_stream_of(client: DynamoDBClient, table_name: str) -> str | None:
+    """The ARN of `table_name`'s current stream, or None if it has none."""
+    with translate_errors(endpoint_of(client)):
+        table = (await client.describe_table(TableName=table_name))["Table"]
+    return table.get("LatestStreamArn")
+
+
 class DynamoChangeStream:
     def __init__(
         self, client: DynamoDBClient, streams: DynamoDBStreamsClient, table_name: str
@@ -117,9 +124,7 @@ class DynamoChangeStream:
         self._endpoint = endpoint_of(client)
 
     async def latest_stream(self) -> str | None:
-        with translate_errors(self._endpoint):
-            table = (await self._client.describe_table(TableName=self._table))["Table"]
-        return table.get("LatestStreamArn")
+        return await latest_stream_of(self._client, self._table)
 
     async def shards(self, stream: str) -> list[StreamShard]:
         found: list[StreamShard] = []

@@ -31,7 +31,12 @@ from domain.model import RegionControl
 from hemisphere.http.sigv4 import verify_sigv4
 from schema.publish_documents import publication_documents
 from subscriptions.lease import LeaseKeeper
-from subscriptions.stream_publisher import PublisherTimings, StreamPublisher, lease_name
+from subscriptions.stream_publisher import (
+    PublisherTimings,
+    StreamPublisher,
+    lease_name,
+    settle_publication_start,
+)
 from tests.support.builders import customer, order, product
 from tests.support.fanout_fakes import eventually
 
@@ -132,6 +137,15 @@ class Region:
         store = DynamoCheckpointStore(self.client, self.table, lease_name(REGION))
         assert await store.claim_publication_start(stream, 0) == 0
 
+    async def settle_as_the_api_does(self) -> float:
+        """What every API instance does before it listens (hemisphere.fanout): the
+        publication start is claimed and has passed."""
+        stream = await DynamoChangeStream(self.client, self.streams, self.table).latest_stream()
+        store = DynamoCheckpointStore(self.client, self.table, lease_name(REGION))
+        starts_at = await settle_publication_start(stream, store)
+        assert starts_at is not None
+        return starts_at
+
     async def fencing_token(self) -> int:
         key = {k: {"S": v} for k, v in lease_key(lease_name(REGION)).items()}
         item = (await self.client.get_item(TableName=self.table, Key=key))["Item"]
@@ -203,6 +217,7 @@ async def test_the_lease_moves_within_seconds_when_its_holder_dies_and_no_change
     # client's timeouts (up to 8 s: two attempts of 1 s connect + 3 s read): the lease
     # outlives that, so only the holder's death moves it (a 6 s lease lapsed once in CI).
     duration, renew = 10.0, 1.0
+    await region.settle_as_the_api_does()
     a = region.publisher("AKIAPUBLISHERA", duration=duration, renew=renew)
     b = region.publisher("AKIAPUBLISHERB", duration=duration, renew=renew)
     tasks = {a: a.start(), b: b.start()}
@@ -236,24 +251,15 @@ async def test_the_first_publisher_skips_what_the_stream_recorded_before_it_star
     region: Region,
 ) -> None:
     """The projections rebuilt at start are in the stream: replaying them would tell the
-    first subscribers of changes nobody made. What is written after the start is published,
+    first subscribers of changes nobody made. The API settles the publication start before it
+    listens, in the same second as the rebuild here; what is written after it is published,
     and a publisher that crashed before its first checkpoint keeps the same start."""
     await region.write(*(ProductChanged(product(version=v)) for v in (1, 2)))
-    await asyncio.sleep(1.1)  # the stream's times have a resolution of whole seconds
+    await region.settle_as_the_api_does()
     first = region.publisher("AKIAPUBLISHERA")
     task = first.start()
     try:
         await eventually(lambda: first.is_leader)
-        store = DynamoCheckpointStore(region.client, region.table, lease_name(REGION))
-        stream = await DynamoChangeStream(
-            region.client, region.streams, region.table
-        ).latest_stream()
-        assert stream is not None
-        for _ in range(200):  # the holder claims the start before it reads a record
-            if await store.publication_start(stream) is not None:
-                break
-            await asyncio.sleep(0.025)
-        assert await store.publication_start(stream) is not None
         await region.write(ProductChanged(product(version=3)))
         await region.api.wait(lambda: region.api.versions("p-0001") == [3])
     finally:

@@ -21,7 +21,11 @@ from subscriptions.ports import (
     PublicationRejectedError,
     PublicationUnreachableError,
 )
-from subscriptions.stream_publisher import PublisherTimings, StreamPublisher
+from subscriptions.stream_publisher import (
+    PublisherTimings,
+    StreamPublisher,
+    settle_publication_start,
+)
 from tests.support.builders import customer, order, product
 from tests.support.fanout_fakes import (
     InMemoryCheckpoints,
@@ -238,10 +242,51 @@ async def test_what_the_stream_held_before_the_first_start_is_not_published() ->
         world.stream.append("s1", product(version=version), created_at=long_ago)
     async with running(world.publisher("a", sink)):
         await eventually(lambda: bool(world.checkpoints.starts))
+        starts_at = world.checkpoints.starts[world.stream.arn]
+        world.stream.append("s1", product(version=3), created_at=starts_at)
+        await sink.wait_for(1)
+        await asyncio.sleep(0.05)
+    assert sink.published == [("p-0001", 3)]
+
+
+async def test_a_rebuild_in_the_second_the_api_starts_listening_reaches_no_subscriber() -> None:
+    """The API settles the publication start before it listens: a rebuild that ended in the
+    same second (stream times are whole seconds on AWS) is not published to the first
+    subscribers, and the first change they can see is."""
+    world, sink = World(), RecordingSink()
+    for version in (1, 2):
+        world.stream.append("s1", product(version=version), created_at=time.time())
+    starts_at = await settle_publication_start(world.stream.arn, world.checkpoints)
+    assert starts_at is not None and time.time() >= starts_at  # the API listens from here
+    async with running(world.publisher("a", sink)):
         world.stream.append("s1", product(version=3), created_at=time.time())
         await sink.wait_for(1)
         await asyncio.sleep(0.05)
     assert sink.published == [("p-0001", 3)]
+
+
+async def test_settling_the_start_claims_the_next_whole_second_once_and_waits_for_it() -> None:
+    checkpoints = InMemoryCheckpoints(InMemoryLeaseStore())
+    now = [12.3]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 6))
+        now[0] += seconds
+
+    assert (
+        await settle_publication_start("arn", checkpoints, clock=lambda: now[0], sleep=sleep) == 13
+    )
+    assert slept == [0.7] and now[0] == 13.0
+    now[0] = 20.5  # another instance, later: the start in force, no wait
+    assert (
+        await settle_publication_start("arn", checkpoints, clock=lambda: now[0], sleep=sleep) == 13
+    )
+    assert slept == [0.7]
+    assert await settle_publication_start(None, checkpoints, sleep=sleep) is None
+    checkpoints.saved["s1"] = Saved(None, finished=False)  # published before starts were kept
+    assert await settle_publication_start("older", checkpoints, sleep=sleep) == 0.0
+    assert "older" not in checkpoints.starts and slept == [0.7]
 
 
 async def test_a_stream_published_before_starts_were_kept_is_published_whole() -> None:
