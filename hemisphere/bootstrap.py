@@ -98,9 +98,10 @@ async def start_runtime(
         if options.rebuild_projections:
             written = await rebuild_projections(pool, writer, options.rebuild_progress)
             log.info("rebuilt %d projection items", written)
-        # What the table held until now (the rebuild above, a replica's copy, the demo data)
-        # predates every subscriber: never published to them.
-        await settle_publication(settings, client)
+        if options.serves_api:
+            # What the table held until now (the rebuild above, a replica's copy, the demo
+            # data) predates every subscriber: never published to them.
+            await settle_publication(settings, client)
 
         broker = await start_broker(stack, settings)
         stream_lag = stream_lag_histogram()

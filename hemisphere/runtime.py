@@ -39,3 +39,7 @@ class StartupOptions:
     seed_demo_data: bool = False
     rebuild_projections: bool = False
     rebuild_progress: Progress | None = None
+    # Whether this process serves the API (its subscribers): then the stream's publication
+    # start is settled before it listens (subscriptions.stream_publisher). A worker must not
+    # claim it: an API that rebuilds after the worker's claim would publish its rebuild.
+    serves_api: bool = True

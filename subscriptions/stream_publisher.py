@@ -65,12 +65,12 @@ async def publication_start(
     stream: str,
     checkpoints: CheckpointStore,
     *,
-    first: bool,
+    first: bool | None = None,
     clock: Callable[[], float] = time.time,
 ) -> float:
     """From when `stream`'s changes are published: the start claimed by whoever came first,
     else the next whole second, claimed now; 0 (everything) for a stream published before
-    publication starts were kept (`first` False: it has checkpoints and no start).
+    publication starts were kept (not `first`: it has checkpoints and no start; None: look).
 
     The next whole second, not this one: DynamoDB Streams give a record's creation time in
     whole seconds, so a start within a second cannot tell the changes made before it (the
@@ -79,6 +79,8 @@ async def publication_start(
     starts_at = await checkpoints.publication_start(stream)
     if starts_at is not None:
         return starts_at
+    if first is None:
+        first = not await checkpoints.load(stream)
     if not first:
         return 0.0
     starts_at = await checkpoints.claim_publication_start(stream, math.ceil(clock()))
@@ -100,8 +102,7 @@ async def settle_publication_start(
     second's wait, at a stream's first start only."""
     if stream is None:
         return None
-    first = not await checkpoints.load(stream)
-    starts_at = await publication_start(stream, checkpoints, first=first, clock=clock)
+    starts_at = await publication_start(stream, checkpoints, clock=clock)
     wait = starts_at - clock()
     if wait > 0:
         await sleep(wait)

@@ -43,8 +43,9 @@ def run_worker(args: argparse.Namespace) -> int:
 
 async def _work(settings: Settings, shutdown: Shutdown) -> int:
     from hemisphere.roles.startup import started_runtime
+    from hemisphere.runtime import StartupOptions
 
-    async with started_runtime(settings):
+    async with started_runtime(settings, StartupOptions(serves_api=False)):
         stopping = asyncio.Event()
         shutdown.on_stop = stopping.set  # until now a stop cancels the start instead
         log.info("Hemisphere workers running in %s", settings.region)
