@@ -90,6 +90,16 @@ def percentile_ms(bounds_ms: Sequence[float], counts: Sequence[int], q: float) -
     return None
 
 
+def percentile_between(start: Any, end: Any, q: float) -> tuple[list[int] | None, float | None]:
+    """The counts between two wire histograms of one pipeline (counts_between) and the q-th
+    percentile of them (percentile_ms; None when they cannot be read or none lies below the
+    last bound)."""
+    counts = counts_between(start, end)
+    if counts is None:
+        return None, None
+    return counts, percentile_ms(end["le_ms"], counts, q)
+
+
 def _valid(histogram: Any) -> bool:
     if not isinstance(histogram, Mapping):
         return False

@@ -32,7 +32,7 @@ from hemisphere.drill.status import (
     postgres_lags,
 )
 from hemisphere.drill.timeline import Fault, assemble
-from regions.lag_histogram import counts_between, percentile_ms
+from regions.lag_histogram import percentile_between
 from regions.latency import LatencyMatrix
 
 
@@ -281,10 +281,7 @@ def phase_lag_p99_by_pair(observations: Observations, phase: Phase) -> dict[str,
             last[pair] = histogram
     result: dict[str, float] = {}
     for pair, end in last.items():
-        counts = counts_between(first[pair], end)
-        if counts is None:
-            continue
-        p99 = percentile_ms(end["le_ms"], counts, 99)
+        _, p99 = percentile_between(first[pair], end, 99)
         if p99 is not None:
             result[pair] = p99
     return result

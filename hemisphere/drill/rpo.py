@@ -18,7 +18,7 @@ from hemisphere.drill.status import (
     postgres_lags,
 )
 from hemisphere.drill.timeline import Fault
-from regions.lag_histogram import counts_between, percentile_ms
+from regions.lag_histogram import percentile_between
 
 FINAL_WITHIN_S = 60.0
 # "The replication lag at the kill" is of the changes written in this long before it.
@@ -100,8 +100,7 @@ def dynamodb_lag_at(observations: Observations, at: float) -> float | None:
     for region, other, reported in dynamodb_lags(poll.status):
         pair = (region, other)
         waiting = pending.get(pair)
-        counts = counts_between(start.get(pair), end.get(pair))
-        recent = percentile_ms(end[pair]["le_ms"], counts, 99) if counts is not None else None
+        counts, recent = percentile_between(start.get(pair), end.get(pair), 99)
         if waiting is not None:
             lags.append(waiting)
         elif recent is not None:

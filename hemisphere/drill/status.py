@@ -15,34 +15,35 @@ def region_entry(status: Json | None, region: str) -> Json:
     return entry if isinstance(entry, dict) else {}
 
 
+def _per_pipeline(status: Json | None, field: str) -> Iterator[tuple[str, str, object]]:
+    """(region, other region, value) of a region's per-target `field` in every region."""
+    for region, entry in ((status or {}).get("regions") or {}).items():
+        values = entry.get(field) if isinstance(entry, dict) else None
+        if isinstance(values, dict):
+            for other, value in values.items():
+                yield region, other, value
+
+
 def dynamodb_lags(status: Json | None) -> Iterator[tuple[str, str, float]]:
     """(region, other region, lag ms) for every replication lag a region reports."""
-    for region, entry in ((status or {}).get("regions") or {}).items():
-        lags = entry.get("dynamodb_replication_lag_ms") if isinstance(entry, dict) else None
-        for other, lag in (lags or {}).items():
-            if isinstance(lag, int | float):
-                yield region, other, float(lag)
+    for region, other, lag in _per_pipeline(status, "dynamodb_replication_lag_ms"):
+        if isinstance(lag, int | float):
+            yield region, other, float(lag)
 
 
 def dynamodb_lag_histograms(status: Json | None) -> Iterator[tuple[str, str, Json]]:
     """(region, other region, histogram) for every replication pipeline that reports its
     lag histogram (regions.lag_histogram's wire shape)."""
-    for region, entry in ((status or {}).get("regions") or {}).items():
-        histograms = (
-            entry.get("dynamodb_replication_lag_histogram") if isinstance(entry, dict) else None
-        )
-        for other, histogram in (histograms or {}).items():
-            if isinstance(histogram, dict):
-                yield region, other, histogram
+    for region, other, histogram in _per_pipeline(status, "dynamodb_replication_lag_histogram"):
+        if isinstance(histogram, dict):
+            yield region, other, histogram
 
 
 def dynamodb_pending(status: Json | None) -> Iterator[tuple[str, str, float | None]]:
     """(region, other region, age ms of the oldest change on its way there, or None when
     nothing waits) for every pipeline that reports it."""
-    for region, entry in ((status or {}).get("regions") or {}).items():
-        pending = entry.get("dynamodb_replication_pending_ms") if isinstance(entry, dict) else None
-        for other, age in (pending or {}).items():
-            yield region, other, float(age) if isinstance(age, int | float) else None
+    for region, other, age in _per_pipeline(status, "dynamodb_replication_pending_ms"):
+        yield region, other, float(age) if isinstance(age, int | float) else None
 
 
 def postgres_lags(status: Json | None) -> Iterator[tuple[str, float]]:
